@@ -1,0 +1,39 @@
+# Tonglu: `make run` starts the whole local stack; `make test` runs every test tier.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test unit integration e2e bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/tonglu up
+
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+unit: install
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: install
+	$(BIN)/python -m pytest -q tests/integration
+
+e2e: install
+	$(BIN)/python -m pytest -q tests/e2e
+
+bench: install
+	$(BIN)/tonglu bench
+
+lint: install
+	$(BIN)/ruff check schemas connectors streams projections infra tests
+
+clean:
+	rm -rf .tonglu .pytest_cache

@@ -1,0 +1,1 @@
+"""Shared connector runtime: polling windows, checkpoints, rate limits, retries, call records, publishing."""

@@ -1,0 +1,69 @@
+"""HTTP calls to a platform with per-shop rate limiting, retries with backoff and a record per attempt."""
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from typing import Callable
+
+import aiohttp
+
+from connectors.runtime.base import RequestSpec, Response
+from connectors.runtime.errors import ConnectorError, PermanentError, RateLimited, TransientError
+from connectors.runtime.ratelimit import TokenBucket
+
+
+class HttpCaller:
+    """Implements the `Caller` protocol for one shop.
+
+    `on_call(record)` receives one `ConnectorCall`-shaped dict per attempt (feeds connector.calls).
+    """
+
+    def __init__(self, session: aiohttp.ClientSession, platform: str, shop_id: str,
+                 limiter: TokenBucket | None = None, on_call: Callable[[dict], None] | None = None,
+                 max_attempts: int = 6, base_backoff: float = 0.2, max_backoff: float = 10.0,
+                 timeout: float = 15.0):
+        self.session, self.platform, self.shop_id = session, platform, shop_id
+        self.limiter = limiter or TokenBucket(rate=50, burst=50)
+        self.on_call = on_call or (lambda record: None)
+        self.max_attempts, self.base_backoff, self.max_backoff = max_attempts, base_backoff, max_backoff
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def request(self, endpoint: str, build: Callable[[], RequestSpec],
+                      classify: Callable[[Response], int]) -> Response:
+        for attempt in range(1, self.max_attempts + 1):
+            await self.limiter.acquire()
+            spec = build()
+            started = time.time()
+            response, error, records = None, None, 0
+            try:
+                async with self.session.request(spec.method, spec.url, params=spec.params, data=spec.data,
+                                                headers=spec.headers, timeout=self.timeout) as resp:
+                    response = Response(resp.status, dict(resp.headers), await resp.read())
+                records = classify(response) or 0
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                error = TransientError(f"{exc.__class__.__name__}: {exc}", code="network")
+            except ConnectorError as exc:
+                error = exc
+            self._record(endpoint, started, response, error, attempt, records)
+            if error is None:
+                return response
+            if isinstance(error, PermanentError) or attempt == self.max_attempts:
+                raise error
+            if isinstance(error, RateLimited):
+                self.limiter.pause(error.retry_after)
+            else:
+                delay = min(self.max_backoff, self.base_backoff * 2 ** (attempt - 1))
+                await asyncio.sleep(delay * (0.5 + random.random()))
+        raise AssertionError("unreachable")
+
+    def _record(self, endpoint, started, response, error, attempt, records) -> None:
+        self.on_call({
+            "call_id": uuid.uuid4().hex, "platform": self.platform, "shop_id": self.shop_id,
+            "endpoint": endpoint, "started_at": int(started * 1000),
+            "latency_ms": round((time.time() - started) * 1000, 3),
+            "http_status": response.status if response else 0, "ok": error is None,
+            "error_code": None if error is None else (error.code or error.__class__.__name__),
+            "records": records, "attempt": attempt,
+        })

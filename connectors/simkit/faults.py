@@ -1,0 +1,23 @@
+"""Faults a test or a demo can ask a simulator for: the next N API calls misbehave."""
+from __future__ import annotations
+
+from collections import deque
+
+FAULT_KINDS = ("rate_limit", "error_5xx", "slow", "malformed", "duplicate_page")
+
+
+class FaultPlan:
+    def __init__(self):
+        self._queue: deque[tuple[str, float]] = deque()
+
+    def add(self, kind: str, count: int = 1, seconds: float = 2.0) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
+        self._queue.extend([(kind, seconds)] * count)
+
+    def take(self) -> tuple[str, float] | None:
+        """The fault for the next API call, if any."""
+        return self._queue.popleft() if self._queue else None
+
+    def pending(self) -> int:
+        return len(self._queue)

@@ -1,0 +1,134 @@
+"""What every platform simulator shares: the /_sim control API, fault plans and the demo autopilot.
+
+Control API (not part of any real platform):
+- POST /_sim/orders      {"shop_id", "count", "paid": true}  -> {"external_ids": [...]}
+- POST /_sim/advance     {"shop_id"?, "steps": 1}            -> {"transitions": N}   move orders along their lives
+- POST /_sim/faults      {"kind", "count", "seconds"}        -> next N API calls misbehave
+- GET  /_sim/shops                                           -> shops with their credentials
+- POST /_sim/autopilot   {"orders_per_second", "steps_per_second"}
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import web
+
+from connectors.simkit.faults import FaultPlan
+from connectors.simkit.world import SimOrder, World
+
+WORLD = web.AppKey("world", World)
+FAULTS = web.AppKey("faults", FaultPlan)
+ON_CHANGE = web.AppKey("on_change", list)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def new_sim_app(world: World, shop_defaults) -> web.Application:
+    """An aiohttp app with the control API; the platform adds its real API routes to it.
+
+    `shop_defaults(shop_id)` returns the credentials of a new shop (tokens etc.).
+    Callbacks in app[ON_CHANGE] are awaited with (shop_id, [SimOrder]) after orders change (webhooks).
+    """
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app[WORLD], app[FAULTS], app[ON_CHANGE] = world, FaultPlan(), []
+    app["shop_defaults"] = shop_defaults
+    app["autopilot"] = {"orders_per_second": 0.0, "steps_per_second": 0.0}
+    app.router.add_post("/_sim/orders", _create_orders)
+    app.router.add_post("/_sim/advance", _advance)
+    app.router.add_post("/_sim/faults", _faults)
+    app.router.add_get("/_sim/shops", _shops)
+    app.router.add_post("/_sim/autopilot", _set_autopilot)
+    app.cleanup_ctx.append(_autopilot_ctx)
+    return app
+
+
+def ensure_shop(app: web.Application, shop_id: str) -> dict:
+    world = app[WORLD]
+    if shop_id not in world.shops:
+        world.ensure_shop(shop_id, **app["shop_defaults"](shop_id))
+    return world.shops[shop_id]
+
+
+async def notify(app: web.Application, shop_id: str, orders: list[SimOrder]) -> None:
+    for callback in app[ON_CHANGE]:
+        await callback(shop_id, orders)
+
+
+async def _create_orders(request: web.Request) -> web.Response:
+    body = await request.json()
+    shop_id, count = str(body["shop_id"]), int(body.get("count", 1))
+    if not 1 <= count <= 100_000:
+        raise web.HTTPBadRequest(text="count must be 1..100000")
+    ensure_shop(request.app, shop_id)
+    orders = request.app[WORLD].create_orders(shop_id, count, now_ms(), paid=bool(body.get("paid", True)))
+    await notify(request.app, shop_id, orders)
+    return web.json_response({"external_ids": [o.external_id for o in orders]})
+
+
+async def _advance(request: web.Request) -> web.Response:
+    body = await request.json() if request.can_read_body else {}
+    moved = await advance(request.app, body.get("shop_id"), int(body.get("steps", 1)))
+    return web.json_response({"transitions": moved})
+
+
+async def advance(app: web.Application, shop_id: str | None = None, steps: int = 1) -> int:
+    world, moved, changed = app[WORLD], 0, {}
+    live = [o for o in list(world.orders.values()) if shop_id in (None, o.shop_id)]
+    for order in world.rng.sample(live, min(steps, len(live))):
+        if world.step(order, now_ms()):
+            moved += 1
+            changed.setdefault(order.shop_id, []).append(order)
+    for sid, orders in changed.items():
+        await notify(app, sid, orders)
+    return moved
+
+
+async def _faults(request: web.Request) -> web.Response:
+    body = await request.json()
+    try:
+        request.app[FAULTS].add(body["kind"], int(body.get("count", 1)), float(body.get("seconds", 2.0)))
+    except (KeyError, ValueError) as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    return web.json_response({"pending": request.app[FAULTS].pending()})
+
+
+async def _shops(request: web.Request) -> web.Response:
+    return web.json_response({"shops": list(request.app[WORLD].shops.values())})
+
+
+async def _set_autopilot(request: web.Request) -> web.Response:
+    body = await request.json()
+    request.app["autopilot"].update({k: float(v) for k, v in body.items() if k in request.app["autopilot"]})
+    return web.json_response(request.app["autopilot"])
+
+
+async def _autopilot_ctx(app: web.Application):
+    task = asyncio.create_task(_autopilot(app))
+    yield
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
+async def _autopilot(app: web.Application) -> None:
+    """Demo mode: keep creating orders in every shop and moving existing ones along their lives."""
+    credit_new = credit_step = 0.0
+    while True:
+        await asyncio.sleep(0.5)
+        pilot, world = app["autopilot"], app[WORLD]
+        credit_new += pilot["orders_per_second"] * 0.5
+        credit_step += pilot["steps_per_second"] * 0.5
+        shops = list(world.shops)
+        if shops and credit_new >= 1:
+            for n in range(int(credit_new)):
+                sid = shops[n % len(shops)]
+                await notify(app, sid, world.create_orders(sid, 1, now_ms(), paid=world.rng.random() < 0.9))
+            credit_new -= int(credit_new)
+        if credit_step >= 1:
+            await advance(app, None, int(credit_step))
+            credit_step -= int(credit_step)

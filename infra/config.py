@@ -1,0 +1,52 @@
+"""Settings from the environment; the same code runs locally and against real clusters."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streams.topics import Topics
+
+
+def _env(name: str, default: str | None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    http: str = "http://127.0.0.1:8080"
+    clickhouse_url: str | None = None
+    schema_registry_url: str | None = None
+    data_dir: Path = Path(".tonglu")
+    partitions: int = 4
+    topics: Topics = field(default_factory=Topics)
+    kafka_extra: dict = field(default_factory=dict)  # security.protocol, sasl.* for real clusters
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        extra = {}
+        for key, value in os.environ.items():  # TONGLU_KAFKA_SASL_MECHANISM=PLAIN -> sasl.mechanism
+            if key.startswith("TONGLU_KAFKA_") and key != "TONGLU_KAFKA_BOOTSTRAP":
+                extra[key[len("TONGLU_KAFKA_"):].lower().replace("_", ".")] = value
+        return cls(
+            kafka_bootstrap=_env("TONGLU_KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
+            http=_env("TONGLU_HTTP", cls.http).rstrip("/"),
+            clickhouse_url=_env("TONGLU_CLICKHOUSE_URL", None),
+            schema_registry_url=_env("TONGLU_SCHEMA_REGISTRY_URL", None),
+            data_dir=Path(_env("TONGLU_DATA_DIR", ".tonglu")),
+            partitions=int(_env("TONGLU_PARTITIONS", "4")),
+            topics=Topics(prefix=_env("TONGLU_TOPIC_PREFIX", "") or ""),
+            kafka_extra=extra,
+        )
+
+    def kafka(self, **overrides) -> dict:
+        """confluent-kafka client config for these settings."""
+        return {"bootstrap.servers": self.kafka_bootstrap, **self.kafka_extra, **overrides}
+
+    @property
+    def http_host_port(self) -> tuple[str, int]:
+        host_port = self.http.split("://", 1)[-1].split("/", 1)[0]
+        host, _, port = host_port.rpartition(":")
+        return host, int(port)

@@ -1,0 +1,1 @@
+"""Avro contracts of Tonglu and the pure canonical order model."""

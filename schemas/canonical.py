@@ -1,0 +1,97 @@
+"""Pure helpers every platform mapping uses to build canonical orders: ids, money, time, masking."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+ORDER_STATUSES = ("PENDING_PAYMENT", "PAID", "PARTIALLY_SHIPPED", "SHIPPED", "DELIVERED", "COMPLETED", "CANCELLED")
+REFUND_STATUSES = ("NONE", "REQUESTED", "PARTIALLY_REFUNDED", "REFUNDED", "REJECTED")
+BEIJING = timezone(timedelta(hours=8))
+# ISO 4217 minor-unit exponents that are not 2
+_EXPONENTS = {"JPY": 0, "KRW": 0, "VND": 0, "IDR": 0, "CLP": 0, "BHD": 3, "KWD": 3, "JOD": 3, "OMR": 3, "TND": 3}
+
+
+class MappingError(ValueError):
+    """A platform payload that cannot be mapped to canonical orders (the message says why)."""
+
+
+def order_id(platform: str, shop_id: str, external_id: str) -> str:
+    return f"{platform}:{shop_id}:{external_id}"
+
+
+def to_minor(amount, currency: str = "CNY") -> int:
+    """A money amount given as a decimal string, int or float of major units -> integer minor units."""
+    if amount is None or amount == "":
+        return 0
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        raise MappingError(f"not a money amount: {amount!r}") from None
+    scale = Decimal(10) ** _EXPONENTS.get(currency.upper(), 2)
+    return int((value * scale).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def beijing_to_ms(text: str | None) -> int | None:
+    """'yyyy-MM-dd HH:mm:ss' in Beijing time (UTC+8) -> UTC epoch milliseconds."""
+    if not text:
+        return None
+    try:
+        local = datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING)
+    except ValueError:
+        raise MappingError(f"not a Beijing time 'yyyy-MM-dd HH:mm:ss': {text!r}") from None
+    return int(local.timestamp() * 1000)
+
+
+def iso_to_ms(text: str | None) -> int | None:
+    """ISO-8601 with an offset or Z -> UTC epoch milliseconds."""
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise MappingError(f"not an ISO-8601 time: {text!r}") from None
+    if parsed.tzinfo is None:
+        raise MappingError(f"ISO-8601 time without offset: {text!r}")
+    return int(parsed.timestamp() * 1000)
+
+
+def ms_to_iso(ms: int | None) -> str | None:
+    """UTC epoch milliseconds -> ISO-8601 with Z (the JSON form of canonical times)."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+def ms_to_beijing(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """Keep the first 3 and last 4 digits: 13812345678 -> 138****5678. Already-masked input stays masked."""
+    if not phone:
+        return None
+    digits = "".join(ch for ch in phone if ch.isdigit() or ch == "*")
+    if phone.replace(" ", "").startswith("+86"):
+        digits = digits[2:]
+    if len(digits) <= 7:
+        return "*" * max(len(digits) - 2, 1) + digits[-2:]
+    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+
+def mask_name(name: str | None) -> str | None:
+    """Keep the first character: 张三丰 -> 张**, John Smith -> J***. Already-masked input stays masked."""
+    if not name:
+        return None
+    name = name.strip()
+    return name[0] + "*" * max(len(name) - 1, 1) if len(name) <= 4 else name[0] + "***"
+
+
+def mask_street(street: str | None) -> str | None:
+    """Mask the street part of an address (province/city/district are kept in their own fields)."""
+    if not street:
+        return None
+    street = street.strip()
+    keep = min(2, max(len(street) // 4, 1))
+    return street[:keep] + "*" * max(len(street) - keep, 3)

@@ -1,0 +1,132 @@
+"""Pure event derivation: what happened to an order between two platform snapshots.
+
+`derive_events(previous, current, recorded_at)` returns the past-tense domain events of the change,
+or nothing when the platform update is stale or repeated. Like a command in an event-sourced model,
+it does no I/O; `evolve(state, event)` folds an event back into state.
+"""
+from __future__ import annotations
+
+import uuid
+
+EVENT_NAMESPACE = uuid.UUID("8f1f2c43-5b8e-4c1e-9a51-7d0c6e2b9a10")
+# forward progress of the order's life; PARTIALLY_SHIPPED is a waypoint, not a milestone
+_RANK = {"PENDING_PAYMENT": 0, "PAID": 1, "PARTIALLY_SHIPPED": 2, "SHIPPED": 3, "DELIVERED": 4, "COMPLETED": 5}
+_MILESTONES = ((1, "OrderPaid"), (3, "OrderShipped"), (4, "OrderDelivered"), (5, "OrderCompleted"))
+_REFUND_EVENTS = {"REQUESTED": "RefundRequested", "PARTIALLY_REFUNDED": "OrderPartiallyRefunded",
+                  "REFUNDED": "OrderRefunded", "REJECTED": "RefundRejected"}
+_MONEY = ("items_total", "shipping_fee", "discount_total", "tax_total", "paid_total", "currency")
+_IGNORED = frozenset(("version",))
+
+
+def event_id(order_id: str, version: int, event_type: str) -> str:
+    """Deterministic id: replaying the same platform facts yields the same ids."""
+    return uuid.uuid5(EVENT_NAMESPACE, f"{order_id}|{version}|{event_type}").hex
+
+
+def is_stale(previous: dict | None, current: dict) -> bool:
+    """An update older than what we already hold (platforms re-send and reorder)."""
+    if previous is None:
+        return False
+    prev_at, cur_at = previous.get("updated_at"), current.get("updated_at")
+    return prev_at is not None and cur_at is not None and cur_at < prev_at
+
+
+def changed_fields(previous: dict | None, current: dict) -> list[str]:
+    if previous is None:
+        return sorted(k for k in current if k not in _IGNORED)
+    return sorted(k for k, v in current.items() if k not in _IGNORED and previous.get(k) != v)
+
+
+def _status_events(prev_status: str | None, status: str, paid: bool, prev_paid: bool) -> list[str]:
+    if status == "CANCELLED":
+        head = ["OrderPaid"] if paid and not prev_paid else []
+        return head + ([] if prev_status == "CANCELLED" else ["OrderCancelled"])
+    if prev_status == "CANCELLED":
+        return ["OrderReopened"]
+    start = -1 if prev_status is None else _RANK.get(prev_status, 0)
+    end = _RANK.get(status, 0)
+    types = [name for rank, name in _MILESTONES if start < rank <= end]
+    if end == 2 and start < 2:
+        types.append("OrderPartiallyShipped")
+    if "OrderPaid" in types and prev_paid:
+        types.remove("OrderPaid")
+    if "OrderPaid" not in types and paid and not prev_paid:
+        types.insert(0, "OrderPaid")
+    return types
+
+
+def _refund_events(previous: dict | None, current: dict) -> list[str]:
+    types = []
+    prev_lines = {line["line_id"]: line for line in previous["lines"]} if previous else {}
+    for line in current["lines"]:
+        before = prev_lines.get(line["line_id"], {}).get("refund_status", "NONE")
+        if line["refund_status"] != before and line["refund_status"] in ("REQUESTED", "REJECTED"):
+            types.append(_REFUND_EVENTS[line["refund_status"]])
+    prev_refund = previous["refund_status"] if previous else "NONE"
+    if current["refund_status"] != prev_refund:
+        name = _REFUND_EVENTS.get(current["refund_status"])
+        if name:
+            types.append(name)
+        elif prev_refund in ("REQUESTED",) and current["refund_status"] == "NONE":
+            types.append("RefundWithdrawn")
+    return list(dict.fromkeys(types))
+
+
+def _without_refunds(lines: list[dict]) -> list[dict]:
+    return [{k: v for k, v in line.items() if k != "refund_status"} for line in lines]
+
+
+def event_types(previous: dict | None, current: dict) -> list[str]:
+    """The past-tense event names for a change from `previous` (None: first sight) to `current`."""
+    paid = current.get("paid_at") is not None or _RANK.get(current["status"], 0) >= 1
+    prev_paid = previous is not None and (
+        previous.get("paid_at") is not None or _RANK.get(previous["status"], 0) >= 1)
+    types = ["OrderCreated"] if previous is None else []
+    prev_status = None if previous is None else previous["status"]
+    if previous is None or prev_status != current["status"] or (paid and not prev_paid):
+        types += _status_events(prev_status, current["status"], paid, prev_paid)
+    types += _refund_events(previous, current)
+    if previous is not None:
+        if previous["receiver"] != current["receiver"]:
+            types.append("AddressChanged")
+        if _without_refunds(previous["lines"]) != _without_refunds(current["lines"]):
+            types.append("LinesChanged")
+        if any(previous.get(k) != current.get(k) for k in _MONEY):
+            types.append("AmountsChanged")
+        if previous["shipments"] != current["shipments"] and not any(
+                t in types for t in ("OrderShipped", "OrderPartiallyShipped")):
+            types.append("ShipmentsChanged")
+        if not types:
+            types.append("OrderUpdated")
+    return list(dict.fromkeys(types))
+
+
+def derive_events(previous: dict | None, current: dict, recorded_at: int, raw_record_id: str | None = None,
+                  source: str | None = None) -> list[dict]:
+    """OrderEvent records for `current` (a canonical order, version ignored) given the held `previous`.
+
+    Returns [] for a stale or repeated update. Otherwise every event carries the order snapshot with
+    `version` = previous version + 1 (the caller's `current` dict is updated in place).
+    """
+    if is_stale(previous, current):
+        return []
+    if previous is not None:
+        current["version"] = previous["version"]
+        if current == previous:
+            return []
+    fields = changed_fields(previous, current)
+    version = 1 if previous is None else previous["version"] + 1
+    current["version"] = version
+    occurred = current.get("updated_at") or recorded_at
+    oid = current["order_id"]
+    return [{"event_id": event_id(oid, version, name), "event_type": name, "order_id": oid, "version": version,
+             "seq": seq, "occurred_at": occurred, "recorded_at": recorded_at, "changed_fields": fields,
+             "raw_record_id": raw_record_id, "source": source, "order": current}
+            for seq, name in enumerate(event_types(previous, current))]
+
+
+def evolve(state: dict | None, event: dict) -> dict:
+    """Fold one event into the order state: events carry the full snapshot after the change."""
+    if state is not None and event["version"] < state["version"]:
+        return state
+    return event["order"]
