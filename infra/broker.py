@@ -39,10 +39,12 @@ def wait_for_broker(bootstrap: str, timeout: float = 30.0, proc: subprocess.Pope
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"broker exited with code {proc.returncode}")
+        host, _, port = bootstrap.split(",")[0].rpartition(":")
         try:
-            AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=1.0)
+            socket.create_connection((host, int(port)), timeout=1.0).close()
+            AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=2.0)
             return
-        except Exception:  # KafkaException while the listener is not up yet
+        except (OSError, Exception):  # refused while the listener is not up yet
             time.sleep(0.1)
     raise TimeoutError(f"no Kafka broker answered at {bootstrap} within {timeout:.0f}s")
 

@@ -8,6 +8,16 @@ from pathlib import Path
 from streams.topics import Topics
 
 
+DEFAULT_SIMULATORS = "taobao=http://127.0.0.1:8081,shopify=http://127.0.0.1:8082"
+
+
+def _simulators(spec: str) -> dict:
+    """'taobao=http://...,shopify=http://...' ('none' for a production deployment)."""
+    if spec.strip().lower() in ("", "none"):
+        return {}
+    return dict(part.split("=", 1) for part in spec.split(",") if "=" in part)
+
+
 def _env(name: str, default: str | None) -> str | None:
     value = os.environ.get(name)
     return value if value not in (None, "") else default
@@ -23,13 +33,15 @@ class Settings:
     partitions: int = 4
     topics: Topics = field(default_factory=Topics)
     kafka_extra: dict = field(default_factory=dict)  # security.protocol, sasl.* for real clusters
+    shops_file: Path | None = None
+    simulators: dict = field(default_factory=dict)  # platform -> simulator URL, local stack only
 
     @classmethod
     def from_env(cls) -> "Settings":
         extra = {}
-        for key, value in os.environ.items():  # TONGLU_KAFKA_SASL_MECHANISM=PLAIN -> sasl.mechanism
-            if key.startswith("TONGLU_KAFKA_") and key != "TONGLU_KAFKA_BOOTSTRAP":
-                extra[key[len("TONGLU_KAFKA_"):].lower().replace("_", ".")] = value
+        for key, value in os.environ.items():  # TONGLU_KAFKA_OPT_SASL_MECHANISM=PLAIN -> sasl.mechanism
+            if key.startswith("TONGLU_KAFKA_OPT_"):
+                extra[key[len("TONGLU_KAFKA_OPT_"):].lower().replace("_", ".")] = value
         return cls(
             kafka_bootstrap=_env("TONGLU_KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
             http=_env("TONGLU_HTTP", cls.http).rstrip("/"),
@@ -39,6 +51,8 @@ class Settings:
             partitions=int(_env("TONGLU_PARTITIONS", "4")),
             topics=Topics(prefix=_env("TONGLU_TOPIC_PREFIX", "") or ""),
             kafka_extra=extra,
+            shops_file=Path(p) if (p := _env("TONGLU_SHOPS_FILE", None)) else None,
+            simulators=_simulators(_env("TONGLU_SIMULATORS", DEFAULT_SIMULATORS)),
         )
 
     def kafka(self, **overrides) -> dict:

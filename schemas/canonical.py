@@ -95,3 +95,15 @@ def mask_street(street: str | None) -> str | None:
     street = street.strip()
     keep = min(2, max(len(street) // 4, 1))
     return street[:keep] + "*" * max(len(street) - keep, 3)
+
+
+_TIME_FIELDS = ("created_at", "paid_at", "updated_at", "shipped_at", "delivered_at")
+
+
+def order_json(order: dict) -> dict:
+    """The JSON form of a canonical order: times as ISO-8601 with Z."""
+    out = dict(order)
+    for name in _TIME_FIELDS:
+        out[name] = ms_to_iso(order.get(name))
+    out["shipments"] = [dict(s, shipped_at=ms_to_iso(s.get("shipped_at"))) for s in order["shipments"]]
+    return out

@@ -26,6 +26,9 @@ class OrderStore:
     def put_encoded(self, order_id: str, value: bytes) -> None:
         self._values[order_id] = value
 
+    def discard(self, order_id: str) -> None:
+        self._values.pop(order_id, None)
+
     def drop_where(self, predicate) -> int:
         """Forget orders whose id matches `predicate` (partitions given away in a rebalance)."""
         gone = [oid for oid in self._values if predicate(oid)]

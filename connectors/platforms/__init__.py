@@ -37,3 +37,11 @@ def module(platform: str, part: str) -> ModuleType:
 def map_payload(platform: str, body: bytes, content_type: str, shop_id: str) -> list[dict]:
     """Canonical orders (version 0) in one raw platform payload; raises MappingError on bad input."""
     return module(platform, "mapping").map_payload(body, content_type, shop_id, platform=platform)
+
+
+CLIENT_CLASSES = {"taobao": "TaobaoClient", "tmall": "TaobaoClient", "shopify": "ShopifyClient"}
+
+
+def client(creds, caller):
+    """The API client of `creds.platform` for one shop."""
+    return getattr(module(creds.platform, "client"), CLIENT_CLASSES[creds.platform])(creds, caller)

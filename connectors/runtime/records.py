@@ -1,0 +1,31 @@
+"""Building RawRecord values and their keys (raw.orders is keyed by shop)."""
+from __future__ import annotations
+
+import time
+import uuid
+
+from schemas.codec import AvroCodec
+
+_RAW = AvroCodec("RawRecord")
+_CALL = AvroCodec("ConnectorCall")
+
+
+def shop_key(platform: str, shop_id: str) -> bytes:
+    return f"{platform}:{shop_id}".encode()
+
+
+def raw_record(platform: str, shop_id: str, body: bytes, *, source: str, content_type: str = "json",
+               kind: str = "order", endpoint: str | None = None, page: str | None = None,
+               request_id: str | None = None, api_version: str | None = None,
+               external_id: str | None = None) -> bytes:
+    """An encoded RawRecord: the body exactly as received plus where it came from."""
+    return _RAW.encode({
+        "record_id": uuid.uuid4().hex, "platform": platform, "shop_id": shop_id, "external_id": external_id,
+        "kind": kind, "source": source, "content_type": content_type, "body": body,
+        "fetched_at": int(time.time() * 1000), "api_version": api_version, "endpoint": endpoint,
+        "request_id": request_id, "page": page,
+    })
+
+
+def connector_call(record: dict) -> bytes:
+    return _CALL.encode(record)

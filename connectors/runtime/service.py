@@ -1,0 +1,133 @@
+"""The connectors process: discovers shops, polls each one, receives pushes, records every API call."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from connectors import platforms
+from connectors.runtime.base import ShopCredentials
+from connectors.runtime.caller import HttpCaller
+from connectors.runtime.checkpoints import CheckpointStore
+from connectors.runtime.poller import PollPolicy, ShopPoller
+from connectors.runtime.publisher import Publisher
+from connectors.runtime.ratelimit import TokenBucket
+from connectors.runtime.records import connector_call
+from connectors.runtime.webhooks import WebhookReceiver
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConnectorSettings:
+    kafka_config: dict
+    raw_topic: str
+    calls_topic: str
+    data_dir: Path
+    shops_file: Path | None = None  # production: JSON list of ShopCredentials fields
+    simulators: dict[str, str] = field(default_factory=dict)  # platform -> simulator base URL (local stack)
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 8090
+    policy: PollPolicy = field(default_factory=PollPolicy)
+    requests_per_second: float = 10.0
+
+
+class ConnectorService:
+    def __init__(self, settings: ConnectorSettings):
+        self.s = settings
+        self.publisher = Publisher(settings.kafka_config)
+        self.checkpoints = CheckpointStore(settings.data_dir / "checkpoints.json")
+        self.pollers: dict[str, ShopPoller] = {}
+        self.secrets: dict[tuple[str, str], str] = {}
+        self.receiver = WebhookReceiver(self.publisher, settings.raw_topic, self.secrets)
+        self._calls: list[tuple[str, bytes, bytes]] = []
+        self._tasks: list[asyncio.Task] = []
+
+    def record_call(self, record: dict) -> None:
+        key = f"{record['platform']}:{record['shop_id']}".encode()
+        self._calls.append((self.s.calls_topic, key, connector_call(record)))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        runner = web.AppRunner(self._webhook_app())
+        await runner.setup()
+        await web.TCPSite(runner, self.s.webhook_host, self.s.webhook_port).start()
+        log.info("webhook receiver on http://%s:%d/webhooks/shopify", self.s.webhook_host, self.s.webhook_port)
+        async with aiohttp.ClientSession() as session:
+            self.session = session
+            flusher = asyncio.create_task(self._flush_calls(stop))
+            while not stop.is_set():
+                await self._discover(stop)
+                try:
+                    await asyncio.wait_for(stop.wait(), 2.0)
+                except asyncio.TimeoutError:
+                    pass
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await flusher
+        await runner.cleanup()
+        self.publisher.close()
+
+    def _webhook_app(self) -> web.Application:
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.add_routes(self.receiver.routes())
+        return app
+
+    async def _discover(self, stop: asyncio.Event) -> None:
+        for creds in await self._shops():
+            key = f"{creds.platform}:{creds.shop_id}"
+            if key in self.pollers:
+                continue
+            caller = HttpCaller(self.session, creds.platform, creds.shop_id,
+                                limiter=TokenBucket(self.s.requests_per_second, self.s.requests_per_second),
+                                on_call=self.record_call)
+            poller = ShopPoller(platforms.client(creds, caller), creds.shop_id, self.publisher, self.s.raw_topic,
+                                self.checkpoints, self.s.policy)
+            self.pollers[key] = poller
+            self.secrets[(creds.platform, creds.shop_id)] = creds.app_secret
+            self._tasks.append(asyncio.create_task(poller.run(stop)))
+            await self._subscribe_webhooks(creds)
+            log.info("polling %s every %.1fs", key, self.s.policy.interval)
+
+    async def _shops(self) -> list[ShopCredentials]:
+        found = []
+        if self.s.shops_file and self.s.shops_file.exists():
+            found += [ShopCredentials(**row) for row in json.loads(self.s.shops_file.read_text())]
+        for platform, base in self.s.simulators.items():
+            try:
+                async with self.session.get(f"{base}/_sim/shops", timeout=aiohttp.ClientTimeout(total=3)) as r:
+                    shops = (await r.json())["shops"]
+            except (aiohttp.ClientError, asyncio.TimeoutError, KeyError, ValueError):
+                continue  # simulator not up yet
+            for shop in shops:
+                found.append(ShopCredentials(platform=platform, shop_id=shop["shop_id"], base_url=base,
+                                             app_key=shop.get("app_key", ""), app_secret=shop.get("app_secret", ""),
+                                             access_token=shop.get("access_token", ""),
+                                             extra={k: v for k, v in shop.items() if k not in (
+                                                 "shop_id", "app_key", "app_secret", "access_token")}))
+        return found
+
+    async def _subscribe_webhooks(self, creds: ShopCredentials) -> None:
+        if creds.platform != "shopify" or creds.platform not in self.s.simulators:
+            return
+        address = f"http://{self.s.webhook_host}:{self.s.webhook_port}/webhooks/shopify"
+        try:
+            async with self.session.post(f"{creds.base_url}/_sim/webhooks",
+                                         json={"shop_id": creds.shop_id, "address": address}) as resp:
+                resp.raise_for_status()
+        except aiohttp.ClientError as exc:
+            log.warning("could not subscribe webhooks of shopify:%s: %s", creds.shop_id, exc)
+
+    async def _flush_calls(self, stop: asyncio.Event) -> None:
+        while True:
+            if self._calls:
+                batch, self._calls = self._calls, []
+                await self.publisher.publish_async(batch)
+            if stop.is_set():
+                return
+            await asyncio.sleep(0.5)

@@ -1,0 +1,135 @@
+"""`tonglu`: the front door (normalize, up, sim, sql, bench, worker, topics)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from infra.config import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Tonglu (通路): order hub for multi-platform sellers")
+sim = typer.Typer(no_args_is_help=True, help="Drive the platform simulators of a running stack.")
+app.add_typer(sim, name="sim")
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def normalize(file: Path = typer.Argument(..., help="a raw payload as the platform API returned it"),
+              platform: str = typer.Option(..., "--platform", "-p"), shop: str = typer.Option(..., "--shop", "-s"),
+              content_type: Optional[str] = typer.Option(None, help="json or xml (default: sniffed)")) -> None:
+    """Map one raw platform payload to canonical orders, printed as a JSON array."""
+    from connectors import platforms
+    from schemas.canonical import MappingError
+    from schemas.canonical import order_json
+
+    try:
+        body = file.read_bytes()
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror}")
+    kind = content_type or ("xml" if body.lstrip()[:1] == b"<" else "json")
+    try:
+        orders = platforms.map_payload(platform, body, kind, shop)
+    except (MappingError, platforms.UnknownPlatform) as exc:
+        _fail(str(exc))
+    for order in orders:
+        order["version"] = 1
+    typer.echo(json.dumps([order_json(o) for o in orders], ensure_ascii=False, indent=2))
+
+
+@app.command()
+def up(demo_rate: float = typer.Option(5.0, help="new demo orders per second per simulator (0: none)")) -> None:
+    """Start the whole local stack in the foreground; Ctrl-C stops every process it started."""
+    from infra.stack import up as run_stack
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    own_broker = "TONGLU_KAFKA_BOOTSTRAP" not in os.environ
+    run_stack(Settings.from_env(), own_broker=own_broker, demo_rate=demo_rate)
+
+
+@app.command()
+def worker(name: str = typer.Argument(..., help="simulators | connectors | normalizer | projector")) -> None:
+    """Run one process of the stack (what `tonglu up` starts)."""
+    from infra import workers
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if name not in workers.WORKERS:
+        _fail(f"unknown worker {name!r}; one of {', '.join(workers.WORKERS)}")
+    settings = Settings.from_env()
+    if name == "simulators":
+        workers.simulators(settings, demo_rate=float(os.environ.get("TONGLU_DEMO_RATE", "5")))
+    else:
+        workers.WORKERS[name](settings)
+
+
+@app.command()
+def topics() -> None:
+    """Create the topics (idempotent): for a real cluster before the first deployment."""
+    from infra.broker import ensure_topics
+
+    settings = Settings.from_env()
+    ensure_topics(settings.kafka(), settings.topics.specs(), settings.partitions,
+                  int(os.environ.get("TONGLU_REPLICATION", "1")))
+    typer.echo("\n".join(t.name for t in settings.topics.specs()))
+
+
+def _post(url: str, payload: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        try:
+            detail = json.loads(detail).get("error", detail)
+        except ValueError:
+            pass
+        _fail(f"{url}: HTTP {exc.code}: {detail}")
+    except (urllib.error.URLError, OSError) as exc:
+        _fail(f"{url} is not reachable ({exc}); is the stack running (`make run`)?")
+
+
+@sim.command("orders")
+def sim_orders(platform: str = typer.Option(..., "--platform", "-p"), shop: str = typer.Option(..., "--shop", "-s"),
+               count: int = typer.Option(1, "--count", "-n", min=1, max=100_000),
+               unpaid: bool = typer.Option(False, help="leave the orders waiting for payment")) -> None:
+    """Create COUNT new orders in a platform simulator and print their canonical order ids."""
+    settings = Settings.from_env()
+    base = settings.simulators.get("taobao" if platform == "tmall" else platform)
+    if base is None:
+        _fail(f"no simulator for {platform!r}; simulated platforms: {', '.join(settings.simulators)}")
+    made = _post(f"{base}/_sim/orders", {"shop_id": shop, "count": count, "paid": not unpaid})
+    typer.echo(json.dumps([f"{platform}:{shop}:{ext}" for ext in made["external_ids"]]))
+
+
+@app.command()
+def sql(query: str = typer.Argument(..., help="SELECT / WITH / SHOW / DESCRIBE")) -> None:
+    """Read-only SQL over the ClickHouse tables (through the projector that owns them)."""
+    result = _post(f"{Settings.from_env().http}/api/sql", {"sql": query})
+    columns = result.get("columns", [])
+    typer.echo("\t".join(columns))
+    for row in result.get("rows", []):
+        typer.echo("\t".join("" if v is None else str(v) for v in row))
+
+
+@app.command()
+def bench(quick: bool = typer.Option(False, help="smaller volumes (for a smoke run)")) -> None:
+    """Run the benchmark suite and print its figures."""
+    from infra.bench.suite import run
+
+    sys.exit(run(quick=quick))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,55 @@
+"""The Faust application: one app, thin agents; the work is done by pure modules beside them.
+
+Faust carries consumption, group membership, rebalancing and offset commits. Records leave through a
+batched confluent-kafka producer because Faust's per-message send is the bottleneck we measured
+(see `tonglu bench`): the agent produces a whole batch, waits for every acknowledgement, and only
+then lets Faust acknowledge the input.
+"""
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from connectors.runtime.publisher import Publisher
+from streams.normalize import Normalizer
+from streams.ownership import Ownership
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+def create_app(*, kafka_config: dict, topics: Topics, app_id: str = "tonglu-normalizer",
+               batch_pages: int = 32, within: float = 0.05) -> faust.App:
+    """A Faust app running the normalize agent against `kafka_config["bootstrap.servers"]`."""
+    brokers = ";".join(f"kafka://{b}" for b in kafka_config["bootstrap.servers"].split(","))
+    app = faust.App(
+        f"{topics.prefix}{app_id}", broker=brokers, store="memory://", web_enabled=False,
+        autodiscover=False, broker_session_timeout=6.0, broker_heartbeat_interval=1.0,
+        broker_commit_every=1000, broker_commit_interval=1.0, consumer_auto_offset_reset="earliest",
+        topic_allow_declare=False, stream_buffer_maxsize=batch_pages * 8,
+    )
+    publisher = Publisher(kafka_config)
+    normalizer = Normalizer()
+    ownership = Ownership(kafka_config, topics, normalizer.store)
+    raw_topic = app.topic(topics.raw_orders, key_serializer="raw", value_serializer="raw")
+
+    @app.on_partitions_revoked.connect
+    async def _forget(app_, revoked, **kwargs):
+        ownership.revoke({tp.partition for tp in revoked if tp.topic == topics.raw_orders})
+
+    @app.agent(raw_topic, name="normalize-raw-pages")
+    async def normalize_raw_pages(stream):
+        """raw.orders pages -> order.events + order.state (+ raw.orders.dlq)."""
+        async for events in stream.take_events(batch_pages, within=within):
+            records = [ownership.raw_in(event.message) for event in events]
+            await ownership.warm({r.partition for r in records})
+            out = normalizer.process(records)
+            await publisher.publish_async(
+                [(topics.order_events, k, v) for k, v in out.events]
+                + [(topics.order_state, k, v) for k, v in out.states]
+                + [(topics.raw_orders_dlq, k, v) for k, v in out.dead])
+            app.monitor_counts = getattr(app, "monitor_counts", 0) + out.orders
+
+    app.normalizer, app.publisher = normalizer, publisher
+    return app

@@ -1,0 +1,80 @@
+"""Helpers for integration tests: worker processes, consuming until N records, waiting on conditions."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+from confluent_kafka import Consumer
+
+from connectors.runtime.publisher import Publisher
+from schemas.codec import AvroCodec
+from streams.topics import Topics
+
+
+def worker_env(kafka_bootstrap: str, topics: Topics, **extra) -> dict:
+    return {**os.environ, "TONGLU_KAFKA_BOOTSTRAP": kafka_bootstrap, "TONGLU_TOPIC_PREFIX": topics.prefix,
+            "PYTHONUNBUFFERED": "1", **{k: str(v) for k, v in extra.items()}}
+
+
+def start_worker(name: str, env: dict, log_path=None) -> subprocess.Popen:
+    out = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-m", "infra.cli", "worker", name], env=env, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_worker(proc: subprocess.Popen, timeout: float = 15) -> int:
+    proc.terminate()
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(5)
+
+
+class TopicReader:
+    """Reads a topic from the beginning and keeps everything; `until(n)` waits for n records."""
+
+    def __init__(self, kafka_bootstrap: str, topic: str, codec_name: str | None = None):
+        self.consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
+                                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                                  "session.timeout.ms": 6000})
+        self.consumer.subscribe([topic])
+        self.codec = AvroCodec(codec_name) if codec_name else None
+        self.records: list = []
+
+    def poll(self, seconds: float) -> None:
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            for msg in self.consumer.consume(1000, 0.2):
+                if not msg.error():
+                    value = self.codec.decode(msg.value()) if self.codec else msg.value()
+                    self.records.append((msg.key(), value))
+
+    def until(self, count: int, timeout: float = 60.0) -> list:
+        deadline = time.time() + timeout
+        while len(self.records) < count and time.time() < deadline:
+            self.poll(0.5)
+        assert len(self.records) >= count, f"only {len(self.records)} of {count} records within {timeout}s"
+        return self.records
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def publish(kafka_bootstrap: str, messages: list[tuple[str, bytes | None, bytes]]) -> None:
+    publisher = Publisher({"bootstrap.servers": kafka_bootstrap})
+    publisher.publish(messages)
+    publisher.close()
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2, what: str = "condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"{what} not reached within {timeout}s")
