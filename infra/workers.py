@@ -29,7 +29,7 @@ def simulators(settings: Settings, demo_rate: float = 5.0) -> None:
     from aiohttp import web
 
     from connectors import platforms
-    from connectors.simkit.server import ensure_shop
+    from connectors.simkit.server import AUTOPILOT, ensure_shop
 
     async def serve(stop):
         runners = []
@@ -37,7 +37,7 @@ def simulators(settings: Settings, demo_rate: float = 5.0) -> None:
             app = platforms.module(platform, "simulator").create_app()
             for shop in DEMO_SHOPS.get(platform, []) if demo_rate > 0 else []:
                 ensure_shop(app, shop)
-            app["autopilot"].update(orders_per_second=demo_rate, steps_per_second=demo_rate * 1.5)
+            app[AUTOPILOT].update(orders_per_second=demo_rate, steps_per_second=demo_rate * 1.5)
             runner = web.AppRunner(app)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", port).start()

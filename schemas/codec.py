@@ -14,6 +14,7 @@ from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import parse_schema
 
 from schemas import registry
+from schemas.compiled import Unsupported, compile_decoder, compile_encoder
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
@@ -32,6 +33,10 @@ class AvroCodec:
         self._parsed = parse_schema(registry.plain(self.schema))
         self._registry = registry_client
         self._head = None
+        try:
+            self._encode, self._decode = compile_encoder(self._parsed), compile_decoder(self._parsed)
+        except Unsupported:
+            self._encode = self._decode = None
         if registry_client is None:
             self.header = SINGLE_OBJECT_MAGIC + registry.fingerprint_of(self.schema)
         else:
@@ -40,6 +45,11 @@ class AvroCodec:
 
     def encode_body(self, record: dict) -> bytes:
         """Avro binary body without any header (for composing or embedding)."""
+        if self._encode is not None:
+            try:
+                return self._encode(record)
+            except (KeyError, TypeError, AttributeError) as exc:
+                raise ValueError(f"not a valid {self.name} record: {exc.__class__.__name__}: {exc}") from None
         buf = io.BytesIO()
         schemaless_writer(buf, self._parsed, record)
         return buf.getvalue()
@@ -57,23 +67,22 @@ class AvroCodec:
             head = dict(registry.plain(self.schema))
             head["fields"] = head["fields"][:-1]
             head["name"] = f"{self.schema['name']}Head"
-            self._head = parse_schema(head, named_schemas={})
-        buf = io.BytesIO()
-        schemaless_writer(buf, self._head, record)
-        return self.header + buf.getvalue() + tail_body
+            self._head = compile_encoder(parse_schema(head, named_schemas={}))
+        return self.header + self._head(record) + tail_body
 
     def encode_many(self, records) -> list[bytes]:
-        header, parsed, buf = self.header, self._parsed, io.BytesIO()
-        out = []
-        for record in records:
-            buf.seek(0)
-            buf.truncate()
-            schemaless_writer(buf, parsed, record)
-            out.append(header + buf.getvalue())
-        return out
+        return [self.header + self.encode_body(record) for record in records]
 
     def decode(self, data: bytes) -> dict:
         """Decode a record written with this or any earlier/later compatible schema."""
+        if self._decode is not None and data[:10] == self.header:
+            try:
+                record, end = self._decode(data, 10)
+            except (IndexError, UnicodeDecodeError, ValueError) as exc:
+                raise DecodeError(f"corrupt {self.name} body: {exc.__class__.__name__}: {exc}") from None
+            if end != len(data):
+                raise DecodeError(f"corrupt {self.name} body: {len(data) - end} trailing bytes")
+            return record
         writer, offset = self._writer_schema(data)
         try:
             return schemaless_reader(io.BytesIO(data[offset:]), writer, self._parsed)

@@ -20,6 +20,8 @@ from connectors.simkit.world import SimOrder, World
 WORLD = web.AppKey("world", World)
 FAULTS = web.AppKey("faults", FaultPlan)
 ON_CHANGE = web.AppKey("on_change", list)
+SHOP_DEFAULTS = web.AppKey("shop_defaults", object)
+AUTOPILOT = web.AppKey("autopilot", dict)
 
 
 def now_ms() -> int:
@@ -34,8 +36,8 @@ def new_sim_app(world: World, shop_defaults) -> web.Application:
     """
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app[WORLD], app[FAULTS], app[ON_CHANGE] = world, FaultPlan(), []
-    app["shop_defaults"] = shop_defaults
-    app["autopilot"] = {"orders_per_second": 0.0, "steps_per_second": 0.0}
+    app[SHOP_DEFAULTS] = shop_defaults
+    app[AUTOPILOT] = {"orders_per_second": 0.0, "steps_per_second": 0.0}
     app.router.add_post("/_sim/orders", _create_orders)
     app.router.add_post("/_sim/advance", _advance)
     app.router.add_post("/_sim/faults", _faults)
@@ -48,7 +50,7 @@ def new_sim_app(world: World, shop_defaults) -> web.Application:
 def ensure_shop(app: web.Application, shop_id: str) -> dict:
     world = app[WORLD]
     if shop_id not in world.shops:
-        world.ensure_shop(shop_id, **app["shop_defaults"](shop_id))
+        world.ensure_shop(shop_id, **app[SHOP_DEFAULTS](shop_id))
     return world.shops[shop_id]
 
 
@@ -101,8 +103,8 @@ async def _shops(request: web.Request) -> web.Response:
 
 async def _set_autopilot(request: web.Request) -> web.Response:
     body = await request.json()
-    request.app["autopilot"].update({k: float(v) for k, v in body.items() if k in request.app["autopilot"]})
-    return web.json_response(request.app["autopilot"])
+    request.app[AUTOPILOT].update({k: float(v) for k, v in body.items() if k in request.app[AUTOPILOT]})
+    return web.json_response(request.app[AUTOPILOT])
 
 
 async def _autopilot_ctx(app: web.Application):
@@ -120,7 +122,7 @@ async def _autopilot(app: web.Application) -> None:
     credit_new = credit_step = 0.0
     while True:
         await asyncio.sleep(0.5)
-        pilot, world = app["autopilot"], app[WORLD]
+        pilot, world = app[AUTOPILOT], app[WORLD]
         credit_new += pilot["orders_per_second"] * 0.5
         credit_step += pilot["steps_per_second"] * 0.5
         shops = list(world.shops)

@@ -1,0 +1,3 @@
+"""Shopify (Admin REST API): canonical mapping, webhook signatures, API client and a faithful simulator."""
+
+PLATFORM = "shopify"

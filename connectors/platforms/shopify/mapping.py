@@ -1,0 +1,262 @@
+"""Shopify REST order resources -> canonical orders (schemas/tonglu.Order.avsc). Pure: no I/O, no clock.
+
+Choices where the fact sheet is silent (see also the module README in the final report):
+- `platform_status` is `"{financial_status}/{fulfillment_status or 'unfulfilled'}"` plus `"/cancelled"` when
+  `cancelled_at` is set, because Shopify splits its state over several fields.
+- `financial_status == "refunded"` on an order that is not cancelled maps to PAID (refund_status tells
+  the rest); unknown financial states (e.g. `expired`) map to UNKNOWN.
+- `buyer.nick_masked` is the masked e-mail (`m***@example.com`: first character of the local part kept,
+  domain kept); without an e-mail, the masked customer name.
+- A line's discount is max(`total_discount`, sum of `discount_allocations`): Shopify fills both with the same
+  allocation in most payloads, so adding them would count the discount twice.
+- `shipping_fee` sums `shipping_lines[].price` when the list is present, else
+  `total_shipping_price_set.shop_money`.
+- Fulfillments with status cancelled/error/failure are not shipments. `delivered_at` is the latest fulfillment
+  `updated_at` (else the order's `updated_at`) once every shipment has `shipment_status == "delivered"`.
+- Line titles use the line `name` ("Ceramic Mug - Black"), falling back to `title`; `sku_id` is the
+  variant id.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import orjson
+
+from schemas.canonical import MappingError, iso_to_ms, mask_name, mask_phone, mask_street, order_id, to_minor
+
+_PAID_LIKE = {"paid", "partially_refunded", "authorized", "refunded"}
+_PENDING = {"pending", "partially_paid"}
+_PAID_AT = {"paid", "partially_refunded", "refunded"}
+_DEAD_FULFILLMENTS = {"cancelled", "error", "failure"}
+_REQUIRED = ("id", "created_at", "updated_at", "currency", "financial_status", "line_items", "total_price")
+
+
+@lru_cache(maxsize=65536)
+def _money(amount, currency: str) -> int:
+    return to_minor(amount, currency)
+
+
+@lru_cache(maxsize=8192)
+def _minute_ms(minute: str) -> int:
+    return iso_to_ms(minute[:16] + ":00" + minute[16:])
+
+
+def _time(text: str | None) -> int | None:
+    """iso_to_ms with a cached per-minute fast path for 'YYYY-MM-DDTHH:MM:SS+HH:MM' (same result)."""
+    if text and len(text) == 25 and text[16] == ":" and text[17:19].isdigit() and text[17] < "6":
+        return _minute_ms(text[:16] + text[19:]) + int(text[17:19]) * 1000
+    return iso_to_ms(text)
+
+
+def map_payload(body: bytes, content_type: str, shop_id: str, platform: str = "shopify") -> list[dict]:
+    """Map an orders list (`{"orders": [...]}`), a single order (`{"order": {...}}`) or a webhook body (a bare
+    order) to canonical order dicts. Anything unusable raises MappingError with a one-line reason."""
+    if content_type and "json" not in content_type.lower():
+        raise MappingError(f"shopify: unsupported content type {content_type!r}")
+    try:
+        doc = orjson.loads(body)
+    except (orjson.JSONDecodeError, TypeError) as exc:
+        raise MappingError(f"shopify: malformed JSON body ({str(exc).splitlines()[0]})") from None
+    if not isinstance(doc, dict):
+        raise MappingError("shopify: body is not a JSON object")
+    if "errors" in doc:
+        raise MappingError(f"shopify API error: {doc['errors']}")
+    if "orders" in doc:
+        orders = doc["orders"]
+        if not isinstance(orders, list):
+            raise MappingError("shopify: 'orders' is not a list")
+    elif "order" in doc:
+        orders = [doc["order"]]
+    elif "id" in doc:
+        orders = [doc]
+    else:
+        raise MappingError("shopify: body has neither 'orders', 'order' nor an order 'id'")
+    return [map_order(o, shop_id, platform) for o in orders]
+
+
+def map_order(order: dict, shop_id: str, platform: str = "shopify") -> dict:
+    """One Shopify order resource (already parsed) -> one canonical order dict."""
+    if not isinstance(order, dict):
+        raise MappingError("shopify: order is not a JSON object")
+    for name in _REQUIRED:
+        if order.get(name) is None:
+            raise MappingError(f"shopify order {order.get('id')}: missing required field {name!r}")
+    try:
+        return _map(order, shop_id, platform)
+    except MappingError as exc:
+        raise MappingError(f"shopify order {order.get('id')}: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise MappingError(
+            f"shopify order {order.get('id')}: bad field ({exc.__class__.__name__}: {exc})"
+        ) from None
+
+
+def _map(o: dict, shop_id: str, platform: str) -> dict:
+    ext = str(o["id"])
+    cur = o["currency"]
+    financial, fulfillment = o["financial_status"], o.get("fulfillment_status")
+    cancelled = bool(o.get("cancelled_at"))
+    shipments, shipped_at, delivered_at = _shipments(o)
+    status = _status(financial, fulfillment, cancelled, o.get("closed_at"), delivered_at is not None)
+    refunded_qty: dict[str, int] = {}
+    refunded_total = 0
+    for refund in o.get("refunds") or ():
+        for item in refund.get("refund_line_items") or ():
+            key = str(item["line_item_id"])
+            refunded_qty[key] = refunded_qty.get(key, 0) + int(item.get("quantity") or 0)
+        for tx in refund.get("transactions") or ():
+            if tx.get("kind") == "refund" and tx.get("status") == "success":
+                refunded_total += _money(tx.get("amount"), cur)
+    lines, items_total = [], 0
+    for li in o["line_items"]:
+        lines.append(_line(li, cur, refunded_qty))
+        items_total += lines[-1]["quantity"] * lines[-1]["unit_price"]
+    if o.get("shipping_lines") is not None:
+        shipping_fee = sum(_money(s.get("price"), cur) for s in o["shipping_lines"])
+    else:
+        shipping_fee = _money(
+            ((o.get("total_shipping_price_set") or {}).get("shop_money") or {}).get("amount"), cur
+        )
+    platform_status = f"{financial}/{fulfillment or 'unfulfilled'}" + ("/cancelled" if cancelled else "")
+    return {
+        "order_id": order_id(platform, shop_id, ext),
+        "platform": platform,
+        "shop_id": shop_id,
+        "external_id": ext,
+        "status": status,
+        "refund_status": {"refunded": "REFUNDED", "partially_refunded": "PARTIALLY_REFUNDED"}.get(
+            financial, "NONE"
+        ),
+        "platform_status": platform_status,
+        "created_at": _time(o["created_at"]),
+        "paid_at": _time(o.get("processed_at")) if financial in _PAID_AT else None,
+        "updated_at": _time(o["updated_at"]),
+        "shipped_at": shipped_at,
+        "delivered_at": delivered_at,
+        "currency": cur,
+        "items_total": items_total,
+        "shipping_fee": shipping_fee,
+        "discount_total": _money(o.get("total_discounts"), cur),
+        "tax_total": _money(o.get("total_tax"), cur),
+        "paid_total": _money(o["total_price"], cur),
+        "buyer": _buyer(o),
+        "receiver": _receiver(o.get("shipping_address")),
+        "lines": lines,
+        "shipments": shipments,
+        "version": 0,
+        "refunded_total": refunded_total,
+    }
+
+
+def _status(financial: str, fulfillment: str | None, cancelled: bool, closed_at, delivered: bool) -> str:
+    if cancelled or financial == "voided":
+        return "CANCELLED"
+    if fulfillment == "fulfilled":
+        if closed_at:
+            return "COMPLETED"
+        return "DELIVERED" if delivered else "SHIPPED"
+    if fulfillment == "partial":
+        return "PARTIALLY_SHIPPED"
+    if financial in _PAID_LIKE:
+        return "PAID"
+    if financial in _PENDING:
+        return "PENDING_PAYMENT"
+    return "UNKNOWN"
+
+
+def _shipments(o: dict) -> tuple[list[dict], int | None, int | None]:
+    shipments, delivered, delivered_at = [], True, None
+    for f in o.get("fulfillments") or ():
+        if f.get("status") in _DEAD_FULFILLMENTS:
+            continue
+        shipments.append(
+            {
+                "carrier": f.get("tracking_company") or None,
+                "tracking_no": f.get("tracking_number") or None,
+                "shipped_at": _time(f.get("created_at")),
+                "line_ids": [str(li["id"]) for li in f.get("line_items") or ()],
+            }
+        )
+        if f.get("shipment_status") == "delivered":
+            at = _time(f.get("updated_at") or o["updated_at"])
+            delivered_at = at if delivered_at is None else max(delivered_at, at)
+        else:
+            delivered = False
+    times = [s["shipped_at"] for s in shipments if s["shipped_at"] is not None]
+    return shipments, (min(times) if times else None), (delivered_at if shipments and delivered else None)
+
+
+def _line(li: dict, cur: str, refunded_qty: dict[str, int]) -> dict:
+    line_id = str(li["id"])
+    quantity = int(li["quantity"])
+    unit_price = _money(li["price"], cur)
+    discount = _money(li.get("total_discount"), cur)
+    allocations = li.get("discount_allocations")
+    if allocations:
+        discount = max(discount, sum(_money(a.get("amount"), cur) for a in allocations))
+    refunded = refunded_qty.get(line_id, 0)
+    variant = li.get("variant_id")
+    return {
+        "line_id": line_id,
+        "sku_id": str(variant) if variant is not None else None,
+        "merchant_sku": li.get("sku") or None,
+        "title": li.get("name") or li.get("title") or "",
+        "quantity": quantity,
+        "unit_price": unit_price,
+        "total": quantity * unit_price - discount,
+        "discount": discount,
+        "refund_status": "REFUNDED"
+        if refunded >= quantity > 0
+        else ("PARTIALLY_REFUNDED" if refunded else "NONE"),
+    }
+
+
+def _mask_email(email: str) -> str:
+    local, _, domain = email.partition("@")
+    return f"{(local or '*')[0]}***@{domain}" if domain else (mask_name(local) or "***")
+
+
+def _buyer(o: dict) -> dict:
+    customer = o.get("customer") or {}
+    email = o.get("email") or customer.get("email")
+    if email:
+        nick = _mask_email(email)
+    else:
+        nick = mask_name(" ".join(p for p in (customer.get("first_name"), customer.get("last_name")) if p))
+    cid = customer.get("id")
+    return {
+        "id": str(cid) if cid is not None else None,
+        "nick_masked": nick,
+        "message": o.get("note") or None,
+    }
+
+
+def _receiver(addr: dict | None) -> dict:
+    if not addr:
+        return {
+            "name_masked": None,
+            "phone_masked": None,
+            "country": None,
+            "province": None,
+            "city": None,
+            "district": None,
+            "address_masked": None,
+            "postal_code": None,
+            "secure_token": None,
+        }
+    name = addr.get("name") or f"{addr.get('first_name') or ''} {addr.get('last_name') or ''}".strip()
+    street, extra = addr.get("address1") or "", addr.get("address2")
+    if extra:
+        street = f"{street} {extra}".strip()
+    return {
+        "name_masked": mask_name(name),
+        "phone_masked": mask_phone(addr.get("phone")),
+        "country": addr.get("country_code") or None,
+        "province": addr.get("province_code") or addr.get("province") or None,
+        "city": addr.get("city") or None,
+        "district": None,
+        "address_masked": mask_street(street),
+        "postal_code": addr.get("zip") or None,
+        "secure_token": None,
+    }

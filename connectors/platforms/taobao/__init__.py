@@ -1,0 +1,3 @@
+"""Taobao / Tmall (TOP, Taobao Open Platform): client, pure mapping, renderer and simulator."""
+
+PLATFORM = "taobao"

@@ -1,0 +1,76 @@
+"""Parsing TOP bodies: JSON as is, XML turned into the same shape (`list="true"` elements become lists)."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import orjson
+
+from schemas.canonical import MappingError
+
+LIST_RESPONSES = ("trades_sold_increment_get_response", "trades_sold_get_response")
+
+
+def _xml_value(elem: ET.Element):
+    children = list(elem)
+    if elem.get("list") == "true":
+        # <orders list="true"><order/>…</orders> -> {"order": [...]}, even for a single element
+        items: dict[str, list] = {}
+        for child in children:
+            items.setdefault(child.tag, []).append(_xml_value(child))
+        return items
+    if not children:
+        return elem.text or ""
+    out: dict = {}
+    for child in children:
+        value = _xml_value(child)
+        if child.tag in out:  # repeated element without list="true": still a list
+            prev = out[child.tag]
+            out[child.tag] = prev + [value] if isinstance(prev, list) else [prev, value]
+        else:
+            out[child.tag] = value
+    return out
+
+
+def parse_body(body: bytes, content_type: str):
+    """A TOP response body (json or xml) -> Python objects, XML converted to the JSON shape."""
+    if "xml" in (content_type or "").lower():
+        try:
+            root = ET.fromstring(body)
+        except ET.ParseError as exc:
+            raise MappingError(f"malformed XML: {exc}") from None
+        return {root.tag: _xml_value(root)}
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MappingError(f"malformed JSON: {exc}") from None
+
+
+def trades_of(doc) -> list:
+    """The trade objects of a parsed TOP body ([] for an empty page or a TMC message)."""
+    if not isinstance(doc, dict):
+        raise MappingError(f"not a TOP response: top level is {type(doc).__name__}")
+    if "error_response" in doc:
+        err = doc["error_response"] if isinstance(doc["error_response"], dict) else {}
+        raise MappingError(f"taobao error_response code={err.get('code')} msg={err.get('msg')!r} "
+                           f"sub_code={err.get('sub_code')!r} sub_msg={err.get('sub_msg')!r}")
+    if "topic" in doc and "content" in doc:
+        return []  # a TMC message only says which trade changed; the trade itself must be re-fetched
+    names = [k for k in doc if k.endswith("_response")]
+    if len(names) != 1:
+        raise MappingError("not a TOP response: expected one '<method>_response' object (simplify=true "
+                           "is not supported)")
+    resp = doc[names[0]]
+    if not isinstance(resp, dict):
+        raise MappingError(f"{names[0]} is not an object")
+    if "trade" in resp:
+        return [resp["trade"]]
+    if "trades" in resp:
+        trades = resp["trades"]
+        if trades in ("", None):
+            return []
+        if not isinstance(trades, dict) or not isinstance(trades.get("trade", []), list):
+            raise MappingError("trades.trade must be a list")
+        return trades.get("trade", [])
+    if names[0] in LIST_RESPONSES:
+        return []  # an empty page carries no `trades` at all
+    raise MappingError(f"{names[0]} carries no trade")

@@ -1,0 +1,1 @@
+"""`make bench`: the benchmark suite (figures printed, never asserted in tests)."""

@@ -1,0 +1,69 @@
+"""Small measuring tools for the benchmark: the event-header reader, RSS, percentiles, HTTP counts."""
+from __future__ import annotations
+
+import json
+import urllib.request
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return (result >> 1) ^ -(result & 1), pos
+        shift += 7
+
+
+def _string(data: bytes, pos: int) -> tuple[str, int]:
+    length, pos = _varint(data, pos)
+    return data[pos:pos + length].decode(), pos + length
+
+
+def event_raw_record_id(value: bytes) -> str | None:
+    """The raw_record_id of an OrderEvent, read from its Avro head without decoding the order snapshot."""
+    pos = 10
+    for _ in range(3):  # event_id, event_type, order_id
+        _, pos = _string(value, pos)
+    for _ in range(4):  # version, seq, occurred_at, recorded_at
+        _, pos = _varint(value, pos)
+    while True:  # changed_fields: array blocks
+        count, pos = _varint(value, pos)
+        if count == 0:
+            break
+        if count < 0:
+            _, pos = _varint(value, pos)
+            count = -count
+        for _ in range(count):
+            _, pos = _string(value, pos)
+    branch, pos = _varint(value, pos)
+    return _string(value, pos)[0] if branch == 1 else None
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def sql_count(http: str, query: str) -> int:
+    request = urllib.request.Request(f"{http}/api/sql", data=json.dumps({"sql": query}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return int(json.loads(resp.read())["rows"][0][0])
+    except (OSError, ValueError, KeyError, IndexError):
+        return -1

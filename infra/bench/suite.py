@@ -1,0 +1,204 @@
+"""The benchmark suite: one run on this machine, figures printed.
+
+1. broker pass-through of the raw pages (produce + consume the same bytes);
+2. the plain per-message Faust normalizer (baseline);
+3. Tonglu end to end: raw pages in raw.orders -> normalizer -> order.events -> projector -> ClickHouse;
+4. raw -> event latency p50/p99 at a steady half of the measured end-to-end rate;
+5. peak RSS of the normalizer and projector processes.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from connectors.runtime.publisher import Publisher
+from infra.bench import measure, workload
+from infra.broker import ensure_topics, free_port, start_broker
+from streams.topics import Topics, TopicSpec
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _consume_all(bootstrap: str, topic: str, count: int, timeout: float = 120) -> tuple[int, float]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False, "session.timeout.ms": 6000,
+                         "fetch.max.bytes": 64 * 1024 * 1024})
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    t0 = time.time()
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    seen, deadline = 0, time.time() + timeout
+    while seen < count and time.time() < deadline:
+        seen += sum(1 for msg in consumer.consume(5000, 0.5) if not msg.error())
+    elapsed = time.time() - t0
+    consumer.close()
+    return seen, elapsed
+
+
+def broker_passthrough(bootstrap: str, values: list[tuple[bytes, bytes, str]], orders: int) -> float:
+    topic = f"bench.pass.{uuid.uuid4().hex[:6]}"
+    ensure_topics({"bootstrap.servers": bootstrap}, [TopicSpec(topic)], 4)
+    publisher = Publisher({"bootstrap.servers": bootstrap})
+    t0 = time.time()
+    publisher.publish([(topic, k, v) for k, v, _ in values])
+    produce_s = time.time() - t0
+    seen, consume_s = _consume_all(bootstrap, topic, len(values))
+    rate = orders / max(produce_s, consume_s)
+    _say(f"broker pass-through     {len(values)} pages ({sum(len(v) for _, v, _ in values) / 1e6:.1f} MB): "
+         f"produce {produce_s:.2f}s, consume {consume_s:.2f}s  => {rate:,.0f} orders/s")
+    return rate
+
+
+def faust_baseline(bootstrap: str, n: int) -> float:
+    topics = Topics(prefix=f"bench{uuid.uuid4().hex[:6]}.")
+    ensure_topics({"bootstrap.servers": bootstrap}, [TopicSpec(topics.raw_orders), TopicSpec(topics.order_events)], 4)
+    Publisher({"bootstrap.servers": bootstrap}).publish(
+        [(topics.raw_orders, k, v) for k, v in workload.single_order_records(n)])
+    env = {**os.environ, "TONGLU_KAFKA_BOOTSTRAP": bootstrap, "BENCH_IN": topics.raw_orders,
+           "BENCH_OUT": topics.order_events, "BENCH_N": str(n)}
+    proc = subprocess.run([sys.executable, "-m", "infra.bench.faust_baseline"], env=env, capture_output=True,
+                          text=True, timeout=600)
+    line = next((ln[ln.index("BASELINE"):] for ln in proc.stdout.splitlines() if "BASELINE" in ln), None)
+    if line is None:
+        _say(f"faust baseline          failed: {proc.stdout[-500:]} {proc.stderr[-1500:]}")
+        return float("nan")
+    _, orders, events, seconds = line.split()
+    rate = int(orders) / float(seconds)
+    _say(f"faust baseline          per-message agent, {orders} orders / {events} events in {float(seconds):.1f}s"
+         f"  => {rate:,.0f} orders/s ({int(events) / float(seconds):,.0f} events/s)")
+    return rate
+
+
+class Pipeline:
+    """Normalizer + projector processes on fresh topics and a fresh chdb path."""
+
+    def __init__(self, bootstrap: str, workdir: Path):
+        self.topics = Topics(prefix=f"bench{uuid.uuid4().hex[:6]}.")
+        ensure_topics({"bootstrap.servers": bootstrap}, self.topics.specs(), 4)
+        self.http = f"http://127.0.0.1:{free_port()}"
+        env = {**os.environ, "TONGLU_KAFKA_BOOTSTRAP": bootstrap, "TONGLU_TOPIC_PREFIX": self.topics.prefix,
+               "TONGLU_HTTP": self.http, "TONGLU_DATA_DIR": str(workdir / "data"), "PYTHONUNBUFFERED": "1"}
+        self.procs = {name: subprocess.Popen([sys.executable, "-m", "infra.cli", "worker", name], env=env,
+                                             stdout=open(workdir / f"{name}.log", "wb"), stderr=subprocess.STDOUT)
+                      for name in ("projector", "normalizer")}
+
+    def visible_orders(self) -> int:
+        return measure.sql_count(self.http, "SELECT uniqExact(order_id) FROM tonglu.orders")
+
+    def wait_visible(self, count: int, timeout: float) -> float:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.visible_orders() >= count:
+                return time.time()
+            time.sleep(0.1)
+        raise TimeoutError(f"only {self.visible_orders()} of {count} orders visible in ClickHouse")
+
+    def stop(self) -> dict[str, float]:
+        rss = {name: measure.peak_rss_mb(p.pid) for name, p in self.procs.items()}
+        for proc in self.procs.values():
+            proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        return rss
+
+
+def end_to_end(bootstrap: str, pipe: Pipeline, values, orders: int) -> float:
+    publisher = Publisher({"bootstrap.servers": bootstrap})
+    base = max(pipe.visible_orders(), 0)
+    t0 = time.time()
+    publisher.publish([(pipe.topics.raw_orders, k, v) for k, v, _ in values])
+    published = time.time() - t0
+    t1 = pipe.wait_visible(base + orders, timeout=600)
+    rate = orders / (t1 - t0)
+    _say(f"tonglu end to end       {orders:,} orders in {len(values)} pages: published in {published:.2f}s, all "
+         f"visible in ClickHouse after {t1 - t0:.2f}s  => {rate:,.0f} orders/s")
+    return rate
+
+
+def latency(bootstrap: str, pipe: Pipeline, rate: float, seconds: float, quick: bool) -> tuple[float, float]:
+    orders = int(rate * seconds)
+    pages = workload.taobao_pages(orders, shops=8, seed=99)
+    per_page = orders / max(len(pages), 1)
+    interval = per_page / rate
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-lat-{uuid.uuid4().hex}",
+                         "auto.offset.reset": "latest", "enable.auto.commit": False, "session.timeout.ms": 6000})
+    consumer.subscribe([pipe.topics.order_events])
+    consumer.consume(1, 8.0)  # join the group before sending
+    publisher = Publisher({"bootstrap.servers": bootstrap}, **{"linger.ms": 0})
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    start = time.time()
+    for n, (key, shop, body) in enumerate(pages):
+        while time.time() < start + n * interval:
+            for msg in consumer.consume(1000, 0.001):
+                _collect(msg, sent, latencies)
+        (value, record_id), = [(v, rid) for _, v, rid in workload.encode_pages([(key, shop, body)])]
+        sent[record_id] = time.time()
+        publisher.producer.produce(pipe.topics.raw_orders, key=key, value=value)
+        publisher.producer.poll(0)
+    publisher.producer.flush(30)
+    deadline = time.time() + 15
+    while time.time() < deadline and len({r for r in sent if r in _seen}) < len(sent):
+        for msg in consumer.consume(1000, 0.1):
+            _collect(msg, sent, latencies)
+    consumer.close()
+    p50, p99 = measure.percentile(latencies, 0.5) * 1000, measure.percentile(latencies, 0.99) * 1000
+    _say(f"raw -> event latency    at {rate:,.0f} orders/s for {seconds:.0f}s ({len(latencies):,} events): "
+         f"p50 {p50:.0f} ms, p99 {p99:.0f} ms")
+    return p50, p99
+
+
+_seen: set[str] = set()
+
+
+def _collect(msg, sent, latencies) -> None:
+    if msg.error():
+        return
+    record_id = measure.event_raw_record_id(msg.value())
+    if record_id in sent:
+        _seen.add(record_id)
+        latencies.append(time.time() - sent[record_id])
+
+
+def run(quick: bool = False) -> int:
+    orders = 20_000 if quick else 200_000
+    baseline_n = 5_000 if quick else 20_000
+    _say(f"Tonglu benchmark · {os.cpu_count()} cores · {orders:,} orders end to end\n")
+    port = free_port()
+    broker = start_broker(port)
+    bootstrap = f"127.0.0.1:{port}"
+    workdir = Path(tempfile.mkdtemp(prefix="tonglu-bench-"))
+    try:
+        pages = workload.taobao_pages(orders)
+        values = workload.encode_pages(pages)
+        passthrough = broker_passthrough(bootstrap, values, orders)
+        baseline = faust_baseline(bootstrap, baseline_n)
+        pipe = Pipeline(bootstrap, workdir)
+        try:
+            warm = workload.encode_pages(workload.taobao_pages(100, shops=1, seed=5))
+            Publisher({"bootstrap.servers": bootstrap}).publish([(pipe.topics.raw_orders, k, v) for k, v, _ in warm])
+            pipe.wait_visible(100, timeout=120)
+            rate = end_to_end(bootstrap, pipe, values, orders)
+            p50, p99 = latency(bootstrap, pipe, rate / 2, 5 if quick else 15, quick)
+        finally:
+            rss = pipe.stop()
+        _say(f"peak RSS                normalizer {rss['normalizer']:.0f} MB, projector {rss['projector']:.0f} MB")
+        _say("")
+        _say(f"summary: {rate:,.0f} orders/s end to end (target >= 30,000) · {rate / baseline:.1f}x the plain Faust "
+             f"baseline (target >= 7x) · broker pass-through {passthrough:,.0f} orders/s · p99 raw->event "
+             f"{p99:.0f} ms at half load (target < 250 ms)")
+    finally:
+        broker.terminate()
+        broker.wait(10)
+    return 0

@@ -1,0 +1,114 @@
+"""Contract suite of the ClickHouse sink, run on every backend (chdb always; a server when configured)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from projections.clickhouse import ChdbBackend, ClickHouseSink, FlushError, ServerBackend, create_schema
+from projections.samples import sample_call, sample_dead_letter, sample_event
+
+DB = "tonglu_test"
+
+
+class FailingOnce:
+    """Wraps a backend; the first insert into `table` fails."""
+
+    def __init__(self, inner, table: str):
+        self.inner, self.table, self.failed = inner, table, False
+
+    def insert(self, table, column_names, rows):
+        if table.endswith(self.table) and not self.failed:
+            self.failed = True
+            raise ConnectionError("simulated ClickHouse outage")
+        self.inner.insert(table, column_names, rows)
+
+
+def count(backend, table: str) -> int:
+    return int(backend.query(f"SELECT count() AS n FROM {DB}.{table} FINAL")[0]["n"])
+
+
+class SinkContract:
+    """Every backend must pass these. Subclasses provide the `backend` fixture (schema created)."""
+
+    def test_inserts_every_kind(self, backend):
+        sink = ClickHouseSink(backend, DB)
+        for i in range(10):
+            sink.add("order_event", sample_event(external_id=str(i)))
+        sink.add("connector_call", sample_call("c1"))
+        sink.add("dead_letter", sample_dead_letter())
+        assert sink.pending() == 22
+        sink.flush()
+        assert sink.pending() == 0
+        assert (count(backend, "order_events"), count(backend, "orders")) == (10, 10)
+        assert (count(backend, "connector_calls"), count(backend, "dead_letters")) == (1, 1)
+
+    def test_replay_is_idempotent(self, backend):
+        events = [sample_event(external_id=str(i), version=v) for i in range(5) for v in (1, 2, 3)]
+        for _ in range(2):
+            sink = ClickHouseSink(backend, DB)
+            for event in events:
+                sink.add("order_event", event)
+            sink.add("connector_call", sample_call("c1"))
+            sink.add("dead_letter", sample_dead_letter())
+            sink.flush()
+        assert (count(backend, "order_events"), count(backend, "orders")) == (15, 5)
+        assert (count(backend, "connector_calls"), count(backend, "dead_letters")) == (1, 1)
+
+    def test_orders_keep_the_highest_version(self, backend):
+        for version in (3, 1, 2):  # out of order, one flush each: separate parts
+            sink = ClickHouseSink(backend, DB)
+            sink.add("order_event", sample_event(external_id="42", version=version))
+            sink.flush()
+        rows = backend.query(
+            f"SELECT version, status FROM {DB}.orders FINAL WHERE order_id = 'taobao:shop1:42'"
+        )
+        assert rows == [{"version": 3, "status": "SHIPPED"}]
+
+    def test_failed_flush_keeps_the_batch(self, backend):
+        sink = ClickHouseSink(FailingOnce(backend, "order_events"), DB)
+        for i in range(3):
+            sink.add("order_event", sample_event(external_id=str(i)))
+        with pytest.raises(FlushError):
+            sink.flush()
+        assert sink.pending() > 0
+        sink.flush()
+        assert sink.pending() == 0
+        assert (count(backend, "order_events"), count(backend, "orders")) == (3, 3)
+
+    def test_times_round_trip(self, backend):
+        event = sample_event(external_id="7", version=4)
+        sink = ClickHouseSink(backend, DB)
+        sink.add("order_event", event)
+        sink.flush()
+        row = backend.query(
+            f"SELECT toUnixTimestamp64Milli(occurred_at) AS o, "
+            f"toUnixTimestamp64Milli(delivered_at) AS d FROM {DB}.orders FINAL "
+            f"INNER JOIN {DB}.order_events FINAL USING order_id"
+        )[0]
+        assert (row["o"], row["d"]) == (event["occurred_at"], event["order"]["delivered_at"])
+
+
+class TestChdbSink(SinkContract):
+    @pytest.fixture
+    def backend(self, tmp_path):
+        # chdb holds one data path per process at a time: each test opens its own and closes it.
+        backend = ChdbBackend(str(tmp_path / "chdb"))
+        create_schema(backend, DB)
+        yield backend
+        backend.close()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TONGLU_TEST_CLICKHOUSE_URL"), reason="TONGLU_TEST_CLICKHOUSE_URL not set"
+)
+class TestServerSink(SinkContract):
+    @pytest.fixture
+    def backend(self):
+        backend = ServerBackend(os.environ["TONGLU_TEST_CLICKHOUSE_URL"])
+        backend.command(f"DROP DATABASE IF EXISTS {DB}")
+        create_schema(backend, DB)
+        yield backend
+        backend.command(f"DROP DATABASE IF EXISTS {DB}")
+        backend.close()

@@ -1,0 +1,204 @@
+"""The projector on the real local broker with chdb, through its HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import aiohttp
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from infra.broker import free_port
+from projections.clickhouse import ChdbBackend
+from projections.samples import sample_call, sample_dead_letter, sample_event
+from schemas.codec import AvroCodec
+
+pytestmark = pytest.mark.integration
+N_ORDERS = 40
+RAW_RECORDS = 12
+
+
+def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5})
+    for key, value in records:
+        producer.produce(topic, key=key, value=value)
+    assert producer.flush(15) == 0
+
+
+def order_events() -> list[dict]:
+    return [
+        sample_event("jd" if i % 2 else "taobao", "shopA", str(1000 + i), v)
+        for i in range(N_ORDERS)
+        for v in (1, 2, 3)
+    ]
+
+
+async def wait_for(check, timeout: float = 45.0, interval: float = 0.2):
+    """Poll the async `check` until it returns a truthy value; fail with the last value after `timeout`."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+@pytest.fixture
+async def running(kafka_bootstrap, topics, tmp_path):
+    """The projector + API on chdb, with a fresh group; yields (base_url, normalizer_group)."""
+    from projections.service import run_projector
+
+    backend = ChdbBackend(str(tmp_path / "chdb"))
+    port, stop, normalizer = free_port(), asyncio.Event(), f"norm-{uuid.uuid4().hex[:6]}"
+    names = {
+        "raw_orders": topics.raw_orders,
+        "raw_orders_dlq": topics.raw_orders_dlq,
+        "order_events": topics.order_events,
+        "connector_calls": topics.connector_calls,
+    }
+    task = asyncio.create_task(
+        run_projector(
+            kafka_config={"bootstrap.servers": kafka_bootstrap},
+            topics=names,
+            normalizer_group=normalizer,
+            backend=backend,
+            http_host="127.0.0.1",
+            http_port=port,
+            group_id=f"proj-{uuid.uuid4().hex[:6]}",
+            stop=stop,
+        )
+    )
+    base = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+
+        async def up():
+            if task.done():
+                task.result()
+            try:
+                async with http.get(f"{base}/healthz") as resp:
+                    return resp.status == 200
+            except aiohttp.ClientConnectionError:
+                return False
+
+        await wait_for(up, 20)
+    yield base, normalizer
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    backend.close()
+
+
+async def test_projector_end_to_end(running, kafka_bootstrap, topics):
+    base, normalizer = running
+    events = order_events()
+    codec = AvroCodec("OrderEvent")
+    encoded = [(e["order_id"].encode(), v) for e, v in zip(events, codec.encode_many(events), strict=True)]
+    produce(kafka_bootstrap, topics.order_events, [*encoded, (b"junk", b"not avro at all")])
+    now_ms = int(time.time() * 1000)
+    calls = [
+        sample_call(f"c{i}", ok=i != 3, latency_ms=100.0 + i, started_at=now_ms - i * 1000) for i in range(5)
+    ]
+    produce(
+        kafka_bootstrap,
+        topics.connector_calls,
+        [(b"taobao:shop1", v) for v in AvroCodec("ConnectorCall").encode_many(calls)],
+    )
+    dead = sample_dead_letter(offset=3, topic=topics.raw_orders)
+    produce(kafka_bootstrap, topics.raw_orders_dlq, [(b"k", AvroCodec("DeadLetter").encode(dead))])
+    produce(kafka_bootstrap, topics.raw_orders, [(f"k{i}".encode(), b"raw body") for i in range(RAW_RECORDS)])
+
+    async with aiohttp.ClientSession() as http:
+
+        async def get(path):
+            async with http.get(base + path) as resp:
+                return resp.status, await resp.json()
+
+        async def stats_ready():
+            _, s = await get("/api/stats")
+            done = (
+                s["total_events"] == len(events)
+                and s["dlq_count"] == 1
+                and s["raw_records"] == RAW_RECORDS
+                and s["lag_total"] == RAW_RECORDS
+                and s["undecodable"] == 1
+                and s["connector_calls"]
+            )
+            return s if done else None
+
+        stats = await wait_for(stats_ready)
+        assert stats["total_orders"] == N_ORDERS and stats["orders_by_platform"] == {"jd": 20, "taobao": 20}
+        assert stats["orders_by_status"] == {"SHIPPED": N_ORDERS}
+        call = stats["connector_calls"][0]
+        assert call["calls"] == 5 and call["success_rate"] == pytest.approx(0.8)
+
+        status, order = await get("/api/orders/taobao:shopA:1000")
+        assert status == 200 and order["version"] == 3 and order["status"] == "SHIPPED"
+        assert order["created_at"].endswith("Z") and order["receiver"]["phone_masked"] == "138****5678"
+        status, missing = await get("/api/orders/taobao:shopA:nope")
+        assert status == 404 and "error" in missing
+        status, listed = await get("/api/orders?platform=jd&limit=5")
+        assert status == 200 and listed["count"] == 5 and {o["platform"] for o in listed["orders"]} == {"jd"}
+
+        # The normalizer catches up: lag is counted end - committed.
+        committer = Consumer(
+            {"bootstrap.servers": kafka_bootstrap, "group.id": normalizer, "enable.auto.commit": False}
+        )
+        ends = {int(p): v["end"] for p, v in stats["lag"].items()}
+        committer.commit(
+            offsets=[TopicPartition(topics.raw_orders, p, end) for p, end in ends.items()], asynchronous=False
+        )
+        committer.close()
+
+        async def caught_up():
+            _, s = await get("/api/stats")
+            return s["lag_total"] == 0
+
+        await wait_for(caught_up)
+
+        # At-least-once replay of the whole log changes no stored count.
+        produce(kafka_bootstrap, topics.order_events, encoded)
+
+        async def replayed():
+            _, s = await get("/api/stats")
+            return s if s["events_consumed"] == 2 * len(events) else None
+
+        again = await wait_for(replayed)
+        assert (again["total_events"], again["total_orders"]) == (len(events), N_ORDERS)
+
+        async with http.get(base + "/metrics") as resp:
+            text = await resp.text()
+        assert resp.status == 200 and "tonglu_projector_records_consumed_total" in text
+        assert 'tonglu_orders{platform="jd",status="SHIPPED"} 20.0' in text
+        async with http.get(base + "/") as resp:
+            page = await resp.text()
+        assert resp.status == 200 and "通路 Tonglu · 订单中心" in page and "/api/stats" in page
+
+
+async def test_sql_endpoint_is_read_only(running):
+    base, _ = running
+    async with aiohttp.ClientSession() as http:
+
+        async def sql(text):
+            async with http.post(base + "/api/sql", json={"sql": text}) as resp:
+                return resp.status, await resp.json()
+
+        status, body = await sql("SELECT count() AS n, 'x' AS s FROM tonglu.orders")
+        assert status == 200 and body == {"columns": ["n", "s"], "rows": [[0, "x"]]}
+        status, body = await sql("-- dashboard\nselect 1 as one;")
+        assert status == 200 and body["rows"] == [[1]]
+        for bad in (
+            "DROP TABLE tonglu.orders",
+            "INSERT INTO tonglu.orders (order_id) VALUES ('x')",
+            "SELECT 1; DROP TABLE tonglu.orders",
+            "SELECT * FROM file('/etc/passwd')",
+            "ALTER TABLE tonglu.orders DELETE WHERE 1",
+            "SELECT * FROM no_such_table",
+        ):
+            status, body = await sql(bad)
+            assert status == 400 and body["error"], bad
+        async with http.post(base + "/api/sql", data=b"not json") as resp:
+            assert resp.status == 400
+        status, body = await sql("SELECT count() AS n FROM tonglu.orders")
+        assert status == 200

@@ -1,0 +1,76 @@
+"""Pure row builders of the ClickHouse projections."""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+
+from projections.clickhouse import rows
+from projections.clickhouse.ddl import TABLE_COLUMNS, schema_statements
+from projections.samples import sample_call, sample_dead_letter, sample_event
+from schemas.canonical import ms_to_iso
+
+
+def test_event_row_matches_columns():
+    event = sample_event(version=2)
+    row = dict(zip(TABLE_COLUMNS["order_events"], rows.event_row(event), strict=True))
+    assert row["event_id"] == event["event_id"]
+    assert row["platform"] == "taobao" and row["shop_id"] == "shop1"
+    assert row["status"] == "PAID" and row["paid_total"] == 20_300
+    assert row["occurred_at"] == event["occurred_at"] and row["changed_fields"] == ["status"]
+
+
+def test_order_row_and_json_use_iso_z_times():
+    order = sample_event(version=3)["order"]
+    row = dict(zip(TABLE_COLUMNS["orders"], rows.order_row(order), strict=True))
+    assert row["version"] == 3 and row["line_count"] == 1 and row["city"] == "杭州市"
+    assert row["shipped_at"] == order["shipped_at"]
+    doc = orjson.loads(row["order_json"])
+    assert doc["created_at"] == ms_to_iso(order["created_at"]) and doc["created_at"].endswith("Z")
+    assert doc["shipments"][0]["shipped_at"] == ms_to_iso(order["shipments"][0]["shipped_at"])
+    assert doc["delivered_at"] is None
+    assert doc["receiver"]["phone_masked"] == "138****5678" and "phone" not in doc["receiver"]
+
+
+def test_order_json_does_not_mutate_the_event():
+    order = sample_event(version=3)["order"]
+    before = orjson.dumps(order)
+    rows.order_json(order)
+    assert orjson.dumps(order) == before
+
+
+def test_iso_ms_agrees_with_canonical_ms_to_iso():
+    rng = random.Random(7)
+    for ms in [0, -1, 999, 1_767_225_600_000, *(rng.randint(-(10**12), 4 * 10**12) for _ in range(20_000))]:
+        assert rows.iso_ms(ms) == ms_to_iso(ms)
+    assert rows.iso_ms(None) is None
+
+
+def test_event_rows_give_both_tables():
+    out = rows.event_rows(sample_event())
+    assert set(out) == {"order_events", "orders"}
+
+
+def test_connector_call_row():
+    row = dict(
+        zip(TABLE_COLUMNS["connector_calls"], rows.connector_call_row(sample_call(ok=False)), strict=True)
+    )
+    assert row["ok"] == 0 and row["http_status"] == 500 and row["error_code"] == "isp.remote-service-error"
+    assert isinstance(row["latency_ms"], float)
+
+
+def test_dead_letter_row_skips_the_payload():
+    row = dict(
+        zip(TABLE_COLUMNS["dead_letters"], rows.dead_letter_row(sample_dead_letter(offset=9)), strict=True)
+    )
+    assert row["offset"] == 9 and row["stage"] == "map" and row["external_id"] == "1001"
+    assert b"{bad}" not in orjson.dumps(list(row.values()))
+
+
+def test_ddl_is_replacing_and_parameterised():
+    statements = schema_statements("tonglu_x")
+    assert all("tonglu_x." in s for s in statements[1:])
+    tables = [s for s in statements if s.startswith("CREATE TABLE")]
+    assert len(tables) == 4 and all("ReplacingMergeTree" in s for s in tables)
+    assert "ReplacingMergeTree(version)" in next(s for s in tables if ".orders " in s)
