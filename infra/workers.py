@@ -72,7 +72,7 @@ def normalizer(settings: Settings) -> None:
 
 
 def projector(settings: Settings) -> None:
-    from projections.clickhouse.backend import open_backend
+    from projections.clickhouse.backends import open_backend
     from projections.service import run_projector
 
     host, port = settings.http_host_port

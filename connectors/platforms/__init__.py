@@ -39,6 +39,9 @@ def map_payload(platform: str, body: bytes, content_type: str, shop_id: str) -> 
     return module(platform, "mapping").map_payload(body, content_type, shop_id, platform=platform)
 
 
+# default request budget per shop (requests/s, burst): the platforms' documented limits
+RATE_LIMITS = {"taobao": (10.0, 10.0), "tmall": (10.0, 10.0), "shopify": (2.0, 40.0)}
+
 CLIENT_CLASSES = {"taobao": "TaobaoClient", "tmall": "TaobaoClient", "shopify": "ShopifyClient"}
 
 

@@ -34,7 +34,7 @@ class ConnectorSettings:
     webhook_host: str = "127.0.0.1"
     webhook_port: int = 8090
     policy: PollPolicy = field(default_factory=PollPolicy)
-    requests_per_second: float = 10.0
+    rate_limits: dict = field(default_factory=dict)  # platform -> (requests/s, burst), overrides the defaults
 
 
 class ConnectorService:
@@ -83,8 +83,8 @@ class ConnectorService:
             key = f"{creds.platform}:{creds.shop_id}"
             if key in self.pollers:
                 continue
-            caller = HttpCaller(self.session, creds.platform, creds.shop_id,
-                                limiter=TokenBucket(self.s.requests_per_second, self.s.requests_per_second),
+            rate, burst = self.s.rate_limits.get(creds.platform) or platforms.RATE_LIMITS.get(creds.platform, (5, 5))
+            caller = HttpCaller(self.session, creds.platform, creds.shop_id, limiter=TokenBucket(rate, burst),
                                 on_call=self.record_call)
             poller = ShopPoller(platforms.client(creds, caller), creds.shop_id, self.publisher, self.s.raw_topic,
                                 self.checkpoints, self.s.policy)

@@ -1,0 +1,147 @@
+"""HTTP API and the one-page status view of the projector (aiohttp).
+
+Every ClickHouse query runs in a worker thread, so the event loop keeps answering while a large
+flush or an analyst's query is running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from importlib import resources
+from typing import Protocol
+
+import orjson
+from aiohttp import web
+
+from projections import queries
+from projections.sqlguard import UnsafeSQL, check_readonly_sql
+
+
+class ApiDeps(Protocol):
+    """What the API reads: a `Projector` satisfies it."""
+
+    backend: object
+    database: str
+    metrics: object
+    lag: object
+
+    def counters(self) -> dict: ...
+
+    def alive(self) -> bool: ...
+
+
+DEPS = web.AppKey("deps", object)
+
+
+def _json(data, status: int = 200) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS),
+        status=status,
+        content_type="application/json",
+    )
+
+
+def create_api(deps: ApiDeps) -> web.Application:
+    """The aiohttp application serving /api/*, /healthz, /metrics and the status page at /."""
+    app = web.Application(client_max_size=1 << 20)
+    app[DEPS] = deps
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/stats", stats)
+    app.router.add_get("/api/orders", list_orders)
+    app.router.add_get("/api/orders/{order_id}", get_order)
+    app.router.add_post("/api/sql", run_sql)
+    return app
+
+
+async def index(request: web.Request) -> web.Response:
+    """The self-contained status page (Chinese first, English below each label)."""
+    html = resources.files("projections").joinpath("static/index.html").read_text(encoding="utf-8")
+    return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 while the consumer thread runs, else 503."""
+    ok = request.app[DEPS].alive()
+    return _json({"ok": ok}, 200 if ok else 503)
+
+
+async def get_order(request: web.Request) -> web.Response:
+    """The latest masked canonical order with its version, or 404."""
+    deps = request.app[DEPS]
+    order_id = request.match_info["order_id"]
+    order = await asyncio.to_thread(queries.get_order, deps.backend, deps.database, order_id)
+    if order is None:
+        return _json({"error": f"unknown order {order_id}"}, 404)
+    return _json(order)
+
+
+async def list_orders(request: web.Request) -> web.Response:
+    """Latest orders, newest update first; ?platform=&shop=&status=&limit= (default 50, max 500)."""
+    deps, q = request.app[DEPS], request.query
+    try:
+        limit = int(q.get("limit", "50"))
+    except ValueError:
+        return _json({"error": "limit must be an integer"}, 400)
+    orders = await asyncio.to_thread(
+        queries.list_orders,
+        deps.backend,
+        deps.database,
+        platform=q.get("platform"),
+        shop=q.get("shop"),
+        status=q.get("status"),
+        limit=limit,
+    )
+    return _json({"orders": orders, "count": len(orders)})
+
+
+async def stats(request: web.Request) -> web.Response:
+    """Dashboard figures: ClickHouse aggregates plus the projector's live counters and lag."""
+    deps = request.app[DEPS]
+    figures = await asyncio.to_thread(queries.stats, deps.backend, deps.database)
+    counters = deps.counters()
+    lag = deps.lag.snapshot()
+    figures.update(
+        {
+            "events_per_second": counters["events_per_second"],
+            "total_events": figures["stored_events"],
+            "events_consumed": counters["total_events"],
+            "consumed_by_topic": counters["totals_by_topic"],
+            "undecodable": counters["undecodable"],
+            "lag": lag["partitions"],
+            "lag_total": lag["total"],
+            "raw_records": lag["raw_records"],
+            "consumer_alive": deps.alive(),
+        }
+    )
+    return _json(figures)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format from the projector's own registry (gauges refreshed per scrape)."""
+    deps = request.app[DEPS]
+    counts = await asyncio.to_thread(queries.order_counts, deps.backend, deps.database)
+    m = deps.metrics
+    m.orders.clear()
+    for row in counts:
+        m.orders.labels(row["platform"], row["status"]).set(int(row["orders"]))
+    m.lag.clear()
+    for partition, item in deps.lag.snapshot()["partitions"].items():
+        m.lag.labels(str(partition)).set(item["lag"])
+    return web.Response(body=m.render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+async def run_sql(request: web.Request) -> web.Response:
+    """Read-only SQL for analysts: {"sql": "..."} -> {"columns": [...], "rows": [[...]]} or 400."""
+    try:
+        body = await request.json(loads=orjson.loads)
+        sql = check_readonly_sql(body.get("sql") if isinstance(body, dict) else None)
+    except (UnsafeSQL, ValueError) as exc:
+        return _json({"error": str(exc) or 'body must be JSON {"sql": "..."}'}, 400)
+    try:
+        columns, rows = await asyncio.to_thread(request.app[DEPS].backend.query_readonly, sql)
+    # Both clients raise plain exception types for syntax errors, unknown tables and readonly refusals.
+    except Exception as exc:  # noqa: BLE001 - the analyst's error, reported back as 400
+        return _json({"error": str(exc).strip().splitlines()[0][:500]}, 400)
+    return _json({"columns": columns, "rows": rows})

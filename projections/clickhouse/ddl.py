@@ -1,0 +1,140 @@
+"""DDL of the `tonglu` database: tables, their column order for inserts, and dashboard views.
+
+Every table is a ReplacingMergeTree whose sorting key is the natural identity of a row, so an
+at-least-once replay inserts duplicates that merge away; exact queries read them with FINAL.
+"""
+
+from __future__ import annotations
+
+import re
+
+DEFAULT_DATABASE = "tonglu"
+_TS = "DateTime64(3, 'UTC')"
+_NTS = f"Nullable({_TS})"
+
+_TABLES: dict[str, tuple[list[tuple[str, str]], str]] = {
+    "order_events": (
+        [
+            ("event_id", "String"),
+            ("event_type", "LowCardinality(String)"),
+            ("order_id", "String"),
+            ("platform", "LowCardinality(String)"),
+            ("shop_id", "String"),
+            ("version", "UInt64"),
+            ("seq", "UInt32"),
+            ("occurred_at", _TS),
+            ("recorded_at", _TS),
+            ("status", "LowCardinality(String)"),
+            ("refund_status", "LowCardinality(String)"),
+            ("paid_total", "Int64"),
+            ("currency", "LowCardinality(String)"),
+            ("changed_fields", "Array(String)"),
+        ],
+        (
+            "ReplacingMergeTree PARTITION BY toYYYYMM(occurred_at) "
+            "ORDER BY (platform, shop_id, order_id, event_id)"
+        ),
+    ),
+    # Not partitioned: deduplication by version only happens inside a partition, and no column of the
+    # latest state is fixed for the life of an order except its key.
+    "orders": (
+        [
+            ("order_id", "String"),
+            ("platform", "LowCardinality(String)"),
+            ("shop_id", "String"),
+            ("external_id", "String"),
+            ("status", "LowCardinality(String)"),
+            ("refund_status", "LowCardinality(String)"),
+            ("platform_status", "String"),
+            ("created_at", _NTS),
+            ("paid_at", _NTS),
+            ("updated_at", _NTS),
+            ("shipped_at", _NTS),
+            ("delivered_at", _NTS),
+            ("currency", "LowCardinality(String)"),
+            ("items_total", "Int64"),
+            ("shipping_fee", "Int64"),
+            ("discount_total", "Int64"),
+            ("tax_total", "Int64"),
+            ("paid_total", "Int64"),
+            ("refunded_total", "Int64"),
+            ("line_count", "UInt16"),
+            ("province", "LowCardinality(Nullable(String))"),
+            ("city", "LowCardinality(Nullable(String))"),
+            ("version", "UInt64"),
+            ("order_json", "String"),
+        ],
+        "ReplacingMergeTree(version) ORDER BY (platform, shop_id, order_id)",
+    ),
+    "connector_calls": (
+        [
+            ("call_id", "String"),
+            ("platform", "LowCardinality(String)"),
+            ("shop_id", "String"),
+            ("endpoint", "LowCardinality(String)"),
+            ("started_at", _TS),
+            ("latency_ms", "Float64"),
+            ("http_status", "UInt16"),
+            ("ok", "UInt8"),
+            ("error_code", "Nullable(String)"),
+            ("records", "UInt32"),
+            ("attempt", "UInt16"),
+        ],
+        (
+            "ReplacingMergeTree PARTITION BY toYYYYMM(started_at) "
+            "ORDER BY (platform, shop_id, started_at, call_id)"
+        ),
+    ),
+    "dead_letters": (
+        [
+            ("stage", "LowCardinality(String)"),
+            ("error", "String"),
+            ("failed_at", _TS),
+            ("topic", "String"),
+            ("partition", "Int32"),
+            ("offset", "Int64"),
+            ("platform", "LowCardinality(Nullable(String))"),
+            ("shop_id", "Nullable(String)"),
+            ("external_id", "Nullable(String)"),
+        ],
+        "ReplacingMergeTree ORDER BY (topic, partition, offset)",
+    ),
+}
+
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {t: tuple(c for c, _ in cols) for t, (cols, _) in _TABLES.items()}
+TABLE_TYPES: dict[str, dict[str, str]] = {t: dict(cols) for t, (cols, _) in _TABLES.items()}
+
+_VIEWS = {
+    "daily_orders_by_platform": (
+        "SELECT toDate(created_at) AS day, platform, count() AS orders, sum(paid_total) AS paid_total "
+        "FROM {db}.orders FINAL WHERE created_at IS NOT NULL GROUP BY day, platform"
+    ),
+    "status_funnel": (
+        "SELECT platform, status, count() AS orders FROM {db}.orders FINAL GROUP BY platform, status"
+    ),
+}
+
+
+def check_identifier(name: str) -> str:
+    """Return `name` if it is a plain SQL identifier (database names are interpolated into DDL)."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name):
+        raise ValueError(f"not a plain identifier: {name!r}")
+    return name
+
+
+def schema_statements(db: str = DEFAULT_DATABASE) -> list[str]:
+    """Idempotent DDL statements creating the database, tables and views."""
+    db = check_identifier(db)
+    out = [f"CREATE DATABASE IF NOT EXISTS {db}"]
+    for table, (cols, engine) in _TABLES.items():
+        body = ", ".join(f"`{c}` {t}" for c, t in cols)
+        out.append(f"CREATE TABLE IF NOT EXISTS {db}.{table} ({body}) ENGINE = {engine}")
+    for view, select in _VIEWS.items():
+        out.append(f"CREATE VIEW IF NOT EXISTS {db}.{view} AS {select.format(db=db)}")
+    return out
+
+
+def create_schema(backend, db: str = DEFAULT_DATABASE) -> None:
+    """Apply the DDL through any backend (safe to run on every start)."""
+    for statement in schema_statements(db):
+        backend.command(statement)

@@ -1,0 +1,143 @@
+"""Valid sample records (canonical orders, events, connector calls, dead letters) for tests and benches."""
+
+from __future__ import annotations
+
+import hashlib
+
+BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+_STATUSES = ("PENDING_PAYMENT", "PAID", "SHIPPED", "DELIVERED", "COMPLETED")
+_EVENT_TYPES = ("OrderCreated", "OrderPaid", "OrderShipped", "OrderDelivered", "OrderCompleted")
+
+
+def sample_order(
+    platform: str = "taobao",
+    shop_id: str = "shop1",
+    external_id: str = "1001",
+    version: int = 1,
+    *,
+    base_ms: int = BASE_MS,
+) -> dict:
+    """A canonical order at `version` (status advances with the version), already masked."""
+    status = _STATUSES[min(version - 1, len(_STATUSES) - 1)]
+    shipped = version >= 3
+    return {
+        "order_id": f"{platform}:{shop_id}:{external_id}",
+        "platform": platform,
+        "shop_id": shop_id,
+        "external_id": external_id,
+        "status": status,
+        "refund_status": "NONE",
+        "platform_status": status.lower(),
+        "created_at": base_ms,
+        "paid_at": base_ms + 60_000 if version >= 2 else None,
+        "updated_at": base_ms + version * 60_000,
+        "shipped_at": base_ms + 180_000 if shipped else None,
+        "delivered_at": base_ms + 240_000 if version >= 4 else None,
+        "currency": "CNY",
+        "items_total": 19_800,
+        "shipping_fee": 1_000,
+        "discount_total": 500,
+        "tax_total": 0,
+        "paid_total": 20_300,
+        "buyer": {"id": "b-1", "nick_masked": "t***", "message": None},
+        "receiver": {
+            "name_masked": "张*",
+            "phone_masked": "138****5678",
+            "country": "CN",
+            "province": "浙江省",
+            "city": "杭州市",
+            "district": "西湖区",
+            "address_masked": "文三****",
+            "postal_code": None,
+            "secure_token": None,
+        },
+        "lines": [
+            {
+                "line_id": "1",
+                "sku_id": "sku-1",
+                "merchant_sku": "M-1",
+                "title": "龙井茶 250g",
+                "quantity": 2,
+                "unit_price": 9_900,
+                "total": 19_800,
+                "discount": 0,
+                "refund_status": "NONE",
+            }
+        ],
+        "shipments": [
+            {"carrier": "SF", "tracking_no": "SF100", "shipped_at": base_ms + 180_000, "line_ids": ["1"]}
+        ]
+        if shipped
+        else [],
+        "version": version,
+        "refunded_total": 0,
+    }
+
+
+def sample_event(
+    platform: str = "taobao",
+    shop_id: str = "shop1",
+    external_id: str = "1001",
+    version: int = 1,
+    *,
+    base_ms: int = BASE_MS,
+) -> dict:
+    """An OrderEvent producing `version` of the sample order, with a deterministic event_id."""
+    order = sample_order(platform, shop_id, external_id, version, base_ms=base_ms)
+    event_type = _EVENT_TYPES[min(version - 1, len(_EVENT_TYPES) - 1)]
+    event_id = hashlib.sha1(f"{order['order_id']}|{version}|{event_type}".encode()).hexdigest()
+    return {
+        "event_id": event_id,
+        "event_type": event_type,
+        "order_id": order["order_id"],
+        "version": version,
+        "seq": 0,
+        "occurred_at": order["updated_at"],
+        "recorded_at": order["updated_at"] + 500,
+        "changed_fields": ["status"],
+        "raw_record_id": None,
+        "source": "poll",
+        "order": order,
+    }
+
+
+def sample_call(
+    call_id: str = "c1",
+    platform: str = "taobao",
+    shop_id: str = "shop1",
+    *,
+    ok: bool = True,
+    latency_ms: float = 120.0,
+    started_at: int = BASE_MS,
+) -> dict:
+    """A ConnectorCall record."""
+    return {
+        "call_id": call_id,
+        "platform": platform,
+        "shop_id": shop_id,
+        "endpoint": "taobao.trades.sold.get",
+        "started_at": started_at,
+        "latency_ms": latency_ms,
+        "http_status": 200 if ok else 500,
+        "ok": ok,
+        "error_code": None if ok else "isp.remote-service-error",
+        "records": 10 if ok else 0,
+        "attempt": 1,
+    }
+
+
+def sample_dead_letter(offset: int = 7, topic: str = "raw.orders") -> dict:
+    """A DeadLetter record of a raw record that failed mapping."""
+    return {
+        "stage": "map",
+        "error": "MappingError: not a money amount: 'abc'",
+        "failed_at": BASE_MS,
+        "topic": topic,
+        "partition": 1,
+        "offset": offset,
+        "key": b"k",
+        "value": b"{bad}",
+        "platform": "taobao",
+        "shop_id": "shop1",
+        "external_id": "1001",
+    }

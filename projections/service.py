@@ -1,0 +1,206 @@
+"""The projector: order.events, connector.calls and raw.orders.dlq -> ClickHouse, plus the HTTP API.
+
+One consumer thread runs consume -> decode -> sink.add -> flush -> commit. Offsets are committed
+only after a successful flush; a failed flush is retried with backoff and never committed, so a
+crash replays the batch, which every table absorbs (ReplacingMergeTree on the row identity).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+
+from confluent_kafka import Consumer, KafkaException
+
+from projections.clickhouse.ddl import DEFAULT_DATABASE, create_schema
+from projections.clickhouse.sink import ClickHouseSink, FlushError
+from projections.lag import LagTracker
+from projections.metrics import ProjectorMetrics
+from schemas.codec import AvroCodec, DecodeError
+
+log = logging.getLogger(__name__)
+SESSION_TIMEOUT_MS = 6000
+_RATE_WINDOW_SECONDS = 10.0
+
+
+class Projector:
+    """Feeds the ClickHouse read models from Kafka in a dedicated thread and keeps live counters."""
+
+    def __init__(
+        self,
+        *,
+        kafka_config: dict,
+        topics: dict[str, str],
+        normalizer_group: str,
+        backend,
+        group_id: str = "tonglu-projector",
+        database: str = DEFAULT_DATABASE,
+        batch_size: int = 5000,
+    ):
+        self.backend = backend
+        self.database = database
+        self.metrics = ProjectorMetrics()
+        self.sink = ClickHouseSink(backend, database)
+        self._batch_size = batch_size
+        self._kinds = {
+            topics["order_events"]: ("order_event", AvroCodec("OrderEvent")),
+            topics["connector_calls"]: ("connector_call", AvroCodec("ConnectorCall")),
+            topics["raw_orders_dlq"]: ("dead_letter", AvroCodec("DeadLetter")),
+        }
+        self._consumer_config = {
+            **kafka_config,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": SESSION_TIMEOUT_MS,
+        }
+        self.lag = LagTracker(kafka_config, topics["raw_orders"], normalizer_group, SESSION_TIMEOUT_MS)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tonglu-projector", daemon=True)
+        self._lock = threading.Lock()
+        self._totals: collections.Counter[str] = collections.Counter()
+        self._undecodable = 0
+        self._recent: collections.deque[tuple[float, int]] = collections.deque()
+        self.commits = 0
+
+    def start(self) -> None:
+        """Start the consumer and lag-counting threads."""
+        self._thread.start()
+        self.lag.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Ask both threads to stop and wait for them (the consumer leaves its group cleanly)."""
+        self._stop.set()
+        self._thread.join(timeout)
+        self.lag.stop(timeout)
+
+    def alive(self) -> bool:
+        """Whether the consumer thread is running."""
+        return self._thread.is_alive()
+
+    def counters(self) -> dict:
+        """Totals per topic, undecodable records, events/s over the last 10 s and total events."""
+        now = time.monotonic()
+        with self._lock:
+            while self._recent and self._recent[0][0] < now - _RATE_WINDOW_SECONDS:
+                self._recent.popleft()
+            recent = sum(n for _, n in self._recent)
+            totals = dict(self._totals)
+            undecodable = self._undecodable
+        events_topic = next(t for t, (kind, _) in self._kinds.items() if kind == "order_event")
+        return {
+            "events_per_second": recent / _RATE_WINDOW_SECONDS,
+            "total_events": totals.get(events_topic, 0),
+            "totals_by_topic": totals,
+            "undecodable": undecodable,
+            "commits": self.commits,
+        }
+
+    def _run(self) -> None:
+        consumer = Consumer(self._consumer_config)
+        consumer.subscribe(list(self._kinds))
+        try:
+            while not self._stop.is_set():
+                messages = consumer.consume(num_messages=self._batch_size, timeout=0.2)
+                if not messages:
+                    continue
+                taken = self._add(messages)
+                if not self._flush_with_retry():
+                    return  # stopping with an unwritten batch: leave it uncommitted for the next run
+                self._count(taken)
+                try:
+                    consumer.commit(asynchronous=False)
+                    self.commits += 1
+                except KafkaException as exc:  # e.g. partitions revoked meanwhile; the replay is harmless
+                    log.warning("offset commit failed, batch will be replayed: %s", exc)
+        except Exception:
+            log.exception("projector consumer thread crashed")
+        finally:
+            consumer.close()
+
+    def _add(self, messages) -> collections.Counter[str]:
+        taken: collections.Counter[str] = collections.Counter()
+        for msg in messages:
+            if msg.error() is not None:
+                log.warning("consumer error: %s", msg.error())
+                continue
+            topic = msg.topic()
+            kind, codec = self._kinds[topic]
+            try:
+                record = codec.decode(msg.value())
+            except (DecodeError, TypeError) as exc:
+                log.error("undecodable record at %s[%d]@%d: %s", topic, msg.partition(), msg.offset(), exc)
+                self.metrics.undecodable.labels(topic).inc()
+                with self._lock:
+                    self._undecodable += 1
+                continue
+            try:
+                self.sink.add(kind, record)
+            except (KeyError, TypeError, ValueError) as exc:  # decodes but violates the contract
+                log.error("unprojectable record at %s[%d]@%d: %s", topic, msg.partition(), msg.offset(), exc)
+                continue
+            taken[topic] += 1
+        return taken
+
+    def _flush_with_retry(self) -> bool:
+        delay = 0.2
+        while True:
+            try:
+                self.sink.flush()
+                self.metrics.flush_seconds.observe(self.sink.last_flush_seconds)
+                return True
+            except FlushError as exc:
+                self.metrics.flush_failures.inc()
+                log.error("flush failed, retrying in %.1fs without committing: %s", delay, exc)
+                if self._stop.wait(delay):
+                    return False
+                delay = min(delay * 2, 10.0)
+
+    def _count(self, taken: collections.Counter[str]) -> None:
+        events_topic = next(t for t, (kind, _) in self._kinds.items() if kind == "order_event")
+        with self._lock:
+            self._totals.update(taken)
+            self._recent.append((time.monotonic(), taken.get(events_topic, 0)))
+        for topic, n in taken.items():
+            self.metrics.consumed.labels(topic).inc(n)
+
+
+async def run_projector(
+    *,
+    kafka_config: dict,
+    topics: dict[str, str],
+    normalizer_group: str,
+    backend,
+    http_host: str,
+    http_port: int,
+    group_id: str = "tonglu-projector",
+    stop: asyncio.Event,
+    database: str = DEFAULT_DATABASE,
+) -> None:
+    """Create the schema, run the projector threads and the HTTP API until `stop` is set."""
+    from aiohttp import web
+
+    from projections.api import create_api
+
+    await asyncio.to_thread(create_schema, backend, database)
+    projector = Projector(
+        kafka_config=kafka_config,
+        topics=topics,
+        normalizer_group=normalizer_group,
+        backend=backend,
+        group_id=group_id,
+        database=database,
+    )
+    projector.start()
+    runner = web.AppRunner(create_api(projector), handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, http_host, http_port).start()
+        log.info("projector API on http://%s:%d", http_host, http_port)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await asyncio.to_thread(projector.stop)
