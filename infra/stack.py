@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,9 +19,14 @@ from infra.config import Settings
 PROCESSES = ["projector", "normalizer", "simulators", "connectors"]
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 def _pump(name: str, stream) -> None:
     for line in iter(stream.readline, b""):
-        sys.stdout.write(f"[{name:<10}] {line.decode(errors='replace').rstrip()}\n")
+        text = _ANSI.sub("", line.decode(errors="replace")).rstrip()
+        if text:
+            sys.stdout.write(f"[{name:<10}] {text}\n")
         sys.stdout.flush()
 
 
@@ -69,8 +75,9 @@ class Stack:
                 total = stats.get("total_events", 0)
                 rate = (total - last[0]) / (time.time() - last[1]) if last else 0.0
                 last = (total, time.time())
-                _say(f"orders {stats.get('total_orders', 0)} · events {total} ({rate:.0f}/s) · "
-                     f"lag {stats.get('lag', {}).get('total', '?')} · dead letters {stats.get('dlq_count', 0)}")
+                _say(f"订单 orders {stats.get('total_orders', 0)} · 事件 events {total} ({rate:.0f}/s) · "
+                     f"raw pages {stats.get('raw_records', 0)} · 延迟 lag {stats.get('lag_total', '?')} · "
+                     f"死信 dead letters {stats.get('dlq_count', 0)}")
 
     def _stats(self) -> dict | None:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 from projections.clickhouse.ddl import check_identifier
+from schemas.canonical import order_json
 
 ORDER_LIST_MAX = 500
 
@@ -21,7 +22,7 @@ def get_order(backend, db: str, order_id: str) -> dict | None:
     )
     if not rows:
         return None
-    order = orjson.loads(rows[0]["order_json"])
+    order = order_json(orjson.loads(rows[0]["order_json"]))
     order["version"] = int(rows[0]["version"])
     return order
 
@@ -48,7 +49,7 @@ def list_orders(
         f"SELECT order_json FROM {db}.orders FINAL {clause}"
         f"ORDER BY updated_at DESC NULLS LAST, order_id LIMIT {limit}"
     )
-    return [orjson.loads(r["order_json"]) for r in rows]
+    return [order_json(orjson.loads(r["order_json"])) for r in rows]
 
 
 def order_counts(backend, db: str) -> list[dict]:

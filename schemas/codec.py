@@ -32,7 +32,7 @@ class AvroCodec:
         self.schema = registry.current(name)
         self._parsed = parse_schema(registry.plain(self.schema))
         self._registry = registry_client
-        self._head = None
+        self._head = self._head_decode = None
         try:
             self._encode, self._decode = compile_encoder(self._parsed), compile_decoder(self._parsed)
         except Unsupported:
@@ -64,11 +64,38 @@ class AvroCodec:
         once can be embedded in several events without encoding it again.
         """
         if self._head is None:
-            head = dict(registry.plain(self.schema))
-            head["fields"] = head["fields"][:-1]
-            head["name"] = f"{self.schema['name']}Head"
-            self._head = compile_encoder(parse_schema(head, named_schemas={}))
+            self._head = compile_encoder(self._head_schema())
         return self.header + self._head(record) + tail_body
+
+    def _head_schema(self) -> dict:
+        head = dict(registry.plain(self.schema))
+        head["fields"] = head["fields"][:-1]
+        head["name"] = f"{self.schema['name']}Head"
+        return parse_schema(head, named_schemas={})
+
+    def decode_head(self, data: bytes) -> tuple[dict, int | None]:
+        """All fields but the last, and where the last one starts (None: it is already in the dict).
+
+        Lets a reader take an event's header without decoding the order snapshot it carries.
+        """
+        if data[:10] == self.header and self._decode is not None:
+            if self._head_decode is None:
+                self._head_decode = compile_decoder(self._head_schema())
+            try:
+                return self._head_decode(data, 10)
+            except (IndexError, UnicodeDecodeError, ValueError) as exc:
+                raise DecodeError(f"corrupt {self.name} head: {exc.__class__.__name__}: {exc}") from None
+        return self.decode(data), None
+
+    def decode_body(self, data: bytes, offset: int) -> dict:
+        """A record of this schema written (by the current schema) at data[offset:]."""
+        try:
+            record, end = self._decode(data, offset)
+        except (IndexError, UnicodeDecodeError, ValueError, TypeError) as exc:
+            raise DecodeError(f"corrupt {self.name} body: {exc.__class__.__name__}: {exc}") from None
+        if end != len(data):
+            raise DecodeError(f"corrupt {self.name} body: {len(data) - end} trailing bytes")
+        return record
 
     def encode_many(self, records) -> list[bytes]:
         return [self.header + self.encode_body(record) for record in records]

@@ -91,6 +91,15 @@ def _nullable(schema: list) -> object:
     return schema[1] if schema[0] == "null" else schema[0]
 
 
+def _write_int(g: _Gen, expr: str, ind: int) -> None:
+    """Inline the one-byte case of a zig-zag varint (-64..63), call write_long otherwise."""
+    x = g.var()
+    g.emit(ind, f"{x} = {expr}")
+    g.emit(ind, f"if 0 <= {x} < 64: b.append({x} << 1)")
+    g.emit(ind, f"elif -64 <= {x} < 0: b.append((-{x} << 1) - 1)")
+    g.emit(ind, f"else: b += _long({x})")
+
+
 def _enc(g: _Gen, schema, expr: str, ind: int) -> None:
     schema = g.resolve(schema)
     kind = g.kind(schema)
@@ -99,7 +108,7 @@ def _enc(g: _Gen, schema, expr: str, ind: int) -> None:
     if kind == "boolean":
         g.emit(ind, f"b.append(1 if {expr} else 0)")
     elif kind in ("int", "long"):
-        g.emit(ind, f"b += _long({expr})")
+        _write_int(g, expr, ind)
     elif kind == "double":
         g.emit(ind, f"b += _pd({expr})")
     elif kind == "float":
@@ -107,11 +116,13 @@ def _enc(g: _Gen, schema, expr: str, ind: int) -> None:
     elif kind == "string":
         v = g.var()
         g.emit(ind, f"{v} = {expr}.encode()")
-        g.emit(ind, f"b += _long(len({v})); b += {v}")
+        _write_int(g, f"len({v})", ind)
+        g.emit(ind, f"b += {v}")
     elif kind == "bytes":
         v = g.var()
         g.emit(ind, f"{v} = {expr}")
-        g.emit(ind, f"b += _long(len({v})); b += {v}")
+        _write_int(g, f"len({v})", ind)
+        g.emit(ind, f"b += {v}")
     elif kind == "enum":
         table = g.const({s: write_long(i) for i, s in enumerate(schema["symbols"])})
         g.emit(ind, f"b += {table}[{expr}]")
@@ -128,7 +139,7 @@ def _enc(g: _Gen, schema, expr: str, ind: int) -> None:
         v, item = g.var(), g.var()
         g.emit(ind, f"{v} = {expr}")
         g.emit(ind, f"if {v}:")
-        g.emit(ind + 1, f"b += _long(len({v}))")
+        _write_int(g, f"len({v})", ind + 1)
         g.emit(ind + 1, f"for {item} in {v}:")
         _enc(g, schema["items"], item, ind + 2)
         g.emit(ind, "b.append(0)")
@@ -145,6 +156,14 @@ def _enc(g: _Gen, schema, expr: str, ind: int) -> None:
         raise Unsupported(kind)
 
 
+def _read_int(g: _Gen, target: str, ind: int) -> None:
+    """Inline the one-byte case of a varint (most lengths, counts, indexes and small numbers)."""
+    x = g.var()
+    g.emit(ind, f"{x} = d[p]")
+    g.emit(ind, f"if {x} < 128: {target} = ({x} >> 1) ^ -({x} & 1); p += 1")
+    g.emit(ind, f"else: {target}, p = _rlong(d, p)")
+
+
 def _dec(g: _Gen, schema, target: str, ind: int) -> None:
     """Emit code that reads one value at `p` from `d` into `target`."""
     schema = g.resolve(schema)
@@ -154,14 +173,14 @@ def _dec(g: _Gen, schema, target: str, ind: int) -> None:
     elif kind == "boolean":
         g.emit(ind, f"{target} = d[p] == 1; p += 1")
     elif kind in ("int", "long"):
-        g.emit(ind, f"{target}, p = _rlong(d, p)")
+        _read_int(g, target, ind)
     elif kind == "double":
         g.emit(ind, f"{target}, = _ud(d, p); p += 8")
     elif kind == "float":
         g.emit(ind, f"{target}, = _uf(d, p); p += 4")
     elif kind in ("string", "bytes"):
         n = g.var()
-        g.emit(ind, f"{n}, p = _rlong(d, p)")
+        _read_int(g, n, ind)
         if kind == "string":
             g.emit(ind, f"{target} = d[p:p + {n}].decode(); p += {n}")
         else:
@@ -169,13 +188,13 @@ def _dec(g: _Gen, schema, target: str, ind: int) -> None:
     elif kind == "enum":
         table = g.const(list(schema["symbols"]))
         i = g.var()
-        g.emit(ind, f"{i}, p = _rlong(d, p)")
+        _read_int(g, i, ind)
         g.emit(ind, f"{target} = {table}[{i}]")
     elif kind == "union":
         inner = _nullable(schema)
         null_index = schema.index("null")
         i = g.var()
-        g.emit(ind, f"{i}, p = _rlong(d, p)")
+        _read_int(g, i, ind)
         g.emit(ind, f"if {i} == {null_index}: {target} = None")
         g.emit(ind, "else:")
         _dec(g, inner, target, ind + 1)
@@ -183,7 +202,7 @@ def _dec(g: _Gen, schema, target: str, ind: int) -> None:
         items, n, item = g.var(), g.var(), g.var()
         g.emit(ind, f"{items} = []")
         g.emit(ind, "while True:")
-        g.emit(ind + 1, f"{n}, p = _rlong(d, p)")
+        _read_int(g, n, ind + 1)
         g.emit(ind + 1, f"if {n} == 0: break")
         g.emit(ind + 1, f"if {n} < 0: {n} = -{n}; _, p = _rlong(d, p)")
         g.emit(ind + 1, f"for _ in range({n}):")

@@ -31,8 +31,9 @@ def is_stale(previous: dict | None, current: dict) -> bool:
 
 
 def changed_fields(previous: dict | None, current: dict) -> list[str]:
+    """Top-level fields that differ from the held snapshot; empty for a new order (all of it is new)."""
     if previous is None:
-        return sorted(k for k in current if k not in _IGNORED)
+        return []
     return sorted(k for k, v in current.items() if k not in _IGNORED and previous.get(k) != v)
 
 

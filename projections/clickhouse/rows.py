@@ -6,46 +6,15 @@ the backend converts them for its wire format.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-from functools import lru_cache
-
 import orjson
 
-_ORDER_TIMES = ("created_at", "paid_at", "updated_at", "shipped_at", "delivered_at")
-_EPOCH = date(1970, 1, 1)
-
-
-@lru_cache(maxsize=8192)
-def _day_iso(day: int) -> str:
-    return (_EPOCH + timedelta(days=day)).isoformat()
-
-
-def iso_ms(ms: int | None) -> str | None:
-    """Same output as `schemas.canonical.ms_to_iso` (YYYY-MM-DDThh:mm:ss.sssZ), about ten times faster;
-    the projector formats several times per event, which made ms_to_iso its largest cost."""
-    if ms is None:
-        return None
-    day, rem = divmod(ms, 86_400_000)
-    sec, milli = divmod(rem, 1000)
-    hour, sec = divmod(sec, 3600)
-    minute, sec = divmod(sec, 60)
-    return f"{_day_iso(day)}T{hour:02d}:{minute:02d}:{sec:02d}.{milli:03d}Z"
-
-
-def order_to_json_dict(order: dict) -> dict:
-    """The canonical order as its JSON form: the same fields with times as ISO-8601 `Z` strings."""
-    out = dict(order)
-    for name in _ORDER_TIMES:
-        out[name] = iso_ms(order.get(name))
-    out["shipments"] = [
-        {**s, "shipped_at": iso_ms(s.get("shipped_at"))} for s in order.get("shipments") or ()
-    ]
-    return out
-
-
 def order_json(order: dict) -> str:
-    """The canonical order serialized for the `orders.order_json` column (already masked upstream)."""
-    return orjson.dumps(order_to_json_dict(order)).decode()
+    """The canonical order for the `orders.order_json` column (already masked upstream).
+
+    Times stay epoch milliseconds here (cheap to write on the hot path); readers turn them into
+    ISO-8601 with `schemas.canonical.order_json`.
+    """
+    return orjson.dumps(order).decode()
 
 
 def event_row(event: dict) -> tuple:

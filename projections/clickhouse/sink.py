@@ -28,8 +28,9 @@ class ClickHouseSink:
         self.backend = backend
         self.database = check_identifier(database)
         self._buffers: dict[str, list[tuple]] = {t: [] for t in TABLE_COLUMNS if t != "orders"}
-        # Latest state: within one batch only the highest version of each order needs writing.
-        self._orders: dict[str, tuple] = {}
+        # Latest state: within one batch only the highest version of each order needs writing, so
+        # orders are kept as dicts (or ready rows) and turned into rows at flush.
+        self._orders: dict[str, dict | tuple] = {}
         self.last_flush_seconds = 0.0
 
     def add(self, table_or_kind: str, record) -> None:
@@ -37,7 +38,7 @@ class ClickHouseSink:
         ready row tuple for a table name."""
         if table_or_kind == "order_event":
             self._buffers["order_events"].append(build.event_row(record))
-            self._add_order(build.order_row(record["order"]))
+            self._add_order(record["order"])
         elif table_or_kind == "connector_call":
             self._buffers["connector_calls"].append(build.connector_call_row(record))
         elif table_or_kind == "dead_letter":
@@ -49,10 +50,12 @@ class ClickHouseSink:
         else:
             raise ValueError(f"unknown table or kind: {table_or_kind!r}")
 
-    def _add_order(self, row: tuple) -> None:
-        held = self._orders.get(row[0])
-        if held is None or row[_ORDER_VERSION] >= held[_ORDER_VERSION]:
-            self._orders[row[0]] = row
+    def _add_order(self, order: dict | tuple) -> None:
+        key, version = (order[0], order[_ORDER_VERSION]) if isinstance(order, tuple) else (
+            order["order_id"], order["version"])
+        held = self._orders.get(key)
+        if held is None or version >= (held[_ORDER_VERSION] if isinstance(held, tuple) else held["version"]):
+            self._orders[key] = order
 
     def pending(self) -> int:
         """Rows buffered and not yet written."""
@@ -66,7 +69,7 @@ class ClickHouseSink:
                 self._write(table, buffer)
                 self._buffers[table] = []
         if self._orders:
-            self._write("orders", list(self._orders.values()))
+            self._write("orders", [o if isinstance(o, tuple) else build.order_row(o) for o in self._orders.values()])
             self._orders = {}
         self.last_flush_seconds = time.perf_counter() - started
 
