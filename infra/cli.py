@@ -1,6 +1,7 @@
 """`tonglu`: the front door (normalize, up, sim, sql, bench, worker, topics)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -53,8 +54,11 @@ def up(demo_rate: float = typer.Option(5.0, help="new demo orders per second per
     from infra.stack import up as run_stack
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = Settings.from_env()
     own_broker = "TONGLU_KAFKA_BOOTSTRAP" not in os.environ
-    run_stack(Settings.from_env(), own_broker=own_broker, demo_rate=demo_rate)
+    if own_broker and os.environ.get("TONGLU_LOCAL_BROKER_PORT"):
+        settings = dataclasses.replace(settings, kafka_bootstrap=f"127.0.0.1:{os.environ['TONGLU_LOCAL_BROKER_PORT']}")
+    run_stack(settings, own_broker=own_broker, demo_rate=demo_rate)
 
 
 @app.command()
@@ -68,6 +72,9 @@ def worker(name: str = typer.Argument(..., help="simulators | connectors | norma
     if name not in workers.WORKERS:
         _fail(f"unknown worker {name!r}; one of {', '.join(workers.WORKERS)}")
     settings = Settings.from_env()
+    from schemas.codec import use_schema_registry
+
+    use_schema_registry(settings.schema_registry_url)  # before any codec is created
     if name == "simulators":
         workers.simulators(settings, demo_rate=float(os.environ.get("TONGLU_DEMO_RATE", "5")))
     else:

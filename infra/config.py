@@ -27,6 +27,7 @@ def _env(name: str, default: str | None) -> str | None:
 class Settings:
     kafka_bootstrap: str = "127.0.0.1:9092"
     http: str = "http://127.0.0.1:8080"
+    webhook_http: str = "http://127.0.0.1:8090"  # where platforms push (webhooks)
     clickhouse_url: str | None = None
     schema_registry_url: str | None = None
     data_dir: Path = Path(".tonglu")
@@ -45,6 +46,7 @@ class Settings:
         return cls(
             kafka_bootstrap=_env("TONGLU_KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
             http=_env("TONGLU_HTTP", cls.http).rstrip("/"),
+            webhook_http=_env("TONGLU_WEBHOOK_HTTP", cls.webhook_http).rstrip("/"),
             clickhouse_url=_env("TONGLU_CLICKHOUSE_URL", None),
             schema_registry_url=_env("TONGLU_SCHEMA_REGISTRY_URL", None),
             data_dir=Path(_env("TONGLU_DATA_DIR", ".tonglu")),
@@ -61,6 +63,13 @@ class Settings:
 
     @property
     def http_host_port(self) -> tuple[str, int]:
-        host_port = self.http.split("://", 1)[-1].split("/", 1)[0]
-        host, _, port = host_port.rpartition(":")
-        return host, int(port)
+        return _host_port(self.http)
+
+    @property
+    def webhook_host_port(self) -> tuple[str, int]:
+        return _host_port(self.webhook_http)
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    host, _, port = url.split("://", 1)[-1].split("/", 1)[0].rpartition(":")
+    return host, int(port)

@@ -9,7 +9,6 @@ from infra.config import Settings
 
 log = logging.getLogger("tonglu")
 
-SIM_PORTS = {"taobao": 8081, "shopify": 8082}
 DEMO_SHOPS = {"taobao": ["tonglu-home", "tonglu-tea"], "shopify": ["tonglu-demo"]}
 
 
@@ -33,7 +32,8 @@ def simulators(settings: Settings, demo_rate: float = 5.0) -> None:
 
     async def serve(stop):
         runners = []
-        for platform, port in SIM_PORTS.items():
+        for platform, url in settings.simulators.items():
+            port = int(url.rsplit(":", 1)[1].split("/")[0])
             app = platforms.module(platform, "simulator").create_app()
             for shop in DEMO_SHOPS.get(platform, []) if demo_rate > 0 else []:
                 ensure_shop(app, shop)
@@ -57,7 +57,8 @@ def connectors(settings: Settings) -> None:
     service = ConnectorService(ConnectorSettings(
         kafka_config=settings.kafka(), raw_topic=settings.topics.raw_orders,
         calls_topic=settings.topics.connector_calls, data_dir=settings.data_dir,
-        shops_file=settings.shops_file, simulators=settings.simulators))
+        shops_file=settings.shops_file, simulators=settings.simulators,
+        webhook_host=settings.webhook_host_port[0], webhook_port=settings.webhook_host_port[1]))
     _run(service.run)
 
 

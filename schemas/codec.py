@@ -8,6 +8,7 @@ Either way a reader holding only the `.avsc` files (or the registry) can decode 
 from __future__ import annotations
 
 import io
+import json
 import struct
 
 from fastavro import schemaless_reader, schemaless_writer
@@ -24,10 +25,22 @@ class DecodeError(ValueError):
     """A value that is not a record of a known Tonglu schema."""
 
 
+_default_registry = None
+
+
+def use_schema_registry(url: str | None) -> None:
+    """Make codecs created from now on write the Confluent wire format through this registry."""
+    global _default_registry
+    from schemas.schema_registry import client_for
+
+    _default_registry = client_for(url) if url else None
+
+
 class AvroCodec:
     """Encoder/decoder for one record type (`Order`, `OrderEvent`, `RawRecord`, ...)."""
 
     def __init__(self, name: str, registry_client=None):
+        registry_client = registry_client or _default_registry
         self.name = name
         self.schema = registry.current(name)
         self._parsed = parse_schema(registry.plain(self.schema))
@@ -40,7 +53,7 @@ class AvroCodec:
         if registry_client is None:
             self.header = SINGLE_OBJECT_MAGIC + registry.fingerprint_of(self.schema)
         else:
-            schema_id = registry_client.register(name, registry.canonical_form(self.schema))
+            schema_id = registry_client.register(name, json.dumps(self.schema, ensure_ascii=False))
             self.header = CONFLUENT_MAGIC + struct.pack(">I", schema_id)
 
     def encode_body(self, record: dict) -> bytes:
@@ -78,11 +91,11 @@ class AvroCodec:
 
         Lets a reader take an event's header without decoding the order snapshot it carries.
         """
-        if data[:10] == self.header and self._decode is not None:
+        if data[:len(self.header)] == self.header and self._decode is not None:
             if self._head_decode is None:
                 self._head_decode = compile_decoder(self._head_schema())
             try:
-                return self._head_decode(data, 10)
+                return self._head_decode(data, len(self.header))
             except (IndexError, UnicodeDecodeError, ValueError) as exc:
                 raise DecodeError(f"corrupt {self.name} head: {exc.__class__.__name__}: {exc}") from None
         return self.decode(data), None
@@ -102,9 +115,9 @@ class AvroCodec:
 
     def decode(self, data: bytes) -> dict:
         """Decode a record written with this or any earlier/later compatible schema."""
-        if self._decode is not None and data[:10] == self.header:
+        if self._decode is not None and data[:len(self.header)] == self.header:
             try:
-                record, end = self._decode(data, 10)
+                record, end = self._decode(data, len(self.header))
             except (IndexError, UnicodeDecodeError, ValueError) as exc:
                 raise DecodeError(f"corrupt {self.name} body: {exc.__class__.__name__}: {exc}") from None
             if end != len(data):

@@ -2,7 +2,7 @@
 
 fastavro resolves every union by validating each branch in turn, which costs ~2 µs per nullable
 field; an order has ~30 of them. These functions are generated once from the parsed `.avsc`
-schema (records, arrays, enums, primitives and ["null", T] unions — all our contracts use) and
+schema (records, arrays, maps, enums, primitives and ["null", T] unions — all our contracts use) and
 produce byte-for-byte what fastavro's schemaless writer produces (tests check this on random data).
 Anything else (an older writer schema, an unsupported construct) goes through fastavro.
 """
@@ -143,6 +143,15 @@ def _enc(g: _Gen, schema, expr: str, ind: int) -> None:
         g.emit(ind + 1, f"for {item} in {v}:")
         _enc(g, schema["items"], item, ind + 2)
         g.emit(ind, "b.append(0)")
+    elif kind == "map":
+        v, key, val = g.var(), g.var(), g.var()
+        g.emit(ind, f"{v} = {expr}")
+        g.emit(ind, f"if {v}:")
+        _write_int(g, f"len({v})", ind + 1)
+        g.emit(ind + 1, f"for {key}, {val} in {v}.items():")
+        _enc(g, "string", key, ind + 2)
+        _enc(g, schema["values"], val, ind + 2)
+        g.emit(ind, "b.append(0)")
     elif kind == "record":
         v = g.var()
         g.emit(ind, f"{v} = {expr}")
@@ -208,6 +217,18 @@ def _dec(g: _Gen, schema, target: str, ind: int) -> None:
         g.emit(ind + 1, f"for _ in range({n}):")
         _dec(g, schema["items"], item, ind + 2)
         g.emit(ind + 2, f"{items}.append({item})")
+        g.emit(ind, f"{target} = {items}")
+    elif kind == "map":
+        items, n, key, val = g.var(), g.var(), g.var(), g.var()
+        g.emit(ind, f"{items} = {{}}")
+        g.emit(ind, "while True:")
+        _read_int(g, n, ind + 1)
+        g.emit(ind + 1, f"if {n} == 0: break")
+        g.emit(ind + 1, f"if {n} < 0: {n} = -{n}; _, p = _rlong(d, p)")
+        g.emit(ind + 1, f"for _ in range({n}):")
+        _dec(g, "string", key, ind + 2)
+        _dec(g, schema["values"], val, ind + 2)
+        g.emit(ind + 2, f"{items}[{key}] = {val}")
         g.emit(ind, f"{target} = {items}")
     elif kind == "record":
         rec = g.var()

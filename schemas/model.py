@@ -34,6 +34,8 @@ class Receiver(_Strict):
     address_masked: str | None = None
     postal_code: str | None = None
     secure_token: str | None = None
+    phone_valid: bool | None = None
+    address_vague: bool | None = None
 
 
 class OrderLine(_Strict):

@@ -43,8 +43,14 @@ def historical() -> dict[str, list[dict]]:
     for path in sorted(HISTORY_DIR.glob(f"{NAMESPACE}.*.v*.avsc")):
         name = path.name.split(".")[1]
         raw = json.loads(path.read_text(encoding="utf-8"))
-        out.setdefault(name, []).append(parse_schema(raw, _write_hint=False, named_schemas=_named_types()))
+        named = {} if _self_contained(raw) else _named_types()
+        out.setdefault(name, []).append(parse_schema(raw, _write_hint=False, named_schemas=dict(named)))
     return out
+
+
+def _self_contained(schema: dict) -> bool:
+    """A history file written fully expanded defines its named types itself."""
+    return '"type": "record"' in json.dumps(schema["fields"])
 
 
 @cache

@@ -18,7 +18,7 @@ def canonical_order(external_id: str = "1001", shop_id: str = "shop1", platform:
         "buyer": {"id": "AAGvBxk2AAE3fEnKPdxwRr4w", "nick_masked": None, "message": "请尽快发货"},
         "receiver": {"name_masked": "张*", "phone_masked": "138****1111", "country": "CN", "province": "浙江省",
                      "city": "杭州市", "district": "西湖区", "address_masked": "文新******", "postal_code": "310012",
-                     "secure_token": "1aQnJ0dpbOvg7"},
+                     "secure_token": "1aQnJ0dpbOvg7", "phone_valid": True, "address_vague": False},
         "lines": [
             {"line_id": "1", "sku_id": "501", "merchant_sku": "TL-MUG", "title": "马克杯", "quantity": 2,
              "unit_price": 3990, "total": 7380, "discount": 600, "refund_status": "NONE"},

@@ -53,6 +53,8 @@ class ShopPoller:
             return 0
         batch, count = [], 0
         async for page in self.client.fetch_window(start, end):
+            if page.records == 0:  # an empty listing carries nothing to normalize
+                continue
             batch.append((self.raw_topic, shop_key(self.client.platform, self.shop_id), raw_record(
                 self.client.platform, self.shop_id, page.body, source="poll", content_type=page.content_type,
                 kind=page.kind, endpoint=page.endpoint, page=page.page, request_id=page.request_id,

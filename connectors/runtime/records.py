@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from functools import cache
 
 from schemas.codec import AvroCodec
 
-_RAW = AvroCodec("RawRecord")
-_CALL = AvroCodec("ConnectorCall")
+
+@cache
+def _codec(name: str) -> AvroCodec:
+    return AvroCodec(name)  # created on first use, after the process chose its wire format
 
 
 def shop_key(platform: str, shop_id: str) -> bytes:
@@ -19,7 +22,7 @@ def raw_record(platform: str, shop_id: str, body: bytes, *, source: str, content
                request_id: str | None = None, api_version: str | None = None,
                external_id: str | None = None) -> bytes:
     """An encoded RawRecord: the body exactly as received plus where it came from."""
-    return _RAW.encode({
+    return _codec("RawRecord").encode({
         "record_id": uuid.uuid4().hex, "platform": platform, "shop_id": shop_id, "external_id": external_id,
         "kind": kind, "source": source, "content_type": content_type, "body": body,
         "fetched_at": int(time.time() * 1000), "api_version": api_version, "endpoint": endpoint,
@@ -28,4 +31,4 @@ def raw_record(platform: str, shop_id: str, body: bytes, *, source: str, content
 
 
 def connector_call(record: dict) -> bytes:
-    return _CALL.encode(record)
+    return _codec("ConnectorCall").encode(record)

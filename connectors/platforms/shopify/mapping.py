@@ -23,6 +23,7 @@ from functools import lru_cache
 
 import orjson
 
+from schemas.verdicts import phone_verdict, street_vague
 from schemas.canonical import MappingError, iso_to_ms, mask_name, mask_phone, mask_street, order_id, to_minor
 
 _PAID_LIKE = {"paid", "partially_refunded", "authorized", "refunded"}
@@ -244,6 +245,8 @@ def _receiver(addr: dict | None) -> dict:
             "address_masked": None,
             "postal_code": None,
             "secure_token": None,
+            "phone_valid": None,
+            "address_vague": None,
         }
     name = addr.get("name") or f"{addr.get('first_name') or ''} {addr.get('last_name') or ''}".strip()
     street, extra = addr.get("address1") or "", addr.get("address2")
@@ -259,4 +262,7 @@ def _receiver(addr: dict | None) -> dict:
         "address_masked": mask_street(street),
         "postal_code": addr.get("zip") or None,
         "secure_token": None,
+        # judged here, while the plain number and street are in hand; only the verdicts travel on
+        "phone_valid": phone_verdict(addr.get("phone"), addr.get("country_code")),
+        "address_vague": street_vague(street, addr.get("country_code")),
     }

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from connectors.platforms.taobao.payload import parse_body, trades_of
+from schemas.verdicts import phone_verdict, street_vague
 from schemas.canonical import MappingError, mask_name, mask_phone, mask_street, order_id, to_minor
 
 TRADE_STATUS = {
@@ -213,6 +214,7 @@ def map_trade(trade: dict, shop_id: str, platform: str = "taobao") -> dict:
     status = trade["status"]
     receiver = {f.key: f.convert(trade.get(f.source)) for f in RECEIVER_FIELDS}
     street = (trade.get("receiver_town") or "") + (trade.get("receiver_address") or "")
+    phone = trade.get("receiver_mobile") or trade.get("receiver_phone")
     out.update(
         status=TRADE_STATUS.get(status, "UNKNOWN"),
         refund_status=_refund_status(lines),
@@ -229,10 +231,12 @@ def map_trade(trade: dict, shop_id: str, platform: str = "taobao") -> dict:
         buyer={"id": _text(trade.get("buyer_open_uid")), "nick_masked": mask_name(trade.get("buyer_nick")),
                "message": _text(trade.get("buyer_message"))},
         receiver={"name_masked": receiver["name_masked"],
-                  "phone_masked": _mask_phone(trade.get("receiver_mobile") or trade.get("receiver_phone")),
+                  "phone_masked": _mask_phone(phone),
                   "country": "CN", "province": receiver["province"], "city": receiver["city"],
                   "district": receiver["district"], "address_masked": mask_street(street),
-                  "postal_code": receiver["postal_code"], "secure_token": receiver["secure_token"]},
+                  "postal_code": receiver["postal_code"], "secure_token": receiver["secure_token"],
+                  # TOP returns the receiver masked: only the mask's shape and the masked street can be judged
+                  "phone_valid": phone_verdict(phone, "CN"), "address_vague": street_vague(street, "CN")},
         lines=lines,
         shipments=shipments,
         version=0,

@@ -1,0 +1,84 @@
+"""Verdicts the mappings compute while the plain receiver data is in hand.
+
+Only the verdict (a nullable boolean) travels on in the canonical order: `receiver.phone_valid` and
+`receiver.address_vague`. The anomaly rules read them later without ever seeing the plaintext.
+`None` always means "cannot tell" (nothing given), which the rules treat as "no finding".
+"""
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberType
+
+_MOBILE_TYPES = frozenset((PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE))
+_SEPARATORS = str.maketrans("", "", " -()\u3000")
+# masks seen in the wild: canonical 138****5678 (3-digit carrier prefix 13x-19x), Taobao *******5678
+_CN_MOBILE_MASKS = (re.compile(r"1[3-9]\d\*{4}\d{4}"), re.compile(r"\*{7}\d{4}"))
+
+# "don't know / anywhere / whatever": a courier cannot deliver to these, whatever else is written
+_VAGUE_WORDS = ("不详", "随便", "未知", "不知道", "待定", "暂无", "不清楚", "详询", "电话联系", "到了打电话")
+_NEAR_WORDS = ("附近", "旁边", "周边", "一带", "对面")
+# something a courier can walk up to: a road, a number, a building, a village ...
+_MARKERS = ("路", "街", "道", "巷", "弄", "胡同", "号", "楼", "栋", "幢", "座", "层", "室", "单元", "院", "村",
+            "组", "屯", "庄", "镇", "乡", "小区", "大厦", "公寓", "花园", "苑", "广场", "中心", "大学", "学院",
+            "学校", "医院", "公司", "厂", "门", "里", "坊", "社区", "驿站", "园")
+_NUMBER_MARKERS = ("号", "栋", "幢", "单元", "室", "层", "座")
+_MIN_CN_STREET = 4
+
+
+def _is_cjk(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+def phone_verdict(phone: str | None, country: str | None) -> bool | None:
+    """Is `phone` a dialable mobile number in `country` (ISO alpha-2)? None when there is no phone.
+
+    Plain numbers are judged with `phonenumbers` (valid and of type MOBILE or FIXED_LINE_OR_MOBILE;
+    numbers with a `+` prefix need no country). Masked numbers (containing `*`) can only be judged
+    by shape: an 11-character Chinese mobile mask (`138****5678`) or Taobao's `*******5678` is
+    plausible, anything else is not. Without a country and without `+`, the answer is None.
+    """
+    if phone is None:
+        return None
+    text = phone.strip().translate(_SEPARATORS)
+    if not text:
+        return None
+    if "*" in text:
+        if text.startswith("+86"):
+            text = text[3:]
+        return any(mask.fullmatch(text) for mask in _CN_MOBILE_MASKS)
+    region = country.upper() if country else None
+    if region is None and not text.startswith("+"):
+        return None
+    try:
+        number = phonenumbers.parse(text, region)
+    except NumberParseException:
+        return False
+    return phonenumbers.is_valid_number(number) and phonenumbers.number_type(number) in _MOBILE_TYPES
+
+
+def street_vague(street: str | None, country: str | None) -> bool | None:
+    """Is the street part of an address too vague to deliver to? None when there is no street.
+
+    Chinese streets (country CN, or Chinese text): vague when shorter than 4 characters, when they
+    say "unknown / whatever" (不详, 随便, ...), when they name no road, number, building or village
+    marker, or when they only point "near" something (附近, 旁边) without a house or building number.
+    Masked characters (`*`) count towards the length but are no markers.
+    Other countries: an address line without any digit (no house number) is vague.
+    """
+    if street is None:
+        return None
+    text = "".join(street.split())
+    if not text:
+        return None
+    if (country or "").upper() == "CN" or (country is None and _is_cjk(text)):
+        if len(text) < _MIN_CN_STREET:
+            return True
+        if any(word in text for word in _VAGUE_WORDS):
+            return True
+        has_digit = any(ch.isdigit() for ch in text)
+        if any(word in text for word in _NEAR_WORDS):
+            return not (has_digit or any(m in text for m in _NUMBER_MARKERS))
+        return not (has_digit or any(m in text for m in _MARKERS))
+    return not any(ch.isdigit() for ch in text)
