@@ -9,7 +9,6 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -28,11 +27,10 @@ def _fail(message: str) -> None:
 @app.command()
 def normalize(file: Path = typer.Argument(..., help="a raw payload as the platform API returned it"),
               platform: str = typer.Option(..., "--platform", "-p"), shop: str = typer.Option(..., "--shop", "-s"),
-              content_type: Optional[str] = typer.Option(None, help="json or xml (default: sniffed)")) -> None:
+              content_type: str | None = typer.Option(None, help="json or xml (default: sniffed)")) -> None:
     """Map one raw platform payload to canonical orders, printed as a JSON array."""
     from connectors import platforms
-    from schemas.canonical import MappingError
-    from schemas.canonical import order_json
+    from schemas.canonical import MappingError, order_json
 
     try:
         body = file.read_bytes()

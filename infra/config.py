@@ -7,7 +7,6 @@ from pathlib import Path
 
 from streams.topics import Topics
 
-
 DEFAULT_SIMULATORS = "taobao=http://127.0.0.1:8081,shopify=http://127.0.0.1:8082"
 
 
@@ -38,7 +37,7 @@ class Settings:
     simulators: dict = field(default_factory=dict)  # platform -> simulator URL, local stack only
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         extra = {}
         for key, value in os.environ.items():  # TONGLU_KAFKA_OPT_SASL_MECHANISM=PLAIN -> sasl.mechanism
             if key.startswith("TONGLU_KAFKA_OPT_"):

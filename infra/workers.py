@@ -67,7 +67,7 @@ def normalizer(settings: Settings) -> None:
 
     from streams.app import create_app
 
-    app = create_app(kafka_config=settings.kafka(), topics=settings.topics)
+    app = create_app(kafka_config=settings.kafka(), topics=settings.topics, datadir=str(settings.data_dir / "faust"))
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, override_logging=False)
     worker.execute_from_commandline()
 

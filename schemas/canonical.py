@@ -49,7 +49,7 @@ def iso_to_ms(text: str | None) -> int | None:
     if not text:
         return None
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         raise MappingError(f"not an ISO-8601 time: {text!r}") from None
     if parsed.tzinfo is None:

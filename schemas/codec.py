@@ -126,7 +126,7 @@ class AvroCodec:
         writer, offset = self._writer_schema(data)
         try:
             return schemaless_reader(io.BytesIO(data[offset:]), writer, self._parsed)
-        except Exception as exc:  # fastavro raises many types on corrupt bodies
+        except Exception as exc:  # noqa: BLE001 - fastavro raises many types on corrupt bodies
             raise DecodeError(f"corrupt {self.name} body: {exc.__class__.__name__}: {exc}") from None
 
     def _writer_schema(self, data: bytes) -> tuple[dict, int]:

@@ -18,7 +18,7 @@ _CN_MOBILE_MASKS = (re.compile(r"1[3-9]\d\*{4}\d{4}"), re.compile(r"\*{7}\d{4}")
 
 # "don't know / anywhere / whatever": a courier cannot deliver to these, whatever else is written
 _VAGUE_WORDS = ("不详", "随便", "未知", "不知道", "待定", "暂无", "不清楚", "详询", "电话联系", "到了打电话")
-_NEAR_WORDS = ("附近", "旁边", "周边", "一带", "对面")
+_NEAR_WORDS = ("附近", "旁边", "周边", "一带", "对面", "那边", "这边")
 # something a courier can walk up to: a road, a number, a building, a village ...
 _MARKERS = ("路", "街", "道", "巷", "弄", "胡同", "号", "楼", "栋", "幢", "座", "层", "室", "单元", "院", "村",
             "组", "屯", "庄", "镇", "乡", "小区", "大厦", "公寓", "花园", "苑", "广场", "中心", "大学", "学院",
@@ -45,8 +45,7 @@ def phone_verdict(phone: str | None, country: str | None) -> bool | None:
     if not text:
         return None
     if "*" in text:
-        if text.startswith("+86"):
-            text = text[3:]
+        text = text.removeprefix("+86")
         return any(mask.fullmatch(text) for mask in _CN_MOBILE_MASKS)
     region = country.upper() if country else None
     if region is None and not text.startswith("+"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -34,12 +35,12 @@ def _prompt_worker_consumer(self, transport):
 faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = _prompt_worker_consumer
 
 
-def create_app(*, kafka_config: dict, topics: Topics, app_id: str = "tonglu-normalizer",
+def create_app(*, kafka_config: dict, topics: Topics, datadir: str, app_id: str = "tonglu-normalizer",
                batch_pages: int = 32, within: float = 0.05) -> faust.App:
     """A Faust app running the normalize agent against `kafka_config["bootstrap.servers"]`."""
     brokers = ";".join(f"kafka://{b}" for b in kafka_config["bootstrap.servers"].split(","))
     app = faust.App(
-        f"{topics.prefix}{app_id}", broker=brokers, store="memory://", web_enabled=False,
+        f"{topics.prefix}{app_id}", broker=brokers, store="memory://", web_enabled=False, datadir=datadir,
         autodiscover=False, broker_session_timeout=6.0, broker_heartbeat_interval=1.0,
         broker_commit_every=1000, broker_commit_interval=1.0, consumer_auto_offset_reset="earliest",
         topic_allow_declare=False, stream_buffer_maxsize=batch_pages * 8,
@@ -47,6 +48,7 @@ def create_app(*, kafka_config: dict, topics: Topics, app_id: str = "tonglu-norm
     publisher = Publisher(kafka_config)
     normalizer = Normalizer()
     ownership = Ownership(kafka_config, topics, normalizer.store)
+    throughput = Throughput()
     raw_topic = app.topic(topics.raw_orders, key_serializer="raw", value_serializer="raw")
 
     @app.on_partitions_revoked.connect
@@ -68,6 +70,37 @@ def create_app(*, kafka_config: dict, topics: Topics, app_id: str = "tonglu-norm
                 [(topics.order_events, k, v) for k, v in out.events]
                 + [(topics.order_state, k, v) for k, v in out.states]
                 + [(topics.raw_orders_dlq, k, v) for k, v in out.dead])
+            throughput.add(len(records), out)
+
+    @app.timer(interval=10.0)
+    async def report_throughput():
+        line = throughput.report()
+        if line:
+            log.info(line)
 
     app.normalizer, app.publisher = normalizer, publisher
     return app
+
+
+class Throughput:
+    """What the normalizer did since the last report, for one readable log line every few seconds."""
+
+    def __init__(self):
+        self.pages = self.orders = self.events = self.dead = 0
+        self.since = time.monotonic()
+
+    def add(self, pages: int, out) -> None:
+        self.pages += pages
+        self.orders += out.orders
+        self.events += len(out.events)
+        self.dead += len(out.dead)
+
+    def report(self) -> str | None:
+        now = time.monotonic()
+        seconds, self.since = now - self.since, now
+        if not self.pages:
+            return None
+        line = (f"normalized {self.pages} pages, {self.orders} orders ({self.orders / seconds:.0f}/s) -> "
+                f"{self.events} events, {self.dead} dead letters in the last {seconds:.0f}s")
+        self.pages = self.orders = self.events = self.dead = 0
+        return line

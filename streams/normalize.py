@@ -55,7 +55,7 @@ class Normalizer:
             except (MappingError, platforms.UnknownPlatform) as exc:
                 self._dead(out, rec, "map", str(exc), raw, now_ms)
                 continue
-            except Exception as exc:  # a mapping bug must not stall the worker: keep the record, say why
+            except Exception as exc:  # noqa: BLE001 - a mapping bug must not stall the worker; keep the record
                 self._dead(out, rec, "map", f"{exc.__class__.__name__}: {exc}", raw, now_ms)
                 continue
             for order in orders:

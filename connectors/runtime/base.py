@@ -1,8 +1,9 @@
 """The contract between the connector runtime and one platform's API client."""
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable, Protocol
+from typing import Protocol
 
 
 @dataclass

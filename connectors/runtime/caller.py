@@ -5,7 +5,7 @@ import asyncio
 import random
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 import aiohttp
 
@@ -42,7 +42,7 @@ class HttpCaller:
                                                 headers=spec.headers, timeout=self.timeout) as resp:
                     response = Response(resp.status, dict(resp.headers), await resp.read())
                 records = classify(response) or 0
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 error = TransientError(f"{exc.__class__.__name__}: {exc}", code="network")
             except ConnectorError as exc:
                 error = exc

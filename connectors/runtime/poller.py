@@ -81,5 +81,5 @@ class ShopPoller:
             if caught_up:
                 try:
                     await asyncio.wait_for(stop.wait(), self.policy.interval)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass

@@ -26,10 +26,16 @@ PRODUCER_DEFAULTS = {
 
 
 class Publisher:
-    """One producer per process; thread-safe."""
+    """One producer per process. `publish` calls must not overlap (the local stack's processes run
+    one publishing task at a time); delivery failures are collected by one shared callback."""
 
     def __init__(self, kafka_config: dict, **overrides):
-        self.producer = Producer({**PRODUCER_DEFAULTS, **kafka_config, **overrides})
+        self._failed: list[tuple[str, bytes | None, bytes]] = []
+        self.producer = Producer({**PRODUCER_DEFAULTS, **kafka_config, **overrides, "on_delivery": self._delivered})
+
+    def _delivered(self, err, msg) -> None:
+        if err is not None:
+            self._failed.append((msg.topic(), msg.key(), msg.value()))
 
     def publish(self, messages: list[tuple[str, bytes | None, bytes]], retry_forever: bool = True,
                 timeout: float = 30.0) -> None:
@@ -37,10 +43,10 @@ class Publisher:
         pending = messages
         attempt = 0
         while pending:
-            failed: list[tuple[str, bytes | None, bytes]] = []
             for topic, key, value in pending:
-                self._produce(topic, key, value, failed)
+                self._produce(topic, key, value)
             remaining = self.producer.flush(timeout)
+            failed, self._failed = self._failed, []
             if remaining:
                 raise KafkaException(f"{remaining} messages still undelivered after {timeout:.0f}s")
             if failed and not retry_forever:
@@ -56,14 +62,10 @@ class Publisher:
         if messages:
             await asyncio.get_running_loop().run_in_executor(None, self.publish, messages)
 
-    def _produce(self, topic, key, value, failed) -> None:
-        def on_delivery(err, _msg, item=(topic, key, value)):
-            if err is not None:
-                failed.append(item)
-
+    def _produce(self, topic, key, value) -> None:
         while True:
             try:
-                self.producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                self.producer.produce(topic, value=value, key=key)
                 return
             except BufferError:  # local queue full: let librdkafka drain it
                 self.producer.poll(0.05)

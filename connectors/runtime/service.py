@@ -64,7 +64,7 @@ class ConnectorService:
                 await self._discover(stop)
                 try:
                     await asyncio.wait_for(stop.wait(), 2.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             for task in self._tasks:
                 task.cancel()
@@ -102,7 +102,7 @@ class ConnectorService:
             try:
                 async with self.session.get(f"{base}/_sim/shops", timeout=aiohttp.ClientTimeout(total=3)) as r:
                     shops = (await r.json())["shops"]
-            except (aiohttp.ClientError, asyncio.TimeoutError, KeyError, ValueError):
+            except (TimeoutError, aiohttp.ClientError, KeyError, ValueError):
                 continue  # simulator not up yet
             for shop in shops:
                 found.append(ShopCredentials(platform=platform, shop_id=shop["shop_id"], base_url=base,

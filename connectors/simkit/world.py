@@ -109,7 +109,7 @@ def new_order(rng: random.Random, shop_id: str, now_ms: int, region: str = "CN",
         order.shipping_fee = rng.choice([0, 0, 0, 600, 1000])
     else:
         first, last = rng.choice(catalog.NAMES_EN)
-        street, city, province, code, postal = rng.choice(catalog.ADDRESSES_US)
+        street, city, province, _code, postal = rng.choice(catalog.ADDRESSES_US)
         order.receiver_name = f"{first} {last}"
         order.receiver_phone = f"+1212555{rng.randrange(10**4):04d}"
         order.country, order.province, order.city, order.street, order.postal_code = "US", province, city, street, postal

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 
 import faust
@@ -17,7 +18,7 @@ from streams.derive import derive_events
 
 N = int(os.environ["BENCH_N"])
 app = faust.App(f"bench-baseline-{os.environ['BENCH_IN']}", broker=f"kafka://{os.environ['TONGLU_KAFKA_BOOTSTRAP']}",
-                store="memory://", web_enabled=False, autodiscover=False, broker_session_timeout=6.0,
+                store="memory://", web_enabled=False, datadir=tempfile.mkdtemp(prefix="tonglu-baseline-"), autodiscover=False, broker_session_timeout=6.0,
                 consumer_auto_offset_reset="earliest", topic_allow_declare=False)
 source = app.topic(os.environ["BENCH_IN"], key_serializer="raw", value_serializer="raw")
 sink = app.topic(os.environ["BENCH_OUT"], key_serializer="raw", value_serializer="raw")

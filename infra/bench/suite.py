@@ -65,8 +65,9 @@ def faust_baseline(bootstrap: str, n: int) -> float:
     env = {**os.environ, "TONGLU_KAFKA_BOOTSTRAP": bootstrap, "BENCH_IN": topics.raw_orders,
            "BENCH_OUT": topics.order_events, "BENCH_N": str(n)}
     proc = subprocess.run([sys.executable, "-m", "infra.bench.faust_baseline"], env=env, capture_output=True,
-                          text=True, timeout=600)
-    line = next((ln[ln.index("BASELINE"):] for ln in proc.stdout.splitlines() if "BASELINE" in ln), None)
+                          text=True, timeout=600, check=False)
+    output = proc.stdout + proc.stderr  # Faust may route prints through its logging
+    line = next((ln[ln.index("BASELINE"):] for ln in output.splitlines() if "BASELINE" in ln), None)
     if line is None:
         _say(f"faust baseline          failed: {proc.stdout[-500:]} {proc.stderr[-1500:]}")
         return float("nan")
@@ -94,11 +95,12 @@ class Pipeline:
         return measure.sql_count(self.http, "SELECT uniqExact(order_id) FROM tonglu.orders")
 
     def wait_visible(self, count: int, timeout: float) -> float:
+        """When `count` orders are queryable; polls twice a second (each query competes with inserts)."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.visible_orders() >= count:
                 return time.time()
-            time.sleep(0.1)
+            time.sleep(0.5)
         raise TimeoutError(f"only {self.visible_orders()} of {count} orders visible in ClickHouse")
 
     def stop(self) -> dict[str, float]:

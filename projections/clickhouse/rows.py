@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import orjson
 
+
 def order_json(order: dict) -> str:
     """The canonical order for the `orders.order_json` column (already masked upstream).
 

@@ -51,7 +51,7 @@ def stack(tmp_path_factory):
         "TONGLU_DATA_DIR": str(tmp_path_factory.mktemp("stack") / "data"), "PYTHONUNBUFFERED": "1",
     })
     log = tmp_path_factory.mktemp("logs") / "up.log"
-    proc = subprocess.Popen(TONGLU + ["up", "--demo-rate", "2"], env=env, stdout=open(log, "wb"),
+    proc = subprocess.Popen(TONGLU + ["up", "--demo-rate", "2"], env=env, stdout=open(log, "wb"),  # noqa: SIM115
                             stderr=subprocess.STDOUT)
     base = env["TONGLU_HTTP"]
     try:
@@ -67,7 +67,7 @@ def stack(tmp_path_factory):
 
 
 def _cli(stack, *args) -> subprocess.CompletedProcess:
-    return subprocess.run(TONGLU + list(args), env=stack["env"], capture_output=True, text=True, timeout=60)
+    return subprocess.run(TONGLU + list(args), env=stack["env"], capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_demo_orders_flow_into_the_api(stack):
@@ -87,7 +87,7 @@ def test_sim_orders_are_polled_or_pushed_and_served_masked(stack, platform, shop
         out = []
         for oid in order_ids:
             try:
-                status, order = _get(f"{stack['base']}/api/orders/{urllib.request.quote(oid, safe='')}")
+                _, order = _get(f"{stack['base']}/api/orders/{urllib.request.quote(oid, safe='')}")
             except urllib.error.HTTPError:
                 return None
             out.append(order)
@@ -119,7 +119,7 @@ def test_status_page_renders_in_headless_chromium(stack, tmp_path):
     dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
                           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=8000", "--dump-dom",
-                          stack["base"] + "/"], capture_output=True, text=True, timeout=90).stdout
+                          stack["base"] + "/"], capture_output=True, text=True, timeout=90, check=False).stdout
     assert "通路 Tonglu" in dom and "今日订单" in dom
     assert "taobao" in dom or "shopify" in dom  # numbers and platforms filled in by the page's script
 

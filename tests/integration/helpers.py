@@ -20,7 +20,7 @@ def worker_env(kafka_bootstrap: str, topics: Topics, **extra) -> dict:
 
 
 def start_worker(name: str, env: dict, log_path=None) -> subprocess.Popen:
-    out = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - the child keeps it
     return subprocess.Popen([sys.executable, "-m", "infra.cli", "worker", name], env=env, stdout=out,
                             stderr=subprocess.STDOUT, start_new_session=True)
 

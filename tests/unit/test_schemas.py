@@ -98,7 +98,7 @@ def _check_model(model, record_schema: dict):
         optional = isinstance(avro_type, list) and "null" in avro_type
         args = typing.get_args(info.annotation)
         assert optional == (type(None) in args), f"{model.__name__}.{name} optionality"
-        core = [t for t in avro_type if t != "null"][0] if isinstance(avro_type, list) else avro_type
+        core = next(t for t in avro_type if t != "null") if isinstance(avro_type, list) else avro_type
         if isinstance(core, dict) and core.get("type") == "record":
             _check_model(info.annotation, core)
         elif isinstance(core, dict) and core.get("type") == "array" and isinstance(core["items"], dict) \

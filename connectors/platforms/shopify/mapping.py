@@ -23,8 +23,8 @@ from functools import lru_cache
 
 import orjson
 
-from schemas.verdicts import phone_verdict, street_vague
 from schemas.canonical import MappingError, iso_to_ms, mask_name, mask_phone, mask_street, order_id, to_minor
+from schemas.verdicts import phone_verdict, street_vague
 
 _PAID_LIKE = {"paid", "partially_refunded", "authorized", "refunded"}
 _PENDING = {"pending", "partially_paid"}

@@ -278,3 +278,10 @@ def _refunds(order: SimOrder) -> list[dict]:
             }
         )
     return out
+
+
+def page_body(orders: list[SimOrder]) -> bytes:
+    """A `GET /orders.json` answer listing `orders` (one page)."""
+    import json
+
+    return json.dumps({"orders": [order_json(o, f"{o.shop_id}.myshopify.com") for o in orders]}).encode()

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from connectors.platforms.taobao.payload import parse_body, trades_of
-from schemas.verdicts import phone_verdict, street_vague
 from schemas.canonical import MappingError, mask_name, mask_phone, mask_street, order_id, to_minor
+from schemas.verdicts import phone_verdict, street_vague
 
 TRADE_STATUS = {
     "TRADE_NO_CREATE_PAY": "PENDING_PAYMENT", "WAIT_BUYER_PAY": "PENDING_PAYMENT",

@@ -152,3 +152,12 @@ def to_xml(obj: dict, root_name: str) -> bytes:
     for key, value in obj.items():
         _xml_into(root, key, value)
     return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+
+
+def page_body(orders: list[SimOrder]) -> bytes:
+    """A `taobao.trades.sold.increment.get` JSON answer listing `orders` (one page)."""
+    import json
+
+    return json.dumps({"trades_sold_increment_get_response": {
+        "has_next": False, "trades": {"trade": [trade_dict(o) for o in orders]}, "request_id": "conformance"}},
+        ensure_ascii=False).encode()

@@ -1,0 +1,99 @@
+"""Detection throughput on a realistic simulated stream (not a test; `make bench` measures it later).
+
+    .venv/bin/python -m streams.anomalies.timing [EVENTS]
+
+Builds order events the way the pipeline does (simulator world -> platform render -> mapping ->
+derive_events), half Taobao (CN) and half Shopify (US), then times `Detector.detect` alone.
+"""
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+
+from connectors.platforms.shopify.mapping import map_payload as map_shopify
+from connectors.platforms.shopify.render import order_json
+from connectors.platforms.taobao.mapping import map_payload as map_taobao
+from connectors.platforms.taobao.render import trade_dict
+from connectors.simkit.world import World
+from streams.anomalies.detector import Detector
+from streams.derive import derive_events
+
+START_MS = 1_710_000_000_000
+MINUTE = 60_000
+
+
+def _taobao(order) -> bytes:
+    return json.dumps({"trade_fullinfo_get_response": {"trade": trade_dict(order)}}).encode()
+
+
+def _shopify(order) -> bytes:
+    return json.dumps({"order": order_json(order, "s.myshopify.com")}).encode()
+
+
+def sim_events(orders: int, seed: int = 11, max_steps: int = 5) -> list[dict]:
+    """OrderEvents of `orders` simulated orders (half Taobao, half Shopify) in time order.
+
+    Orders are created one minute apart; each then takes up to `max_steps` lifecycle steps
+    (pay, ship, deliver, refund ...), each snapshot mapped and diffed like the normalizer does.
+    """
+    rng = random.Random(seed)
+    platforms = ((World(seed=seed), _taobao, map_taobao, "tb-shop"),
+                 (World(seed=seed + 1, region="US", currency="USD"), _shopify, map_shopify, "s.myshopify.com"))
+    snapshots: list[tuple[int, int, dict]] = []
+    for i in range(orders):
+        world, render, mapper, shop = platforms[i % 2]
+        created = START_MS + i * MINUTE
+        (sim,) = world.create_orders(shop, 1, created, paid=False)
+        times = [created] + [created + (step + 1) * rng.randrange(1, 30) * MINUTE
+                             for step in range(rng.randrange(max_steps + 1))]
+        for n, at in enumerate(times):
+            if n:
+                world.step(sim, at)
+            for canonical in mapper(render(sim), "json", shop):
+                snapshots.append((sim.updated_at, i, canonical))
+    snapshots.sort(key=lambda s: (s[0], s[1]))
+    held: dict[str, dict] = {}
+    events = []
+    for at, _i, order in snapshots:
+        new = derive_events(held.get(order["order_id"]), order, at)
+        if new:
+            held[order["order_id"]] = order
+            events += new
+    return events
+
+
+def measure(events: list[dict], repeat: int = 3) -> float:
+    """Best events/s of `repeat` runs of a fresh Detector over `events` (with a tick per minute)."""
+    best = 0.0
+    for _ in range(repeat):
+        detector = Detector()
+        start = time.perf_counter()
+        next_tick = events[0]["recorded_at"]
+        for event in events:
+            now = event["recorded_at"]
+            detector.detect(event, now)
+            if now >= next_tick:
+                detector.tick(now)
+                next_tick = now + MINUTE
+        best = max(best, len(events) / (time.perf_counter() - start))
+    return best
+
+
+def main(argv: list[str]) -> None:
+    wanted = int(argv[0]) if argv else 50_000
+    orders, events = wanted // 3, []
+    while len(events) < wanted:
+        orders = orders * 5 // 4
+        events = sim_events(orders)
+    events = events[:wanted]
+    rate = measure(events)
+    findings = Detector()
+    count = sum(len(findings.detect(e, e["recorded_at"])) for e in events)
+    print(json.dumps({"events": len(events), "orders": orders, "events_per_s": round(rate),
+                      "anomaly_records": count}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
