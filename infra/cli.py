@@ -110,13 +110,16 @@ def _post(url: str, payload: dict) -> dict:
 @sim.command("orders")
 def sim_orders(platform: str = typer.Option(..., "--platform", "-p"), shop: str = typer.Option(..., "--shop", "-s"),
                count: int = typer.Option(1, "--count", "-n", min=1, max=100_000),
-               unpaid: bool = typer.Option(False, help="leave the orders waiting for payment")) -> None:
+               unpaid: bool = typer.Option(False, help="leave the orders waiting for payment"),
+               anomaly: str | None = typer.Option(None, help="a defect the orders carry: zero_amount, "
+                                                     "amount_mismatch, duplicate_order, invalid_address, "
+                                                     "invalid_phone, price_anomaly, quantity_spike")) -> None:
     """Create COUNT new orders in a platform simulator and print their canonical order ids."""
     settings = Settings.from_env()
     base = settings.simulators.get("taobao" if platform == "tmall" else platform)
     if base is None:
         _fail(f"no simulator for {platform!r}; simulated platforms: {', '.join(settings.simulators)}")
-    made = _post(f"{base}/_sim/orders", {"shop_id": shop, "count": count, "paid": not unpaid})
+    made = _post(f"{base}/_sim/orders", {"shop_id": shop, "count": count, "paid": not unpaid, "anomaly": anomaly})
     typer.echo(json.dumps([f"{platform}:{shop}:{ext}" for ext in made["external_ids"]]))
 
 

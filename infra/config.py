@@ -7,6 +7,7 @@ from pathlib import Path
 
 from streams.topics import Topics
 
+INFRA_DIR = Path(__file__).parent
 DEFAULT_SIMULATORS = "taobao=http://127.0.0.1:8081,shopify=http://127.0.0.1:8082"
 
 
@@ -34,6 +35,10 @@ class Settings:
     topics: Topics = field(default_factory=Topics)
     kafka_extra: dict = field(default_factory=dict)  # security.protocol, sasl.* for real clusters
     shops_file: Path | None = None
+    anomaly_rules: Path = INFRA_DIR / "anomaly_rules.toml"
+    alert_routing: Path = INFRA_DIR / "alert_routing.toml"
+    alert_sim_http: str = "http://127.0.0.1:8083"  # local chat/SMS simulators
+    alert_smtp_port: int = 8025  # local SMTP sink
     simulators: dict = field(default_factory=dict)  # platform -> simulator URL, local stack only
 
     @classmethod
@@ -53,6 +58,10 @@ class Settings:
             topics=Topics(prefix=_env("TONGLU_TOPIC_PREFIX", "") or ""),
             kafka_extra=extra,
             shops_file=Path(p) if (p := _env("TONGLU_SHOPS_FILE", None)) else None,
+            anomaly_rules=Path(_env("TONGLU_ANOMALY_RULES", str(cls.anomaly_rules))),
+            alert_routing=Path(_env("TONGLU_ALERT_ROUTING", str(cls.alert_routing))),
+            alert_sim_http=_env("TONGLU_ALERT_SIM_HTTP", cls.alert_sim_http).rstrip("/"),
+            alert_smtp_port=int(_env("TONGLU_ALERT_SMTP_PORT", str(cls.alert_smtp_port))),
             simulators=_simulators(_env("TONGLU_SIMULATORS", DEFAULT_SIMULATORS)),
         )
 
@@ -63,6 +72,10 @@ class Settings:
     @property
     def http_host_port(self) -> tuple[str, int]:
         return _host_port(self.http)
+
+    @property
+    def alert_sim_host_port(self) -> tuple[str, int]:
+        return _host_port(self.alert_sim_http)
 
     @property
     def webhook_host_port(self) -> tuple[str, int]:

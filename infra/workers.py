@@ -44,11 +44,31 @@ def simulators(settings: Settings, demo_rate: float = 5.0) -> None:
             runners.append(runner)
             log.info("%s simulator on http://127.0.0.1:%d (demo shops: %s)", platform, port,
                      ", ".join(DEMO_SHOPS.get(platform, [])) or "none")
+        runners.append(await _alert_simulators(settings))
         await stop.wait()
         for runner in runners:
             await runner.cleanup()
+        _alert_simulators.smtp.stop()
 
     _run(serve)
+
+
+async def _alert_simulators(settings: Settings):
+    """DingTalk, Feishu, WeCom and SMS simulators on one port, and an SMTP sink they share a store with."""
+    from aiohttp import web
+
+    from connectors.alerts.simulators import create_app
+    from connectors.alerts.smtp_sink import start_smtp_sink
+
+    host, port = settings.alert_sim_host_port
+    smtp = start_smtp_sink(host, settings.alert_smtp_port)
+    _alert_simulators.smtp = smtp
+    runner = web.AppRunner(create_app(store=smtp.store))
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info("alert simulators (DingTalk, Feishu, WeCom, SMS) on %s, SMTP on %s:%d — received: %s/_sim/messages",
+             settings.alert_sim_http, host, settings.alert_smtp_port, settings.alert_sim_http)
+    return runner
 
 
 def connectors(settings: Settings) -> None:
@@ -85,10 +105,34 @@ def projector(settings: Settings) -> None:
         await run_projector(
             kafka_config=settings.kafka(), backend=backend, http_host=host, http_port=port, stop=stop,
             topics={"raw_orders": topics.raw_orders, "raw_orders_dlq": topics.raw_orders_dlq,
-                    "order_events": topics.order_events, "connector_calls": topics.connector_calls},
+                    "order_events": topics.order_events, "connector_calls": topics.connector_calls,
+                    "order_anomalies": topics.order_anomalies, "alerts": topics.alerts,
+                    "order_commands": topics.order_commands},
             normalizer_group=f"{topics.prefix}tonglu-normalizer", group_id=f"{topics.prefix}tonglu-projector")
 
     _run(serve)
 
 
-WORKERS = {"simulators": simulators, "connectors": connectors, "normalizer": normalizer, "projector": projector}
+def detector(settings: Settings) -> None:
+    import threading
+
+    from streams.anomaly_agent import AnomalyService
+
+    service = AnomalyService(settings.kafka(), settings.topics, settings.anomaly_rules)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("anomaly detector: rules from %s", settings.anomaly_rules)
+    service.run(stop)
+
+
+def alerter(settings: Settings) -> None:
+    from streams.alert_agent import AlertService
+
+    service = AlertService(settings.kafka(), settings.topics, settings.alert_routing)
+    log.info("alert router: routes from %s", settings.alert_routing)
+    _run(service.run)
+
+
+WORKERS = {"simulators": simulators, "connectors": connectors, "normalizer": normalizer, "projector": projector,
+           "detector": detector, "alerter": alerter}

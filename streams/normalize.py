@@ -33,6 +33,10 @@ class Output:
     unchanged: int = 0
 
 
+def _updated_at(order: dict) -> int:
+    return order.get("updated_at") or 0
+
+
 class Normalizer:
     def __init__(self, store: OrderStore | None = None):
         self.raw_codec = AvroCodec("RawRecord")
@@ -58,6 +62,8 @@ class Normalizer:
             except Exception as exc:  # noqa: BLE001 - a mapping bug must not stall the worker; keep the record
                 self._dead(out, rec, "map", f"{exc.__class__.__name__}: {exc}", raw, now_ms)
                 continue
+            if len(orders) > 1:  # list APIs answer newest first; derive in the order things happened
+                orders.sort(key=_updated_at)
             for order in orders:
                 self._apply(order, raw, now_ms, out)
         return out

@@ -37,6 +37,19 @@ class Topics:
     def connector_calls(self) -> str:
         return self._n("connector.calls")
 
+    @property
+    def order_anomalies(self) -> str:
+        return self._n("order.anomalies")
+
+    @property
+    def order_commands(self) -> str:
+        return self._n("order.commands")
+
+    @property
+    def alerts(self) -> str:
+        return self._n("alerts")
+
     def specs(self) -> list[TopicSpec]:
         return [TopicSpec(self.raw_orders), TopicSpec(self.raw_orders_dlq), TopicSpec(self.order_events),
-                TopicSpec(self.order_state, compacted=True), TopicSpec(self.connector_calls)]
+                TopicSpec(self.order_state, compacted=True), TopicSpec(self.connector_calls),
+                TopicSpec(self.order_anomalies), TopicSpec(self.order_commands), TopicSpec(self.alerts)]

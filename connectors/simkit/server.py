@@ -1,7 +1,8 @@
 """What every platform simulator shares: the /_sim control API, fault plans and the demo autopilot.
 
 Control API (not part of any real platform):
-- POST /_sim/orders      {"shop_id", "count", "paid": true}  -> {"external_ids": [...]}
+- POST /_sim/orders      {"shop_id", "count", "paid": true, "anomaly": null}  -> {"external_ids": [...]}
+                         (`anomaly`: a defect from simkit/defects.py the orders should carry)
 - POST /_sim/advance     {"shop_id"?, "steps": 1}            -> {"transitions": N}   move orders along their lives
 - POST /_sim/faults      {"kind", "count", "seconds"}        -> next N API calls misbehave
 - GET  /_sim/shops                                           -> shops with their credentials
@@ -65,7 +66,11 @@ async def _create_orders(request: web.Request) -> web.Response:
     if not 1 <= count <= 100_000:
         raise web.HTTPBadRequest(text="count must be 1..100000")
     ensure_shop(request.app, shop_id)
-    orders = request.app[WORLD].create_orders(shop_id, count, now_ms(), paid=bool(body.get("paid", True)))
+    try:
+        orders = request.app[WORLD].create_orders(shop_id, count, now_ms(), paid=bool(body.get("paid", True)),
+                                                  defect=body.get("anomaly"))
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
     await notify(request.app, shop_id, orders)
     return web.json_response({"external_ids": [o.external_id for o in orders]})
 

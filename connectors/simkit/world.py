@@ -61,6 +61,7 @@ class SimOrder:
     shipping_fee: int = 0
     order_discount: int = 0
     tax: int = 0
+    paid_delta: int = 0  # a platform-side amount error (defect `amount_mismatch`)
 
     @property
     def items_total(self) -> int:
@@ -72,7 +73,8 @@ class SimOrder:
 
     @property
     def paid_total(self) -> int:
-        return self.items_total - self.line_discounts - self.order_discount + self.shipping_fee + self.tax
+        return (self.items_total - self.line_discounts - self.order_discount + self.shipping_fee + self.tax
+                + self.paid_delta)
 
     @property
     def refunded_total(self) -> int:
@@ -144,20 +146,34 @@ class World:
         with self._lock:
             return self.shops.setdefault(shop_id, {"shop_id": shop_id, **settings})
 
-    def create_orders(self, shop_id: str, count: int, now_ms: int, paid: bool = True) -> list[SimOrder]:
-        """New orders in a shop (paid a moment after creation unless `paid` is False)."""
+    def create_orders(self, shop_id: str, count: int, now_ms: int, paid: bool = True,
+                      defect: str | None = None) -> list[SimOrder]:
+        """New orders in a shop (paid a moment after creation unless `paid` is False).
+
+        With `defect` (an anomaly rule id, see simkit/defects.py) every returned order carries it;
+        orders the defect needs as background (the originals of duplicates, a SKU's price history)
+        are created too but not returned.
+        """
+        from connectors.simkit.defects import apply_defect
+
         self.ensure_shop(shop_id)
+        if defect is not None:
+            return apply_defect(self, defect, shop_id, count, now_ms)
         made = []
         with self._lock:
             for _ in range(count):
-                order = new_order(self.rng, shop_id, now_ms, self.region, self.currency, self.id_factory)
-                while order.external_id in self.orders:
-                    order.external_id = str(int(order.external_id) + 1)
-                if paid:
-                    self._apply(order, "pay", now_ms)
-                self.orders[order.external_id] = order
-                made.append(order)
+                made.append(self.add(new_order(self.rng, shop_id, now_ms, self.region, self.currency,
+                                               self.id_factory), paid, now_ms))
         return made
+
+    def add(self, order: SimOrder, paid: bool, now_ms: int) -> SimOrder:
+        """Register an order under a fresh id (callers hold the lock or own the world)."""
+        while order.external_id in self.orders:
+            order.external_id = str(int(order.external_id) + 1)
+        if paid:
+            self._apply(order, "pay", now_ms)
+        self.orders[order.external_id] = order
+        return order
 
     def step(self, order: SimOrder, now_ms: int) -> str | None:
         """Move one order one step along its life; returns the transition applied."""

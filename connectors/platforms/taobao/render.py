@@ -56,8 +56,9 @@ def mask_street_tb(street: str) -> str:
 
 
 def oaid(order: SimOrder) -> str:
-    """A stable opaque order-address id standing in for Taobao's `oaid`."""
-    plain = f"{order.external_id}|{order.receiver_name}|{order.receiver_phone}|{order.street}"
+    """A stable opaque order-address id standing in for Taobao's `oaid`: the same receiver gives the same
+    id (Taobao uses it to tell which orders may ship together)."""
+    plain = f"{order.shop_id}|{order.receiver_name}|{order.receiver_phone}|{order.province}{order.city}{order.street}"
     return "1" + hashlib.sha256(plain.encode()).hexdigest()[:67]
 
 

@@ -1,0 +1,109 @@
+"""The alert router process: order.anomalies -> chat robots, email, SMS -> alerts (delivery reports).
+
+A thin loop around the pure `AlertRouter` (routing, throttling, aggregation, quiet hours, dedup) and
+`deliver` (retries, failover). Pending alerts live on Kafka, not in memory: the router replays
+order.anomalies from the beginning on every start and restores what it already sent from the
+`alerts` topic, so a restart neither loses nor repeats an alert.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+import aiohttp
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from connectors.alerts.channels import make_channel
+from connectors.runtime.publisher import Publisher
+from schemas.codec import AvroCodec, DecodeError
+from streams.alerting.config import load_routing
+from streams.alerting.delivery import deliver
+from streams.alerting.policy import AlertRouter
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+RETRY_FAILED_AFTER_MS = 30_000
+
+
+def _consumer(kafka_config: dict, topics: list[str], prefix: str) -> Consumer:
+    consumer = Consumer({**kafka_config, "group.id": f"{prefix}tonglu-alerter-{uuid.uuid4().hex[:6]}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest", "fetch.wait.max.ms": 50})
+    parts = []
+    for topic in topics:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        parts += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+    consumer.assign(parts)
+    return consumer
+
+
+def sent_anomaly_ids(kafka_config: dict, topics: Topics, idle: float = 1.0, timeout: float = 60.0) -> list[str]:
+    """Every anomaly id that a delivered report on the alerts topic covers (read to its end)."""
+    codec, consumer = AvroCodec("AlertReport"), _consumer(kafka_config, [topics.alerts], topics.prefix)
+    ids: list[str] = []
+    quiet_since, deadline = time.time(), time.time() + timeout
+    try:
+        while time.time() < deadline and time.time() - quiet_since < idle:
+            for msg in consumer.consume(1000, 0.2):
+                quiet_since = time.time()
+                if msg.error() is None:
+                    try:
+                        report = codec.decode(msg.value())
+                    except DecodeError:
+                        continue
+                    if report["ok"]:
+                        ids += report["anomaly_ids"]
+    finally:
+        consumer.close()
+    return ids
+
+
+class AlertService:
+    def __init__(self, kafka_config: dict, topics: Topics, routing_path):
+        self.kafka_config, self.topics = kafka_config, topics
+        self.config = load_routing(routing_path)  # a bad routing file stops the start here, with the reason
+        self.router = AlertRouter(self.config)
+        self.publisher = Publisher(kafka_config)
+        self.anomaly_codec, self.report_codec = AvroCodec("Anomaly"), AvroCodec("AlertReport")
+        self.sent = self.failed = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        restored = await asyncio.to_thread(sent_anomaly_ids, self.kafka_config, self.topics)
+        self.router.restore_seen(restored, now_ms=int(time.time() * 1000))
+        log.info("alert router: %d anomalies already alerted before this start", len(restored))
+        consumer = await asyncio.to_thread(_consumer, self.kafka_config, [self.topics.order_anomalies],
+                                           self.topics.prefix)
+        async with aiohttp.ClientSession() as session:
+            channels = {name: make_channel(name, spec.type, spec.options(), session)
+                        for name, spec in self.config.channels.items()}
+            try:
+                while not stop.is_set():
+                    messages = await asyncio.to_thread(consumer.consume, 1000, 0.2)
+                    now = int(time.time() * 1000)
+                    for msg in messages:
+                        if msg.error() is None:
+                            try:
+                                self.router.offer(self.anomaly_codec.decode(msg.value()), now)
+                            except DecodeError as exc:
+                                log.error("undecodable anomaly skipped: %s", exc)
+                    for outgoing in self.router.due(now):
+                        await self._send(outgoing, channels)
+            finally:
+                await asyncio.to_thread(consumer.close)
+                self.publisher.close()
+
+    async def _send(self, outgoing, channels) -> None:
+        report = await deliver(outgoing, channels)
+        record = report.to_dict()
+        record["finished_at"] = record.get("finished_at") or int(time.time() * 1000)
+        await self.publisher.publish_async([(self.topics.alerts, f"{report.route}|{report.rule}".encode(),
+                                             self.report_codec.encode(record))])
+        if report.ok:
+            self.sent += 1
+            log.info("alert %s sent via %s (%d anomalies)", report.title, report.channel, len(report.anomaly_ids))
+        else:
+            self.failed += 1
+            log.warning("alert %s failed on every channel; retrying in %ds", report.title,
+                        RETRY_FAILED_AFTER_MS // 1000)
+            self.router.reschedule(outgoing, int(time.time() * 1000) + RETRY_FAILED_AFTER_MS)

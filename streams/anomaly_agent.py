@@ -1,0 +1,137 @@
+"""The anomaly detector process: order.events (+ people's commands) -> order.anomalies.
+
+A thin loop around the pure `Detector`: consume a batch, detect, publish the findings, tick the
+time-driven rules once a second. It reads the whole event log from the beginning on every start
+and so rebuilds its state (duplicate index, SKU statistics, deadlines) by replay; finding ids are
+deterministic, so what it publishes again is absorbed downstream (the router dedups by anomaly_id,
+ClickHouse replaces by id). Duplicates are judged across shops and platforms, so one detector owns
+every partition.
+
+It runs on a confluent-kafka consumer rather than a Faust agent: order.events carries one record per
+event, and Faust's per-record cost (about 4,000-5,000 records/s measured by `tonglu bench` on this
+machine class) is below what a busy shop's event stream needs; the detector itself does >45,000/s.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from connectors.runtime.publisher import Publisher
+from schemas.codec import AvroCodec, DecodeError
+from streams.anomalies.config import load_rules
+from streams.anomalies.detector import Detector
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+def _occurred_at(event: dict) -> int:
+    return event["occurred_at"]
+
+
+class EventReader:
+    """Decodes OrderEvents, decoding each order snapshot once per version within a batch."""
+
+    def __init__(self):
+        self.events, self.orders = AvroCodec("OrderEvent"), AvroCodec("Order")
+
+    def decode_batch(self, values: list[bytes]) -> list[dict]:
+        snapshots: dict[tuple[str, int], dict] = {}
+        out = []
+        for value in values:
+            event, offset = self.events.decode_head(value)
+            if offset is not None:
+                key = (event["order_id"], event["version"])
+                order = snapshots.get(key)
+                if order is None:
+                    order = snapshots[key] = self.orders.decode_body(value, offset)
+                event["order"] = order
+            out.append(event)
+        return out
+
+
+class AnomalyService:
+    def __init__(self, kafka_config: dict, topics: Topics, rules_path=None, tick_seconds: float = 1.0):
+        self.kafka_config, self.topics = kafka_config, topics
+        self.detector = Detector(load_rules(rules_path))  # a bad rule file stops the start here, with the reason
+        self.publisher = Publisher(kafka_config)
+        self.anomaly_codec, self.command_codec = AvroCodec("Anomaly"), AvroCodec("OrderCommand")
+        self.reader = EventReader()
+        self.tick_ms = int(tick_seconds * 1000)
+        self.events = self.findings = self.undecodable = 0
+
+    def _consumer(self) -> Consumer:
+        consumer = Consumer({**self.kafka_config, "group.id": f"{self.topics.prefix}tonglu-detector-{uuid.uuid4().hex[:6]}",
+                             "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                             "fetch.wait.max.ms": 50})
+        parts = []
+        for topic in (self.topics.order_events, self.topics.order_commands):
+            meta = consumer.list_topics(topic, timeout=10).topics[topic]
+            parts += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+        consumer.assign(parts)
+        return consumer
+
+    def step(self, messages, now_ms: int) -> list[dict]:
+        """Findings for one consumed batch (events and commands, in order)."""
+        found: list[dict] = []
+        events = [m.value() for m in messages if m.error() is None and m.topic() == self.topics.order_events]
+        try:
+            decoded = self.reader.decode_batch(events)
+        except DecodeError:
+            decoded = []
+            for value in events:  # find the bad one, keep the rest
+                try:
+                    decoded += self.reader.decode_batch([value])
+                except DecodeError as exc:
+                    self.undecodable += 1
+                    log.error("undecodable order event skipped: %s", exc)
+        # partitions interleave in a batch: judge in the order things happened (stable, so one order's
+        # events keep their sequence)
+        decoded.sort(key=_occurred_at)
+        for event in decoded:
+            found += self.detector.detect(event, now_ms)
+        for msg in messages:
+            if msg.error() is None and msg.topic() == self.topics.order_commands:
+                found += self._command(msg.value(), now_ms)
+        self.events += len(decoded)
+        return found
+
+    def _command(self, value: bytes, now_ms: int) -> list[dict]:
+        try:
+            command = self.command_codec.decode(value)
+        except DecodeError as exc:
+            log.error("undecodable order command skipped: %s", exc)
+            return []
+        if command["command"] != "release":
+            log.warning("unknown order command %r for %s", command["command"], command["order_id"])
+            return []
+        return self.detector.release(command["order_id"], now_ms, command["issued_by"])
+
+    def publish(self, anomalies: list[dict]) -> None:
+        if anomalies:
+            self.findings += len(anomalies)
+            self.publisher.publish([(self.topics.order_anomalies, a["order_id"].encode(), self.anomaly_codec.encode(a))
+                                    for a in anomalies])
+
+    def run(self, stop: threading.Event) -> None:
+        consumer = self._consumer()
+        last_tick = last_report = time.time()
+        try:
+            while not stop.is_set():
+                messages = consumer.consume(5000, 0.1)
+                now = time.time()
+                found = self.step(messages, int(now * 1000)) if messages else []
+                if (now - last_tick) * 1000 >= self.tick_ms:
+                    found += self.detector.tick(int(now * 1000))
+                    last_tick = now
+                self.publish(found)
+                if now - last_report >= 10 and self.events:
+                    log.info("checked %d events, published %d findings", self.events, self.findings)
+                    last_report = now
+        finally:
+            consumer.close()
+            self.publisher.close()

@@ -1,0 +1,94 @@
+"""Detector and alert router processes on the real broker, alerts into the chat simulators over HTTP."""
+import asyncio
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+from aiohttp import web
+
+from connectors import platforms
+from connectors.alerts.simulators import create_app as alert_sim_app
+from connectors.simkit.server import WORLD
+from infra.broker import free_port
+from infra.config import INFRA_DIR
+from schemas.codec import AvroCodec
+from streams.derive import derive_events
+from tests.integration.helpers import TopicReader, publish, start_worker, stop_worker, worker_env
+
+NOW = int(time.time() * 1000)
+SECRETS = {"TONGLU_DINGTALK_SECRET": "SECdemo1f2e3d4c5b6a79880a1b2c3d4e5f60718293a4b5c6d7e8f9",
+           "TONGLU_FEISHU_SECRET": "fsDemoSecret8Kq2", "TONGLU_SMS_SECRET": "demoAccessKeySecret"}
+
+
+def _events(defect: str | None, count: int, shop: str) -> list[tuple[bytes, bytes]]:
+    world = platforms.module("taobao", "simulator").create_app()[WORLD]
+    orders = world.create_orders(shop, count, NOW, defect=defect)
+    mapped = platforms.map_payload("taobao", platforms.module("taobao", "render").page_body(orders), "json", shop)
+    order_codec, event_codec = AvroCodec("Order"), AvroCodec("OrderEvent")
+    out = []
+    for order in mapped:
+        events = derive_events(None, order, NOW)
+        body = order_codec.encode_body(order)
+        out += [(order["order_id"].encode(), event_codec.encode_with_tail(e, body)) for e in events]
+    return out
+
+
+def _messages(base: str) -> list[dict]:
+    with urllib.request.urlopen(f"{base}/_sim/messages?service=dingtalk", timeout=5) as resp:
+        return json.loads(resp.read())["messages"]
+
+
+async def test_defective_orders_raise_findings_and_one_alert_each_across_restarts(kafka_bootstrap, topics, tmp_path):
+    runner = web.AppRunner(alert_sim_app())
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    base = f"http://127.0.0.1:{port}"
+    routing = Path(tmp_path / "routing.toml")
+    routing.write_text((INFRA_DIR / "alert_routing.toml").read_text(encoding="utf-8")
+                       .replace("http://127.0.0.1:8083", base), encoding="utf-8")
+    env = worker_env(kafka_bootstrap, topics, TONGLU_ALERT_ROUTING=routing, **SECRETS)
+    publish(kafka_bootstrap, [(topics.order_events, k, v) for k, v in
+                              _events(None, 20, "plain") + _events("zero_amount", 2, "bad")])
+    detector = start_worker("detector", env, tmp_path / "detector.log")
+    alerter = start_worker("alerter", env, tmp_path / "alerter.log")
+    anomalies = TopicReader(kafka_bootstrap, topics.order_anomalies, "Anomaly")
+    loop = asyncio.get_running_loop()
+    try:
+        found = await loop.run_in_executor(None, anomalies.until, 2, 60)
+        assert {a["rule"] for _, a in found} == {"zero_amount"}
+        assert all(a["state"] == "raised" and a["action"] == "hold" and a["order_id"].startswith("taobao:bad:")
+                   for _, a in found)
+        deadline = time.time() + 60
+        while time.time() < deadline and len(await loop.run_in_executor(None, _messages, base)) < 2:
+            await asyncio.sleep(0.5)
+        sent = await loop.run_in_executor(None, _messages, base)
+        assert len(sent) == 2 and all("订单金额为 0" in m["text"] for m in sent)
+        assert {a["order_id"] for _, a in found} == {oid for m in sent for oid in [
+            m["text"].split("订单：[")[1].split("]")[0]]}
+
+        # restarting both replays the log, yet sends nothing twice
+        assert stop_worker(alerter) == 0
+        stop_worker(detector)
+        detector = start_worker("detector", env, tmp_path / "detector2.log")
+        alerter = start_worker("alerter", env, tmp_path / "alerter2.log")
+        await loop.run_in_executor(None, anomalies.until, 4, 60)  # the replayed findings
+        await asyncio.sleep(8)
+        assert len(await loop.run_in_executor(None, _messages, base)) == 2
+
+        # a person releases one held order: the finding resolves
+        order_id = found[0][1]["order_id"]
+        command = AvroCodec("OrderCommand").encode({"command_id": "c1", "order_id": order_id, "command": "release",
+                                                    "issued_by": "值班同学", "reason": "checked with buyer",
+                                                    "issued_at": int(time.time() * 1000)})
+        publish(kafka_bootstrap, [(topics.order_commands, order_id.encode(), command)])
+        records = await loop.run_in_executor(None, anomalies.until, 5, 60)
+        resolved = [a for _, a in records if a["state"] == "resolved"]
+        assert resolved and resolved[0]["order_id"] == order_id
+        assert resolved[0]["evidence"]["released_by"] == "值班同学"
+    finally:
+        stop_worker(detector)
+        stop_worker(alerter)
+        anomalies.close()
+        await runner.cleanup()
