@@ -18,8 +18,11 @@ from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from connectors.platforms.taobao.render import page_body
 from connectors.runtime.publisher import Publisher
-from infra.bench import measure, workload
+from connectors.runtime.records import raw_record, shop_key
+from connectors.simkit.world import World
+from infra.bench import anomaly_bench, measure, workload
 from infra.broker import ensure_topics, free_port, start_broker
 from streams.topics import Topics, TopicSpec
 
@@ -50,7 +53,7 @@ def broker_passthrough(bootstrap: str, values: list[tuple[bytes, bytes, str]], o
     t0 = time.time()
     publisher.publish([(topic, k, v) for k, v, _ in values])
     produce_s = time.time() - t0
-    seen, consume_s = _consume_all(bootstrap, topic, len(values))
+    _, consume_s = _consume_all(bootstrap, topic, len(values))
     rate = orders / max(produce_s, consume_s)
     _say(f"broker pass-through     {len(values)} pages ({sum(len(v) for _, v, _ in values) / 1e6:.1f} MB): "
          f"produce {produce_s:.2f}s, consume {consume_s:.2f}s  => {rate:,.0f} orders/s")
@@ -82,13 +85,15 @@ class Pipeline:
     """Normalizer + projector processes on fresh topics and a fresh chdb path."""
 
     def __init__(self, bootstrap: str, workdir: Path):
+        self.bootstrap = bootstrap
         self.topics = Topics(prefix=f"bench{uuid.uuid4().hex[:6]}.")
         ensure_topics({"bootstrap.servers": bootstrap}, self.topics.specs(), 4)
         self.http = f"http://127.0.0.1:{free_port()}"
         env = {**os.environ, "TONGLU_KAFKA_BOOTSTRAP": bootstrap, "TONGLU_TOPIC_PREFIX": self.topics.prefix,
                "TONGLU_HTTP": self.http, "TONGLU_DATA_DIR": str(workdir / "data"), "PYTHONUNBUFFERED": "1"}
         self.procs = {name: subprocess.Popen([sys.executable, "-m", "infra.cli", "worker", name], env=env,
-                                             stdout=open(workdir / f"{name}.log", "wb"), stderr=subprocess.STDOUT)
+                                             stdout=open(workdir / f"{name}.log", "wb"),  # noqa: SIM115
+                                             stderr=subprocess.STDOUT)
                       for name in ("projector", "normalizer")}
 
     def visible_orders(self) -> int:
@@ -134,7 +139,8 @@ def latency(bootstrap: str, pipe: Pipeline, rate: float, seconds: float, quick: 
     per_page = orders / max(len(pages), 1)
     interval = per_page / rate
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-lat-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "latest", "enable.auto.commit": False, "session.timeout.ms": 6000})
+                         "auto.offset.reset": "latest", "enable.auto.commit": False, "session.timeout.ms": 6000,
+                         "fetch.wait.max.ms": 10})
     consumer.subscribe([pipe.topics.order_events])
     consumer.consume(1, 8.0)  # join the group before sending
     publisher = Publisher({"bootstrap.servers": bootstrap}, **{"linger.ms": 0})
@@ -176,6 +182,7 @@ def _collect(msg, sent, latencies) -> None:
 def run(quick: bool = False) -> int:
     orders = 20_000 if quick else 200_000
     baseline_n = 5_000 if quick else 20_000
+    steady_s = 5 if quick else 15
     _say(f"Tonglu benchmark · {os.cpu_count()} cores · {orders:,} orders end to end\n")
     port = free_port()
     broker = start_broker(port)
@@ -187,20 +194,47 @@ def run(quick: bool = False) -> int:
         passthrough = broker_passthrough(bootstrap, values, orders)
         baseline = faust_baseline(bootstrap, baseline_n)
         pipe = Pipeline(bootstrap, workdir)
+        side = None
         try:
             warm = workload.encode_pages(workload.taobao_pages(100, shops=1, seed=5))
             Publisher({"bootstrap.servers": bootstrap}).publish([(pipe.topics.raw_orders, k, v) for k, v, _ in warm])
             pipe.wait_visible(100, timeout=120)
             rate = end_to_end(bootstrap, pipe, values, orders)
-            p50, p99 = latency(bootstrap, pipe, rate / 2, 5 if quick else 15, quick)
+            _, p99 = latency(bootstrap, pipe, rate / 2, steady_s, quick)
+            detect_rate = anomaly_bench.detection_rate(10_000 if quick else 50_000)
+            _say(f"anomaly detection       pure detector on a simulated event stream  => {detect_rate:,.0f} events/s")
+            side = anomaly_bench.AlertSide(bootstrap, pipe, workdir)
+            _wait_caught_up(side, pipe, orders)
+            figures = anomaly_bench.latencies(bootstrap, pipe, side, rate / 2, steady_s)
+            _say(f"raw -> finding / alert  at {rate / 2:,.0f} orders/s, {figures['defective']} zero-amount orders: "
+                 f"finding p50 {figures['finding_p50']:.0f} ms p99 {figures['finding_p99']:.0f} ms "
+                 f"({figures['found']} found); alert in the DingTalk simulator p50 {figures['alert_p50']:.0f} ms "
+                 f"p99 {figures['alert_p99']:.0f} ms ({figures['alerted']} delivered)")
         finally:
             rss = pipe.stop()
-        _say(f"peak RSS                normalizer {rss['normalizer']:.0f} MB, projector {rss['projector']:.0f} MB")
+            if side is not None:
+                rss.update(side.stop())
+        _say("peak RSS                " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in rss.items()))
         _say("")
         _say(f"summary: {rate:,.0f} orders/s end to end (target >= 30,000) · {rate / baseline:.1f}x the plain Faust "
              f"baseline (target >= 7x) · broker pass-through {passthrough:,.0f} orders/s · p99 raw->event "
-             f"{p99:.0f} ms at half load (target < 250 ms)")
+             f"{p99:.0f} ms at half load (target < 250 ms) · detection {detect_rate:,.0f} events/s (target >= "
+             f"30,000) · p99 raw->finding {figures['finding_p99']:.0f} ms (target < 1,000) · p99 raw->alert "
+             f"{figures['alert_p99']:.0f} ms (target < 2,000)")
     finally:
         broker.terminate()
         broker.wait(10)
     return 0
+
+
+def _wait_caught_up(side, pipe, orders: int, timeout: float = 300) -> None:
+    """The detector replays the whole event log when it starts: wait until it is at the live end."""
+    probe = World(seed=7).create_orders("bench-probe", 1, int(time.time() * 1000), defect="zero_amount")
+    Publisher({"bootstrap.servers": pipe.bootstrap}).publish([(pipe.topics.raw_orders, shop_key(
+        "taobao", "bench-probe"), raw_record("taobao", "bench-probe", page_body(probe), source="poll"))])
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if any(probe[0].external_id in m["text"] for m in side.delivered()):
+            return
+        time.sleep(1)
+    raise TimeoutError("the anomaly side did not catch up with the event log")

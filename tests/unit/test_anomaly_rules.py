@@ -8,7 +8,7 @@ from streams.anomalies.address import address_problem
 from streams.anomalies.config import RuleBook
 from streams.anomalies.detector import Detector
 from streams.anomalies.state import DuplicateIndex, SkuStats, duplicate_key
-from streams.anomalies.timing import sim_events
+from infra.bench.detection import sim_events
 from tests.factories import BASE_MS, canonical_order
 
 CFG = RuleBook.default().defaults

@@ -1,6 +1,6 @@
-"""Detection throughput on a realistic simulated stream (not a test; `make bench` measures it later).
+"""Detection throughput on a realistic simulated stream (part of `make bench`).
 
-    .venv/bin/python -m streams.anomalies.timing [EVENTS]
+    python -m infra.bench.detection [EVENTS]
 
 Builds order events the way the pipeline does (simulator world -> platform render -> mapping ->
 derive_events), half Taobao (CN) and half Shopify (US), then times `Detector.detect` alone.

@@ -1,0 +1,131 @@
+"""Anomaly figures for `make bench`: detection rate, raw record -> finding, and -> alert delivered.
+
+Runs the detector, the alert router and the alert simulators as processes beside the pipeline,
+feeds raw pages at a steady rate with one zero-amount order (a critical, holding finding) per
+second among them, and times each defective order from the moment its page was published.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer
+
+from connectors.platforms.taobao.render import page_body
+from connectors.runtime.publisher import Publisher
+from connectors.runtime.records import raw_record, shop_key
+from connectors.simkit.world import World
+from infra.bench import detection, measure
+from infra.broker import free_port
+from infra.config import INFRA_DIR
+from schemas.codec import AvroCodec
+
+SECRETS = {"TONGLU_DINGTALK_SECRET": "SECdemo1f2e3d4c5b6a79880a1b2c3d4e5f60718293a4b5c6d7e8f9",
+           "TONGLU_FEISHU_SECRET": "fsDemoSecret8Kq2", "TONGLU_SMS_SECRET": "demoAccessKeySecret"}
+
+
+def detection_rate(events: int = 50_000) -> float:
+    stream = detection.sim_events(events // 2)
+    return detection.measure(stream[:events])
+
+
+class AlertSide:
+    """Detector + alert router + alert simulators for a running `suite.Pipeline`."""
+
+    def __init__(self, bootstrap: str, pipe, workdir: Path):
+        self.sim = f"http://127.0.0.1:{free_port()}"
+        routing = workdir / "routing.toml"
+        text = (INFRA_DIR / "alert_routing.toml").read_text(encoding="utf-8").replace("http://127.0.0.1:8083",
+                                                                                      self.sim)
+        # every critical finding is its own message here, so each one's latency can be measured
+        routing.write_text(text.replace("max_immediate_per_window = 3", "max_immediate_per_window = 20"),
+                           encoding="utf-8")
+        env = {**os.environ, **SECRETS, "TONGLU_KAFKA_BOOTSTRAP": bootstrap,
+               "TONGLU_TOPIC_PREFIX": pipe.topics.prefix, "TONGLU_ALERT_ROUTING": str(routing),
+               "TONGLU_ALERT_SIM_HTTP": self.sim, "TONGLU_ALERT_SMTP_PORT": str(free_port()),
+               "TONGLU_SIMULATORS": f"taobao=http://127.0.0.1:{free_port()}", "TONGLU_DEMO_RATE": "0",
+               "TONGLU_DATA_DIR": str(workdir / "alerts")}
+        self.procs = {name: subprocess.Popen([sys.executable, "-m", "infra.cli", "worker", name], env=env,
+                                             stdout=open(workdir / f"{name}.log", "wb"),  # noqa: SIM115
+                                             stderr=subprocess.STDOUT)
+                      for name in ("simulators", "detector", "alerter")}
+
+    def delivered(self) -> list[dict]:
+        try:
+            with urllib.request.urlopen(f"{self.sim}/_sim/messages?service=dingtalk", timeout=5) as resp:
+                return json.loads(resp.read())["messages"]
+        except OSError:
+            return []
+
+    def stop(self) -> dict[str, float]:
+        rss = {name: measure.peak_rss_mb(p.pid) for name, p in self.procs.items()}
+        for proc in self.procs.values():
+            proc.terminate()
+        for proc in self.procs.values():
+            proc.wait(20)
+        return rss
+
+
+def latencies(bootstrap: str, pipe, side: AlertSide, rate: float, seconds: float) -> dict:
+    """Publish `rate` orders/s for `seconds` with one zero-amount order per second; time the findings."""
+    world = World(seed=42)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-anom-{uuid.uuid4().hex}",
+                         "auto.offset.reset": "latest", "enable.auto.commit": False, "session.timeout.ms": 6000,
+                         "fetch.wait.max.ms": 20})
+    consumer.subscribe([pipe.topics.order_anomalies])
+    consumer.consume(1, 8.0)
+    codec = AvroCodec("Anomaly")
+    publisher = Publisher({"bootstrap.servers": bootstrap}, **{"linger.ms": 0})
+    sent: dict[str, float] = {}
+    found: dict[str, float] = {}
+    per_page = 100
+    start = next_defect = time.time()
+    pages = int(rate * seconds / per_page)
+    for n in range(pages):
+        at = start + n * per_page / rate
+        while time.time() < at:
+            _collect(consumer, codec, found)
+        now_ms = int(time.time() * 1000)
+        orders = world.create_orders("bench-steady", per_page - 1, now_ms)
+        if at >= next_defect:  # one defective order a second
+            next_defect += 1.0
+            bad = world.create_orders("bench-steady", 1, now_ms, defect="zero_amount")
+            orders += bad
+            sent[f"taobao:bench-steady:{bad[0].external_id}"] = time.time()
+        publisher.producer.produce(pipe.topics.raw_orders, key=shop_key("taobao", "bench-steady"),
+                                   value=raw_record("taobao", "bench-steady", page_body(orders), source="poll"))
+        publisher.producer.poll(0)
+    publisher.producer.flush(30)
+    deadline = time.time() + 30
+    while time.time() < deadline and len(set(sent) & set(found)) < len(sent):
+        _collect(consumer, codec, found)
+    deadline = time.time() + 15
+    alerts: dict[str, float] = {}
+    while time.time() < deadline and len(alerts) < len(sent):
+        for message in side.delivered():
+            for order_id in sent:
+                if order_id in message["text"]:
+                    alerts.setdefault(order_id, message["received_at"] / 1000)
+        time.sleep(0.3)
+    consumer.close()
+    to_finding = [found[o] - sent[o] for o in sent if o in found]
+    to_alert = [alerts[o] - sent[o] for o in sent if o in alerts]
+    return {"defective": len(sent), "found": len(to_finding), "alerted": len(to_alert),
+            "finding_p50": measure.percentile(to_finding, 0.5) * 1000,
+            "finding_p99": measure.percentile(to_finding, 0.99) * 1000,
+            "alert_p50": measure.percentile(to_alert, 0.5) * 1000,
+            "alert_p99": measure.percentile(to_alert, 0.99) * 1000}
+
+
+def _collect(consumer, codec, found: dict) -> None:
+    for msg in consumer.consume(500, 0.005):
+        if msg.error() is None:
+            anomaly = codec.decode(msg.value())
+            if anomaly["state"] == "raised":
+                found.setdefault(anomaly["order_id"], time.time())
