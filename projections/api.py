@@ -13,7 +13,7 @@ from typing import Protocol
 import orjson
 from aiohttp import web
 
-from projections import queries
+from projections import anomaly_queries, api_anomalies, queries
 from projections.sqlguard import UnsafeSQL, check_readonly_sql
 
 
@@ -42,7 +42,8 @@ def _json(data, status: int = 200) -> web.Response:
 
 
 def create_api(deps: ApiDeps) -> web.Application:
-    """The aiohttp application serving /api/*, /healthz, /metrics and the status page at /."""
+    """The aiohttp application serving /api/* (with the anomaly routes of `api_anomalies`), /healthz,
+    /metrics and the status page at /."""
     app = web.Application(client_max_size=1 << 20)
     app[DEPS] = deps
     app.router.add_get("/", index)
@@ -52,6 +53,7 @@ def create_api(deps: ApiDeps) -> web.Application:
     app.router.add_get("/api/orders", list_orders)
     app.router.add_get("/api/orders/{order_id}", get_order)
     app.router.add_post("/api/sql", run_sql)
+    api_anomalies.register(app, DEPS)
     return app
 
 
@@ -68,22 +70,30 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def get_order(request: web.Request) -> web.Response:
-    """The latest masked canonical order with its version, or 404."""
+    """The latest masked canonical order with its version and hold state (`hold`, `hold_reasons`,
+    `anomalies`: the open findings), or 404."""
     deps = request.app[DEPS]
     order_id = request.match_info["order_id"]
     order = await asyncio.to_thread(queries.get_order, deps.backend, deps.database, order_id)
     if order is None:
         return _json({"error": f"unknown order {order_id}"}, 404)
+    order.update(
+        await asyncio.to_thread(anomaly_queries.order_findings, deps.backend, deps.database, order_id)
+    )
     return _json(order)
 
 
 async def list_orders(request: web.Request) -> web.Response:
-    """Latest orders, newest update first; ?platform=&shop=&status=&limit= (default 50, max 500)."""
+    """Latest orders, newest update first; ?platform=&shop=&status=&hold=true|false&limit= (default 50,
+    max 500)."""
     deps, q = request.app[DEPS], request.query
     try:
         limit = int(q.get("limit", "50"))
     except ValueError:
         return _json({"error": "limit must be an integer"}, 400)
+    hold = q.get("hold")
+    if hold not in (None, "", "true", "false", "1", "0"):
+        return _json({"error": "hold must be true or false"}, 400)
     orders = await asyncio.to_thread(
         queries.list_orders,
         deps.backend,
@@ -91,6 +101,7 @@ async def list_orders(request: web.Request) -> web.Response:
         platform=q.get("platform"),
         shop=q.get("shop"),
         status=q.get("status"),
+        hold=None if not hold else hold in ("true", "1"),
         limit=limit,
     )
     return _json({"orders": orders, "count": len(orders)})
@@ -100,6 +111,7 @@ async def stats(request: web.Request) -> web.Response:
     """Dashboard figures: ClickHouse aggregates plus the projector's live counters and lag."""
     deps = request.app[DEPS]
     figures = await asyncio.to_thread(queries.stats, deps.backend, deps.database)
+    figures.update(await asyncio.to_thread(anomaly_queries.anomaly_stats, deps.backend, deps.database))
     counters = deps.counters()
     lag = deps.lag.snapshot()
     figures.update(

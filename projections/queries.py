@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 
+from projections.anomaly_queries import held_orders_sql
 from projections.clickhouse.ddl import check_identifier
 from schemas.canonical import order_json
 
@@ -34,9 +35,10 @@ def list_orders(
     platform: str | None = None,
     shop: str | None = None,
     status: str | None = None,
+    hold: bool | None = None,
     limit: int = 50,
 ) -> list[dict]:
-    """Latest orders, newest `updated_at` first, optionally filtered."""
+    """Latest orders, newest `updated_at` first, optionally filtered (`hold`: on hold or not)."""
     db = check_identifier(db)
     limit = max(1, min(int(limit), ORDER_LIST_MAX))
     where = [
@@ -44,6 +46,8 @@ def list_orders(
         for col, val in (("platform", platform), ("shop_id", shop), ("status", status))
         if val
     ]
+    if hold is not None:
+        where.append(f"order_id {'IN' if hold else 'NOT IN'} ({held_orders_sql(db)})")
     clause = f"WHERE {' AND '.join(where)} " if where else ""
     rows = backend.query(
         f"SELECT order_json FROM {db}.orders FINAL {clause}"

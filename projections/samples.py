@@ -1,4 +1,5 @@
-"""Valid sample records (canonical orders, events, connector calls, dead letters) for tests and benches."""
+"""Valid sample records (canonical orders, events, connector calls, dead letters, anomalies, alert
+reports) for tests and benches."""
 
 from __future__ import annotations
 
@@ -140,4 +141,83 @@ def sample_dead_letter(offset: int = 7, topic: str = "raw.orders") -> dict:
         "platform": "taobao",
         "shop_id": "shop1",
         "external_id": "1001",
+    }
+
+
+def sample_anomaly(
+    order_id: str = "taobao:shop1:1001",
+    rule: str = "amount_mismatch",
+    *,
+    action: str = "hold",
+    state: str = "raised",
+    detected_at: int = BASE_MS,
+    severity: str = "warning",
+    evidence: dict | None = None,
+) -> dict:
+    """An Anomaly record; anomaly_id is derived from order_id|rule like the detector's."""
+    platform, shop_id, _ = order_id.split(":", 2)
+    return {
+        "anomaly_id": hashlib.blake2b(f"{order_id}|{rule}".encode(), digest_size=16).hexdigest(),
+        "order_id": order_id,
+        "event_id": None,
+        "platform": platform,
+        "shop_id": shop_id,
+        "rule": rule,
+        "severity": severity,
+        "action": action,
+        "state": state,
+        "message_zh": "金额不一致：应付 157.80，实付 150.00",
+        "message_en": "amount mismatch: due 157.80, paid 150.00",
+        "evidence": {"expected": "15780", "actual": "15000"} if evidence is None else evidence,
+        "detected_at": detected_at,
+        "order_version": 1,
+    }
+
+
+def sample_alert_report(
+    key: str = "ops|amount_mismatch|1",
+    *,
+    ok: bool = True,
+    rule: str = "amount_mismatch",
+    finished_at: int = BASE_MS,
+) -> dict:
+    """An AlertReport: one failed attempt on the first channel, then (when `ok`) delivery on the second."""
+    attempts = [
+        {
+            "channel": "dingtalk",
+            "attempt": 1,
+            "ok": False,
+            "error": "HTTP 503",
+            "code": "503",
+            "retryable": True,
+            "started_at": finished_at - 900,
+            "latency_ms": 120.5,
+        },
+    ]
+    if ok:
+        attempts.append(
+            {
+                "channel": "wecom",
+                "attempt": 1,
+                "ok": True,
+                "error": None,
+                "code": None,
+                "retryable": False,
+                "started_at": finished_at - 300,
+                "latency_ms": 80.0,
+            }
+        )
+    return {
+        "key": key,
+        "ok": ok,
+        "channel": "wecom" if ok else None,
+        "route": "ops",
+        "rule": rule,
+        "kind": "immediate",
+        "severity": "critical",
+        "title": "金额不一致 1 单 / 1 amount mismatch",
+        "anomaly_ids": ["a" * 32],
+        "order_ids": ["taobao:shop1:1001"],
+        "attempts": attempts,
+        "finished_at": finished_at,
     }

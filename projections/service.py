@@ -1,4 +1,5 @@
-"""The projector: order.events, connector.calls and raw.orders.dlq -> ClickHouse, plus the HTTP API.
+"""The projector: order.events, connector.calls, raw.orders.dlq and (when configured) order.anomalies
+and alerts -> ClickHouse, plus the HTTP API (which also publishes order.commands).
 
 One consumer thread runs consume -> decode -> sink.add -> flush -> commit. Offsets are committed
 only after a successful flush; a failed flush is retried with backoff and never committed, so a
@@ -17,6 +18,7 @@ from confluent_kafka import Consumer, KafkaException
 
 from projections.clickhouse.ddl import DEFAULT_DATABASE, create_schema
 from projections.clickhouse.sink import ClickHouseSink, FlushError
+from projections.commands import CommandPublisher
 from projections.lag import LagTracker
 from projections.metrics import ProjectorMetrics
 from schemas.codec import AvroCodec, DecodeError
@@ -50,6 +52,14 @@ class Projector:
             topics["connector_calls"]: ("connector_call", AvroCodec("ConnectorCall")),
             topics["raw_orders_dlq"]: ("dead_letter", AvroCodec("DeadLetter")),
         }
+        # The anomaly feature is on for each topic that is configured (old callers pass none of them).
+        if topics.get("order_anomalies"):
+            self._kinds[topics["order_anomalies"]] = ("anomaly", AvroCodec("Anomaly"))
+        if topics.get("alerts"):
+            self._kinds[topics["alerts"]] = ("alert_report", AvroCodec("AlertReport"))
+        self.commands = (
+            CommandPublisher(kafka_config, topics["order_commands"]) if topics.get("order_commands") else None
+        )
         self._consumer_config = {
             **kafka_config,
             "group.id": group_id,
@@ -77,6 +87,8 @@ class Projector:
         self._stop.set()
         self._thread.join(timeout)
         self.lag.stop(timeout)
+        if self.commands is not None:
+            self.commands.close()
 
     def alive(self) -> bool:
         """Whether the consumer thread is running."""

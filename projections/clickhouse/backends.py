@@ -117,6 +117,9 @@ def arrow_type(ch_type: str):
         return pa.timestamp("ms", tz="UTC")
     if inner.startswith("Array("):
         return pa.list_(arrow_type(inner[6:-1]))
+    if inner.startswith("Map("):
+        key, value = _split_top_level(inner[4:-1])
+        return pa.map_(arrow_type(key), arrow_type(value))
     if inner.startswith("Float"):
         return pa.float64()
     if inner == "UInt64":
@@ -124,6 +127,16 @@ def arrow_type(ch_type: str):
     if re.fullmatch(r"U?Int\d+", inner):
         return pa.int64()
     return pa.string()
+
+
+def _split_top_level(args: str) -> tuple[str, str]:
+    """'K, V' of a two-argument type, splitting at the comma outside any parentheses."""
+    depth = 0
+    for i, ch in enumerate(args):
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            return args[:i].strip(), args[i + 1 :].strip()
+    raise ValueError(f"not a two-argument type: {args!r}")
 
 
 class ServerBackend:

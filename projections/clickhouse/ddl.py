@@ -12,6 +12,23 @@ DEFAULT_DATABASE = "tonglu"
 _TS = "DateTime64(3, 'UTC')"
 _NTS = f"Nullable({_TS})"
 
+_ANOMALY_COLUMNS = [
+    ("anomaly_id", "String"),
+    ("order_id", "String"),
+    ("event_id", "Nullable(String)"),
+    ("platform", "LowCardinality(String)"),
+    ("shop_id", "String"),
+    ("rule", "LowCardinality(String)"),
+    ("severity", "LowCardinality(String)"),
+    ("action", "LowCardinality(String)"),
+    ("state", "LowCardinality(String)"),
+    ("message_zh", "String"),
+    ("message_en", "String"),
+    ("evidence", "Map(String, String)"),
+    ("detected_at", _TS),
+    ("order_version", "UInt64"),
+]
+
 _TABLES: dict[str, tuple[list[tuple[str, str]], str]] = {
     "order_events": (
         [
@@ -98,6 +115,41 @@ _TABLES: dict[str, tuple[list[tuple[str, str]], str]] = {
             ("external_id", "Nullable(String)"),
         ],
         "ReplacingMergeTree ORDER BY (topic, partition, offset)",
+    ),
+    # Latest state of each finding: one row per anomaly_id after FINAL. `revision` (detected_at * 2, +1
+    # when resolved) is the replacing version, so the newest record wins, a resolution beats a raise of
+    # the same millisecond, and a replayed old record never overrides a newer one. anomaly_id is derived
+    # from order_id|rule, so leading the key with order_id keeps the identity and makes per-order reads cheap.
+    "anomalies": (
+        [*_ANOMALY_COLUMNS, ("revision", "UInt64")],
+        "ReplacingMergeTree(revision) ORDER BY (order_id, anomaly_id)",
+    ),
+    # History for analysts: every raised/resolved record once (replays merge away on the full identity).
+    "anomaly_log": (
+        _ANOMALY_COLUMNS,
+        (
+            "ReplacingMergeTree PARTITION BY toYYYYMM(detected_at) "
+            "ORDER BY (order_id, anomaly_id, detected_at, state)"
+        ),
+    ),
+    # One row per delivered-or-failed alert message; `attempts` is a JSON array (times ISO-8601 Z).
+    "alerts": (
+        [
+            ("key", "String"),
+            ("ok", "UInt8"),
+            ("channel", "LowCardinality(Nullable(String))"),
+            ("route", "LowCardinality(String)"),
+            ("rule", "LowCardinality(String)"),
+            ("kind", "LowCardinality(String)"),
+            ("severity", "LowCardinality(String)"),
+            ("title", "String"),
+            ("anomaly_ids", "Array(String)"),
+            ("order_ids", "Array(String)"),
+            ("attempts", "String"),
+            ("attempt_count", "UInt16"),
+            ("finished_at", _TS),
+        ],
+        "ReplacingMergeTree PARTITION BY toYYYYMM(finished_at) ORDER BY (key, finished_at)",
     ),
 }
 

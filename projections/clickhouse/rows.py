@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import orjson
 
+from schemas.canonical import ms_to_iso
+
 
 def order_json(order: dict) -> str:
     """The canonical order for the `orders.order_json` column (already masked upstream).
@@ -104,4 +106,74 @@ def dead_letter_row(dead: dict) -> tuple:
         dead.get("platform"),
         dead.get("shop_id"),
         dead.get("external_id"),
+    )
+
+
+def anomaly_row(anomaly: dict) -> tuple:
+    """A decoded Anomaly -> one `anomaly_log` row (the history of raised/resolved records)."""
+    return (
+        anomaly["anomaly_id"],
+        anomaly["order_id"],
+        anomaly.get("event_id"),
+        anomaly["platform"],
+        anomaly["shop_id"],
+        anomaly["rule"],
+        anomaly["severity"],
+        anomaly["action"],
+        anomaly["state"],
+        anomaly["message_zh"],
+        anomaly["message_en"],
+        {str(k): str(v) for k, v in (anomaly.get("evidence") or {}).items()},
+        anomaly["detected_at"],
+        anomaly["order_version"],
+    )
+
+
+def anomaly_revision(anomaly: dict) -> int:
+    """The replacing version of `anomalies`: newer wins; at the same millisecond a resolution wins."""
+    return anomaly["detected_at"] * 2 + (1 if anomaly["state"] == "resolved" else 0)
+
+
+def anomaly_rows(anomaly: dict) -> dict[str, tuple]:
+    """Both rows one Anomaly yields: the latest-state row and the history row, by table."""
+    row = anomaly_row(anomaly)
+    return {"anomalies": (*row, anomaly_revision(anomaly)), "anomaly_log": row}
+
+
+def alert_attempts_json(attempts) -> str:
+    """The `alerts.attempts` column: the attempts as a JSON array with ISO-8601 Z start times."""
+    return orjson.dumps(
+        [
+            {
+                "channel": a["channel"],
+                "attempt": a["attempt"],
+                "ok": bool(a["ok"]),
+                "error": a.get("error"),
+                "code": a.get("code"),
+                "retryable": bool(a.get("retryable", False)),
+                "started_at": ms_to_iso(a["started_at"]),
+                "latency_ms": float(a["latency_ms"]),
+            }
+            for a in attempts or ()
+        ]
+    ).decode()
+
+
+def alert_row(report: dict) -> tuple:
+    """A decoded AlertReport -> one `alerts` row."""
+    attempts = report.get("attempts") or ()
+    return (
+        report["key"],
+        1 if report["ok"] else 0,
+        report.get("channel"),
+        report["route"],
+        report["rule"],
+        report["kind"],
+        report["severity"],
+        report["title"],
+        list(report.get("anomaly_ids") or ()),
+        list(report.get("order_ids") or ()),
+        alert_attempts_json(attempts),
+        min(len(attempts), 65535),
+        report["finished_at"],
     )

@@ -14,7 +14,7 @@ from projections.clickhouse import rows as build
 from projections.clickhouse.ddl import DEFAULT_DATABASE, TABLE_COLUMNS, check_identifier
 
 _ORDER_VERSION = TABLE_COLUMNS["orders"].index("version")
-KINDS = ("order_event", "connector_call", "dead_letter")
+KINDS = ("order_event", "connector_call", "dead_letter", "anomaly", "alert_report")
 
 
 class FlushError(RuntimeError):
@@ -34,8 +34,8 @@ class ClickHouseSink:
         self.last_flush_seconds = 0.0
 
     def add(self, table_or_kind: str, record) -> None:
-        """Buffer one record: a decoded `order_event` / `connector_call` / `dead_letter` dict, or a
-        ready row tuple for a table name."""
+        """Buffer one record: a decoded `order_event` / `connector_call` / `dead_letter` / `anomaly` /
+        `alert_report` dict, or a ready row tuple for a table name."""
         if table_or_kind == "order_event":
             self._buffers["order_events"].append(build.event_row(record))
             self._add_order(record["order"])
@@ -43,6 +43,11 @@ class ClickHouseSink:
             self._buffers["connector_calls"].append(build.connector_call_row(record))
         elif table_or_kind == "dead_letter":
             self._buffers["dead_letters"].append(build.dead_letter_row(record))
+        elif table_or_kind == "anomaly":
+            for table, row in build.anomaly_rows(record).items():
+                self._buffers[table].append(row)
+        elif table_or_kind == "alert_report":
+            self._buffers["alerts"].append(build.alert_row(record))
         elif table_or_kind == "orders":
             self._add_order(tuple(record))
         elif table_or_kind in self._buffers:
@@ -64,13 +69,14 @@ class ClickHouseSink:
     def flush(self) -> None:
         """Write every buffer, one insert per table. Raises FlushError and keeps unwritten rows."""
         started = time.perf_counter()
+        # Orders first: a reader that sees all events of a flush also sees the orders they produced.
+        if self._orders:
+            self._write("orders", [o if isinstance(o, tuple) else build.order_row(o) for o in self._orders.values()])
+            self._orders = {}
         for table, buffer in self._buffers.items():
             if buffer:
                 self._write(table, buffer)
                 self._buffers[table] = []
-        if self._orders:
-            self._write("orders", [o if isinstance(o, tuple) else build.order_row(o) for o in self._orders.values()])
-            self._orders = {}
         self.last_flush_seconds = time.perf_counter() - started
 
     def _write(self, table: str, rows: list[tuple]) -> None:

@@ -3,12 +3,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from infra.bench.detection import sim_events
 from streams.anomalies import rules as R
 from streams.anomalies.address import address_problem
 from streams.anomalies.config import RuleBook
 from streams.anomalies.detector import Detector
 from streams.anomalies.state import DuplicateIndex, SkuStats, duplicate_key
-from infra.bench.detection import sim_events
 from tests.factories import BASE_MS, canonical_order
 
 CFG = RuleBook.default().defaults

@@ -9,7 +9,14 @@ import orjson
 
 from projections.clickhouse import rows
 from projections.clickhouse.ddl import TABLE_COLUMNS, schema_statements
-from projections.samples import sample_call, sample_dead_letter, sample_event
+from projections.samples import (
+    BASE_MS,
+    sample_alert_report,
+    sample_anomaly,
+    sample_call,
+    sample_dead_letter,
+    sample_event,
+)
 from schemas.canonical import ms_to_iso
 from schemas.canonical import order_json as canonical_order_json
 
@@ -79,5 +86,80 @@ def test_ddl_is_replacing_and_parameterised():
     statements = schema_statements("tonglu_x")
     assert all("tonglu_x." in s for s in statements[1:])
     tables = [s for s in statements if s.startswith("CREATE TABLE")]
-    assert len(tables) == 4 and all("ReplacingMergeTree" in s for s in tables)
+    assert len(tables) == 7 and all("ReplacingMergeTree" in s for s in tables)
     assert "ReplacingMergeTree(version)" in next(s for s in tables if ".orders " in s)
+
+
+def test_anomaly_rows_give_latest_state_and_history():
+    anomaly = sample_anomaly(evidence={"expected": "15780", "n": 3})
+    out = rows.anomaly_rows(anomaly)
+    assert set(out) == {"anomalies", "anomaly_log"}
+    latest = dict(zip(TABLE_COLUMNS["anomalies"], out["anomalies"], strict=True))
+    log = dict(zip(TABLE_COLUMNS["anomaly_log"], out["anomaly_log"], strict=True))
+    assert {k: v for k, v in latest.items() if k != "revision"} == log
+    assert log["anomaly_id"] == anomaly["anomaly_id"] and len(log["anomaly_id"]) == 32
+    assert log["event_id"] is None and log["platform"] == "taobao" and log["shop_id"] == "shop1"
+    assert (log["rule"], log["action"], log["state"]) == ("amount_mismatch", "hold", "raised")
+    assert log["evidence"] == {"expected": "15780", "n": "3"}  # Map(String, String)
+    assert log["detected_at"] == anomaly["detected_at"] and log["order_version"] == 1
+
+
+def test_anomaly_revision_orders_raise_and_resolution():
+    raised = sample_anomaly(detected_at=1_000)
+    resolved = sample_anomaly(state="resolved", detected_at=1_000)
+    raised_again = sample_anomaly(detected_at=1_001)
+    revisions = [rows.anomaly_revision(a) for a in (raised, resolved, raised_again)]
+    assert revisions == sorted(revisions) and len(set(revisions)) == 3  # a resolution wins a tie
+    assert rows.anomaly_revision(sample_anomaly(state="resolved", detected_at=999)) < revisions[0]
+
+
+def test_anomaly_row_does_not_share_the_evidence_dict():
+    anomaly = sample_anomaly()
+    log = rows.anomaly_row(anomaly)
+    log[TABLE_COLUMNS["anomaly_log"].index("evidence")]["x"] = "y"
+    assert "x" not in anomaly["evidence"]
+
+
+def test_alert_row_keeps_attempts_as_json():
+    report = sample_alert_report(finished_at=BASE_MS)
+    row = dict(zip(TABLE_COLUMNS["alerts"], rows.alert_row(report), strict=True))
+    assert row["ok"] == 1 and row["channel"] == "wecom" and row["attempt_count"] == 2
+    assert row["anomaly_ids"] == report["anomaly_ids"] and row["order_ids"] == ["taobao:shop1:1001"]
+    assert row["finished_at"] == BASE_MS
+    attempts = orjson.loads(row["attempts"])
+    assert [a["channel"] for a in attempts] == ["dingtalk", "wecom"]
+    assert attempts[0] == {
+        "channel": "dingtalk",
+        "attempt": 1,
+        "ok": False,
+        "error": "HTTP 503",
+        "code": "503",
+        "retryable": True,
+        "started_at": ms_to_iso(BASE_MS - 900),
+        "latency_ms": 120.5,
+    }
+
+
+def test_failed_alert_row_has_no_channel():
+    row = dict(zip(TABLE_COLUMNS["alerts"], rows.alert_row(sample_alert_report(ok=False)), strict=True))
+    assert row["ok"] == 0 and row["channel"] is None and row["attempt_count"] == 1
+
+
+def test_anomaly_ddl_choices():
+    statements = {s.split()[5].split(".")[1]: s for s in schema_statements() if s.startswith("CREATE TABLE")}
+    assert "ReplacingMergeTree(revision) ORDER BY (order_id, anomaly_id)" in statements["anomalies"]
+    assert "ORDER BY (order_id, anomaly_id, detected_at, state)" in statements["anomaly_log"]
+    assert "ORDER BY (key, finished_at)" in statements["alerts"]
+    assert "`evidence` Map(String, String)" in statements["anomalies"]
+    assert "`event_id` Nullable(String)" in statements["anomaly_log"]
+
+
+def test_map_and_array_arrow_types():
+    import pyarrow as pa
+
+    from projections.clickhouse.backends import arrow_type
+
+    assert arrow_type("Map(String, String)") == pa.map_(pa.string(), pa.string())
+    assert arrow_type("Map(LowCardinality(String), Array(String))") == pa.map_(
+        pa.string(), pa.list_(pa.string())
+    )
