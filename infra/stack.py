@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -33,6 +34,12 @@ def _pump(name: str, stream) -> None:
         sys.stdout.flush()
 
 
+def _in_use(url: str) -> bool:
+    host, _, port = url.split("://", 1)[-1].split("/", 1)[0].rpartition(":")
+    with socket.socket() as sock:
+        return sock.connect_ex((host, int(port))) == 0
+
+
 def _say(text: str) -> None:
     print(f"[tonglu    ] {text}", flush=True)
 
@@ -45,6 +52,10 @@ class Stack:
 
     def start(self) -> None:
         s = self.settings
+        busy = [url for url in (f"tcp://{s.kafka_bootstrap}" if self.own_broker else None, s.http, s.webhook_http)
+                if url and _in_use(url)]
+        if busy:
+            raise SystemExit(f"error: {', '.join(busy)} already in use — is another Tonglu stack running?")
         if self.own_broker:
             if s.data_dir.exists():  # the local broker keeps nothing across runs: start everything afresh
                 shutil.rmtree(s.data_dir)

@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 
 from infra.broker import free_port
+from infra.config import INFRA_DIR
 
 TONGLU = [sys.executable, "-m", "infra.cli"]
 
@@ -42,12 +43,18 @@ def _port_free(port: int) -> bool:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    ports = {name: free_port() for name in ("broker", "http", "taobao", "shopify", "webhooks")}
+    ports = {name: free_port() for name in ("broker", "http", "taobao", "shopify", "webhooks", "alerts", "smtp")}
+    routing = tmp_path_factory.mktemp("config") / "alert_routing.toml"
+    routing.write_text((INFRA_DIR / "alert_routing.toml").read_text(encoding="utf-8")
+                       .replace("http://127.0.0.1:8083", f"http://127.0.0.1:{ports['alerts']}")
+                       .replace("port = 8025", f"port = {ports['smtp']}"), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TONGLU_")}
     env.update({
         "TONGLU_LOCAL_BROKER_PORT": str(ports["broker"]), "TONGLU_HTTP": f"http://127.0.0.1:{ports['http']}",
         "TONGLU_SIMULATORS": f"taobao=http://127.0.0.1:{ports['taobao']},shopify=http://127.0.0.1:{ports['shopify']}",
         "TONGLU_WEBHOOK_HTTP": f"http://127.0.0.1:{ports['webhooks']}",
+        "TONGLU_ALERT_SIM_HTTP": f"http://127.0.0.1:{ports['alerts']}", "TONGLU_ALERT_SMTP_PORT": str(ports["smtp"]),
+        "TONGLU_ALERT_ROUTING": str(routing),
         "TONGLU_DATA_DIR": str(tmp_path_factory.mktemp("stack") / "data"), "PYTHONUNBUFFERED": "1",
     })
     log = tmp_path_factory.mktemp("logs") / "up.log"
@@ -56,7 +63,8 @@ def stack(tmp_path_factory):
     base = env["TONGLU_HTTP"]
     try:
         _wait(lambda: _get(f"{base}/healthz")[1].get("ok"), 90, "the API did not come up")
-        yield {"proc": proc, "env": env, "base": base, "ports": ports, "log": log}
+        yield {"proc": proc, "env": env, "base": base, "ports": ports, "log": log,
+               "alerts": f"http://127.0.0.1:{ports['alerts']}"}
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -99,6 +107,46 @@ def test_sim_orders_are_polled_or_pushed_and_served_masked(stack, platform, shop
                                                              "DELIVERED", "COMPLETED", "CANCELLED")
         phone = order["receiver"]["phone_masked"]
         assert phone and "*" in phone and order["created_at"].endswith("Z")
+
+
+def _order(stack, order_id: str) -> dict:
+    return _get(f"{stack['base']}/api/orders/{urllib.request.quote(order_id, safe='')}")[1]
+
+
+def test_defective_orders_are_held_alerted_once_and_released(stack):
+    done = _cli(stack, "sim", "orders", "--platform", "taobao", "--shop", "e2e-bad", "--count", "2",
+                "--anomaly", "zero_amount")
+    assert done.returncode == 0, done.stderr
+    order_ids = json.loads(done.stdout)
+
+    def held():
+        try:
+            orders = [_order(stack, oid) for oid in order_ids]
+        except urllib.error.HTTPError:
+            return None
+        return orders if all(o["hold"] for o in orders) else None
+
+    orders = _wait(held, 90, "defective orders were not held")
+    assert all(o["hold_reasons"][0]["rule"] == "zero_amount" and o["hold_reasons"][0]["message_zh"]
+               for o in orders)
+
+    def alerted():
+        with urllib.request.urlopen(f"{stack['alerts']}/_sim/messages?service=dingtalk", timeout=5) as resp:
+            texts = [m["text"] for m in json.loads(resp.read())["messages"]]
+        return texts if all(any(oid in t for t in texts) for oid in order_ids) else None
+
+    texts = _wait(alerted, 60, "no alert reached the DingTalk simulator")
+    assert all(sum(oid in t for t in texts) == 1 for oid in order_ids), "an order was alerted twice"
+    assert all("金额为 0" in t for t in texts if any(oid in t for oid in order_ids))
+
+    request = urllib.request.Request(f"{stack['base']}/api/orders/{urllib.request.quote(order_ids[0], safe='')}"
+                                     "/release", data=json.dumps({"by": "值班同学"}).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 202
+    _wait(lambda: not _order(stack, order_ids[0])["hold"], 60, "the released order is still held")
+    findings = _get(f"{stack['base']}/api/anomalies?order_id={urllib.request.quote(order_ids[0], safe='')}")[1]
+    assert findings["anomalies"][0]["state"] == "resolved"
 
 
 def test_sql_for_analysts_is_read_only(stack):
