@@ -117,7 +117,7 @@ class Projector:
         consumer.subscribe(list(self._kinds))
         try:
             while not self._stop.is_set():
-                messages = consumer.consume(num_messages=self._batch_size, timeout=0.2)
+                messages = consumer.consume(num_messages=self._batch_size, timeout=0.05)
                 if not messages:
                     continue
                 taken = self._add(messages)

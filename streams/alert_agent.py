@@ -79,7 +79,7 @@ class AlertService:
                         for name, spec in self.config.channels.items()}
             try:
                 while not stop.is_set():
-                    messages = await asyncio.to_thread(consumer.consume, 1000, 0.2)
+                    messages = await asyncio.to_thread(consumer.consume, 1000, 0.05)
                     now = int(time.time() * 1000)
                     for msg in messages:
                         if msg.error() is None:

@@ -122,7 +122,7 @@ class AnomalyService:
         last_tick = last_report = time.time()
         try:
             while not stop.is_set():
-                messages = consumer.consume(5000, 0.1)
+                messages = consumer.consume(5000, 0.02)  # returns when full or after the timeout: keep it short
                 now = time.time()
                 found = self.step(messages, int(now * 1000)) if messages else []
                 if (now - last_tick) * 1000 >= self.tick_ms:

@@ -36,7 +36,7 @@ faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = _prompt_worker_c
 
 
 def create_app(*, kafka_config: dict, topics: Topics, datadir: str, app_id: str = "tonglu-normalizer",
-               batch_pages: int = 32, within: float = 0.05) -> faust.App:
+               batch_pages: int = 16, within: float = 0.02) -> faust.App:
     """A Faust app running the normalize agent against `kafka_config["bootstrap.servers"]`."""
     brokers = ";".join(f"kafka://{b}" for b in kafka_config["bootstrap.servers"].split(","))
     app = faust.App(
