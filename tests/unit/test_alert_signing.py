@@ -16,7 +16,7 @@ from connectors.alerts.signing import (
     percent,
 )
 
-FIXTURES = Path("/work/shared/fixtures")
+FIXTURES = Path(__file__).parents[2] / "connectors" / "alerts" / "samples"  # copies of real-shaped payloads
 DINGTALK_SECRET = "SECdemo1f2e3d4c5b6a79880a1b2c3d4e5f60718293a4b5c6d7e8f9"
 
 
