@@ -87,7 +87,9 @@ def normalizer(settings: Settings) -> None:
 
     from streams.app import create_app
 
-    app = create_app(kafka_config=settings.kafka(), topics=settings.topics, datadir=str(settings.data_dir / "faust"))
+    datadir = settings.data_dir / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = create_app(kafka_config=settings.kafka(), topics=settings.topics, datadir=str(datadir))
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, override_logging=False)
     worker.execute_from_commandline()
 

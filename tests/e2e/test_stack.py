@@ -126,7 +126,12 @@ def test_defective_orders_are_held_alerted_once_and_released(stack):
             return None
         return orders if all(o["hold"] for o in orders) else None
 
-    orders = _wait(held, 90, "defective orders were not held")
+    try:
+        orders = _wait(held, 90, "defective orders were not held")
+    except AssertionError:
+        for oid in order_ids:
+            print(oid, _order(stack, oid), _get(f"{stack['base']}/api/anomalies?order_id={oid}")[1])
+        raise
     assert all(o["hold_reasons"][0]["rule"] == "zero_amount" and o["hold_reasons"][0]["message_zh"]
                for o in orders)
 
