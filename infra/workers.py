@@ -36,7 +36,7 @@ def simulators(settings: Settings, demo_rate: float = 5.0) -> None:
             port = int(url.rsplit(":", 1)[1].split("/")[0])
             app = platforms.module(platform, "simulator").create_app()
             for shop in DEMO_SHOPS.get(platform, []) if demo_rate > 0 else []:
-                ensure_shop(app, shop)
+                ensure_shop(app, shop, demo=True)
             app[AUTOPILOT].update(orders_per_second=demo_rate, steps_per_second=demo_rate * 1.5)
             runner = web.AppRunner(app)
             await runner.setup()

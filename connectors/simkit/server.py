@@ -48,10 +48,12 @@ def new_sim_app(world: World, shop_defaults) -> web.Application:
     return app
 
 
-def ensure_shop(app: web.Application, shop_id: str) -> dict:
+def ensure_shop(app: web.Application, shop_id: str, demo: bool = False) -> dict:
+    """The shop (created with its credentials if new). Only `demo` shops are driven by the autopilot:
+    orders made through the control API stay as they were made."""
     world = app[WORLD]
     if shop_id not in world.shops:
-        world.ensure_shop(shop_id, **app[SHOP_DEFAULTS](shop_id))
+        world.ensure_shop(shop_id, **app[SHOP_DEFAULTS](shop_id), demo=demo)
     return world.shops[shop_id]
 
 
@@ -81,9 +83,12 @@ async def _advance(request: web.Request) -> web.Response:
     return web.json_response({"transitions": moved})
 
 
-async def advance(app: web.Application, shop_id: str | None = None, steps: int = 1) -> int:
+async def advance(app: web.Application, shop_id: str | None = None, steps: int = 1,
+                  shops: set[str] | None = None) -> int:
+    """Move up to `steps` random orders (of one shop, of `shops`, or of all) one step along their lives."""
     world, moved, changed = app[WORLD], 0, {}
-    live = [o for o in list(world.orders.values()) if shop_id in (None, o.shop_id)]
+    live = [o for o in list(world.orders.values())
+            if shop_id in (None, o.shop_id) and (shops is None or o.shop_id in shops)]
     for order in world.rng.sample(live, min(steps, len(live))):
         if world.step(order, now_ms()):
             moved += 1
@@ -123,19 +128,19 @@ async def _autopilot_ctx(app: web.Application):
 
 
 async def _autopilot(app: web.Application) -> None:
-    """Demo mode: keep creating orders in every shop and moving existing ones along their lives."""
+    """Demo mode: keep creating orders in the demo shops and moving their orders along their lives."""
     credit_new = credit_step = 0.0
     while True:
         await asyncio.sleep(0.5)
         pilot, world = app[AUTOPILOT], app[WORLD]
         credit_new += pilot["orders_per_second"] * 0.5
         credit_step += pilot["steps_per_second"] * 0.5
-        shops = list(world.shops)
+        shops = [sid for sid, shop in list(world.shops.items()) if shop.get("demo")]
         if shops and credit_new >= 1:
             for n in range(int(credit_new)):
                 sid = shops[n % len(shops)]
                 await notify(app, sid, world.create_orders(sid, 1, now_ms(), paid=world.rng.random() < 0.9))
             credit_new -= int(credit_new)
-        if credit_step >= 1:
-            await advance(app, None, int(credit_step))
+        if shops and credit_step >= 1:
+            await advance(app, None, int(credit_step), set(shops))
             credit_step -= int(credit_step)
