@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 
 from confluent_kafka import KafkaException, Producer
@@ -26,11 +27,12 @@ PRODUCER_DEFAULTS = {
 
 
 class Publisher:
-    """One producer per process. `publish` calls must not overlap (the local stack's processes run
-    one publishing task at a time); delivery failures are collected by one shared callback."""
+    """One producer per process; delivery failures are collected by one shared callback, so
+    concurrent `publish` calls (several pollers of one connector process) take turns."""
 
     def __init__(self, kafka_config: dict, **overrides):
         self._failed: list[tuple[str, bytes | None, bytes]] = []
+        self._turn = threading.Lock()
         self.producer = Producer({**PRODUCER_DEFAULTS, **kafka_config, **overrides, "on_delivery": self._delivered})
 
     def _delivered(self, err, msg) -> None:
@@ -40,6 +42,10 @@ class Publisher:
     def publish(self, messages: list[tuple[str, bytes | None, bytes]], retry_forever: bool = True,
                 timeout: float = 30.0) -> None:
         """Deliver (topic, key, value) messages; blocks until every one is acknowledged by the broker."""
+        with self._turn:
+            self._publish(messages, retry_forever, timeout)
+
+    def _publish(self, messages, retry_forever: bool, timeout: float) -> None:
         pending = messages
         attempt = 0
         while pending:

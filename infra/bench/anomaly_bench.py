@@ -127,5 +127,5 @@ def _collect(consumer, codec, found: dict) -> None:
     for msg in consumer.consume(500, 0.005):
         if msg.error() is None:
             anomaly = codec.decode(msg.value())
-            if anomaly["state"] == "raised":
-                found.setdefault(anomaly["order_id"], time.time())
+            if anomaly["state"] == "raised":  # the detector's clock when it raised the finding
+                found.setdefault(anomaly["order_id"], anomaly["detected_at"] / 1000)

@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
 import aiohttp
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
-from infra.broker import free_port
-from projections.clickhouse import ChdbBackend
 from projections.samples import sample_call, sample_dead_letter, sample_event
 from schemas.codec import AvroCodec
+from tests.integration.projector_helpers import produce, running_projector, wait_for
 
 pytestmark = pytest.mark.integration
 N_ORDERS = 40
 RAW_RECORDS = 12
-
-
-def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5})
-    for key, value in records:
-        producer.produce(topic, key=key, value=value)
-    assert producer.flush(15) == 0
 
 
 def order_events() -> list[dict]:
@@ -35,59 +26,14 @@ def order_events() -> list[dict]:
     ]
 
 
-async def wait_for(check, timeout: float = 45.0, interval: float = 0.2):
-    """Poll the async `check` until it returns a truthy value; fail with the last value after `timeout`."""
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
-
-
 @pytest.fixture
 async def running(kafka_bootstrap, topics, tmp_path):
     """The projector + API on chdb, with a fresh group; yields (base_url, normalizer_group)."""
-    from projections.service import run_projector
-
-    backend = ChdbBackend(str(tmp_path / "chdb"))
-    port, stop, normalizer = free_port(), asyncio.Event(), f"norm-{uuid.uuid4().hex[:6]}"
-    names = {
-        "raw_orders": topics.raw_orders,
-        "raw_orders_dlq": topics.raw_orders_dlq,
-        "order_events": topics.order_events,
-        "connector_calls": topics.connector_calls,
-    }
-    task = asyncio.create_task(
-        run_projector(
-            kafka_config={"bootstrap.servers": kafka_bootstrap},
-            topics=names,
-            normalizer_group=normalizer,
-            backend=backend,
-            http_host="127.0.0.1",
-            http_port=port,
-            group_id=f"proj-{uuid.uuid4().hex[:6]}",
-            stop=stop,
-        )
-    )
-    base = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as http:
-
-        async def up():
-            if task.done():
-                task.result()
-            try:
-                async with http.get(f"{base}/healthz") as resp:
-                    return resp.status == 200
-            except aiohttp.ClientConnectionError:
-                return False
-
-        await wait_for(up, 20)
-    yield base, normalizer
-    stop.set()
-    await asyncio.wait_for(task, 30)
-    backend.close()
+    normalizer = f"norm-{uuid.uuid4().hex[:6]}"
+    names = {"raw_orders": topics.raw_orders, "raw_orders_dlq": topics.raw_orders_dlq,
+             "order_events": topics.order_events, "connector_calls": topics.connector_calls}
+    async with running_projector(kafka_bootstrap, names, str(tmp_path / "chdb"), normalizer) as base:
+        yield base, normalizer
 
 
 async def test_projector_end_to_end(running, kafka_bootstrap, topics):

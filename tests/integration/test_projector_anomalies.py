@@ -12,13 +12,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from confluent_kafka import Consumer
 
-from infra.broker import free_port
 from projections.api import create_api
 from projections.clickhouse import ChdbBackend, create_schema
 from projections.samples import sample_alert_report, sample_anomaly, sample_event
 from projections.service import Projector
 from schemas.codec import AvroCodec
-from tests.integration.test_projector import produce, wait_for
+from tests.integration.projector_helpers import produce, running_projector, wait_for
 
 pytestmark = pytest.mark.integration
 HELD, FLAGGED, CLEAN = "taobao:shopA:2001", "jd:shopB:3001", "taobao:shopA:2002"
@@ -57,48 +56,13 @@ def read_commands(bootstrap: str, topic: str, count: int, timeout: float = 30.0)
 @pytest.fixture
 async def running(kafka_bootstrap, topics, tmp_path):
     """The projector + API on chdb with the anomaly topics configured; yields the base URL."""
-    from projections.service import run_projector
-
-    backend = ChdbBackend(str(tmp_path / "chdb"))
-    port, stop = free_port(), asyncio.Event()
-    names = {
-        "raw_orders": topics.raw_orders,
-        "raw_orders_dlq": topics.raw_orders_dlq,
-        "order_events": topics.order_events,
-        "connector_calls": topics.connector_calls,
-        "order_anomalies": topics.order_anomalies,
-        "alerts": topics.alerts,
-        "order_commands": topics.order_commands,
-    }
-    task = asyncio.create_task(
-        run_projector(
-            kafka_config={"bootstrap.servers": kafka_bootstrap},
-            topics=names,
-            normalizer_group=f"norm-{uuid.uuid4().hex[:6]}",
-            backend=backend,
-            http_host="127.0.0.1",
-            http_port=port,
-            group_id=f"proj-{uuid.uuid4().hex[:6]}",
-            stop=stop,
-        )
-    )
-    base = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as http:
-
-        async def up():
-            if task.done():
-                task.result()
-            try:
-                async with http.get(f"{base}/healthz") as resp:
-                    return resp.status == 200
-            except aiohttp.ClientConnectionError:
-                return False
-
-        await wait_for(up, 20)
-    yield base
-    stop.set()
-    await asyncio.wait_for(task, 30)
-    backend.close()
+    names = {"raw_orders": topics.raw_orders, "raw_orders_dlq": topics.raw_orders_dlq,
+             "order_events": topics.order_events, "connector_calls": topics.connector_calls,
+             "order_anomalies": topics.order_anomalies, "alerts": topics.alerts,
+             "order_commands": topics.order_commands}
+    async with running_projector(kafka_bootstrap, names, str(tmp_path / "chdb"),
+                                 f"norm-{uuid.uuid4().hex[:6]}") as base:
+        yield base
 
 
 async def test_holds_findings_releases_and_alerts(running, kafka_bootstrap, topics):

@@ -1,0 +1,62 @@
+"""A running projector + API on chdb for integration tests, and async wait-until."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+
+import aiohttp
+from confluent_kafka import Producer
+
+from infra.broker import free_port
+from projections.clickhouse import ChdbBackend
+
+
+def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
+    for key, value in records:
+        producer.produce(topic, key=key, value=value)
+    assert producer.flush(15) == 0
+
+
+async def wait_for(check, timeout: float = 45.0, interval: float = 0.2):
+    """Await `check()` until it returns something truthy (returned), or fail after `timeout`."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+@contextlib.asynccontextmanager
+async def running_projector(kafka_bootstrap: str, topic_names: dict, data_path: str, normalizer_group: str):
+    """Start `run_projector` on chdb at `data_path`; yields the API base URL once /healthz answers."""
+    from projections.service import run_projector
+
+    backend = ChdbBackend(data_path)
+    port, stop = free_port(), asyncio.Event()
+    task = asyncio.create_task(run_projector(
+        kafka_config={"bootstrap.servers": kafka_bootstrap}, topics=topic_names, normalizer_group=normalizer_group,
+        backend=backend, http_host="127.0.0.1", http_port=port, group_id=f"proj-{uuid.uuid4().hex[:6]}", stop=stop))
+    base = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+
+        async def up():
+            if task.done():
+                task.result()
+            try:
+                async with http.get(f"{base}/healthz") as resp:
+                    return resp.status == 200
+            except aiohttp.ClientConnectionError:
+                return False
+
+        await wait_for(up, 20)
+    try:
+        yield base
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        backend.close()
