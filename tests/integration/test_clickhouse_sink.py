@@ -7,7 +7,7 @@ import os
 import pytest
 
 from projections.clickhouse import ChdbBackend, ClickHouseSink, FlushError, ServerBackend, create_schema
-from projections.samples import sample_call, sample_dead_letter, sample_event
+from tests.samples import sample_call, sample_dead_letter, sample_event
 
 DB = "tonglu_test"
 

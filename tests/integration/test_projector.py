@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from projections.samples import sample_call, sample_dead_letter, sample_event
 from schemas.codec import AvroCodec
 from tests.integration.projector_helpers import produce, running_projector, wait_for
+from tests.samples import sample_call, sample_dead_letter, sample_event
 
 pytestmark = pytest.mark.integration
 N_ORDERS = 40

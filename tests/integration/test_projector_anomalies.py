@@ -14,10 +14,10 @@ from confluent_kafka import Consumer
 
 from projections.api import create_api
 from projections.clickhouse import ChdbBackend, create_schema
-from projections.samples import sample_alert_report, sample_anomaly, sample_event
 from projections.service import Projector
 from schemas.codec import AvroCodec
 from tests.integration.projector_helpers import produce, running_projector, wait_for
+from tests.samples import sample_alert_report, sample_anomaly, sample_event
 
 pytestmark = pytest.mark.integration
 HELD, FLAGGED, CLEAN = "taobao:shopA:2001", "jd:shopB:3001", "taobao:shopA:2002"

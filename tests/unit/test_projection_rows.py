@@ -9,7 +9,9 @@ import orjson
 
 from projections.clickhouse import rows
 from projections.clickhouse.ddl import TABLE_COLUMNS, schema_statements
-from projections.samples import (
+from schemas.canonical import ms_to_iso
+from schemas.canonical import order_json as canonical_order_json
+from tests.samples import (
     BASE_MS,
     sample_alert_report,
     sample_anomaly,
@@ -17,8 +19,6 @@ from projections.samples import (
     sample_dead_letter,
     sample_event,
 )
-from schemas.canonical import ms_to_iso
-from schemas.canonical import order_json as canonical_order_json
 
 
 def test_event_row_matches_columns():

@@ -1,4 +1,4 @@
-"""Measure the chdb insert path: `python -m projections.clickhouse.bench [events] [rounds]`."""
+"""Measure the chdb insert path alone (from the repo root): `python -m infra.bench.clickhouse_insert [events] [rounds]`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 from projections.clickhouse.backends import ChdbBackend
 from projections.clickhouse.ddl import create_schema
 from projections.clickhouse.sink import ClickHouseSink
-from projections.samples import sample_event
+from tests.samples import sample_event
 
 
 def bench_chdb(events: int = 50_000, rounds: int = 5) -> dict:
