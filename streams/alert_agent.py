@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 
@@ -24,7 +25,7 @@ from streams.alerting.policy import AlertRouter
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
-RETRY_FAILED_AFTER_MS = 30_000
+RETRY_FAILED_AFTER_MS = int(os.environ.get("TONGLU_ALERT_RETRY_MS", "30000"))  # when every channel failed
 
 
 def _consumer(kafka_config: dict, topics: list[str], prefix: str) -> Consumer:

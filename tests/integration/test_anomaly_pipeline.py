@@ -92,3 +92,44 @@ async def test_defective_orders_raise_findings_and_one_alert_each_across_restart
         stop_worker(alerter)
         anomalies.close()
         await runner.cleanup()
+
+
+async def test_an_alert_survives_every_channel_being_down(kafka_bootstrap, topics, tmp_path):
+    """DingTalk and Feishu down, no on-call phone configured: the alert fails, stays pending and is
+    delivered once a channel is back."""
+    runner = web.AppRunner(alert_sim_app())
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    base = f"http://127.0.0.1:{port}"
+    routing = Path(tmp_path / "routing.toml")
+    routing.write_text((INFRA_DIR / "alert_routing.toml").read_text(encoding="utf-8")
+                       .replace("http://127.0.0.1:8083", base), encoding="utf-8")
+    loop = asyncio.get_running_loop()
+
+    def fault(service: str, count: int) -> None:
+        request = urllib.request.Request(f"{base}/_sim/faults", method="POST",
+                                         data=json.dumps({"service": service, "kind": "down",
+                                                          "count": count}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=5).close()
+
+    await loop.run_in_executor(None, fault, "dingtalk", 3)   # every attempt of the first round fails
+    await loop.run_in_executor(None, fault, "feishu", 3)
+    env = worker_env(kafka_bootstrap, topics, TONGLU_ALERT_ROUTING=routing, TONGLU_ALERT_RETRY_MS=3000, **SECRETS)
+    publish(kafka_bootstrap, [(topics.order_events, k, v) for k, v in _events("zero_amount", 1, "down")])
+    detector = start_worker("detector", env, tmp_path / "detector.log")
+    alerter = start_worker("alerter", env, tmp_path / "alerter.log")
+    reports = TopicReader(kafka_bootstrap, topics.alerts, "AlertReport")
+    try:
+        got = await loop.run_in_executor(None, lambda: reports.until(2, 90))
+        assert got[0][1]["ok"] is False and {a["channel"] for a in got[0][1]["attempts"]} >= {
+            "dingtalk-ops", "feishu-ops"}
+        assert got[-1][1]["ok"] is True
+        sent = await loop.run_in_executor(None, _messages, base)
+        assert len(sent) == 1 and "订单金额为 0" in sent[0]["text"]
+    finally:
+        stop_worker(detector)
+        stop_worker(alerter)
+        reports.close()
+        await runner.cleanup()
