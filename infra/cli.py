@@ -65,7 +65,7 @@ def worker(name: str = typer.Argument(..., help="simulators | connectors | norma
     from infra import workers
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("aiohttp.access", "aiokafka", "faust", "mode"):
+    for noisy in ("aiohttp.access", "aiokafka", "faust", "mode", "mail.log"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if name not in workers.WORKERS:
         _fail(f"unknown worker {name!r}; one of {', '.join(workers.WORKERS)}")
