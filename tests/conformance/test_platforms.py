@@ -15,6 +15,7 @@ from connectors.runtime.base import ShopCredentials
 from connectors.runtime.caller import HttpCaller
 from connectors.simkit.server import WORLD, ensure_shop
 from infra.broker import free_port
+from schemas import registry
 from schemas.canonical import MappingError, order_json
 from schemas.model import Order
 
@@ -48,6 +49,24 @@ def test_recorded_payloads_map_to_their_expected_canonical_orders(platform, sour
     assert got == want
     for order in platforms.map_payload(platform, body, content_type, shop):
         Order.model_validate(order)
+        _assert_exact_fields(order)
+        assert order["items_total"] + order["shipping_fee"] - order["discount_total"] + order["tax_total"] \
+            == order["paid_total"]
+
+
+def _fields(record_schema: dict) -> list[str]:
+    return [f["name"] for f in record_schema["fields"]]
+
+
+def _assert_exact_fields(order: dict) -> None:
+    """Every field of the contract, in its order, and nothing else, at every level."""
+    schema = registry.current("Order")
+    by_name = {f["name"]: f["type"] for f in schema["fields"]}
+    assert list(order) == _fields(schema)
+    for name in ("buyer", "receiver"):
+        assert list(order[name]) == _fields(by_name[name])
+    for name in ("lines", "shipments"):
+        assert all(list(item) == _fields(by_name[name]["items"]) for item in order[name])
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)

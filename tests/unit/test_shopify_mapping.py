@@ -1,6 +1,5 @@
-"""Shopify mapping: every sample against its expected canonical output, bad inputs, PII never in plaintext."""
+"""Shopify mapping: bad inputs, PII never in plaintext (samples vs expected output: tests/conformance)."""
 
-import json
 from pathlib import Path
 
 import orjson
@@ -10,47 +9,7 @@ from connectors.platforms.shopify.mapping import map_payload
 from schemas.canonical import MappingError, ms_to_iso
 
 SAMPLES = Path(__file__).resolve().parents[2] / "connectors/platforms/shopify/samples"
-SCHEMA = Path(__file__).resolve().parents[2] / "schemas/tonglu.Order.avsc"
-TIMES = ("created_at", "paid_at", "updated_at", "shipped_at", "delivered_at")
 CASES = ["orders_list.json", "order_detail.json", "webhook_orders_paid.body.json"]
-
-
-def _iso(order: dict) -> dict:
-    out = {**order, **{k: ms_to_iso(order[k]) for k in TIMES}}
-    out["shipments"] = [{**s, "shipped_at": ms_to_iso(s["shipped_at"])} for s in order["shipments"]]
-    return out
-
-
-def _record_fields(schema: dict, name: str) -> list[str]:
-    for field in schema["fields"]:
-        if field["name"] == name:
-            kind = field["type"]
-            kind = kind["items"] if kind.get("type") == "array" else kind
-            return [f["name"] for f in kind["fields"]]
-    raise KeyError(name)
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_sample_matches_expected(name):
-    got = [_iso(o) for o in map_payload((SAMPLES / name).read_bytes(), "json", "tonglu-demo")]
-    expected = json.loads((SAMPLES / name.replace(".json", ".expected.json")).read_text())
-    assert got == expected
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_exact_schema_fields_and_amount_identity(name):
-    schema = json.loads(SCHEMA.read_text())
-    for order in map_payload((SAMPLES / name).read_bytes(), "application/json", "tonglu-demo"):
-        assert list(order) == [f["name"] for f in schema["fields"]]
-        for sub in ("buyer", "receiver"):
-            assert list(order[sub]) == _record_fields(schema, sub)
-        assert all(list(line) == _record_fields(schema, "lines") for line in order["lines"])
-        assert all(list(s) == _record_fields(schema, "shipments") for s in order["shipments"])
-        assert (
-            order["items_total"] + order["shipping_fee"] - order["discount_total"] + order["tax_total"]
-            == order["paid_total"]
-        )
-        assert all(isinstance(order[k], (int, type(None))) for k in TIMES)
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -1,4 +1,4 @@
-"""Taobao mapping: every sample against its expected canonical output, XML = JSON, bad input, privacy."""
+"""Taobao mapping: XML = JSON, bad input, privacy (samples vs expected output: tests/conformance)."""
 import json
 from pathlib import Path
 
@@ -8,43 +8,12 @@ import pytest
 from connectors.platforms.taobao.mapping import map_payload
 from connectors.platforms.taobao.render import to_xml, trade_dict
 from connectors.simkit.world import World
-from schemas.canonical import MappingError, beijing_to_ms, ms_to_iso
+from schemas.canonical import MappingError, beijing_to_ms
 
 SAMPLES = Path(__file__).parents[2] / "connectors/platforms/taobao/samples"
 SHOP = "tonglu-home"
-TIMES = ("created_at", "paid_at", "updated_at", "shipped_at", "delivered_at")
-ORDER_FIELDS = [f["name"] for f in json.loads(
-    (Path(__file__).parents[2] / "schemas/tonglu.Order.avsc").read_text())["fields"]]
-
-
-def _iso(order: dict) -> dict:
-    out = json.loads(json.dumps(order))
-    for key in TIMES:
-        out[key] = ms_to_iso(out[key])
-    for shipment in out["shipments"]:
-        shipment["shipped_at"] = ms_to_iso(shipment["shipped_at"])
-    return out
-
-
 def _payloads():
     return sorted(p for p in SAMPLES.iterdir() if not p.name.endswith(".expected.json"))
-
-
-@pytest.mark.parametrize("path", _payloads(), ids=lambda p: p.name)
-def test_sample_matches_expected(path):
-    expected = json.loads((SAMPLES / (path.name + ".expected.json")).read_text())
-    content_type = "xml" if path.suffix == ".xml" else "json"
-    if isinstance(expected, dict):
-        with pytest.raises(MappingError) as err:
-            map_payload(path.read_bytes(), content_type, SHOP)
-        assert str(err.value) == expected["mapping_error"]
-        return
-    orders = map_payload(path.read_bytes(), content_type, SHOP)
-    assert [_iso(o) for o in orders] == expected
-    for order in orders:
-        assert list(order) == ORDER_FIELDS
-        assert order["items_total"] + order["shipping_fee"] - order["discount_total"] + order["tax_total"] \
-            == order["paid_total"]
 
 
 def test_expected_files_are_complete():
