@@ -21,7 +21,7 @@ from projections.clickhouse.sink import ClickHouseSink, FlushError
 from projections.commands import CommandPublisher
 from projections.lag import LagTracker
 from projections.metrics import ProjectorMetrics
-from schemas.codec import AvroCodec, DecodeError
+from schemas.codec import AvroCodec, DecodeError, EventDecoder
 
 log = logging.getLogger(__name__)
 SESSION_TIMEOUT_MS = 6000
@@ -67,7 +67,7 @@ class Projector:
             "auto.offset.reset": "earliest",
             "session.timeout.ms": SESSION_TIMEOUT_MS,
         }
-        self._event_codec, self._order_codec = self._kinds[topics["order_events"]][1], AvroCodec("Order")
+        self._events = EventDecoder()
         self.lag = LagTracker(kafka_config, topics["raw_orders"], normalizer_group, SESSION_TIMEOUT_MS)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tonglu-projector", daemon=True)
@@ -144,7 +144,7 @@ class Projector:
             topic = msg.topic()
             kind, codec = self._kinds[topic]
             try:
-                record = self._decode_event(msg.value(), snapshots) if kind == "order_event" else codec.decode(
+                record = self._events.decode(msg.value(), snapshots) if kind == "order_event" else codec.decode(
                     msg.value())
             except (DecodeError, TypeError) as exc:
                 log.error("undecodable record at %s[%d]@%d: %s", topic, msg.partition(), msg.offset(), exc)
@@ -159,19 +159,6 @@ class Projector:
                 continue
             taken[topic] += 1
         return taken
-
-    def _decode_event(self, value: bytes, snapshots: dict) -> dict:
-        """An OrderEvent whose order snapshot is decoded once per order version in the batch
-        (an accepted change yields several events carrying the same snapshot)."""
-        event, offset = self._event_codec.decode_head(value)
-        if offset is None:  # written with another schema version: fully decoded already
-            return event
-        key = (event["order_id"], event["version"])
-        order = snapshots.get(key)
-        if order is None:
-            order = snapshots[key] = self._order_codec.decode_body(value, offset)
-        event["order"] = order
-        return event
 
     def _flush_with_retry(self) -> bool:
         delay = 0.2

@@ -149,3 +149,27 @@ def decode_any(data: bytes) -> tuple[str, dict]:
     if writer is None:
         raise DecodeError(f"unknown schema fingerprint {bytes(data[2:10]).hex()}")
     return writer["name"].rsplit(".", 1)[-1], schemaless_reader(io.BytesIO(data[10:]), writer, None)
+
+
+class EventDecoder:
+    """Decodes a batch of OrderEvents, decoding each order snapshot once per order version: an
+    accepted change yields several events carrying the same snapshot."""
+
+    def __init__(self):
+        self.events, self.orders = AvroCodec("OrderEvent"), AvroCodec("Order")
+
+    def decode(self, value: bytes, snapshots: dict) -> dict:
+        """One event; `snapshots` is the caller's per-batch cache keyed by (order_id, version)."""
+        event, offset = self.events.decode_head(value)
+        if offset is None:  # written with another schema version: fully decoded already
+            return event
+        key = (event["order_id"], event["version"])
+        order = snapshots.get(key)
+        if order is None:
+            order = snapshots[key] = self.orders.decode_body(value, offset)
+        event["order"] = order
+        return event
+
+    def decode_batch(self, values: list[bytes]) -> list[dict]:
+        snapshots: dict = {}
+        return [self.decode(value, snapshots) for value in values]

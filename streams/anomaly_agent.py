@@ -21,7 +21,7 @@ import uuid
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from connectors.runtime.publisher import Publisher
-from schemas.codec import AvroCodec, DecodeError
+from schemas.codec import AvroCodec, DecodeError, EventDecoder
 from streams.anomalies.config import load_rules
 from streams.anomalies.detector import Detector
 from streams.topics import Topics
@@ -33,34 +33,13 @@ def _occurred_at(event: dict) -> int:
     return event["occurred_at"]
 
 
-class EventReader:
-    """Decodes OrderEvents, decoding each order snapshot once per version within a batch."""
-
-    def __init__(self):
-        self.events, self.orders = AvroCodec("OrderEvent"), AvroCodec("Order")
-
-    def decode_batch(self, values: list[bytes]) -> list[dict]:
-        snapshots: dict[tuple[str, int], dict] = {}
-        out = []
-        for value in values:
-            event, offset = self.events.decode_head(value)
-            if offset is not None:
-                key = (event["order_id"], event["version"])
-                order = snapshots.get(key)
-                if order is None:
-                    order = snapshots[key] = self.orders.decode_body(value, offset)
-                event["order"] = order
-            out.append(event)
-        return out
-
-
 class AnomalyService:
     def __init__(self, kafka_config: dict, topics: Topics, rules_path=None, tick_seconds: float = 1.0):
         self.kafka_config, self.topics = kafka_config, topics
         self.detector = Detector(load_rules(rules_path))  # a bad rule file stops the start here, with the reason
         self.publisher = Publisher(kafka_config)
         self.anomaly_codec, self.command_codec = AvroCodec("Anomaly"), AvroCodec("OrderCommand")
-        self.reader = EventReader()
+        self.reader = EventDecoder()
         self.tick_ms = int(tick_seconds * 1000)
         self.events = self.findings = self.undecodable = 0
 
