@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,3 +86,25 @@ class Settings:
 def _host_port(url: str) -> tuple[str, int]:
     host, _, port = url.split("://", 1)[-1].split("/", 1)[0].rpartition(":")
     return host, int(port)
+
+
+def local_alert_secrets() -> dict[str, str]:
+    """The simulated robots' and SMS gateway's demo secrets, as the routing file's `*_env` variables."""
+    from connectors.alerts.sim_store import DINGTALK_DEMO_SECRET, FEISHU_DEMO_SECRET, SMS_DEMO_SECRET
+
+    return {"TONGLU_DINGTALK_SECRET": DINGTALK_DEMO_SECRET, "TONGLU_FEISHU_SECRET": FEISHU_DEMO_SECRET,
+            "TONGLU_SMS_SECRET": SMS_DEMO_SECRET}
+
+
+def write_local_routing(path: Path, alert_sim_http: str, smtp_port: int | None = None,
+                        max_immediate_per_window: int | None = None) -> Path:
+    """A copy of the shipped alert routing pointed at alert simulators on other ports (tests, bench)."""
+    text = (INFRA_DIR / "alert_routing.toml").read_text(encoding="utf-8")
+    text = text.replace(Settings.alert_sim_http, alert_sim_http.rstrip("/"))
+    if smtp_port is not None:
+        text = text.replace(f"port = {Settings.alert_smtp_port}", f"port = {smtp_port}")
+    if max_immediate_per_window is not None:
+        text = re.sub(r"(?m)^max_immediate_per_window = \d+", f"max_immediate_per_window = {max_immediate_per_window}",
+                      text)
+    path.write_text(text, encoding="utf-8")
+    return path

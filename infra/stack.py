@@ -14,13 +14,10 @@ import time
 import urllib.request
 
 from infra.broker import ensure_topics, start_broker, wait_for_broker
-from infra.config import Settings
+from infra.config import Settings, local_alert_secrets
 
 # start order; stopped in reverse
 PROCESSES = ["projector", "normalizer", "detector", "alerter", "simulators", "connectors"]
-# the simulated chat robots' and SMS gateway's demo credentials (connectors/alerts/sim_store.py)
-LOCAL_ALERT_SECRETS = {"TONGLU_DINGTALK_SECRET": "SECdemo1f2e3d4c5b6a79880a1b2c3d4e5f60718293a4b5c6d7e8f9",
-                       "TONGLU_FEISHU_SECRET": "fsDemoSecret8Kq2", "TONGLU_SMS_SECRET": "demoAccessKeySecret"}
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -68,7 +65,7 @@ class Stack:
             _say(f"using Kafka at {s.kafka_bootstrap}")
         ensure_topics(s.kafka(), s.topics.specs(), s.partitions)
         _say(f"topics ready: {', '.join(t.name for t in s.topics.specs())} ({s.partitions} partitions)")
-        env = {**LOCAL_ALERT_SECRETS, **os.environ, "TONGLU_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "TONGLU_DEMO_RATE": str(self.demo_rate),
+        env = {**local_alert_secrets(), **os.environ, "TONGLU_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "TONGLU_DEMO_RATE": str(self.demo_rate),
                "PYTHONUNBUFFERED": "1"}
         for name in PROCESSES:
             proc = subprocess.Popen([sys.executable, "-m", "infra.cli", "worker", name], env=env,

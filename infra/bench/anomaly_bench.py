@@ -23,11 +23,8 @@ from connectors.runtime.records import raw_record, shop_key
 from connectors.simkit.world import World
 from infra.bench import detection, measure
 from infra.broker import free_port
-from infra.config import INFRA_DIR
+from infra.config import local_alert_secrets, write_local_routing
 from schemas.codec import AvroCodec
-
-SECRETS = {"TONGLU_DINGTALK_SECRET": "SECdemo1f2e3d4c5b6a79880a1b2c3d4e5f60718293a4b5c6d7e8f9",
-           "TONGLU_FEISHU_SECRET": "fsDemoSecret8Kq2", "TONGLU_SMS_SECRET": "demoAccessKeySecret"}
 
 
 def detection_rate(events: int = 50_000) -> float:
@@ -40,13 +37,9 @@ class AlertSide:
 
     def __init__(self, bootstrap: str, pipe, workdir: Path):
         self.sim = f"http://127.0.0.1:{free_port()}"
-        routing = workdir / "routing.toml"
-        text = (INFRA_DIR / "alert_routing.toml").read_text(encoding="utf-8").replace("http://127.0.0.1:8083",
-                                                                                      self.sim)
         # every critical finding is its own message here, so each one's latency can be measured
-        routing.write_text(text.replace("max_immediate_per_window = 3", "max_immediate_per_window = 20"),
-                           encoding="utf-8")
-        env = {**os.environ, **SECRETS, "TONGLU_KAFKA_BOOTSTRAP": bootstrap,
+        routing = write_local_routing(workdir / "routing.toml", self.sim, max_immediate_per_window=20)
+        env = {**os.environ, **local_alert_secrets(), "TONGLU_KAFKA_BOOTSTRAP": bootstrap,
                "TONGLU_TOPIC_PREFIX": pipe.topics.prefix, "TONGLU_ALERT_ROUTING": str(routing),
                "TONGLU_ALERT_SIM_HTTP": self.sim, "TONGLU_ALERT_SMTP_PORT": str(free_port()),
                "TONGLU_SIMULATORS": f"taobao=http://127.0.0.1:{free_port()}", "TONGLU_DEMO_RATE": "0",

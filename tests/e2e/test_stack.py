@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from infra.broker import free_port
-from infra.config import INFRA_DIR
+from infra.config import write_local_routing
 
 TONGLU = [sys.executable, "-m", "infra.cli"]
 
@@ -44,10 +44,8 @@ def _port_free(port: int) -> bool:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     ports = {name: free_port() for name in ("broker", "http", "taobao", "shopify", "webhooks", "alerts", "smtp")}
-    routing = tmp_path_factory.mktemp("config") / "alert_routing.toml"
-    routing.write_text((INFRA_DIR / "alert_routing.toml").read_text(encoding="utf-8")
-                       .replace("http://127.0.0.1:8083", f"http://127.0.0.1:{ports['alerts']}")
-                       .replace("port = 8025", f"port = {ports['smtp']}"), encoding="utf-8")
+    routing = write_local_routing(tmp_path_factory.mktemp("config") / "alert_routing.toml",
+                                  f"http://127.0.0.1:{ports['alerts']}", ports["smtp"])
     env = {k: v for k, v in os.environ.items() if not k.startswith("TONGLU_")}
     env.update({
         "TONGLU_LOCAL_BROKER_PORT": str(ports["broker"]), "TONGLU_HTTP": f"http://127.0.0.1:{ports['http']}",

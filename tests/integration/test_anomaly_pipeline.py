@@ -11,14 +11,12 @@ from connectors import platforms
 from connectors.alerts.simulators import create_app as alert_sim_app
 from connectors.simkit.server import WORLD
 from infra.broker import free_port
-from infra.config import INFRA_DIR
+from infra.config import local_alert_secrets, write_local_routing
 from schemas.codec import AvroCodec
 from streams.derive import derive_events
 from tests.integration.helpers import TopicReader, publish, start_worker, stop_worker, worker_env
 
 NOW = int(time.time() * 1000)
-SECRETS = {"TONGLU_DINGTALK_SECRET": "SECdemo1f2e3d4c5b6a79880a1b2c3d4e5f60718293a4b5c6d7e8f9",
-           "TONGLU_FEISHU_SECRET": "fsDemoSecret8Kq2", "TONGLU_SMS_SECRET": "demoAccessKeySecret"}
 
 
 def _events(defect: str | None, count: int, shop: str) -> list[tuple[bytes, bytes]]:
@@ -34,21 +32,24 @@ def _events(defect: str | None, count: int, shop: str) -> list[tuple[bytes, byte
     return out
 
 
+async def _alert_simulators(tmp_path: Path) -> tuple[web.AppRunner, str, Path]:
+    """The chat/SMS simulators on a free port and a routing file pointing at them."""
+    runner = web.AppRunner(alert_sim_app())
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    base = f"http://127.0.0.1:{port}"
+    return runner, base, write_local_routing(tmp_path / "routing.toml", base)
+
+
 def _messages(base: str) -> list[dict]:
     with urllib.request.urlopen(f"{base}/_sim/messages?service=dingtalk", timeout=5) as resp:
         return json.loads(resp.read())["messages"]
 
 
 async def test_defective_orders_raise_findings_and_one_alert_each_across_restarts(kafka_bootstrap, topics, tmp_path):
-    runner = web.AppRunner(alert_sim_app())
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    base = f"http://127.0.0.1:{port}"
-    routing = Path(tmp_path / "routing.toml")
-    routing.write_text((INFRA_DIR / "alert_routing.toml").read_text(encoding="utf-8")
-                       .replace("http://127.0.0.1:8083", base), encoding="utf-8")
-    env = worker_env(kafka_bootstrap, topics, TONGLU_ALERT_ROUTING=routing, **SECRETS)
+    runner, base, routing = await _alert_simulators(tmp_path)
+    env = worker_env(kafka_bootstrap, topics, TONGLU_ALERT_ROUTING=routing, **local_alert_secrets())
     publish(kafka_bootstrap, [(topics.order_events, k, v) for k, v in
                               _events(None, 20, "plain") + _events("zero_amount", 2, "bad")])
     detector = start_worker("detector", env, tmp_path / "detector.log")
@@ -97,14 +98,7 @@ async def test_defective_orders_raise_findings_and_one_alert_each_across_restart
 async def test_an_alert_survives_every_channel_being_down(kafka_bootstrap, topics, tmp_path):
     """DingTalk and Feishu down, no on-call phone configured: the alert fails, stays pending and is
     delivered once a channel is back."""
-    runner = web.AppRunner(alert_sim_app())
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    base = f"http://127.0.0.1:{port}"
-    routing = Path(tmp_path / "routing.toml")
-    routing.write_text((INFRA_DIR / "alert_routing.toml").read_text(encoding="utf-8")
-                       .replace("http://127.0.0.1:8083", base), encoding="utf-8")
+    runner, base, routing = await _alert_simulators(tmp_path)
     loop = asyncio.get_running_loop()
 
     def fault(service: str, count: int) -> None:
@@ -116,7 +110,7 @@ async def test_an_alert_survives_every_channel_being_down(kafka_bootstrap, topic
 
     await loop.run_in_executor(None, fault, "dingtalk", 3)   # every attempt of the first round fails
     await loop.run_in_executor(None, fault, "feishu", 3)
-    env = worker_env(kafka_bootstrap, topics, TONGLU_ALERT_ROUTING=routing, TONGLU_ALERT_RETRY_MS=3000, **SECRETS)
+    env = worker_env(kafka_bootstrap, topics, TONGLU_ALERT_ROUTING=routing, TONGLU_ALERT_RETRY_MS=3000, **local_alert_secrets())
     publish(kafka_bootstrap, [(topics.order_events, k, v) for k, v in _events("zero_amount", 1, "down")])
     detector = start_worker("detector", env, tmp_path / "detector.log")
     alerter = start_worker("alerter", env, tmp_path / "alerter.log")
