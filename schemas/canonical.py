@@ -84,7 +84,7 @@ def mask_phone(phone: str | None) -> str | None:
     """Keep the first 3 and last 4 digits: 13812345678 -> 138****5678. Already-masked input stays masked."""
     if not phone:
         return None
-    digits = "".join(ch for ch in phone if ch.isdigit() or ch == "*")
+    digits = "".join([ch for ch in phone if ch.isdigit() or ch == "*"])
     if phone.replace(" ", "").startswith("+86"):
         digits = digits[2:]
     if len(digits) <= 7:
@@ -97,7 +97,8 @@ def mask_name(name: str | None) -> str | None:
     if not name:
         return None
     name = name.strip()
-    return name[0] + "*" * max(len(name) - 1, 1) if len(name) <= 4 else name[0] + "***"
+    size = len(name)
+    return name[0] + ("*" if size <= 2 else "**" if size == 3 else "***")
 
 
 def mask_street(street: str | None) -> str | None:
@@ -105,8 +106,9 @@ def mask_street(street: str | None) -> str | None:
     if not street:
         return None
     street = street.strip()
-    keep = min(2, max(len(street) // 4, 1))
-    return street[:keep] + "*" * max(len(street) - keep, 3)
+    size = len(street)
+    keep = 2 if size >= 8 else 1  # a quarter of the street, at least 1 and at most 2 characters
+    return street[:keep] + ("*" * (size - keep) if size - keep > 3 else "***")
 
 
 _TIME_FIELDS = ("created_at", "paid_at", "updated_at", "shipped_at", "delivered_at")

@@ -15,7 +15,7 @@ from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import parse_schema
 
 from schemas import registry
-from schemas.compiled import Unsupported, compile_decoder, compile_encoder
+from schemas.compiled import Unsupported, compile_decoder, compile_encoder, compile_skipper
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
@@ -85,6 +85,11 @@ class AvroCodec:
         head["fields"] = head["fields"][:-1]
         head["name"] = f"{self.schema['name']}Head"
         return parse_schema(head, named_schemas={})
+
+    def skipper(self, head: bool = False):
+        """`skip(data, pos) -> end`: checks the framing of a body of this schema (`head`: of all fields but
+        the last) and returns where it ends, without building the record; raises IndexError/ValueError."""
+        return compile_skipper(self._head_schema() if head else self._parsed)
 
     def decode_head(self, data: bytes) -> tuple[dict, int | None]:
         """All fields but the last, and where the last one starts (None: it is already in the dict).

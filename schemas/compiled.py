@@ -12,6 +12,10 @@ import struct
 
 _PRIMITIVES = ("null", "boolean", "int", "long", "float", "double", "bytes", "string")
 _SMALL = [bytes([n]) if n < 128 else bytes([(n & 0x7F) | 0x80, n >> 7]) for n in range(16384)]
+_MID = [bytes([(n & 0x7F) | 0x80, (n >> 7) | 0x80]) for n in range(16384)]  # 14 bits, more bytes follow
+# Longs beyond two bytes are mostly timestamps and prices, which repeat across a batch.
+_LONGS: dict[int, bytes] = {}
+_LONGS_MAX = 16384
 
 
 class Unsupported(Exception):
@@ -20,15 +24,21 @@ class Unsupported(Exception):
 
 def write_long(n: int) -> bytes:
     """Avro zig-zag varint."""
+    out = _LONGS.get(n)
+    if out is not None and n.__class__ is int:  # a float equal to a cached int must still be refused
+        return out
     z = (n << 1) ^ (n >> 63)
-    if 0 <= z < 16384:
+    if z < 16384:
         return _SMALL[z]
-    out = bytearray()
-    while z & ~0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
+    out = b""
+    while z >= 16384:  # 14 bits (two varint bytes) at a time
+        out += _MID[z & 0x3FFF]
+        z >>= 14
+    out += _SMALL[z]
+    if len(_LONGS) >= _LONGS_MAX:
+        _LONGS.clear()
+    _LONGS[n] = out
+    return out
 
 
 def read_long(data: bytes, pos: int) -> tuple[int, int]:
@@ -46,7 +56,8 @@ def read_long(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-_ENV = {"_long": write_long, "_rlong": read_long, "_pd": struct.Struct("<d").pack, "_pf": struct.Struct("<f").pack,
+_ENV = {"_long": write_long, "_small": _SMALL, "_rlong": read_long,
+        "_pd": struct.Struct("<d").pack, "_pf": struct.Struct("<f").pack,
         "_ud": struct.Struct("<d").unpack_from, "_uf": struct.Struct("<f").unpack_from}
 
 
@@ -56,6 +67,7 @@ class _Gen:
         self.consts: dict[str, object] = {}
         self.named: dict[str, dict] = {}
         self.depth = 0
+        self.defaults = True  # False: read every record field with r[name], even those with a default
 
     def const(self, value) -> str:
         name = f"_c{len(self.consts)}"
@@ -91,12 +103,16 @@ def _nullable(schema: list) -> object:
     return schema[1] if schema[0] == "null" else schema[0]
 
 
-def _write_int(g: _Gen, expr: str, ind: int) -> None:
-    """Inline the one-byte case of a zig-zag varint (-64..63), call write_long otherwise."""
+def _write_int(g: _Gen, expr: str, ind: int, length: bool = False) -> None:
+    """Inline the one- and two-byte cases of a zig-zag varint (-8192..8191), call write_long otherwise."""
     x = g.var()
     g.emit(ind, f"{x} = {expr}")
-    g.emit(ind, f"if 0 <= {x} < 64: b.append({x} << 1)")
-    g.emit(ind, f"elif -64 <= {x} < 0: b.append((-{x} << 1) - 1)")
+    if length:  # never negative
+        g.emit(ind, f"if {x} < 64: b.append({x} << 1)")
+        g.emit(ind, f"elif {x} < 8192: b += _small[{x} << 1]")
+    else:
+        g.emit(ind, f"if 0 <= {x} < 64: b.append({x} << 1)")
+        g.emit(ind, f"elif -8192 <= {x} < 8192: b += _small[({x} << 1) ^ ({x} >> 63)]")
     g.emit(ind, f"else: b += _long({x})")
 
 
@@ -116,12 +132,12 @@ def _enc(g: _Gen, schema, expr: str, ind: int) -> None:
     elif kind == "string":
         v = g.var()
         g.emit(ind, f"{v} = {expr}.encode()")
-        _write_int(g, f"len({v})", ind)
+        _write_int(g, f"len({v})", ind, length=True)
         g.emit(ind, f"b += {v}")
     elif kind == "bytes":
         v = g.var()
         g.emit(ind, f"{v} = {expr}")
-        _write_int(g, f"len({v})", ind)
+        _write_int(g, f"len({v})", ind, length=True)
         g.emit(ind, f"b += {v}")
     elif kind == "enum":
         table = g.const({s: write_long(i) for i, s in enumerate(schema["symbols"])})
@@ -139,7 +155,7 @@ def _enc(g: _Gen, schema, expr: str, ind: int) -> None:
         v, item = g.var(), g.var()
         g.emit(ind, f"{v} = {expr}")
         g.emit(ind, f"if {v}:")
-        _write_int(g, f"len({v})", ind + 1)
+        _write_int(g, f"len({v})", ind + 1, length=True)
         g.emit(ind + 1, f"for {item} in {v}:")
         _enc(g, schema["items"], item, ind + 2)
         g.emit(ind, "b.append(0)")
@@ -147,7 +163,7 @@ def _enc(g: _Gen, schema, expr: str, ind: int) -> None:
         v, key, val = g.var(), g.var(), g.var()
         g.emit(ind, f"{v} = {expr}")
         g.emit(ind, f"if {v}:")
-        _write_int(g, f"len({v})", ind + 1)
+        _write_int(g, f"len({v})", ind + 1, length=True)
         g.emit(ind + 1, f"for {key}, {val} in {v}.items():")
         _enc(g, "string", key, ind + 2)
         _enc(g, schema["values"], val, ind + 2)
@@ -156,8 +172,8 @@ def _enc(g: _Gen, schema, expr: str, ind: int) -> None:
         v = g.var()
         g.emit(ind, f"{v} = {expr}")
         for field in schema["fields"]:
-            getter = (f"{v}.get({field['name']!r}, {g.const(field['default'])})" if "default" in field
-                      else f"{v}[{field['name']!r}]")
+            getter = (f"{v}.get({field['name']!r}, {g.const(field['default'])})"
+                      if "default" in field and g.defaults else f"{v}[{field['name']!r}]")
             _enc(g, field["type"], getter, ind)
     elif kind == "nested":
         _enc(g, schema["type"], expr, ind)
@@ -250,10 +266,21 @@ def _build(g: _Gen, name: str, header: list[str], body_end: list[str]):
 
 
 def compile_encoder(schema: dict):
-    """`encode(record) -> bytes` (Avro binary body) for a plain (no logical types) record schema."""
+    """`encode(record) -> bytes` (Avro binary body) for a plain (no logical types) record schema.
+
+    Records normally carry every field, so the fast version reads them all with r[name]; on any
+    error (a field left to its default, or an invalid record) the exact version, which reads fields
+    with defaults through .get, encodes the record or raises.
+    """
     g = _Gen()
     _enc(g, schema, "r", 1)
-    return _build(g, "encode", ["def encode(r):", "    b = bytearray()"], ["    return bytes(b)"])
+    exact = _build(g, "encode", ["def encode(r):", "    b = bytearray()"], ["    return bytes(b)"])
+    g = _Gen()
+    g.defaults = False
+    _enc(g, schema, "r", 2)
+    g.consts["_exact"] = exact
+    return _build(g, "encode", ["def encode(r):", "    b = bytearray()", "    try:"],
+                  ["    except Exception:", "        return _exact(r)", "    return bytes(b)"])
 
 
 def compile_decoder(schema: dict):
@@ -261,3 +288,71 @@ def compile_decoder(schema: dict):
     g = _Gen()
     _dec(g, schema, "out", 1)
     return _build(g, "decode", ["def decode(d, p=0):"], ["    return out, p"])
+
+
+def _skip_int(g: _Gen, ind: int, target: str | None = None) -> None:
+    """Advance over one varint; keep its value in `target` when given."""
+    if target is None:
+        g.emit(ind, "while d[p] & 0x80: p += 1")
+        g.emit(ind, "p += 1")
+    else:
+        _read_int(g, target, ind)
+
+
+def _skip(g: _Gen, schema, ind: int) -> None:
+    """Emit code that checks the framing of one value at `p` and advances past it."""
+    schema = g.resolve(schema)
+    kind = g.kind(schema)
+    if kind == "null":
+        return
+    if kind == "boolean":
+        g.emit(ind, "if d[p] > 1: raise ValueError('boolean byte out of range')")
+        g.emit(ind, "p += 1")
+    elif kind in ("int", "long"):
+        _skip_int(g, ind)
+    elif kind in ("double", "float"):
+        g.emit(ind, f"p += {8 if kind == 'double' else 4}")
+    elif kind in ("string", "bytes"):
+        n = g.var()
+        _skip_int(g, ind, n)
+        g.emit(ind, f"if {n} < 0: raise ValueError('negative length')")
+        g.emit(ind, f"p += {n}")
+    elif kind == "enum":
+        i = g.var()
+        _skip_int(g, ind, i)
+        g.emit(ind, f"if not 0 <= {i} < {len(schema['symbols'])}: raise ValueError('enum index out of range')")
+    elif kind == "union":
+        inner = _nullable(schema)
+        null_index = schema.index("null")
+        i = g.var()
+        _skip_int(g, ind, i)
+        g.emit(ind, f"if {i} == {1 - null_index}:")
+        g.emit(ind + 1, "pass")
+        _skip(g, inner, ind + 1)
+        g.emit(ind, f"elif {i} != {null_index}: raise ValueError('union index out of range')")
+    elif kind in ("array", "map"):
+        n = g.var()
+        g.emit(ind, "while True:")
+        _skip_int(g, ind + 1, n)
+        g.emit(ind + 1, f"if {n} == 0: break")
+        g.emit(ind + 1, f"if {n} < 0: {n} = -{n}; _, p = _rlong(d, p)")
+        g.emit(ind + 1, f"for _ in range({n}):")
+        g.emit(ind + 2, "pass")
+        if kind == "map":
+            _skip(g, "string", ind + 2)
+        _skip(g, schema["items"] if kind == "array" else schema["values"], ind + 2)
+    elif kind == "record":
+        for field in schema["fields"]:
+            _skip(g, field["type"], ind)
+    elif kind == "nested":
+        _skip(g, schema["type"], ind)
+    else:
+        raise Unsupported(kind)
+
+
+def compile_skipper(schema: dict):
+    """`skip(data, pos=0) -> end`: walks one record written with exactly this schema without building it,
+    raising (IndexError/ValueError) where the bytes cannot be such a record."""
+    g = _Gen()
+    _skip(g, schema, 1)
+    return _build(g, "skip", ["def skip(d, p=0):"], ["    return p"])

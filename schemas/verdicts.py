@@ -15,6 +15,7 @@ _MOBILE_TYPES = frozenset((PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR
 _SEPARATORS = str.maketrans("", "", " -()\u3000")
 # masks seen in the wild: canonical 138****5678 (3-digit carrier prefix 13x-19x), Taobao *******5678
 _CN_MOBILE_MASKS = (re.compile(r"1[3-9]\d\*{4}\d{4}"), re.compile(r"\*{7}\d{4}"))
+_CN_MOBILE_MASK_RE = re.compile("|".join(mask.pattern for mask in _CN_MOBILE_MASKS))
 
 # "don't know / anywhere / whatever": a courier cannot deliver to these, whatever else is written
 _VAGUE_WORDS = ("不详", "随便", "未知", "不知道", "待定", "暂无", "不清楚", "详询", "电话联系", "到了打电话")
@@ -26,8 +27,9 @@ _MARKERS = ("路", "街", "道", "巷", "弄", "胡同", "号", "楼", "栋", "�
 _NUMBER_MARKERS = ("号", "栋", "幢", "单元", "室", "层", "座")
 _MIN_CN_STREET = 4
 # one compiled alternation per word list: a mapping judges every order, so this is on the hot path
-_VAGUE_RE, _NEAR_RE, _MARKER_RE, _NUMBER_MARKER_RE = (
-    re.compile("|".join(map(re.escape, words))) for words in (_VAGUE_WORDS, _NEAR_WORDS, _MARKERS, _NUMBER_MARKERS))
+_VAGUE_RE, _NEAR_RE, _MARKER_RE, _NUMBER_MARKER_RE, _VAGUE_OR_NEAR_RE = (
+    re.compile("|".join(map(re.escape, words)))
+    for words in (_VAGUE_WORDS, _NEAR_WORDS, _MARKERS, _NUMBER_MARKERS, _VAGUE_WORDS + _NEAR_WORDS))
 _DIGIT_RE = re.compile(r"\d")
 
 
@@ -45,6 +47,8 @@ def phone_verdict(phone: str | None, country: str | None) -> bool | None:
     """
     if phone is None:
         return None
+    if isinstance(phone, str) and _CN_MOBILE_MASK_RE.fullmatch(phone):
+        return True  # the usual input (Taobao's mask) needs no cleaning
     text = phone.strip().translate(_SEPARATORS)
     if not text:
         return None
@@ -78,6 +82,8 @@ def street_vague(street: str | None, country: str | None) -> bool | None:
     if (country or "").upper() == "CN" or (country is None and _is_cjk(text)):
         if len(text) < _MIN_CN_STREET:
             return True
+        if not _VAGUE_OR_NEAR_RE.search(text):  # the usual case, one scan for both word lists
+            return not (_MARKER_RE.search(text) or _DIGIT_RE.search(text))
         if _VAGUE_RE.search(text):
             return True
         has_digit = _DIGIT_RE.search(text) is not None

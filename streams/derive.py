@@ -7,6 +7,7 @@ it does no I/O; `evolve(state, event)` folds an event back into state.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 # forward progress of the order's life; PARTIALLY_SHIPPED is a waypoint, not a milestone
 _RANK = {"PENDING_PAYMENT": 0, "PAID": 1, "PARTIALLY_SHIPPED": 2, "SHIPPED": 3, "DELIVERED": 4, "COMPLETED": 5}
@@ -20,6 +21,17 @@ _IGNORED = frozenset(("version",))
 def event_id(order_id: str, version: int, event_type: str) -> str:
     """Deterministic id: replaying the same platform facts yields the same ids (32 hex chars)."""
     return hashlib.blake2b(f"{order_id}|{version}|{event_type}".encode(), digest_size=16).hexdigest()
+
+
+def _event_ids(order_id: str, version: int, event_types: list[str]) -> list[str]:
+    """event_id of each type: the hash of the shared `order_id|version|` prefix is computed once."""
+    prefix = hashlib.blake2b(f"{order_id}|{version}|".encode(), digest_size=16)
+    ids = []
+    for event_type in event_types:
+        digest = prefix.copy()
+        digest.update(event_type.encode())
+        ids.append(digest.hexdigest())
+    return ids
 
 
 def is_stale(previous: dict | None, current: dict) -> bool:
@@ -55,6 +67,11 @@ def _status_events(prev_status: str | None, status: str, paid: bool, prev_paid: 
     return types
 
 
+@lru_cache(maxsize=256)
+def _first_status_events(status: str, paid: bool) -> tuple[str, ...]:
+    return tuple(_status_events(None, status, paid, False))
+
+
 def _refund_events(previous: dict | None, current: dict) -> list[str]:
     types = []
     prev_lines = {line["line_id"]: line for line in previous["lines"]} if previous else {}
@@ -81,23 +98,25 @@ def event_types(previous: dict | None, current: dict) -> list[str]:
     paid = current.get("paid_at") is not None or _RANK.get(current["status"], 0) >= 1
     prev_paid = previous is not None and (
         previous.get("paid_at") is not None or _RANK.get(previous["status"], 0) >= 1)
-    types = ["OrderCreated"] if previous is None else []
-    prev_status = None if previous is None else previous["status"]
-    if previous is None or prev_status != current["status"] or (paid and not prev_paid):
+    if previous is None:
+        return list(dict.fromkeys(["OrderCreated", *_first_status_events(current["status"], paid),
+                                   *_refund_events(None, current)]))
+    types = []
+    prev_status = previous["status"]
+    if prev_status != current["status"] or (paid and not prev_paid):
         types += _status_events(prev_status, current["status"], paid, prev_paid)
     types += _refund_events(previous, current)
-    if previous is not None:
-        if previous["receiver"] != current["receiver"]:
-            types.append("AddressChanged")
-        if _without_refunds(previous["lines"]) != _without_refunds(current["lines"]):
-            types.append("LinesChanged")
-        if any(previous.get(k) != current.get(k) for k in _MONEY):
-            types.append("AmountsChanged")
-        if previous["shipments"] != current["shipments"] and not any(
-                t in types for t in ("OrderShipped", "OrderPartiallyShipped")):
-            types.append("ShipmentsChanged")
-        if not types:
-            types.append("OrderUpdated")
+    if previous["receiver"] != current["receiver"]:
+        types.append("AddressChanged")
+    if _without_refunds(previous["lines"]) != _without_refunds(current["lines"]):
+        types.append("LinesChanged")
+    if any(previous.get(k) != current.get(k) for k in _MONEY):
+        types.append("AmountsChanged")
+    if previous["shipments"] != current["shipments"] and not any(
+            t in types for t in ("OrderShipped", "OrderPartiallyShipped")):
+        types.append("ShipmentsChanged")
+    if not types:
+        types.append("OrderUpdated")
     return list(dict.fromkeys(types))
 
 
@@ -119,10 +138,16 @@ def derive_events(previous: dict | None, current: dict, recorded_at: int, raw_re
     current["version"] = version
     occurred = current.get("updated_at") or recorded_at
     oid = current["order_id"]
-    return [{"event_id": event_id(oid, version, name), "event_type": name, "order_id": oid, "version": version,
-             "seq": seq, "occurred_at": occurred, "recorded_at": recorded_at, "changed_fields": fields,
-             "raw_record_id": raw_record_id, "source": source, "order": current}
-            for seq, name in enumerate(event_types(previous, current))]
+    names = event_types(previous, current)
+    common = {"event_id": "", "event_type": "", "order_id": oid, "version": version, "seq": 0,
+              "occurred_at": occurred, "recorded_at": recorded_at, "changed_fields": fields,
+              "raw_record_id": raw_record_id, "source": source, "order": current}
+    events = []
+    for seq, (name, eid) in enumerate(zip(names, _event_ids(oid, version, names))):
+        event = common.copy()  # cheaper than building each event dict key by key
+        event["event_id"], event["event_type"], event["seq"] = eid, name, seq
+        events.append(event)
+    return events
 
 
 def evolve(state: dict | None, event: dict) -> dict:

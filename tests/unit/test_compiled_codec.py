@@ -32,9 +32,55 @@ def _orders():
 ORDERS = _orders()
 
 
-@pytest.mark.parametrize("n", [0, 1, -1, 63, -64, 64, 8191, 8192, -8193, 2**31, -(2**31), 2**62, -(2**63)])
-def test_varints_round_trip(n):
-    assert read_long(write_long(n), 0) == (n, len(write_long(n)))
+LONGS = [0, 1, -1, 63, -63, 64, -64, -65, 8191, -8191, 8192, -8192, -8193, 2**20, -(2**20), 2**27, 2**27 - 1,
+         -(2**27), -(2**27) - 1, 2**31, -(2**31), 2**41 - 1, 2**41, -(2**41), -(2**41) - 1, 1_710_000_000_000,
+         1_710_000_000_001, 4_102_444_800_000, -1_710_000_000_000, 2**62, 2**63 - 1, -(2**63)]
+
+
+@pytest.mark.parametrize("n", LONGS)
+def test_varints_round_trip_and_match_fastavro(n):
+    buf = io.BytesIO()
+    schemaless_writer(buf, "long", n)
+    for _ in range(2):  # the second time from the cache of recent big values
+        assert write_long(n) == buf.getvalue()
+        assert read_long(write_long(n), 0) == (n, len(buf.getvalue()))
+
+
+def test_floats_are_not_longs_even_when_cached():
+    write_long(1_710_000_000_000)
+    with pytest.raises(TypeError):
+        write_long(1_710_000_000_000.0)
+
+
+@pytest.mark.parametrize("n", LONGS)
+def test_long_fields_at_every_varint_size_are_byte_identical_to_fastavro(n):
+    order_codec, event_codec = AvroCodec("Order"), AvroCodec("OrderEvent")
+    base = next(o for o in ORDERS if o["shipments"] and len(o["lines"]) > 1)
+    neg = -n if n > -(2**63) else n
+    order = dict(base, created_at=n, paid_total=n, items_total=neg, version=n,
+                 lines=[dict(line, unit_price=n, total=neg) for line in base["lines"]],
+                 shipments=[dict(s, shipped_at=n) for s in base["shipments"]])
+    if -(2**31) <= n < 2**31:
+        order["lines"] = [dict(line, quantity=n) for line in order["lines"]]
+    buf = io.BytesIO()
+    schemaless_writer(buf, order_codec._parsed, order)
+    assert order_codec.encode_body(order) == buf.getvalue()
+    event = dict(derive_events(None, dict(order), n)[0], occurred_at=n, recorded_at=neg, seq=n % 2**31)
+    buf = io.BytesIO()
+    schemaless_writer(buf, event_codec._parsed, event)
+    assert event_codec.encode_with_tail(event, order_codec.encode_body(event["order"]))[10:] == buf.getvalue()
+
+
+def test_fields_left_to_their_defaults_are_byte_identical_to_fastavro():
+    codec = AvroCodec("Order")
+    for order in ORDERS[:50]:
+        lines = [{k: v for k, v in line.items() if k not in ("discount", "sku_id")} for line in order["lines"]]
+        order = dict(order, buyer={}, receiver={"country": "CN"}, lines=lines,
+                     shipments=[{"tracking_no": s["tracking_no"]} for s in order["shipments"]])
+        del order["refunded_total"]
+        buf = io.BytesIO()
+        schemaless_writer(buf, codec._parsed, order)
+        assert codec.encode_body(order) == buf.getvalue()
 
 
 def test_orders_and_events_are_byte_identical_to_fastavro():
@@ -69,3 +115,39 @@ def test_truncated_or_padded_bodies_are_decode_errors():
         codec.decode(data[:-3])
     with pytest.raises(DecodeError):
         codec.decode(data + b"\x00")
+
+
+def test_skipper_finds_the_end_of_every_record_and_of_the_event_head():
+    order_codec, event_codec = AvroCodec("Order"), AvroCodec("OrderEvent")
+    skip_order, skip_event, skip_head = order_codec.skipper(), event_codec.skipper(), event_codec.skipper(head=True)
+    for order in ORDERS:
+        body = order_codec.encode_body(order)
+        assert skip_order(body, 0) == len(body)
+        for event in derive_events(None, order, 1_710_000_000_000, "raw-1", "poll"):
+            value = event_codec.encode_with_tail(event, body)
+            start = len(event_codec.header)
+            assert skip_event(value, start) == len(value)
+            assert skip_head(value, start) == len(value) - len(body)
+
+
+@pytest.mark.parametrize("cut", [1, 2, 5, 17])
+def test_skipper_refuses_bodies_cut_short_or_padded(cut):
+    order_codec = AvroCodec("Order")
+    skip = order_codec.skipper()
+    for order in ORDERS[:100]:
+        body = order_codec.encode_body(order)
+        with pytest.raises((IndexError, ValueError)):
+            if skip(body[:-cut], 0) != len(body) - cut:
+                raise ValueError("ends elsewhere")
+        assert skip(body + b"\x00" * cut, 0) == len(body)  # the caller compares the end with the length
+
+
+def test_skipper_refuses_an_out_of_range_enum_index():
+    order_codec = AvroCodec("Order")
+    skip = order_codec.skipper()
+    body = order_codec.encode_body(ORDERS[0])
+    head = len(write_long(len(ORDERS[0]["order_id"]))) + len(ORDERS[0]["order_id"].encode())
+    for field in ("platform", "shop_id", "external_id"):
+        head += len(write_long(len(ORDERS[0][field].encode()))) + len(ORDERS[0][field].encode())
+    with pytest.raises(ValueError, match="enum"):  # status is the next field
+        skip(body[:head] + write_long(99) + body[head + 1:], 0)

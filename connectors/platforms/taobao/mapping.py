@@ -16,8 +16,6 @@ items_total + shipping_fee − discount_total + tax_total == paid_total. Line `t
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 from connectors.platforms.taobao.payload import parse_body, trades_of
@@ -71,14 +69,23 @@ def _mask_phone(phone) -> str | None:
     return mask_phone(phone)
 
 
+_MS_CACHE: dict = {}  # Beijing time strings repeat within a trade and across a page; cleared when full
+
+
 def _ms(text) -> int | None:
     """'yyyy-MM-dd HH:mm:ss' Beijing time -> UTC epoch ms (same result as beijing_to_ms, faster)."""
     if not text:
         return None
     try:
-        if len(text) != 19:
-            raise ValueError
-        return int((datetime.fromisoformat(text) - _EPOCH_BEIJING).total_seconds()) * 1000
+        ms = _MS_CACHE.get(text)
+        if ms is None:
+            if len(text) != 19:
+                raise ValueError
+            ms = int((datetime.fromisoformat(text) - _EPOCH_BEIJING).total_seconds()) * 1000
+            if len(_MS_CACHE) >= 4096:
+                _MS_CACHE.clear()
+            _MS_CACHE[text] = ms
+        return ms
     except (ValueError, TypeError):
         raise MappingError(f"not a Beijing time 'yyyy-MM-dd HH:mm:ss': {text!r}") from None
 
@@ -116,45 +123,22 @@ def _text(value) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
-# ---- the field table: simple trade fields, like entity descriptions ----
-
-@dataclass(frozen=True, slots=True)
-class Field:
-    key: str  # canonical field
-    source: str  # Taobao trade field
-    convert: Callable
-
-
-TRADE_FIELDS = (
-    Field("platform_status", "status", str),
-    Field("created_at", "created", _ms),
-    Field("paid_at", "pay_time", _ms),
-    Field("updated_at", "modified", _ms),
-    Field("shipping_fee", "post_fee", _fen),
-    Field("paid_total", "payment", _fen),
-)
-RECEIVER_FIELDS = (
-    Field("name_masked", "receiver_name", mask_name),
-    Field("province", "receiver_state", _text),
-    Field("city", "receiver_city", _text),
-    Field("district", "receiver_district", _text),
-    Field("postal_code", "receiver_zip", _text),
-    Field("secure_token", "oaid", _text),
-)
-
-
 def _line(order: dict) -> dict:
     """One sub-order (`orders.order[]`) -> canonical line."""
     if "num" not in order or "price" not in order:
         raise MappingError(f"sub-order missing required field {'num' if 'num' not in order else 'price'!r}")
-    quantity, unit_price, discount = _int(order["num"], "num"), _fen(order["price"]), _fen(order.get("discount_fee"))
-    paid = order.get("payment") or order.get("divide_order_fee")
-    refund = order.get("refund_status")
+    num = order["num"]
+    get = order.get
+    quantity = num if num.__class__ is int else _int(num, "num")
+    unit_price, discount = _fen(order["price"]), _fen(get("discount_fee"))
+    paid = get("payment") or get("divide_order_fee")
+    refund = get("refund_status")
+    oid = get("oid_str")
     return {
-        "line_id": _id(order, "oid"),
-        "sku_id": _text(order.get("sku_id")),
-        "merchant_sku": _text(order.get("outer_sku_id")) or _text(order.get("outer_iid")),
-        "title": str(order.get("title") or ""),
+        "line_id": oid if oid and oid.__class__ is str else _id(order, "oid"),
+        "sku_id": _text(get("sku_id")),
+        "merchant_sku": _text(get("outer_sku_id")) or _text(get("outer_iid")),
+        "title": str(get("title") or ""),
         "quantity": quantity,
         "unit_price": unit_price,
         "total": _fen(paid) if paid else quantity * unit_price - discount,
@@ -182,10 +166,11 @@ def _shipments(sub_orders: list[dict], lines: list[dict]) -> list[dict]:
             continue
         carrier = _text(order.get("logistics_company"))
         shipped = _ms(order.get("consign_time"))
-        group = groups.get((carrier, str(tracking)))
+        tracking = str(tracking)
+        group = groups.get((carrier, tracking))
         if group is None:
-            groups[(carrier, str(tracking))] = {"carrier": carrier, "tracking_no": str(tracking),
-                                                "shipped_at": shipped, "line_ids": [line["line_id"]]}
+            groups[(carrier, tracking)] = {"carrier": carrier, "tracking_no": tracking, "shipped_at": shipped,
+                                           "line_ids": [line["line_id"]]}
         else:
             group["line_ids"].append(line["line_id"])
             if shipped is not None and (group["shipped_at"] is None or shipped < group["shipped_at"]):
@@ -197,52 +182,53 @@ def map_trade(trade: dict, shop_id: str, platform: str = "taobao") -> dict:
     """One Taobao trade object (JSON-decoded or XML-converted) -> canonical order dict (version 0)."""
     if not isinstance(trade, dict):
         raise MappingError(f"a trade must be an object, got {type(trade).__name__}")
-    if not trade.get("status"):
+    get = trade.get
+    status = get("status")
+    if not status:
         raise MappingError("missing required field 'status'")
-    external_id = _id(trade, "tid")
-    out = {"order_id": order_id(platform, shop_id, external_id), "platform": platform, "shop_id": shop_id,
-           "external_id": external_id}
-    simple = {f.key: f.convert(trade.get(f.source)) for f in TRADE_FIELDS}
-    sub_orders = (trade.get("orders") or {}).get("order") or []
+    tid = get("tid_str")
+    external_id = tid if tid and tid.__class__ is str else _id(trade, "tid")
+    # the order of the conversions decides which error a trade with several bad fields is refused for
+    created_at, paid_at, updated_at = _ms(get("created")), _ms(get("pay_time")), _ms(get("modified"))
+    shipping_fee, paid_total = _fen(get("post_fee")), _fen(get("payment"))
+    sub_orders = (get("orders") or {}).get("order") or []
     if not isinstance(sub_orders, list):
         raise MappingError("orders.order must be a list")
     lines = [_line(o) for o in sub_orders]
     shipments = _shipments(sub_orders, lines)
-    shipped_at = _ms(trade.get("consign_time"))
+    shipped_at = _ms(get("consign_time"))
     if shipped_at is None and shipments:
         shipped_at = min((s["shipped_at"] for s in shipments if s["shipped_at"] is not None), default=None)
-    status = trade["status"]
-    receiver = {f.key: f.convert(trade.get(f.source)) for f in RECEIVER_FIELDS}
-    street = (trade.get("receiver_town") or "") + (trade.get("receiver_address") or "")
-    phone = trade.get("receiver_mobile") or trade.get("receiver_phone")
-    out.update(
-        status=TRADE_STATUS.get(status, "UNKNOWN"),
-        refund_status=_refund_status(lines),
-        platform_status=simple["platform_status"],
-        created_at=simple["created_at"], paid_at=simple["paid_at"], updated_at=simple["updated_at"],
-        shipped_at=shipped_at,
-        delivered_at=(_ms(trade.get("end_time")) or simple["updated_at"]) if status == "TRADE_BUYER_SIGNED" else None,
-        currency="CNY",
-        items_total=sum(line["quantity"] * line["unit_price"] for line in lines),
-        shipping_fee=simple["shipping_fee"],
-        discount_total=_fen(trade.get("discount_fee")) - _fen(trade.get("adjust_fee")),
-        tax_total=0,
-        paid_total=simple["paid_total"],
-        buyer={"id": _text(trade.get("buyer_open_uid")), "nick_masked": mask_name(trade.get("buyer_nick")),
-               "message": _text(trade.get("buyer_message"))},
-        receiver={"name_masked": receiver["name_masked"],
-                  "phone_masked": _mask_phone(phone),
-                  "country": "CN", "province": receiver["province"], "city": receiver["city"],
-                  "district": receiver["district"], "address_masked": mask_street(street),
-                  "postal_code": receiver["postal_code"], "secure_token": receiver["secure_token"],
-                  # TOP returns the receiver masked: only the mask's shape and the masked street can be judged
-                  "phone_valid": phone_verdict(phone, "CN"), "address_vague": street_vague(street, "CN")},
-        lines=lines,
-        shipments=shipments,
-        version=0,
-        refunded_total=sum(line["total"] for line in lines if line["refund_status"] == "REFUNDED"),
-    )
-    return out
+    name_masked = mask_name(get("receiver_name"))
+    street = (get("receiver_town") or "") + (get("receiver_address") or "")
+    phone = get("receiver_mobile") or get("receiver_phone")
+    return {
+        "order_id": order_id(platform, shop_id, external_id),
+        "platform": platform, "shop_id": shop_id, "external_id": external_id,
+        "status": TRADE_STATUS.get(status, "UNKNOWN"),
+        "refund_status": _refund_status(lines),
+        "platform_status": str(status),
+        "created_at": created_at, "paid_at": paid_at, "updated_at": updated_at, "shipped_at": shipped_at,
+        "delivered_at": (_ms(get("end_time")) or updated_at) if status == "TRADE_BUYER_SIGNED" else None,
+        "currency": "CNY",
+        "items_total": sum([line["quantity"] * line["unit_price"] for line in lines]),
+        "shipping_fee": shipping_fee,
+        "discount_total": _fen(get("discount_fee")) - _fen(get("adjust_fee")),
+        "tax_total": 0,
+        "paid_total": paid_total,
+        "buyer": {"id": _text(get("buyer_open_uid")), "nick_masked": mask_name(get("buyer_nick")),
+                  "message": _text(get("buyer_message"))},
+        # TOP returns the receiver masked: only the mask's shape and the masked street can be judged
+        "receiver": {"name_masked": name_masked, "phone_masked": _mask_phone(phone), "country": "CN",
+                     "province": _text(get("receiver_state")), "city": _text(get("receiver_city")),
+                     "district": _text(get("receiver_district")), "address_masked": mask_street(street),
+                     "postal_code": _text(get("receiver_zip")), "secure_token": _text(get("oaid")),
+                     "phone_valid": phone_verdict(phone, "CN"), "address_vague": street_vague(street, "CN")},
+        "lines": lines,
+        "shipments": shipments,
+        "version": 0,
+        "refunded_total": sum([line["total"] for line in lines if line["refund_status"] == "REFUNDED"]),
+    }
 
 
 def map_payload(body: bytes, content_type: str, shop_id: str, platform: str = "taobao") -> list[dict]:
