@@ -41,6 +41,7 @@ class Projector:
         group_id: str = "tonglu-projector",
         database: str = DEFAULT_DATABASE,
         batch_size: int = 5000,
+        native_events: bool = True,
     ):
         self.backend = backend
         self.database = database
@@ -68,6 +69,9 @@ class Projector:
             "session.timeout.ms": SESSION_TIMEOUT_MS,
         }
         self._events = EventDecoder()
+        # Events of the current schema go to ClickHouse undecoded (see avro_landing); others are decoded here.
+        self._native = native_events
+        self._event_header = self.sink.event_header
         self.lag = LagTracker(kafka_config, topics["raw_orders"], normalizer_group, SESSION_TIMEOUT_MS)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tonglu-projector", daemon=True)
@@ -123,6 +127,9 @@ class Projector:
                 taken = self._add(messages)
                 if not self._flush_with_retry():
                     return  # stopping with an unwritten batch: leave it uncommitted for the next run
+                for where, why in self.sink.take_rejected():
+                    self._reject(where, why)
+                    taken[where.partition("[")[0]] -= 1
                 self._count(taken)
                 try:
                     consumer.commit(asynchronous=False)
@@ -143,14 +150,15 @@ class Projector:
                 continue
             topic = msg.topic()
             kind, codec = self._kinds[topic]
+            value = msg.value()
+            if kind == "order_event" and self._native and value[:len(self._event_header)] == self._event_header:
+                self.sink.add_encoded_event(value, f"{topic}[{msg.partition()}]@{msg.offset()}")
+                taken[topic] += 1
+                continue
             try:
-                record = self._events.decode(msg.value(), snapshots) if kind == "order_event" else codec.decode(
-                    msg.value())
+                record = self._events.decode(value, snapshots) if kind == "order_event" else codec.decode(value)
             except (DecodeError, TypeError) as exc:
-                log.error("undecodable record at %s[%d]@%d: %s", topic, msg.partition(), msg.offset(), exc)
-                self.metrics.undecodable.labels(topic).inc()
-                with self._lock:
-                    self._undecodable += 1
+                self._reject(f"{topic}[{msg.partition()}]@{msg.offset()}", str(exc))
                 continue
             try:
                 self.sink.add(kind, record)
@@ -159,6 +167,12 @@ class Projector:
                 continue
             taken[topic] += 1
         return taken
+
+    def _reject(self, where: str, why: str) -> None:
+        log.error("undecodable record at %s: %s", where, why)
+        self.metrics.undecodable.labels(where.partition("[")[0]).inc()
+        with self._lock:
+            self._undecodable += 1
 
     def _flush_with_retry(self) -> bool:
         delay = 0.2

@@ -20,6 +20,8 @@ class Backend(Protocol):
 
     def insert(self, table: str, column_names: tuple[str, ...] | list[str], rows: list[tuple]) -> None: ...
 
+    def insert_encoded(self, table: str, payload: bytes, fmt: str) -> None: ...
+
     def query(self, sql: str) -> list[dict]: ...
 
     def query_readonly(self, sql: str) -> tuple[list[str], list[list]]: ...
@@ -67,13 +69,21 @@ class ChdbBackend:
         payload = memoryview(stream.getvalue())
         names = ", ".join(f"`{c}`" for c in column_names)
         with self._lock:
-            inserter = self._session._conn.send_insert(f"INSERT INTO {table} ({names})", "ArrowStream")
-            try:
-                inserter.append(payload)
-                inserter.finish()
-            except BaseException:
-                inserter.cancel()
-                raise
+            self._send(f"INSERT INTO {table} ({names})", "ArrowStream", payload)
+
+    def insert_encoded(self, table: str, payload: bytes, fmt: str) -> None:
+        """Insert data already encoded in a ClickHouse input format (e.g. an Avro container)."""
+        with self._lock:
+            self._send(f"INSERT INTO {table}", fmt, memoryview(payload))
+
+    def _send(self, statement: str, fmt: str, payload: memoryview) -> None:
+        inserter = self._session._conn.send_insert(statement, fmt)
+        try:
+            inserter.append(payload)
+            inserter.finish()
+        except BaseException:
+            inserter.cancel()
+            raise
 
     def query(self, sql: str) -> list[dict]:
         """Rows of a query as dicts (64-bit ints as numbers, DateTime64 as 'YYYY-MM-DD hh:mm:ss.sss')."""
@@ -175,6 +185,11 @@ class ServerBackend:
                 database=database or None,
                 column_oriented=True,
             )
+
+    def insert_encoded(self, table: str, payload: bytes, fmt: str) -> None:
+        """Insert data already encoded in a ClickHouse input format (e.g. an Avro container)."""
+        with self._lock:
+            self._client.raw_insert(table, insert_block=payload, fmt=fmt)
 
     def query(self, sql: str) -> list[dict]:
         """Rows of a query as dicts."""

@@ -176,6 +176,8 @@ def check_identifier(name: str) -> str:
 
 def schema_statements(db: str = DEFAULT_DATABASE) -> list[str]:
     """Idempotent DDL statements creating the database, tables and views."""
+    from projections.clickhouse.avro_landing import EventLanding  # it builds on this module's names
+
     db = check_identifier(db)
     out = [f"CREATE DATABASE IF NOT EXISTS {db}"]
     for table, (cols, engine) in _TABLES.items():
@@ -183,7 +185,7 @@ def schema_statements(db: str = DEFAULT_DATABASE) -> list[str]:
         out.append(f"CREATE TABLE IF NOT EXISTS {db}.{table} ({body}) ENGINE = {engine}")
     for view, select in _VIEWS.items():
         out.append(f"CREATE VIEW IF NOT EXISTS {db}.{view} AS {select.format(db=db)}")
-    return out
+    return out + EventLanding(db).statements()
 
 
 def create_schema(backend, db: str = DEFAULT_DATABASE) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import time
 
 from projections.clickhouse import rows as build
+from projections.clickhouse.avro_landing import EventLanding
 from projections.clickhouse.ddl import DEFAULT_DATABASE, TABLE_COLUMNS, check_identifier
+from schemas.codec import DecodeError, EventDecoder
 
 _ORDER_VERSION = TABLE_COLUMNS["orders"].index("version")
 KINDS = ("order_event", "connector_call", "dead_letter", "anomaly", "alert_report")
@@ -31,7 +33,41 @@ class ClickHouseSink:
         # Latest state: within one batch only the highest version of each order needs writing, so
         # orders are kept as dicts (or ready rows) and turned into rows at flush.
         self._orders: dict[str, dict | tuple] = {}
+        # OrderEvents of the current schema, kept as they came off the topic for ClickHouse to parse.
+        self.landing = EventLanding(self.database)
+        self._decoder = EventDecoder()
+        self._encoded_events: list[tuple[bytes, str]] = []
+        # ClickHouse's Avro reader does not notice a record cut short or padded (it reads on into the
+        # next one), so every body's framing is checked here first; the events of one order version carry
+        # the same snapshot bytes, which are checked once.
+        self._skip_head = self._decoder.events.skipper(head=True)
+        self._skip_order = self._decoder.orders.skipper()
+        self._checked_tail = b""
+        self.rejected: list[tuple[str, str]] = []  # (where, why) of encoded events that did not decode
         self.last_flush_seconds = 0.0
+
+    @property
+    def event_header(self) -> bytes:
+        """The wire header of OrderEvents written with the current schema (what `add_encoded_event` takes)."""
+        return self._decoder.events.header
+
+    def add_encoded_event(self, value: bytes, where: str = "") -> None:
+        """Buffer an OrderEvent as read from the topic; its header must be `event_header`.
+
+        `where` (e.g. topic[partition]@offset) names it in `rejected` if it turns out undecodable.
+        """
+        start = len(self.event_header)
+        try:
+            end = self._skip_head(value, start)
+            tail = value[end:]
+            if tail != self._checked_tail:
+                if self._skip_order(value, end) != len(value):
+                    raise ValueError("trailing bytes")
+                self._checked_tail = tail
+        except (IndexError, ValueError):
+            self._add_decoded([(value, where)])  # names the exact fault, or takes it if it decodes after all
+            return
+        self._encoded_events.append((value, where))
 
     def add(self, table_or_kind: str, record) -> None:
         """Buffer one record: a decoded `order_event` / `connector_call` / `dead_letter` / `anomaly` /
@@ -64,11 +100,13 @@ class ClickHouseSink:
 
     def pending(self) -> int:
         """Rows buffered and not yet written."""
-        return sum(map(len, self._buffers.values())) + len(self._orders)
+        return sum(map(len, self._buffers.values())) + len(self._orders) + len(self._encoded_events)
 
     def flush(self) -> None:
         """Write every buffer, one insert per table. Raises FlushError and keeps unwritten rows."""
         started = time.perf_counter()
+        if self._encoded_events:
+            self._write_encoded_events()
         # Orders first: a reader that sees all events of a flush also sees the orders they produced.
         if self._orders:
             self._write("orders", [o if isinstance(o, tuple) else build.order_row(o) for o in self._orders.values()])
@@ -78,6 +116,31 @@ class ClickHouseSink:
                 self._write(table, buffer)
                 self._buffers[table] = []
         self.last_flush_seconds = time.perf_counter() - started
+
+    def _write_encoded_events(self) -> None:
+        """One Avro container into the landing table. If ClickHouse refuses it, the batch is decoded here
+        instead: undecodable records go to `rejected`, the rest become rows, and a ClickHouse that is down
+        then fails the row flush as usual (rows kept, FlushError)."""
+        skip = len(self.event_header)
+        try:
+            self.backend.insert_encoded(
+                self.landing.table, self.landing.container([v[skip:] for v, _ in self._encoded_events]), "Avro")
+        except Exception:  # noqa: BLE001 - any refusal falls back to the decoding path
+            self._add_decoded(self._encoded_events)
+        self._encoded_events = []
+
+    def _add_decoded(self, encoded: list[tuple[bytes, str]]) -> None:
+        snapshots: dict = {}
+        for value, where in encoded:
+            try:
+                self.add("order_event", self._decoder.decode(value, snapshots))
+            except (DecodeError, KeyError, TypeError, ValueError) as exc:
+                self.rejected.append((where, str(exc)))
+
+    def take_rejected(self) -> list[tuple[str, str]]:
+        """Encoded events found undecodable since the last call."""
+        rejected, self.rejected = self.rejected, []
+        return rejected
 
     def _write(self, table: str, rows: list[tuple]) -> None:
         try:

@@ -6,7 +6,10 @@ import os
 
 import pytest
 
+from infra.bench.workload import encode_pages, taobao_pages
 from projections.clickhouse import ChdbBackend, ClickHouseSink, FlushError, ServerBackend, create_schema
+from schemas.codec import AvroCodec
+from streams.normalize import Normalizer, RawIn
 from tests.samples import sample_call, sample_dead_letter, sample_event
 
 DB = "tonglu_test"
@@ -90,7 +93,76 @@ class SinkContract:
         assert (row["o"], row["d"]) == (event["occurred_at"], event["order"]["delivered_at"])
 
 
-class TestChdbSink(SinkContract):
+def normalized_events(orders: int) -> list[bytes]:
+    """OrderEvents as the normalizer writes them, from simulated Taobao pages (several lines per order,
+    shipments, refunds, missing values)."""
+    pages = encode_pages(taobao_pages(orders, shops=2, page_size=50))
+    out = Normalizer().process([RawIn("raw.orders", 0, i, key, value) for i, (key, value, _) in enumerate(pages)])
+    return [value for _, value in out.events]
+
+
+def table_dump(backend, db: str, table: str) -> list[dict]:
+    return backend.query(f"SELECT * FROM {db}.{table} FINAL ORDER BY ALL")
+
+
+class EncodedEventsContract:
+    """Events handed over undecoded (ClickHouse parses the Avro) end as the rows the Python path makes."""
+
+    def test_same_rows_as_decoded_events(self, backend):
+        values = normalized_events(300)
+        decoder = ClickHouseSink(backend, DB)
+        codec = AvroCodec("OrderEvent")
+        for value in values:
+            decoder.add("order_event", codec.decode(value))
+        decoder.flush()
+        create_schema(backend, f"{DB}_encoded")
+        encoded = ClickHouseSink(backend, f"{DB}_encoded")
+        for value in values:
+            encoded.add_encoded_event(value)
+        encoded.flush()
+        assert encoded.take_rejected() == []
+        for table in ("order_events", "orders"):
+            rows = table_dump(backend, DB, table)
+            assert len(rows) == (len(values) if table == "order_events" else 300)
+            assert table_dump(backend, f"{DB}_encoded", table) == rows
+
+    def test_a_corrupt_event_is_rejected_and_the_rest_written(self, backend):
+        values = normalized_events(20)
+        broken = values[5][:-7]
+        sink = ClickHouseSink(backend, DB)
+        for i, value in enumerate([*values[:5], broken, *values[5:]]):
+            sink.add_encoded_event(value, f"order.events[0]@{i}")
+        sink.flush()
+        rejected = sink.take_rejected()
+        assert [where for where, _ in rejected] == ["order.events[0]@5"]
+        assert "corrupt Order" in rejected[0][1]
+        assert (count(backend, "order_events"), count(backend, "orders")) == (len(values), 20)
+
+
+    def test_a_refused_container_is_written_through_the_decoding_path(self, backend):
+        values = normalized_events(30)
+        sink = ClickHouseSink(RefusingEncoded(backend), DB)
+        for value in values:
+            sink.add_encoded_event(value)
+        sink.flush()
+        assert sink.take_rejected() == []
+        assert (count(backend, "order_events"), count(backend, "orders")) == (len(values), 30)
+
+
+class RefusingEncoded:
+    """Wraps a backend that refuses every pre-encoded insert (as ClickHouse refuses a body it cannot parse)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def insert(self, table, column_names, rows):
+        self.inner.insert(table, column_names, rows)
+
+    def insert_encoded(self, table, payload, fmt):
+        raise RuntimeError("Cannot parse input")
+
+
+class TestChdbSink(SinkContract, EncodedEventsContract):
     @pytest.fixture
     def backend(self, tmp_path):
         # chdb holds one data path per process at a time: each test opens its own and closes it.
@@ -103,12 +175,14 @@ class TestChdbSink(SinkContract):
 @pytest.mark.skipif(
     not os.environ.get("TONGLU_TEST_CLICKHOUSE_URL"), reason="TONGLU_TEST_CLICKHOUSE_URL not set"
 )
-class TestServerSink(SinkContract):
+class TestServerSink(SinkContract, EncodedEventsContract):
     @pytest.fixture
     def backend(self):
         backend = ServerBackend(os.environ["TONGLU_TEST_CLICKHOUSE_URL"])
-        backend.command(f"DROP DATABASE IF EXISTS {DB}")
+        for db in (DB, f"{DB}_encoded"):
+            backend.command(f"DROP DATABASE IF EXISTS {db}")
         create_schema(backend, DB)
         yield backend
-        backend.command(f"DROP DATABASE IF EXISTS {DB}")
+        for db in (DB, f"{DB}_encoded"):
+            backend.command(f"DROP DATABASE IF EXISTS {db}")
         backend.close()

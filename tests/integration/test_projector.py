@@ -41,7 +41,9 @@ async def test_projector_end_to_end(running, kafka_bootstrap, topics):
     events = order_events()
     codec = AvroCodec("OrderEvent")
     encoded = [(e["order_id"].encode(), v) for e, v in zip(events, codec.encode_many(events), strict=True)]
-    produce(kafka_bootstrap, topics.order_events, [*encoded, (b"junk", b"not avro at all")])
+    # junk, and a record with the current schema's header whose body is cut short
+    broken = (b"cut", encoded[0][1][:-9])
+    produce(kafka_bootstrap, topics.order_events, [*encoded, (b"junk", b"not avro at all"), broken])
     now_ms = int(time.time() * 1000)
     calls = [
         sample_call(f"c{i}", ok=i != 3, latency_ms=100.0 + i, started_at=now_ms - i * 1000) for i in range(5)
@@ -68,7 +70,7 @@ async def test_projector_end_to_end(running, kafka_bootstrap, topics):
                 and s["dlq_count"] == 1
                 and s["raw_records"] == RAW_RECORDS
                 and s["lag_total"] == RAW_RECORDS
-                and s["undecodable"] == 1
+                and s["undecodable"] == 2
                 and s["connector_calls"]
             )
             return s if done else None
