@@ -65,12 +65,13 @@ def create_app(*, kafka_config: dict, topics: Topics, datadir: str, app_id: str 
         async for events in stream.take_events(batch_pages, within=within):
             records = [ownership.raw_in(event.message) for event in events]
             await ownership.warm({r.partition for r in records})
-            out = normalizer.process(records)
-            await publisher.publish_async(
-                [(topics.order_events, k, v) for k, v in out.events]
-                + [(topics.order_state, k, v) for k, v in out.states]
-                + [(topics.raw_orders_dlq, k, v) for k, v in out.dead])
-            throughput.add(len(records), out)
+            for record in records:  # each page's output leaves as soon as it is ready ...
+                out = normalizer.process([record])
+                publisher.send([(topics.order_events, k, v) for k, v in out.events]
+                               + [(topics.order_state, k, v) for k, v in out.states]
+                               + [(topics.raw_orders_dlq, k, v) for k, v in out.dead])
+                throughput.add(1, out)
+            await publisher.confirm_async()  # ... and the batch is acknowledged only once all of it is
 
     @app.timer(interval=10.0)
     async def report_throughput():

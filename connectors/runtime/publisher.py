@@ -23,6 +23,8 @@ PRODUCER_DEFAULTS = {
     "queue.buffering.max.kbytes": 1_048_576,
     "message.max.bytes": 16 * 1024 * 1024,
     "acks": "all",
+    # only failures reach Python: a callback per delivered message costs more than producing it
+    "delivery.report.only.error": True,
 }
 
 
@@ -62,6 +64,28 @@ class Publisher:
                 log.warning("re-sending %d messages that failed delivery (attempt %d)", len(failed), attempt)
                 time.sleep(min(5.0, 0.1 * 2 ** attempt))
             pending = failed
+
+    def send(self, messages: list[tuple[str, bytes | None, bytes]]) -> None:
+        """Queue messages without waiting; `confirm` then waits until all sent so far are acknowledged.
+
+        Lets a worker hand over each piece of output as soon as it is ready and wait once per batch.
+        """
+        with self._turn:
+            for topic, key, value in messages:
+                self._produce(topic, key, value)
+
+    def confirm(self, timeout: float = 30.0) -> None:
+        """Block until everything sent is acknowledged, re-sending what failed (forever, like `publish`)."""
+        with self._turn:
+            remaining = self.producer.flush(timeout)
+            failed, self._failed = self._failed, []
+            if remaining:
+                raise KafkaException(f"{remaining} messages still undelivered after {timeout:.0f}s")
+            self._publish(failed, True, timeout)
+
+    async def confirm_async(self) -> None:
+        """`confirm` off the event loop."""
+        await asyncio.get_running_loop().run_in_executor(None, self.confirm)
 
     async def publish_async(self, messages: list[tuple[str, bytes | None, bytes]]) -> None:
         """`publish` off the event loop."""

@@ -67,7 +67,8 @@ class AlertSide:
 
 def latencies(bootstrap: str, pipe, side: AlertSide, rate: float, seconds: float) -> dict:
     """Publish `rate` orders/s for `seconds` with one zero-amount order per second; time the findings."""
-    world = World(seed=42)
+    per_page = 100
+    pages = _steady_pages(World(seed=42), rate, seconds, per_page)  # made before the clock starts
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-anom-{uuid.uuid4().hex}",
                          "auto.offset.reset": "latest", "enable.auto.commit": False, "session.timeout.ms": 6000,
                          "fetch.wait.max.ms": 20})
@@ -77,22 +78,15 @@ def latencies(bootstrap: str, pipe, side: AlertSide, rate: float, seconds: float
     publisher = Publisher({"bootstrap.servers": bootstrap}, **{"linger.ms": 0})
     sent: dict[str, float] = {}
     found: dict[str, float] = {}
-    per_page = 100
-    start = next_defect = time.time()
-    pages = int(rate * seconds / per_page)
-    for n in range(pages):
+    start = time.time()
+    for n, (body, defect_id) in enumerate(pages):
         at = start + n * per_page / rate
         while time.time() < at:
             _collect(consumer, codec, found)
-        now_ms = int(time.time() * 1000)
-        orders = world.create_orders("bench-steady", per_page - 1, now_ms)
-        if at >= next_defect:  # one defective order a second
-            next_defect += 1.0
-            bad = world.create_orders("bench-steady", 1, now_ms, defect="zero_amount")
-            orders += bad
-            sent[f"taobao:bench-steady:{bad[0].external_id}"] = time.time()
+        if defect_id:
+            sent[defect_id] = time.time()
         publisher.producer.produce(pipe.topics.raw_orders, key=shop_key("taobao", "bench-steady"),
-                                   value=raw_record("taobao", "bench-steady", page_body(orders), source="poll"))
+                                   value=raw_record("taobao", "bench-steady", body, source="poll"))
         publisher.producer.poll(0)
     publisher.producer.flush(30)
     deadline = time.time() + 30
@@ -114,6 +108,22 @@ def latencies(bootstrap: str, pipe, side: AlertSide, rate: float, seconds: float
             "finding_p99": measure.percentile(to_finding, 0.99) * 1000,
             "alert_p50": measure.percentile(to_alert, 0.5) * 1000,
             "alert_p99": measure.percentile(to_alert, 0.99) * 1000}
+
+
+def _steady_pages(world: World, rate: float, seconds: float, per_page: int) -> list[tuple[bytes, str | None]]:
+    """Page bodies for `seconds` at `rate` orders/s; one page a second carries a zero-amount order (its id)."""
+    now_ms = int(time.time() * 1000)
+    pages_per_second = max(1, round(rate / per_page))
+    out = []
+    for n in range(int(rate * seconds / per_page)):
+        orders = world.create_orders("bench-steady", per_page - 1, now_ms)
+        defect_id = None
+        if n % pages_per_second == 0:
+            bad = world.create_orders("bench-steady", 1, now_ms, defect="zero_amount")
+            orders += bad
+            defect_id = f"taobao:bench-steady:{bad[0].external_id}"
+        out.append((page_body(orders), defect_id))
+    return out
 
 
 def _collect(consumer, codec, found: dict) -> None:
