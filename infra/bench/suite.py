@@ -84,38 +84,17 @@ def faust_baseline(bootstrap: str, n: int) -> float:
 class Pipeline:
     """Normalizer + projector processes on fresh topics and a fresh chdb path."""
 
-    def __init__(self, bootstrap: str, workdir: Path, normalizers: int = 1):
-        self.bootstrap, self.workdir = bootstrap, workdir
+    def __init__(self, bootstrap: str, workdir: Path):
+        self.bootstrap = bootstrap
         self.topics = Topics(prefix=f"bench{uuid.uuid4().hex[:6]}.")
         ensure_topics({"bootstrap.servers": bootstrap}, self.topics.specs(), 4)
         self.http = f"http://127.0.0.1:{free_port()}"
         env = {**os.environ, "TONGLU_KAFKA_BOOTSTRAP": bootstrap, "TONGLU_TOPIC_PREFIX": self.topics.prefix,
                "TONGLU_HTTP": self.http, "TONGLU_DATA_DIR": str(workdir / "data"), "PYTHONUNBUFFERED": "1"}
-        self._env = env
-        self.procs: dict[str, subprocess.Popen] = {}
-        for name in ["projector"] + ["normalizer"] * normalizers:
-            self.start(name)
-
-    def start(self, worker: str) -> None:
-        """One more worker process; several normalizers form one group and share raw.orders partitions."""
-        n = sum(name.split("-")[0] == worker for name in self.procs)
-        name = f"{worker}-{n}" if n else worker
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "infra.cli", "worker", worker],
-            env={**self._env, "TONGLU_DATA_DIR": str(self.workdir / f"data-{name}")},
-            stdout=open(self.workdir / f"{name}.log", "wb"),  # noqa: SIM115
-            stderr=subprocess.STDOUT)
-
-    def wait_normalizers_assigned(self, timeout: float = 90) -> None:
-        """Every normalizer process has been given its raw.orders partitions (the group has settled)."""
-        logs = [self.workdir / f"{name}.log" for name in self.procs if name.startswith("normalizer")]
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if all(b"warmed raw.orders partitions" in log.read_bytes() for log in logs):
-                time.sleep(2)
-                return
-            time.sleep(0.5)
-        raise TimeoutError("the normalizer group did not settle")
+        self.procs = {name: subprocess.Popen([sys.executable, "-m", "infra.cli", "worker", name], env=env,
+                                             stdout=open(workdir / f"{name}.log", "wb"),  # noqa: SIM115
+                                             stderr=subprocess.STDOUT)
+                      for name in ("projector", "normalizer")}
 
     def visible_orders(self) -> int:
         return measure.sql_count(self.http, "SELECT uniqExact(order_id) FROM tonglu.orders")
@@ -141,7 +120,7 @@ class Pipeline:
         return rss
 
 
-def end_to_end(bootstrap: str, pipe: Pipeline, values, orders: int, how: str = "1 normalizer process") -> float:
+def end_to_end(bootstrap: str, pipe: Pipeline, values, orders: int) -> float:
     publisher = Publisher({"bootstrap.servers": bootstrap})
     base = max(pipe.visible_orders(), 0)
     t0 = time.time()
@@ -149,7 +128,7 @@ def end_to_end(bootstrap: str, pipe: Pipeline, values, orders: int, how: str = "
     published = time.time() - t0
     t1 = pipe.wait_visible(base + orders, timeout=600)
     rate = orders / (t1 - t0)
-    _say(f"tonglu end to end       {how}, {orders:,} orders in {len(values)} pages: published in {published:.2f}s, all "
+    _say(f"tonglu end to end       {orders:,} orders in {len(values)} pages: published in {published:.2f}s, all "
          f"visible in ClickHouse after {t1 - t0:.2f}s  => {rate:,.0f} orders/s")
     return rate
 
@@ -200,7 +179,6 @@ def _collect(msg, sent, latencies) -> None:
         latencies.append(time.time() - sent[record_id])
 
 
-NORMALIZERS = 2  # normalizer processes (one group) for the scaled-out run and the latency phases
 ANOMALY_LOAD = 5_000.0  # orders/s flowing while findings and alerts are timed
 
 
@@ -224,14 +202,8 @@ def run(quick: bool = False) -> int:
             warm = workload.encode_pages(workload.taobao_pages(100, shops=1, seed=5))
             Publisher({"bootstrap.servers": bootstrap}).publish([(pipe.topics.raw_orders, k, v) for k, v, _ in warm])
             pipe.wait_visible(100, timeout=120)
-            pipe.wait_normalizers_assigned()
             rate = end_to_end(bootstrap, pipe, values, orders)
-            for _ in range(NORMALIZERS - 1):
-                pipe.start("normalizer")
-            pipe.wait_normalizers_assigned()
-            more = workload.encode_pages(workload.taobao_pages(orders, seed=13))
-            scaled = end_to_end(bootstrap, pipe, more, orders, f"{NORMALIZERS} normalizer processes")
-            _, p99 = latency(bootstrap, pipe, scaled / 2, steady_s, quick)
+            _, p99 = latency(bootstrap, pipe, rate / 2, steady_s, quick)
             detect_rate = anomaly_bench.detection_rate(10_000 if quick else 50_000)
             _say(f"anomaly detection       pure detector on a simulated event stream  => {detect_rate:,.0f} events/s")
             side = anomaly_bench.AlertSide(bootstrap, pipe, workdir)
@@ -247,9 +219,8 @@ def run(quick: bool = False) -> int:
                 rss.update(side.stop())
         _say("peak RSS                " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in rss.items()))
         _say("")
-        _say(f"summary: {rate:,.0f} orders/s end to end with one normalizer process, {scaled:,.0f} with "
-             f"{NORMALIZERS} (target >= 30,000) · {rate / baseline:.1f}x the plain Faust baseline, process for process "
-             f"(target >= 7x) · broker pass-through {passthrough:,.0f} orders/s · p99 raw->event "
+        _say(f"summary: {rate:,.0f} orders/s end to end (target >= 30,000) · {rate / baseline:.1f}x the plain Faust "
+             f"baseline (target >= 7x) · broker pass-through {passthrough:,.0f} orders/s · p99 raw->event "
              f"{p99:.0f} ms at half load (target < 250 ms) · detection {detect_rate:,.0f} events/s (target >= "
              f"30,000) · p99 raw->finding {figures['finding_p99']:.0f} ms (target < 1,000) · p99 raw->alert "
              f"{figures['alert_p99']:.0f} ms (target < 2,000)")
