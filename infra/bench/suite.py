@@ -208,11 +208,12 @@ def run(quick: bool = False) -> int:
             _say(f"anomaly detection       pure detector on a simulated event stream  => {detect_rate:,.0f} events/s")
             side = anomaly_bench.AlertSide(bootstrap, pipe, workdir)
             _wait_caught_up(side, pipe, orders)
+            # the rate this stack sustains first, then the load (which may leave a backlog behind)
+            sustained = anomaly_bench.latencies(bootstrap, pipe, side, rate / 2, steady_s)
+            _say_anomaly_latency(rate / 2, sustained)
+            time.sleep(65)  # a fresh throttle window and DingTalk minute, so the phases do not share a budget
             figures = anomaly_bench.latencies(bootstrap, pipe, side, ANOMALY_LOAD, steady_s)
-            _say(f"raw -> finding / alert  at {ANOMALY_LOAD:,.0f} orders/s, {figures['defective']} zero-amount orders: "
-                 f"finding p50 {figures['finding_p50']:.0f} ms p99 {figures['finding_p99']:.0f} ms "
-                 f"({figures['found']} found); alert in the DingTalk simulator p50 {figures['alert_p50']:.0f} ms "
-                 f"p99 {figures['alert_p99']:.0f} ms ({figures['alerted']} delivered)")
+            _say_anomaly_latency(ANOMALY_LOAD, figures)
         finally:
             rss = pipe.stop()
             if side is not None:
@@ -222,12 +223,20 @@ def run(quick: bool = False) -> int:
         _say(f"summary: {rate:,.0f} orders/s end to end (target >= 30,000) · {rate / baseline:.1f}x the plain Faust "
              f"baseline (target >= 7x) · broker pass-through {passthrough:,.0f} orders/s · p99 raw->event "
              f"{p99:.0f} ms at half load (target < 250 ms) · detection {detect_rate:,.0f} events/s (target >= "
-             f"30,000) · p99 raw->finding {figures['finding_p99']:.0f} ms (target < 1,000) · p99 raw->alert "
-             f"{figures['alert_p99']:.0f} ms (target < 2,000)")
+             f"30,000) · at {ANOMALY_LOAD:,.0f} orders/s p99 raw->finding {figures['finding_p99']:.0f} ms (target < "
+             f"1,000) and p99 raw->alert {figures['alert_p99']:.0f} ms (target < 2,000); at {rate / 2:,.0f} orders/s "
+             f"{sustained['finding_p99']:.0f} ms and {sustained['alert_p99']:.0f} ms")
     finally:
         broker.terminate()
         broker.wait(10)
     return 0
+
+
+def _say_anomaly_latency(rate: float, figures: dict) -> None:
+    _say(f"raw -> finding / alert  at {rate:,.0f} orders/s, {figures['defective']} zero-amount orders: "
+         f"finding p50 {figures['finding_p50']:.0f} ms p99 {figures['finding_p99']:.0f} ms "
+         f"({figures['found']} found); alert in the DingTalk simulator p50 {figures['alert_p50']:.0f} ms "
+         f"p99 {figures['alert_p99']:.0f} ms ({figures['alerted']} delivered)")
 
 
 def _wait_caught_up(side, pipe, orders: int, timeout: float = 300) -> None:
