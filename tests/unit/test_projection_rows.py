@@ -6,6 +6,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import orjson
+import pytest
 
 from projections.clickhouse import rows
 from projections.clickhouse.ddl import TABLE_COLUMNS, schema_statements
@@ -165,3 +166,33 @@ def test_map_and_array_arrow_types():
     assert arrow_type("Map(LowCardinality(String), Array(String))") == pa.map_(
         pa.string(), pa.list_(pa.string())
     )
+
+
+def test_avro_types_map_to_the_columns_clickhouse_fills():
+    from projections.clickhouse.avro_landing import clickhouse_type
+
+    named: dict = {}
+    status = {"type": "enum", "name": "S", "symbols": ["A", "B"]}
+    assert clickhouse_type(["null", "long"]) == "Nullable(Int64)"
+    assert clickhouse_type({"type": "array", "items": ["null", "string"]}) == "Array(Nullable(String))"
+    assert clickhouse_type({"type": "map", "values": "double"}) == "Map(String, Float64)"
+    assert clickhouse_type(status, named) == "Enum8('A' = 0, 'B' = 1)"
+    assert clickhouse_type("S", named) == "Enum8('A' = 0, 'B' = 1)"  # a later reference by name
+    record = {"type": "record", "name": "R", "fields": [{"name": "x", "type": "int"}, {"name": "b", "type": "boolean"}]}
+    assert clickhouse_type(["null", record]) == "Tuple(x Int32, b Bool)"  # ClickHouse cannot wrap a Tuple in Nullable
+    with pytest.raises(ValueError, match="unions"):
+        clickhouse_type(["null", "string", "long"])
+
+
+def test_the_landing_table_follows_the_current_event_schema():
+    from projections.clickhouse.avro_landing import EventLanding
+    from schemas import registry
+
+    landing = EventLanding("tonglu_x")
+    fingerprint = registry.fingerprint_of(registry.current("OrderEvent")).hex()[:12]
+    table, events_view, orders_view = landing.statements()
+    assert landing.table == f"tonglu_x.order_events_in_{fingerprint}" and "ENGINE = Null" in table
+    assert "TO tonglu_x.order_events" in events_view and "TO tonglu_x.orders" in orders_view
+    assert "WHERE seq = 0" in orders_view and "output_format_json_quote_64bit_integers = 0" in orders_view
+    container = landing.container([b"\x00", b"\x02"])
+    assert container.startswith(b"Obj\x01") and container.endswith(b"\x04\x04\x00\x02" + container[-16:])
