@@ -21,7 +21,7 @@ from projections.clickhouse.sink import ClickHouseSink, FlushError
 from projections.commands import CommandPublisher
 from projections.lag import LagTracker
 from projections.metrics import ProjectorMetrics
-from schemas.codec import AvroCodec, DecodeError, EventDecoder
+from schemas.codec import AvroCodec, DecodeError
 
 log = logging.getLogger(__name__)
 SESSION_TIMEOUT_MS = 6000
@@ -41,15 +41,15 @@ class Projector:
         group_id: str = "tonglu-projector",
         database: str = DEFAULT_DATABASE,
         batch_size: int = 5000,
-        native_events: bool = True,
     ):
         self.backend = backend
         self.database = database
         self.metrics = ProjectorMetrics()
         self.sink = ClickHouseSink(backend, database)
         self._batch_size = batch_size
+        self._events_topic = topics["order_events"]
         self._kinds = {
-            topics["order_events"]: ("order_event", AvroCodec("OrderEvent")),
+            topics["order_events"]: ("order_event", None),  # handed to the sink encoded (see avro_landing)
             topics["connector_calls"]: ("connector_call", AvroCodec("ConnectorCall")),
             topics["raw_orders_dlq"]: ("dead_letter", AvroCodec("DeadLetter")),
         }
@@ -68,10 +68,6 @@ class Projector:
             "auto.offset.reset": "earliest",
             "session.timeout.ms": SESSION_TIMEOUT_MS,
         }
-        self._events = EventDecoder()
-        # Events of the current schema go to ClickHouse undecoded (see avro_landing); others are decoded here.
-        self._native = native_events
-        self._event_header = self.sink.event_header
         self.lag = LagTracker(kafka_config, topics["raw_orders"], normalizer_group, SESSION_TIMEOUT_MS)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tonglu-projector", daemon=True)
@@ -107,10 +103,9 @@ class Projector:
             recent = sum(n for _, n in self._recent)
             totals = dict(self._totals)
             undecodable = self._undecodable
-        events_topic = next(t for t, (kind, _) in self._kinds.items() if kind == "order_event")
         return {
             "events_per_second": recent / _RATE_WINDOW_SECONDS,
-            "total_events": totals.get(events_topic, 0),
+            "total_events": totals.get(self._events_topic, 0),
             "totals_by_topic": totals,
             "undecodable": undecodable,
             "commits": self.commits,
@@ -127,9 +122,9 @@ class Projector:
                 taken = self._add(messages)
                 if not self._flush_with_retry():
                     return  # stopping with an unwritten batch: leave it uncommitted for the next run
-                for where, why in self.sink.take_rejected():
+                for where, why in self.sink.take_rejected():  # order events found undecodable in the sink
                     self._reject(where, why)
-                    taken[where.partition("[")[0]] -= 1
+                    taken[self._events_topic] -= 1
                 self._count(taken)
                 try:
                     consumer.commit(asynchronous=False)
@@ -143,34 +138,33 @@ class Projector:
 
     def _add(self, messages) -> collections.Counter[str]:
         taken: collections.Counter[str] = collections.Counter()
-        snapshots: dict[tuple[str, int], dict] = {}
         for msg in messages:
             if msg.error() is not None:
                 log.warning("consumer error: %s", msg.error())
                 continue
             topic = msg.topic()
             kind, codec = self._kinds[topic]
-            value = msg.value()
-            if kind == "order_event" and self._native and value[:len(self._event_header)] == self._event_header:
-                self.sink.add_encoded_event(value, f"{topic}[{msg.partition()}]@{msg.offset()}")
+            where = f"{topic}[{msg.partition()}]@{msg.offset()}"
+            if kind == "order_event":
+                self.sink.add_encoded_event(msg.value(), where)
                 taken[topic] += 1
                 continue
             try:
-                record = self._events.decode(value, snapshots) if kind == "order_event" else codec.decode(value)
+                record = codec.decode(msg.value())
             except (DecodeError, TypeError) as exc:
-                self._reject(f"{topic}[{msg.partition()}]@{msg.offset()}", str(exc))
+                self._reject(where, str(exc))
                 continue
             try:
                 self.sink.add(kind, record)
             except (KeyError, TypeError, ValueError) as exc:  # decodes but violates the contract
-                log.error("unprojectable record at %s[%d]@%d: %s", topic, msg.partition(), msg.offset(), exc)
+                log.error("unprojectable record at %s: %s", where, exc)
                 continue
             taken[topic] += 1
         return taken
 
     def _reject(self, where: str, why: str) -> None:
         log.error("undecodable record at %s: %s", where, why)
-        self.metrics.undecodable.labels(where.partition("[")[0]).inc()
+        self.metrics.undecodable.labels(where.partition("[")[0]).inc()  # where = topic[partition]@offset
         with self._lock:
             self._undecodable += 1
 
@@ -189,10 +183,9 @@ class Projector:
                 delay = min(delay * 2, 10.0)
 
     def _count(self, taken: collections.Counter[str]) -> None:
-        events_topic = next(t for t, (kind, _) in self._kinds.items() if kind == "order_event")
         with self._lock:
             self._totals.update(taken)
-            self._recent.append((time.monotonic(), taken.get(events_topic, 0)))
+            self._recent.append((time.monotonic(), taken.get(self._events_topic, 0)))
         for topic, n in taken.items():
             self.metrics.consumed.labels(topic).inc(n)
 

@@ -18,13 +18,9 @@ _MONEY = ("items_total", "shipping_fee", "discount_total", "tax_total", "paid_to
 _IGNORED = frozenset(("version",))
 
 
-def event_id(order_id: str, version: int, event_type: str) -> str:
-    """Deterministic id: replaying the same platform facts yields the same ids (32 hex chars)."""
-    return hashlib.blake2b(f"{order_id}|{version}|{event_type}".encode(), digest_size=16).hexdigest()
-
-
-def _event_ids(order_id: str, version: int, event_types: list[str]) -> list[str]:
-    """event_id of each type: the hash of the shared `order_id|version|` prefix is computed once."""
+def event_ids(order_id: str, version: int, event_types: list[str]) -> list[str]:
+    """Deterministic ids, blake2b-128 of `order_id|version|event_type` in hex: replaying the same platform
+    facts yields the same ids. The hash of the shared `order_id|version|` prefix is computed once."""
     prefix = hashlib.blake2b(f"{order_id}|{version}|".encode(), digest_size=16)
     ids = []
     for event_type in event_types:
@@ -143,7 +139,7 @@ def derive_events(previous: dict | None, current: dict, recorded_at: int, raw_re
               "occurred_at": occurred, "recorded_at": recorded_at, "changed_fields": fields,
               "raw_record_id": raw_record_id, "source": source, "order": current}
     events = []
-    for seq, (name, eid) in enumerate(zip(names, _event_ids(oid, version, names))):
+    for seq, (name, eid) in enumerate(zip(names, event_ids(oid, version, names))):
         event = common.copy()  # cheaper than building each event dict key by key
         event["event_id"], event["event_type"], event["seq"] = eid, name, seq
         events.append(event)

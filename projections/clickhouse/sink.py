@@ -46,17 +46,17 @@ class ClickHouseSink:
         self.rejected: list[tuple[str, str]] = []  # (where, why) of encoded events that did not decode
         self.last_flush_seconds = 0.0
 
-    @property
-    def event_header(self) -> bytes:
-        """The wire header of OrderEvents written with the current schema (what `add_encoded_event` takes)."""
-        return self._decoder.events.header
-
     def add_encoded_event(self, value: bytes, where: str = "") -> None:
-        """Buffer an OrderEvent as read from the topic; its header must be `event_header`.
+        """Buffer an OrderEvent as read from the topic. Those of the current schema go to ClickHouse
+        undecoded; any other is decoded here.
 
         `where` (e.g. topic[partition]@offset) names it in `rejected` if it turns out undecodable.
         """
-        start = len(self.event_header)
+        header = self._decoder.events.header
+        if not isinstance(value, bytes) or value[:len(header)] != header:  # incl. tombstones
+            self._add_decoded([(value, where)])
+            return
+        start = len(header)
         try:
             end = self._skip_head(value, start)
             tail = value[end:]
@@ -121,7 +121,7 @@ class ClickHouseSink:
         """One Avro container into the landing table. If ClickHouse refuses it, the batch is decoded here
         instead: undecodable records go to `rejected`, the rest become rows, and a ClickHouse that is down
         then fails the row flush as usual (rows kept, FlushError)."""
-        skip = len(self.event_header)
+        skip = len(self._decoder.events.header)
         try:
             self.backend.insert_encoded(
                 self.landing.table, self.landing.container([v[skip:] for v, _ in self._encoded_events]), "Avro")
