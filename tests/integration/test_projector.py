@@ -150,3 +150,44 @@ async def test_sql_endpoint_is_read_only(running):
             assert resp.status == 400
         status, body = await sql("SELECT count() AS n FROM tonglu.orders")
         assert status == 200
+
+
+def test_records_arriving_within_the_gather_window_make_one_insert(kafka_bootstrap, topics, tmp_path):
+    """A trickle is written in few, larger inserts: two records a fetch round apart -> one flush."""
+    from projections.clickhouse import ChdbBackend, create_schema
+    from projections.service import Projector
+
+    backend = ChdbBackend(str(tmp_path / "chdb"))
+    create_schema(backend)
+    names = {"raw_orders": topics.raw_orders, "raw_orders_dlq": topics.raw_orders_dlq,
+             "order_events": topics.order_events, "connector_calls": topics.connector_calls}
+    projector = Projector(kafka_config={"bootstrap.servers": kafka_bootstrap}, topics=names,
+                          normalizer_group=f"norm-{uuid.uuid4().hex[:6]}", backend=backend,
+                          group_id=f"proj-{uuid.uuid4().hex[:6]}", gather_seconds=4.0)
+    codec = AvroCodec("OrderEvent")
+
+    def send(external_id: str) -> None:
+        event = sample_event("taobao", "shopG", external_id, 1)
+        produce(kafka_bootstrap, topics.order_events, [(event["order_id"].encode(), codec.encode(event))])
+
+    def wait_events(n: int) -> None:
+        deadline = time.monotonic() + 45
+        while projector.counters()["total_events"] < n:
+            assert time.monotonic() < deadline, f"only {projector.counters()['total_events']} of {n} events"
+            time.sleep(0.1)
+
+    projector.start()
+    try:
+        send("1")  # the consumer is assigned and at the live end once this one is written
+        wait_events(1)
+        commits = projector.commits
+        send("2")
+        time.sleep(1.2)  # longer than a fetch round (the broker holds a fetch up to 0.5 s)
+        send("3")
+        wait_events(3)
+        assert projector.commits == commits + 1
+        rows = backend.query("SELECT count() AS n FROM tonglu.order_events FINAL WHERE shop_id = 'shopG'")
+        assert rows[0]["n"] == 3
+    finally:
+        projector.stop()
+        backend.close()
