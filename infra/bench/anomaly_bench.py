@@ -65,10 +65,14 @@ class AlertSide:
         return rss
 
 
-def latencies(bootstrap: str, pipe, side: AlertSide, rate: float, seconds: float) -> dict:
-    """Publish `rate` orders/s for `seconds` with one zero-amount order per second; time the findings."""
+def latencies(bootstrap: str, pipe, side: AlertSide, rate: float, seconds: float, seed: int) -> dict:
+    """Publish `rate` orders/s for `seconds` with one zero-amount order per second; time the findings.
+
+    Each phase needs its own `seed`: orders of an earlier phase would be platform re-sends (no new
+    finding) and their alerts already in the simulator.
+    """
     per_page = 100
-    pages = _steady_pages(World(seed=42), rate, seconds, per_page)  # made before the clock starts
+    pages = _steady_pages(World(seed=seed), rate, seconds, per_page)  # made before the clock starts
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-anom-{uuid.uuid4().hex}",
                          "auto.offset.reset": "latest", "enable.auto.commit": False, "session.timeout.ms": 6000,
                          "fetch.wait.max.ms": 20})
@@ -96,6 +100,8 @@ def latencies(bootstrap: str, pipe, side: AlertSide, rate: float, seconds: float
     alerts: dict[str, float] = {}
     while time.time() < deadline and len(alerts) < len(sent):
         for message in side.delivered():
+            if message["received_at"] / 1000 < start:
+                continue
             for order_id in sent:
                 if order_id in message["text"]:
                     alerts.setdefault(order_id, message["received_at"] / 1000)

@@ -211,10 +211,10 @@ def run(quick: bool = False) -> int:
             side = anomaly_bench.AlertSide(bootstrap, pipe, workdir)
             _wait_caught_up(side, pipe, orders)
             # the rate this stack sustains first, then the load (which may leave a backlog behind)
-            sustained = anomaly_bench.latencies(bootstrap, pipe, side, rate / 2, steady_s)
+            sustained = anomaly_bench.latencies(bootstrap, pipe, side, rate / 2, steady_s, seed=42)
             _say_anomaly_latency(rate / 2, sustained)
             time.sleep(65)  # a fresh throttle window and DingTalk minute, so the phases do not share a budget
-            figures = anomaly_bench.latencies(bootstrap, pipe, side, ANOMALY_LOAD, steady_s)
+            figures = anomaly_bench.latencies(bootstrap, pipe, side, ANOMALY_LOAD, steady_s, seed=43)
             _say_anomaly_latency(ANOMALY_LOAD, figures)
         finally:
             rss = pipe.stop()
