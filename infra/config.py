@@ -41,6 +41,9 @@ class Settings:
     alert_sim_http: str = "http://127.0.0.1:8083"  # local chat/SMS simulators
     alert_smtp_port: int = 8025  # local SMTP sink
     simulators: dict = field(default_factory=dict)  # platform -> simulator URL, local stack only
+    # On a shared machine the ClickHouse projection yields CPU to the order path (normalize, detect,
+    # alert): it batches whatever queued meanwhile, while findings must not wait behind its merges.
+    projector_nice: int = 5
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -64,6 +67,7 @@ class Settings:
             alert_sim_http=_env("TONGLU_ALERT_SIM_HTTP", cls.alert_sim_http).rstrip("/"),
             alert_smtp_port=int(_env("TONGLU_ALERT_SMTP_PORT", str(cls.alert_smtp_port))),
             simulators=_simulators(_env("TONGLU_SIMULATORS", DEFAULT_SIMULATORS)),
+            projector_nice=int(_env("TONGLU_PROJECTOR_NICE", str(cls.projector_nice))),
         )
 
     def kafka(self, **overrides) -> dict:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 
 from infra.config import Settings
@@ -98,6 +99,8 @@ def projector(settings: Settings) -> None:
     from projections.clickhouse.backends import open_backend
     from projections.service import run_projector
 
+    if settings.projector_nice > 0:
+        os.nice(settings.projector_nice)  # ClickHouse's own threads, started below, inherit it
     host, port = settings.http_host_port
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     backend = open_backend(settings.clickhouse_url, str(settings.data_dir / "chdb"))

@@ -59,12 +59,12 @@ class AnomalyService:
         found: list[dict] = []
         events = [m.value() for m in messages if m.error() is None and m.topic() == self.topics.order_events]
         try:
-            decoded = self.reader.decode_batch(events)
+            decoded = self.reader.decode_firsts(events)  # a version is judged once, on its first event
         except DecodeError:
             decoded = []
             for value in events:  # find the bad one, keep the rest
                 try:
-                    decoded += self.reader.decode_batch([value])
+                    decoded += self.reader.decode_firsts([value])
                 except DecodeError as exc:
                     self.undecodable += 1
                     log.error("undecodable order event skipped: %s", exc)
@@ -76,7 +76,7 @@ class AnomalyService:
         for msg in messages:
             if msg.error() is None and msg.topic() == self.topics.order_commands:
                 found += self._command(msg.value(), now_ms)
-        self.events += len(decoded)
+        self.events += len(events)
         return found
 
     def _command(self, value: bytes, now_ms: int) -> list[dict]:

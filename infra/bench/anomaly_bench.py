@@ -85,8 +85,8 @@ def latencies(bootstrap: str, pipe, side: AlertSide, rate: float, seconds: float
     start = time.time()
     for n, (body, defect_id) in enumerate(pages):
         at = start + n * per_page / rate
-        while time.time() < at:
-            _collect(consumer, codec, found)
+        while (wait := at - time.time()) > 0:  # findings carry their own time: block, do not spin
+            _collect(consumer, codec, found, wait)
         if defect_id:
             sent[defect_id] = time.time()
         publisher.producer.produce(pipe.topics.raw_orders, key=shop_key("taobao", "bench-steady"),
@@ -132,8 +132,8 @@ def _steady_pages(world: World, rate: float, seconds: float, per_page: int) -> l
     return out
 
 
-def _collect(consumer, codec, found: dict) -> None:
-    for msg in consumer.consume(500, 0.005):
+def _collect(consumer, codec, found: dict, wait: float = 0.005) -> None:
+    for msg in consumer.consume(500, wait):
         if msg.error() is None:
             anomaly = codec.decode(msg.value())
             if anomaly["state"] == "raised":  # the detector's clock when it raised the finding

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -173,6 +174,29 @@ def test_status_page_renders_in_headless_chromium(stack, tmp_path):
                           stack["base"] + "/"], capture_output=True, text=True, timeout=90, check=False).stdout
     assert "通路 Tonglu" in dom and "今日订单" in dom
     assert "taobao" in dom or "shopify" in dom  # numbers and platforms filled in by the page's script
+
+
+def _worker_niceness(base: str) -> dict[str, int]:
+    """Niceness of this stack's worker processes (found by the HTTP address in their environment)."""
+    out = {}
+    for proc_dir in Path("/proc").iterdir():
+        if not proc_dir.name.isdigit():
+            continue
+        try:
+            cmd = (proc_dir / "cmdline").read_bytes().split(b"\0")
+            environ = (proc_dir / "environ").read_bytes().split(b"\0")
+            stat = (proc_dir / "stat").read_text()
+        except OSError:
+            continue
+        if b"worker" in cmd and f"TONGLU_HTTP={base}".encode() in environ:
+            out[cmd[cmd.index(b"worker") + 1].decode()] = int(stat.rsplit(")", 1)[1].split()[16])
+    return out
+
+
+def test_the_projector_yields_cpu_to_the_order_path(stack):
+    nice = _worker_niceness(stack["base"])
+    assert {"projector", "normalizer", "detector", "alerter"} <= set(nice)
+    assert nice["projector"] - nice["normalizer"] == 5 and nice["detector"] == nice["normalizer"]
 
 
 def test_ctrl_c_stops_everything(stack):

@@ -4,13 +4,15 @@ import random
 
 import pytest
 from fastavro import schemaless_reader, schemaless_writer
+from fastavro.schema import parse_schema
 
 from connectors.platforms.shopify.mapping import map_payload as map_shopify
 from connectors.platforms.shopify.render import order_json
 from connectors.platforms.taobao.mapping import map_payload as map_taobao
 from connectors.platforms.taobao.render import trade_dict
 from connectors.simkit.world import World
-from schemas.codec import AvroCodec, DecodeError
+from schemas import registry
+from schemas.codec import AvroCodec, DecodeError, EventDecoder
 from schemas.compiled import read_long, write_long
 from streams.derive import derive_events
 
@@ -151,3 +153,42 @@ def test_skipper_refuses_an_out_of_range_enum_index():
         head += len(write_long(len(ORDERS[0][field].encode()))) + len(ORDERS[0][field].encode())
     with pytest.raises(ValueError, match="enum"):  # status is the next field
         skip(body[:head] + write_long(99) + body[head + 1:], 0)
+
+
+def _event_values():
+    codec, held, values = AvroCodec("OrderEvent"), {}, []
+    for order in ORDERS:
+        events = derive_events(held.get(order["order_id"]), order, 1_710_000_000_000)
+        if events:
+            held[order["order_id"]] = order
+            values += [codec.encode(e) for e in events]
+    return values
+
+
+def test_decode_firsts_gives_the_first_event_of_each_version_only():
+    values = _event_values()
+    reader = EventDecoder()
+    every = reader.decode_batch(values)
+    assert any(e["seq"] for e in every)  # versions with several events are in the sample
+    assert reader.decode_firsts(values) == [e for e in every if e["seq"] == 0]
+
+
+def test_decode_firsts_reads_events_of_an_older_schema_whole():
+    v1 = parse_schema(registry.plain(registry.historical()["OrderEvent"][0]))
+    order = next(o for o in ORDERS if o["status"] == "PAID")
+    events = derive_events(None, order, 1_710_000_000_000)  # OrderCreated, OrderPaid: seq 0 and 1
+    assert [e["seq"] for e in events] == [0, 1]
+    values = []
+    for event in events:
+        buf = io.BytesIO()
+        schemaless_writer(buf, v1, event)
+        values.append(b"\xc3\x01" + registry.fingerprint_of(registry.historical()["OrderEvent"][0]) + buf.getvalue())
+    (decoded,) = EventDecoder().decode_firsts(values)
+    assert decoded["event_id"] == events[0]["event_id"] and decoded["order"]["order_id"] == order["order_id"]
+
+
+@pytest.mark.parametrize("cut", [3, 12, 40, -5])
+def test_decode_firsts_refuses_a_cut_event(cut):
+    value = _event_values()[0]
+    with pytest.raises(DecodeError):
+        EventDecoder().decode_firsts([value[:cut]])
