@@ -106,7 +106,7 @@ class AvroCodec:
         """
         if data[:len(self.header)] == self.header and self._decode is not None:
             if self._head_decode is None:
-                self._head_decode = compile_decoder(self._head_schema())
+                self._head_decode = self.fields_decoder(0, len(self.schema["fields"]) - 1)
             try:
                 return self._head_decode(data, len(self.header))
             except (IndexError, UnicodeDecodeError, ValueError) as exc:
@@ -183,10 +183,6 @@ class EventDecoder:
             order = snapshots[key] = self.orders.decode_body(value, offset)
         event["order"] = order
         return event
-
-    def decode_batch(self, values: list[bytes]) -> list[dict]:
-        snapshots: dict = {}
-        return [self.decode(value, snapshots) for value in values]
 
     def decode_firsts(self, values: list[bytes]) -> list[dict]:
         """Only the first event (`seq` 0) of each order version, the others skipped after a few bytes.

@@ -168,7 +168,8 @@ def _event_values():
 def test_decode_firsts_gives_the_first_event_of_each_version_only():
     values = _event_values()
     reader = EventDecoder()
-    every = reader.decode_batch(values)
+    snapshots: dict = {}
+    every = [reader.decode(value, snapshots) for value in values]
     assert any(e["seq"] for e in every)  # versions with several events are in the sample
     assert reader.decode_firsts(values) == [e for e in every if e["seq"] == 0]
 
