@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+from functools import partial
 
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import parse_schema
@@ -94,6 +95,11 @@ class AvroCodec:
         """`decode(data, pos) -> (dict, end)` of fields[start:stop] of a body written with this schema."""
         return compile_decoder(self._fields_schema(start, stop))
 
+    def partial_decoder(self, keep):
+        """`decode(data, pos) -> (dict, end)`: a body of this schema with only the top-level fields in
+        `keep` built, the others walked over (their framing checked)."""
+        return compile_decoder(self._parsed, keep)
+
     def skipper(self, head: bool = False):
         """`skip(data, pos) -> end`: checks the framing of a body of this schema (`head`: of all fields but
         the last) and returns where it ends, without building the record; raises IndexError/ValueError."""
@@ -166,11 +172,17 @@ def decode_any(data: bytes) -> tuple[str, dict]:
 
 class EventDecoder:
     """Decodes a batch of OrderEvents, decoding each order snapshot once per order version: an
-    accepted change yields several events carrying the same snapshot."""
+    accepted change yields several events carrying the same snapshot.
 
-    def __init__(self):
+    `light`: (fields, unless_changed) for `decode_firsts` — an event none of whose `changed_fields`
+    is in `unless_changed` gets a snapshot of only `fields`, and `event["snapshot"]()` decodes the whole
+    one if the reader turns out to need it.
+    """
+
+    def __init__(self, light: tuple[frozenset, frozenset] | None = None):
         self.events, self.orders = AvroCodec("OrderEvent"), AvroCodec("Order")
         self._prefix = self._rest = None
+        self._light = None if light is None else (self.orders.partial_decoder(light[0]), frozenset(light[1]))
 
     def decode(self, value: bytes, snapshots: dict) -> dict:
         """One event; `snapshots` is the caller's per-batch cache keyed by (order_id, version)."""
@@ -196,6 +208,7 @@ class EventDecoder:
             self._prefix = self.events.fields_decoder(0, cut)
             self._rest = self.events.fields_decoder(cut, len(names) - 1)
         header, prefix, rest, orders = self.events.header, self._prefix, self._rest, self.orders
+        light, unless = self._light or (None, None)
         start = len(header)
         out = []
         for value in values:
@@ -212,6 +225,16 @@ class EventDecoder:
             except (IndexError, UnicodeDecodeError, ValueError) as exc:
                 raise DecodeError(f"corrupt OrderEvent head: {exc.__class__.__name__}: {exc}") from None
             event.update(tail)
-            event["order"] = orders.decode_body(value, pos)
+            changed = tail["changed_fields"]
+            if light is not None and changed and unless.isdisjoint(changed):
+                try:
+                    event["order"], end = light(value, pos)
+                except (IndexError, ValueError) as exc:
+                    raise DecodeError(f"corrupt Order body: {exc.__class__.__name__}: {exc}") from None
+                if end != len(value):
+                    raise DecodeError(f"corrupt Order body: {len(value) - end} trailing bytes")
+                event["snapshot"] = partial(orders.decode_body, value, pos)
+            else:
+                event["order"] = orders.decode_body(value, pos)
             out.append(event)
         return out

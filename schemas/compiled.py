@@ -218,11 +218,12 @@ def _dec(g: _Gen, schema, target: str, ind: int) -> None:
     elif kind == "union":
         inner = _nullable(schema)
         null_index = schema.index("null")
-        i = g.var()
-        _read_int(g, i, ind)
-        g.emit(ind, f"if {i} == {null_index}: {target} = None")
-        g.emit(ind, "else:")
+        i = g.var()  # the branch index of a two-branch union is one byte: 0 or 2 (zig-zag 0 or 1)
+        g.emit(ind, f"{i} = d[p]; p += 1")
+        g.emit(ind, f"if {i} == {null_index * 2}: {target} = None")
+        g.emit(ind, f"elif {i} == {(1 - null_index) * 2}:")
         _dec(g, inner, target, ind + 1)
+        g.emit(ind, "else: raise ValueError('union index out of range')")
     elif kind == "array":
         items, n, item = g.var(), g.var(), g.var()
         g.emit(ind, f"{items} = []")
@@ -247,15 +248,25 @@ def _dec(g: _Gen, schema, target: str, ind: int) -> None:
         g.emit(ind + 2, f"{items}[{key}] = {val}")
         g.emit(ind, f"{target} = {items}")
     elif kind == "record":
-        rec = g.var()
-        g.emit(ind, f"{rec} = {{}}")
-        for field in schema["fields"]:
-            _dec(g, field["type"], f"{rec}[{field['name']!r}]", ind)
-        g.emit(ind, f"{target} = {rec}")
+        _dec_fields(g, schema["fields"], target, ind)
     elif kind == "nested":
         _dec(g, schema["type"], target, ind)
     else:
         raise Unsupported(kind)
+
+
+def _dec_fields(g: _Gen, fields: list, target: str, ind: int, keep=None) -> None:
+    """Read a record's fields into locals, then build its dict in one go (cheaper than item by item);
+    fields not in `keep` (when given) are skipped."""
+    built = []
+    for field in fields:
+        if keep is not None and field["name"] not in keep:
+            _skip(g, field["type"], ind)
+            continue
+        v = g.var()
+        _dec(g, field["type"], v, ind)
+        built.append(f"{field['name']!r}: {v}")
+    g.emit(ind, f"{target} = {{{', '.join(built)}}}")
 
 
 def _build(g: _Gen, name: str, header: list[str], body_end: list[str]):
@@ -283,10 +294,17 @@ def compile_encoder(schema: dict):
                   ["    except Exception:", "        return _exact(r)", "    return bytes(b)"])
 
 
-def compile_decoder(schema: dict):
-    """`decode(data, pos=0) -> (record, end)` for data written with exactly this schema."""
+def compile_decoder(schema: dict, keep=None):
+    """`decode(data, pos=0) -> (record, end)` for data written with exactly this schema.
+
+    With `keep` (top-level field names) the other fields are only walked over, not built: a reader
+    that needs a few fields of a large record pays for those.
+    """
     g = _Gen()
-    _dec(g, schema, "out", 1)
+    if keep is None:
+        _dec(g, schema, "out", 1)
+    else:
+        _dec_fields(g, g.resolve(schema)["fields"], "out", 1, frozenset(keep))
     return _build(g, "decode", ["def decode(d, p=0):"], ["    return out, p"])
 
 

@@ -23,6 +23,13 @@ from streams.anomalies.rules import (
 from streams.anomalies.state import DuplicateIndex, OverdueTracker, SkuStats, duplicate_key
 
 _NO_LEARN = frozenset(("price_anomaly", "quantity_spike", "zero_amount"))
+# A known order's update that changes none of SNAPSHOT_INPUTS runs no rule: it is judged from the
+# LIGHT_FIELDS of its snapshot (who the order is, its status and shipping deadline). Readers pass
+# LIGHT_READ to EventDecoder so that such events come with only those fields decoded.
+SNAPSHOT_INPUTS = frozenset(DUPLICATE_INPUTS.union(*(inputs for _rule, _fn, inputs in EVENT_RULES), ("lines",)))
+LIGHT_FIELDS = frozenset(("order_id", "platform", "shop_id", "status", "refund_status", "paid_at", "shipments",
+                          "version"))
+LIGHT_READ = (LIGHT_FIELDS, SNAPSHOT_INPUTS)
 _MAX_VERSIONS = 1_000_000   # orders whose last evaluated version is remembered (oldest dropped first)
 
 
@@ -64,7 +71,8 @@ class Detector:
 
         A known order's new version only re-runs the rules whose inputs are among the event's
         `changed_fields` (a shipment does not change whether the amounts add up); the verdicts of
-        the others stand. An order seen for the first time runs every enabled rule.
+        the others stand. An order seen for the first time runs every enabled rule. An event whose
+        `order` holds only LIGHT_FIELDS carries `snapshot()`, called here when a rule needs the rest.
         """
         order_id, version = event["order_id"], event["version"]
         versions = self._versions
@@ -87,6 +95,8 @@ class Detector:
         cfg = self.rules.for_shop(order["platform"], order["shop_id"])
         changed = None if fresh else tuple(event.get("changed_fields") or ()) or None
         run, rekey, relearn = self._plan(cfg, changed)
+        if (run or rekey or relearn) and "snapshot" in event:  # only LIGHT_FIELDS were decoded
+            order = event["order"] = event.pop("snapshot")()
         ctx = self._ctx
         ctx.now_ms = now_ms
         ctx.dup_key = duplicate_key(order) if rekey else None

@@ -1,16 +1,30 @@
-"""The stateful detector: raise once, resolve later, duplicates, SKU learning, overdue ticks, release."""
-from schemas.codec import AvroCodec
+"""The stateful detector: raise once, resolve later, duplicates, SKU learning, overdue ticks, release.
+
+Every test runs twice: on the event dicts, and on the events as the detector's agent reads them from
+order.events (Avro bytes; updates that change no rule input come with a light snapshot).
+"""
+import pytest
+
+from schemas.codec import AvroCodec, EventDecoder
 from streams.anomalies.config import parse_rules
-from streams.anomalies.detector import Detector, anomaly_id
+from streams.anomalies.detector import LIGHT_FIELDS, LIGHT_READ, Detector, anomaly_id
 from streams.derive import derive_events
 from tests.factories import BASE_MS, canonical_order, changed
 
 HOUR = 3_600_000
-CODEC = AvroCodec("Anomaly")
+CODEC, EVENT_CODEC = AvroCodec("Anomaly"), AvroCodec("OrderEvent")
+
+
+@pytest.fixture(autouse=True, params=["dicts", "avro"])
+def _read(request, monkeypatch):
+    if request.param == "avro":
+        monkeypatch.setattr(Feed, "reader", EventDecoder(light=LIGHT_READ))
 
 
 class Feed:
     """Feeds platform snapshots through derive_events into a detector, like the pipeline does."""
+
+    reader: EventDecoder | None = None  # set: through Avro bytes and this reader
 
     def __init__(self, detector=None):
         self.detector = detector or Detector()
@@ -18,8 +32,12 @@ class Feed:
 
     def push(self, order: dict, now_ms: int = BASE_MS) -> list[dict]:
         out = []
-        for event in derive_events(self.held.get(order["order_id"]), order, now_ms):
+        events = derive_events(self.held.get(order["order_id"]), order, now_ms)
+        for event in events:
             self.held[order["order_id"]] = event["order"]
+        if self.reader is not None:
+            events = self.reader.decode_firsts([EVENT_CODEC.encode(e) for e in events])
+        for event in events:
             out += self.detector.detect(event, now_ms)
         for record in out:
             assert CODEC.decode(CODEC.encode(record)) == record  # every record is a valid Anomaly
@@ -202,3 +220,27 @@ def test_reopened_order_is_judged_afresh():
         ("amount_mismatch", "resolved")]
     reopened = changed(feed.held[order["order_id"]], minutes=2, status="PAID")
     assert _states(feed.push(reopened, BASE_MS + 2)) == [("amount_mismatch", "raised")]
+
+
+def test_an_update_that_changes_no_rule_input_is_judged_from_a_light_snapshot():
+    reader, detector = EventDecoder(light=LIGHT_READ), Detector()
+
+    def read(before, after, now_ms):
+        return reader.decode_firsts([EVENT_CODEC.encode(e) for e in derive_events(before, after, now_ms)])
+
+    order = canonical_order(paid_total=15000, paid_at=BASE_MS)
+    found = [r for e in read(None, order, BASE_MS) for r in detector.detect(e, BASE_MS)]
+    assert _states(found) == [("amount_mismatch", "raised")]
+    shipped = changed(order, status="SHIPPED", shipped_at=BASE_MS + HOUR,
+                      shipments=[{"carrier": "ZTO", "tracking_no": "7", "shipped_at": BASE_MS + HOUR,
+                                  "line_ids": ["1", "2"]}])
+    (event,) = read(order, shipped, BASE_MS + HOUR)
+    assert set(event["order"]) == LIGHT_FIELDS and event["order"]["status"] == "SHIPPED"
+    assert detector.detect(event, BASE_MS + HOUR) == []
+    assert "snapshot" in event                                     # the rest was never decoded
+    assert detector.hold_reasons(order["order_id"]) == ["amount_mismatch"]  # the verdict stands
+    assert detector.tick(BASE_MS + 100 * HOUR) == []               # shipped: no longer watched
+    # a detector that never saw the order (restarted on a compacted log) needs all of it: decoded then
+    (event,) = read(order, shipped, BASE_MS + HOUR)
+    assert _states(Detector().detect(event, BASE_MS + HOUR)) == [("amount_mismatch", "raised")]
+    assert "snapshot" not in event and event["order"] == shipped

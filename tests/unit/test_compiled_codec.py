@@ -193,3 +193,41 @@ def test_decode_firsts_refuses_a_cut_event(cut):
     value = _event_values()[0]
     with pytest.raises(DecodeError):
         EventDecoder().decode_firsts([value[:cut]])
+
+
+def test_partial_decoder_builds_only_the_kept_fields_and_checks_the_rest():
+    codec = AvroCodec("Order")
+    keep = ("order_id", "status", "paid_at", "shipments", "version")
+    partial = codec.partial_decoder(keep)
+    for order in ORDERS:
+        body = codec.encode_body(order)
+        decoded, end = partial(body, 0)
+        assert decoded == {name: order[name] for name in keep} and end == len(body)
+    body = codec.encode_body(ORDERS[0])
+    with pytest.raises((IndexError, ValueError)):  # a skipped field cut short is still noticed
+        partial(body[:-4], 0)
+
+
+def test_decode_firsts_gives_light_snapshots_to_updates_that_change_none_of_the_given_fields():
+    codec, values = AvroCodec("OrderEvent"), []
+    for order in ORDERS[:100]:
+        later = dict(order, updated_at=order["updated_at"] + 60_000, platform_status="TRADE_CLOSED")
+        fixed = dict(later, updated_at=later["updated_at"] + 60_000, receiver=dict(later["receiver"], city="x"))
+        for before, after in ((None, order), (order, later), (later, fixed)):
+            values += [codec.encode(e) for e in derive_events(before, after, 1_710_000_000_000)]
+    full = EventDecoder().decode_firsts(values)
+    light_fields, unless = frozenset(("order_id", "status", "version")), frozenset(("lines", "receiver"))
+    light = EventDecoder(light=(light_fields, unless)).decode_firsts(values)
+    assert len(light) == len(full)
+    partial = 0
+    for got, want in zip(light, full):
+        changed = want["changed_fields"]
+        if changed and unless.isdisjoint(changed):
+            partial += 1
+            assert set(got["order"]) == light_fields
+            assert {k: v for k, v in got.items() if k not in ("order", "snapshot")} == {
+                k: v for k, v in want.items() if k != "order"}
+            assert got["snapshot"]() == want["order"]
+        else:
+            assert got == want
+    assert 0 < partial < len(full)
