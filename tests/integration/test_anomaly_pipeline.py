@@ -32,6 +32,19 @@ def _events(defect: str | None, count: int, shop: str) -> list[tuple[bytes, byte
     return out
 
 
+def _corrupt_events() -> list[tuple[bytes, bytes]]:
+    """Garbage, and an update of an unseen order whose snapshot is broken where a light read skips."""
+    sim = platforms.module("taobao", "simulator").create_app()[WORLD].create_orders("corrupt", 1, NOW)
+    (order,) = platforms.map_payload("taobao", platforms.module("taobao", "render").page_body(sim), "json", "corrupt")
+    later = dict(order, platform_status="SELLER_CONSIGNED_PART", updated_at=order["updated_at"] + 60_000)
+    (event,) = derive_events(order, later, NOW)
+    body = AvroCodec("Order").encode_body(later)
+    title = body.index(later["lines"][0]["title"].encode())
+    body = body[:title] + b"\xff" + body[title + 1:]  # not UTF-8 any more
+    key = later["order_id"].encode()
+    return [(key, b"not an order event"), (key, AvroCodec("OrderEvent").encode_with_tail(event, body))]
+
+
 async def _alert_simulators(tmp_path: Path) -> tuple[web.AppRunner, str, Path]:
     """The chat/SMS simulators on a free port and a routing file pointing at them."""
     runner = web.AppRunner(alert_sim_app())
@@ -51,7 +64,7 @@ async def test_defective_orders_raise_findings_and_one_alert_each_across_restart
     runner, base, routing = await _alert_simulators(tmp_path)
     env = worker_env(kafka_bootstrap, topics, TONGLU_ALERT_ROUTING=routing, **local_alert_secrets())
     publish(kafka_bootstrap, [(topics.order_events, k, v) for k, v in
-                              _events(None, 20, "plain") + _events("zero_amount", 2, "bad")])
+                              _corrupt_events() + _events(None, 20, "plain") + _events("zero_amount", 2, "bad")])
     detector = start_worker("detector", env, tmp_path / "detector.log")
     alerter = start_worker("alerter", env, tmp_path / "alerter.log")
     anomalies = TopicReader(kafka_bootstrap, topics.order_anomalies, "Anomaly")
@@ -72,6 +85,7 @@ async def test_defective_orders_raise_findings_and_one_alert_each_across_restart
         # restarting both replays the log, yet sends nothing twice
         assert stop_worker(alerter) == 0
         stop_worker(detector)
+        assert (tmp_path / "detector.log").read_text().count("undecodable order event skipped") == 2
         detector = start_worker("detector", env, tmp_path / "detector2.log")
         alerter = start_worker("alerter", env, tmp_path / "alerter2.log")
         await loop.run_in_executor(None, anomalies.until, 4, 60)  # the replayed findings
