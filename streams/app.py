@@ -75,7 +75,9 @@ def create_app(*, kafka_config: dict, topics: Topics, datadir: str, app_id: str 
                                + [(topics.order_state, k, v) for k, v in out.states]
                                + [(topics.raw_orders_dlq, k, v) for k, v in out.dead])
                 throughput.add(1, out)
+            waited = time.monotonic()
             await publisher.confirm_async()  # ... and the batch is acknowledged only once all of it is
+            throughput.waited += time.monotonic() - waited
 
     @app.timer(interval=10.0)
     async def report_throughput():
@@ -92,6 +94,7 @@ class Throughput:
 
     def __init__(self):
         self.pages = self.orders = self.events = self.dead = 0
+        self.waited = 0.0  # seconds spent waiting for the broker's acknowledgements
         self.since = time.monotonic()
 
     def add(self, pages: int, out) -> None:
@@ -106,6 +109,8 @@ class Throughput:
         if not self.pages:
             return None
         line = (f"normalized {self.pages} pages, {self.orders} orders ({self.orders / seconds:.0f}/s) -> "
-                f"{self.events} events, {self.dead} dead letters in the last {seconds:.0f}s")
+                f"{self.events} events, {self.dead} dead letters in the last {seconds:.0f}s "
+                f"({self.waited:.1f}s waiting for acknowledgements)")
         self.pages = self.orders = self.events = self.dead = 0
+        self.waited = 0.0
         return line
