@@ -119,10 +119,11 @@ class AvroCodec:
                 raise DecodeError(f"corrupt {self.name} head: {exc.__class__.__name__}: {exc}") from None
         return self.decode(data), None
 
-    def decode_body(self, data: bytes, offset: int) -> dict:
-        """A record of this schema written (by the current schema) at data[offset:]."""
+    def decode_body(self, data: bytes, offset: int, decoder=None) -> dict:
+        """A record of this schema written (by the current schema) at data[offset:] — through `decoder`
+        (e.g. a `partial_decoder`) when given — which must end exactly at the end of `data`."""
         try:
-            record, end = self._decode(data, offset)
+            record, end = (decoder or self._decode)(data, offset)
         except (IndexError, UnicodeDecodeError, ValueError, TypeError) as exc:
             raise DecodeError(f"corrupt {self.name} body: {exc.__class__.__name__}: {exc}") from None
         if end != len(data):
@@ -135,13 +136,7 @@ class AvroCodec:
     def decode(self, data: bytes) -> dict:
         """Decode a record written with this or any earlier/later compatible schema."""
         if self._decode is not None and data[:len(self.header)] == self.header:
-            try:
-                record, end = self._decode(data, len(self.header))
-            except (IndexError, UnicodeDecodeError, ValueError) as exc:
-                raise DecodeError(f"corrupt {self.name} body: {exc.__class__.__name__}: {exc}") from None
-            if end != len(data):
-                raise DecodeError(f"corrupt {self.name} body: {len(data) - end} trailing bytes")
-            return record
+            return self.decode_body(data, len(self.header))
         writer, offset = self._writer_schema(data)
         try:
             return schemaless_reader(io.BytesIO(data[offset:]), writer, self._parsed)
@@ -181,7 +176,10 @@ class EventDecoder:
 
     def __init__(self, light: tuple[frozenset, frozenset] | None = None):
         self.events, self.orders = AvroCodec("OrderEvent"), AvroCodec("Order")
-        self._prefix = self._rest = None
+        names = [f["name"] for f in self.events.schema["fields"]]
+        cut = names.index("seq") + 1  # decode_firsts reads up to `seq`, and the rest of the head only for seq 0
+        self._prefix = self.events.fields_decoder(0, cut)
+        self._rest = self.events.fields_decoder(cut, len(names) - 1)
         self._light = None if light is None else (self.orders.partial_decoder(light[0]), frozenset(light[1]))
 
     def decode(self, value: bytes, snapshots: dict) -> dict:
@@ -202,11 +200,6 @@ class EventDecoder:
         For readers that judge an order version once (the anomaly detector): the later events of a
         version carry the same snapshot and come after the first in the same partition.
         """
-        if self._prefix is None:
-            names = [f["name"] for f in self.events.schema["fields"]]
-            cut = names.index("seq") + 1
-            self._prefix = self.events.fields_decoder(0, cut)
-            self._rest = self.events.fields_decoder(cut, len(names) - 1)
         header, prefix, rest, orders = self.events.header, self._prefix, self._rest, self.orders
         light, unless = self._light or (None, None)
         start = len(header)
@@ -227,12 +220,7 @@ class EventDecoder:
             event.update(tail)
             changed = tail["changed_fields"]
             if light is not None and changed and unless.isdisjoint(changed):
-                try:
-                    event["order"], end = light(value, pos)
-                except (IndexError, ValueError) as exc:
-                    raise DecodeError(f"corrupt Order body: {exc.__class__.__name__}: {exc}") from None
-                if end != len(value):
-                    raise DecodeError(f"corrupt Order body: {len(value) - end} trailing bytes")
+                event["order"] = orders.decode_body(value, pos, light)
                 event["snapshot"] = partial(orders.decode_body, value, pos)
             else:
                 event["order"] = orders.decode_body(value, pos)

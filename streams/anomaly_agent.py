@@ -73,8 +73,7 @@ class AnomalyService:
                 try:
                     decoded += self.reader.decode_firsts([value])
                 except DecodeError as exc:
-                    self.undecodable += 1
-                    log.error("undecodable order event skipped: %s", exc)
+                    self._skip_undecodable(exc)
         # partitions interleave in a batch: judge in the order things happened (stable, so one order's
         # events keep their sequence)
         decoded.sort(key=_occurred_at)
@@ -82,13 +81,16 @@ class AnomalyService:
             try:
                 found += self.detector.detect(event, now_ms)
             except DecodeError as exc:  # a snapshot decoded only when a rule needed it
-                self.undecodable += 1
-                log.error("undecodable order event skipped: %s", exc)
+                self._skip_undecodable(exc)
         for msg in messages:
             if msg.error() is None and msg.topic() == self.topics.order_commands:
                 found += self._command(msg.value(), now_ms)
         self.events += len(events)
         return found
+
+    def _skip_undecodable(self, exc: DecodeError) -> None:
+        self.undecodable += 1
+        log.error("undecodable order event skipped: %s", exc)
 
     def _command(self, value: bytes, now_ms: int) -> list[dict]:
         try:
