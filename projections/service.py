@@ -1,8 +1,8 @@
 """The projector: order.events, connector.calls, raw.orders.dlq and (when configured) order.anomalies
 and alerts -> ClickHouse, plus the HTTP API (which also publishes order.commands).
 
-One consumer thread runs consume (a batch gathered for up to 1 s) -> decode -> sink.add -> flush
--> commit. Offsets are committed only after a successful flush; a failed flush is retried with
+One consumer thread runs consume (a batch gathered while messages keep coming, for up to 1 s) ->
+decode -> sink.add -> flush -> commit. Offsets are committed only after a successful flush; a failed flush is retried with
 backoff and never committed, so a crash replays the batch, which every table absorbs
 (ReplacingMergeTree on the row identity).
 """
@@ -43,6 +43,7 @@ class Projector:
         database: str = DEFAULT_DATABASE,
         batch_size: int = 20_000,
         gather_seconds: float = 1.0,
+        quiet_batch: int = 1000,
     ):
         self.backend = backend
         self.database = database
@@ -50,6 +51,9 @@ class Projector:
         self.sink = ClickHouseSink(backend, database)
         self._batch_size = batch_size
         self._gather_seconds = gather_seconds
+        # Below this many messages a batch is written once the stream pauses, so a few orders are visible
+        # at once; under load (where a poll comes back empty now and then too) it grows to the full window.
+        self._quiet_batch = quiet_batch
         self._events_topic = topics["order_events"]
         self._kinds = {
             topics["order_events"]: ("order_event", None),  # handed to the sink encoded (see avro_landing)
@@ -140,7 +144,8 @@ class Projector:
             consumer.close()
 
     def _gather(self, consumer: Consumer) -> list:
-        """Up to `batch_size` messages, gathered for at most `gather_seconds` after the first one.
+        """Up to `batch_size` messages, gathered for at most `gather_seconds` after the first one; a
+        batch of fewer than `quiet_batch` messages is written as soon as a 50 ms poll finds nothing more.
 
         Every insert costs ClickHouse new parts in two tables and their merges: at a steady few
         thousand orders/s, inserting whatever each 50 ms poll returned cost the projector about twice
@@ -156,7 +161,10 @@ class Projector:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            messages += consumer.consume(num_messages=self._batch_size - len(messages), timeout=min(left, 0.05))
+            more = consumer.consume(num_messages=self._batch_size - len(messages), timeout=min(left, 0.05))
+            if not more and len(messages) < self._quiet_batch:  # a quiet stream is written at once
+                break
+            messages += more
         return messages
 
     def _add(self, messages) -> collections.Counter[str]:

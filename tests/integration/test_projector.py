@@ -152,8 +152,9 @@ async def test_sql_endpoint_is_read_only(running):
         assert status == 200
 
 
-def test_records_arriving_within_the_gather_window_make_one_insert(kafka_bootstrap, topics, tmp_path):
-    """A trickle is written in few, larger inserts: two records a fetch round apart -> one flush."""
+def test_a_pause_writes_a_small_batch_a_larger_one_gathers_on(kafka_bootstrap, topics, tmp_path):
+    """A trickle is written as soon as the stream pauses (a few orders show at once); a batch of at
+    least `quiet_batch` messages keeps gathering across the pause: records a fetch round apart -> one flush."""
     from projections.clickhouse import ChdbBackend, create_schema
     from projections.service import Projector
 
@@ -163,12 +164,12 @@ def test_records_arriving_within_the_gather_window_make_one_insert(kafka_bootstr
              "order_events": topics.order_events, "connector_calls": topics.connector_calls}
     projector = Projector(kafka_config={"bootstrap.servers": kafka_bootstrap}, topics=names,
                           normalizer_group=f"norm-{uuid.uuid4().hex[:6]}", backend=backend,
-                          group_id=f"proj-{uuid.uuid4().hex[:6]}", gather_seconds=4.0)
+                          group_id=f"proj-{uuid.uuid4().hex[:6]}", gather_seconds=4.0, quiet_batch=2)
     codec = AvroCodec("OrderEvent")
 
-    def send(external_id: str) -> None:
-        event = sample_event("taobao", "shopG", external_id, 1)
-        produce(kafka_bootstrap, topics.order_events, [(event["order_id"].encode(), codec.encode(event))])
+    def send(*external_ids: str) -> None:  # one produce call: same key, same partition, one fetch
+        events = [sample_event("taobao", "shopG", "1", int(x)) for x in external_ids]
+        produce(kafka_bootstrap, topics.order_events, [(e["order_id"].encode(), codec.encode(e)) for e in events])
 
     def wait_events(n: int) -> None:
         deadline = time.monotonic() + 45
@@ -185,9 +186,15 @@ def test_records_arriving_within_the_gather_window_make_one_insert(kafka_bootstr
         time.sleep(1.2)  # longer than a fetch round (the broker holds a fetch up to 0.5 s)
         send("3")
         wait_events(3)
-        assert projector.commits == commits + 1
+        assert projector.commits == commits + 2  # one record each: written when the stream paused
+        commits = projector.commits
+        send("4", "5")
+        time.sleep(1.2)
+        send("6")
+        wait_events(6)
+        assert projector.commits == commits + 1  # two records gathered on across the pause
         rows = backend.query("SELECT count() AS n FROM tonglu.order_events FINAL WHERE shop_id = 'shopG'")
-        assert rows[0]["n"] == 3
+        assert rows[0]["n"] == 6
     finally:
         projector.stop()
         backend.close()
