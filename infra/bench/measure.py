@@ -1,7 +1,10 @@
-"""Small measuring tools for the benchmark: the event-header reader, RSS, percentiles, HTTP counts."""
+"""Small measuring tools for the benchmark: the event-header reader, CPU and RSS per process,
+percentiles, HTTP counts."""
 from __future__ import annotations
 
 import json
+import os
+import time
 import urllib.request
 
 
@@ -39,6 +42,37 @@ def event_raw_record_id(value: bytes) -> str | None:
             _, pos = _string(value, pos)
     branch, pos = _varint(value, pos)
     return _string(value, pos)[0] if branch == 1 else None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far, all its threads together."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return float("nan")
+
+
+class CpuMeter:
+    """CPU per unit of work of each process over a phase, less what it burns while idle (measured
+    first, over `idle_seconds`, with nothing flowing): polling and heartbeats are not per-order cost."""
+
+    def __init__(self, pids: dict[str, int], idle_seconds: float = 5.0):
+        self.pids = pids
+        before = self._now()
+        time.sleep(idle_seconds)
+        self.idle = {name: (used - before[name]) / idle_seconds for name, used in self._now().items()}
+        self._start, self._started = self._now(), time.time()
+
+    def _now(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def per_unit(self, units: int) -> dict[str, float]:
+        """CPU seconds per unit of each process since the meter was made (after its idle measurement)."""
+        elapsed = time.time() - self._started
+        return {name: max(0.0, used - self._start[name] - self.idle[name] * elapsed) / units
+                for name, used in self._now().items()}
 
 
 def peak_rss_mb(pid: int) -> float:

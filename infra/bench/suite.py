@@ -4,7 +4,9 @@
 2. the plain per-message Faust normalizer (baseline);
 3. Tonglu end to end: raw pages in raw.orders -> normalizer -> order.events -> projector -> ClickHouse;
 4. raw -> event latency p50/p99 at a steady half of the measured end-to-end rate;
-5. peak RSS of the normalizer and projector processes.
+5. the anomaly detector alone, and raw -> finding / alert latency with the whole stack at half that
+   rate (with each process's CPU per order) and at 5,000 orders/s;
+6. peak RSS of every process.
 """
 from __future__ import annotations
 
@@ -212,8 +214,16 @@ def run(quick: bool = False) -> int:
             side = anomaly_bench.AlertSide(bootstrap, pipe, workdir)
             _wait_caught_up(side, pipe, orders)
             # the rate this stack sustains first, then the issue's load (which may leave a backlog behind)
+            meter = measure.CpuMeter({"broker": broker.pid, **{n: p.pid for n, p in pipe.procs.items()},
+                                      **{n: p.pid for n, p in side.procs.items()}})
             sustained = anomaly_bench.latencies(bootstrap, pipe, side, rate / 2, steady_s, seed=42)
+            cpu = meter.per_unit(sustained["orders"])
             _say_anomaly_latency(rate / 2, sustained)
+            per_order = sum(cpu.values())
+            _say(f"CPU per order           at {rate / 2:,.0f} orders/s, above idle: "
+                 + ", ".join(f"{name} {sec * 1e6:.0f} µs" for name, sec in cpu.items())
+                 + f" · whole stack {per_order * 1e6:.0f} µs => {os.cpu_count()} cores carry at most "
+                 f"{os.cpu_count() / per_order:,.0f} orders/s")
             time.sleep(65)  # a fresh throttle window and DingTalk minute, so the phases do not share a budget
             figures = anomaly_bench.latencies(bootstrap, pipe, side, ANOMALY_LOAD, steady_s, seed=43)
             _say_anomaly_latency(ANOMALY_LOAD, figures)
@@ -228,7 +238,9 @@ def run(quick: bool = False) -> int:
              f"{p99:.0f} ms at half load (target < 250 ms) · detection {detect_rate:,.0f} events/s (target >= "
              f"30,000; {decode_detect_rate:,.0f} with decoding) · at {ANOMALY_LOAD:,.0f} orders/s p99 raw->finding {figures['finding_p99']:.0f} ms (target < "
              f"1,000) and p99 raw->alert {figures['alert_p99']:.0f} ms (target < 2,000); at {rate / 2:,.0f} orders/s "
-             f"{sustained['finding_p99']:.0f} ms and {sustained['alert_p99']:.0f} ms")
+             f"{sustained['finding_p99']:.0f} ms and {sustained['alert_p99']:.0f} ms · the whole stack needs "
+             f"{per_order * 1e6:.0f} µs CPU per order ({os.cpu_count() / per_order:,.0f} orders/s on "
+             f"{os.cpu_count()} cores)")
     finally:
         broker.terminate()
         broker.wait(10)
