@@ -2,9 +2,9 @@
 and alerts -> ClickHouse, plus the HTTP API (which also publishes order.commands).
 
 One consumer thread runs consume (a batch gathered while messages keep coming, for up to 1 s) ->
-decode -> sink.add -> flush -> commit. Offsets are committed only after a successful flush; a failed flush is retried with
-backoff and never committed, so a crash replays the batch, which every table absorbs
-(ReplacingMergeTree on the row identity).
+decode -> sink.add -> flush -> commit. Offsets are committed only after a successful flush; a failed
+flush is retried with backoff and never committed, so a crash replays the batch, which every table
+absorbs (ReplacingMergeTree on the row identity).
 """
 
 from __future__ import annotations
