@@ -177,7 +177,8 @@ class EventDecoder:
     def __init__(self, light: tuple[frozenset, frozenset] | None = None):
         self.events, self.orders = AvroCodec("OrderEvent"), AvroCodec("Order")
         names = [f["name"] for f in self.events.schema["fields"]]
-        cut = names.index("seq") + 1  # decode_firsts reads up to `seq`, and the rest of the head only for seq 0
+        # decode_firsts reads up to `seq`, and the rest of the head only for seq 0
+        cut = names.index("seq") + 1
         self._prefix = self.events.fields_decoder(0, cut)
         self._rest = self.events.fields_decoder(cut, len(names) - 1)
         self._light = None if light is None else (self.orders.partial_decoder(light[0]), frozenset(light[1]))

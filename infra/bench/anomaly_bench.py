@@ -111,7 +111,8 @@ def latencies(bootstrap: str, pipe, side: AlertSide, rate: float, seconds: float
     consumer.close()
     to_finding = [found[o] - sent[o] for o in sent if o in found]
     to_alert = [alerts[o] - sent[o] for o in sent if o in alerts]
-    return {"orders": len(pages) * per_page, "defective": len(sent), "found": len(to_finding), "alerted": len(to_alert),
+    return {"orders": len(pages) * per_page, "defective": len(sent), "found": len(to_finding),
+            "alerted": len(to_alert),
             "finding_p50": measure.percentile(to_finding, 0.5) * 1000,
             "finding_p99": measure.percentile(to_finding, 0.99) * 1000,
             "alert_p50": measure.percentile(to_alert, 0.5) * 1000,

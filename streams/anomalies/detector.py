@@ -26,9 +26,9 @@ _NO_LEARN = frozenset(("price_anomaly", "quantity_spike", "zero_amount"))
 # A known order's update that changes none of SNAPSHOT_INPUTS runs no rule: it is judged from the
 # LIGHT_FIELDS of its snapshot (who the order is, its status and shipping deadline). Readers pass
 # LIGHT_READ to EventDecoder so that such events come with only those fields decoded.
-SNAPSHOT_INPUTS = frozenset(DUPLICATE_INPUTS.union(*(inputs for _rule, _fn, inputs in EVENT_RULES), ("lines",)))
-LIGHT_FIELDS = frozenset(("order_id", "platform", "shop_id", "status", "refund_status", "paid_at", "shipments",
-                          "version"))
+SNAPSHOT_INPUTS = frozenset(DUPLICATE_INPUTS.union(*(inputs for _rule, _fn, inputs in EVENT_RULES)))  # lines too
+LIGHT_FIELDS = frozenset(("order_id", "platform", "shop_id", "status", "refund_status", "paid_at",
+                          "shipments", "version"))
 LIGHT_READ = (LIGHT_FIELDS, SNAPSHOT_INPUTS)
 _MAX_VERSIONS = 1_000_000   # orders whose last evaluated version is remembered (oldest dropped first)
 

@@ -19,10 +19,14 @@ from tests.integration.helpers import TopicReader, publish, start_worker, stop_w
 NOW = int(time.time() * 1000)
 
 
+def _mapped(orders, shop: str) -> list[dict]:
+    """Simulator orders as the normalizer maps them from a Taobao page."""
+    return platforms.map_payload("taobao", platforms.module("taobao", "render").page_body(orders), "json", shop)
+
+
 def _events(defect: str | None, count: int, shop: str) -> list[tuple[bytes, bytes]]:
     world = platforms.module("taobao", "simulator").create_app()[WORLD]
-    orders = world.create_orders(shop, count, NOW, defect=defect)
-    mapped = platforms.map_payload("taobao", platforms.module("taobao", "render").page_body(orders), "json", shop)
+    mapped = _mapped(world.create_orders(shop, count, NOW, defect=defect), shop)
     order_codec, event_codec = AvroCodec("Order"), AvroCodec("OrderEvent")
     out = []
     for order in mapped:
@@ -35,7 +39,7 @@ def _events(defect: str | None, count: int, shop: str) -> list[tuple[bytes, byte
 def _corrupt_events() -> list[tuple[bytes, bytes]]:
     """Garbage, and an update of an unseen order whose snapshot is broken where a light read skips."""
     sim = platforms.module("taobao", "simulator").create_app()[WORLD].create_orders("corrupt", 1, NOW)
-    (order,) = platforms.map_payload("taobao", platforms.module("taobao", "render").page_body(sim), "json", "corrupt")
+    (order,) = _mapped(sim, "corrupt")
     later = dict(order, platform_status="SELLER_CONSIGNED_PART", updated_at=order["updated_at"] + 60_000)
     (event,) = derive_events(order, later, NOW)
     body = AvroCodec("Order").encode_body(later)
@@ -63,8 +67,8 @@ def _messages(base: str) -> list[dict]:
 async def test_defective_orders_raise_findings_and_one_alert_each_across_restarts(kafka_bootstrap, topics, tmp_path):
     runner, base, routing = await _alert_simulators(tmp_path)
     env = worker_env(kafka_bootstrap, topics, TONGLU_ALERT_ROUTING=routing, **local_alert_secrets())
-    publish(kafka_bootstrap, [(topics.order_events, k, v) for k, v in
-                              _corrupt_events() + _events(None, 20, "plain") + _events("zero_amount", 2, "bad")])
+    events = _corrupt_events() + _events(None, 20, "plain") + _events("zero_amount", 2, "bad")
+    publish(kafka_bootstrap, [(topics.order_events, k, v) for k, v in events])
     detector = start_worker("detector", env, tmp_path / "detector.log")
     alerter = start_worker("alerter", env, tmp_path / "alerter.log")
     anomalies = TopicReader(kafka_bootstrap, topics.order_anomalies, "Anomaly")

@@ -154,7 +154,8 @@ async def test_sql_endpoint_is_read_only(running):
 
 def test_a_pause_writes_a_small_batch_a_larger_one_gathers_on(kafka_bootstrap, topics, tmp_path):
     """A trickle is written as soon as the stream pauses (a few orders show at once); a batch of at
-    least `quiet_batch` messages keeps gathering across the pause: records a fetch round apart -> one flush."""
+    least `quiet_batch` messages keeps gathering across the pause: records a fetch round apart -> one
+    flush."""
     from projections.clickhouse import ChdbBackend, create_schema
     from projections.service import Projector
 
@@ -169,7 +170,8 @@ def test_a_pause_writes_a_small_batch_a_larger_one_gathers_on(kafka_bootstrap, t
 
     def send(*external_ids: str) -> None:  # one produce call: same key, same partition, one fetch
         events = [sample_event("taobao", "shopG", "1", int(x)) for x in external_ids]
-        produce(kafka_bootstrap, topics.order_events, [(e["order_id"].encode(), codec.encode(e)) for e in events])
+        produce(kafka_bootstrap, topics.order_events,
+                [(e["order_id"].encode(), codec.encode(e)) for e in events])
 
     def wait_events(n: int) -> None:
         deadline = time.monotonic() + 45
