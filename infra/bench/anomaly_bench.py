@@ -85,7 +85,7 @@ def latencies(bootstrap: str, pipe, side: AlertSide, rate: float, seconds: float
     sent: dict[str, float] = {}
     found: dict[str, float] = {}
     start = time.time()
-    for n, (body, defect_id) in enumerate(pages):
+    for n, (body, defect_id, _orders) in enumerate(pages):
         at = start + n * per_page / rate
         while (wait := at - time.time()) > 0:  # findings carry their own time: block, do not spin
             _collect(consumer, codec, found, wait)
@@ -111,7 +111,7 @@ def latencies(bootstrap: str, pipe, side: AlertSide, rate: float, seconds: float
     consumer.close()
     to_finding = [found[o] - sent[o] for o in sent if o in found]
     to_alert = [alerts[o] - sent[o] for o in sent if o in alerts]
-    return {"orders": len(pages) * per_page, "defective": len(sent), "found": len(to_finding),
+    return {"orders": sum(n for _body, _defect, n in pages), "defective": len(sent), "found": len(to_finding),
             "alerted": len(to_alert),
             "finding_p50": measure.percentile(to_finding, 0.5) * 1000,
             "finding_p99": measure.percentile(to_finding, 0.99) * 1000,
@@ -119,8 +119,9 @@ def latencies(bootstrap: str, pipe, side: AlertSide, rate: float, seconds: float
             "alert_p99": measure.percentile(to_alert, 0.99) * 1000}
 
 
-def _steady_pages(world: World, rate: float, seconds: float, per_page: int) -> list[tuple[bytes, str | None]]:
-    """Page bodies for `seconds` at `rate` orders/s; one page a second carries a zero-amount order (its id)."""
+def _steady_pages(world: World, rate: float, seconds: float, per_page: int) -> list[tuple[bytes, str | None, int]]:
+    """(page body, zero-amount order id or None, orders in it) for `seconds` at `rate` orders/s; one page a
+    second carries a zero-amount order."""
     now_ms = int(time.time() * 1000)
     pages_per_second = max(1, round(rate / per_page))
     out = []
@@ -131,7 +132,7 @@ def _steady_pages(world: World, rate: float, seconds: float, per_page: int) -> l
             bad = world.create_orders("bench-steady", 1, now_ms, defect="zero_amount")
             orders += bad
             defect_id = f"taobao:bench-steady:{bad[0].external_id}"
-        out.append((page_body(orders), defect_id))
+        out.append((page_body(orders), defect_id, len(orders)))
     return out
 
 

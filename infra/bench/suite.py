@@ -5,12 +5,15 @@
 3. Tonglu end to end: raw pages in raw.orders -> normalizer -> order.events -> projector -> ClickHouse;
 4. raw -> event latency p50/p99 at a steady half of the measured end-to-end rate;
 5. the anomaly detector alone, and raw -> finding / alert latency with the whole stack at half that
-   rate (with each process's CPU per order) and at 5,000 orders/s;
+   rate (with each process's CPU per order) and at 5,000 orders/s; then at 5,000 orders/s with the
+   projector paused (as if it ran on other cores) and how long it takes to write that backlog after;
 6. peak RSS of every process.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -109,6 +112,15 @@ class Pipeline:
                 return time.time()
             time.sleep(0.5)
         raise TimeoutError(f"only {self.visible_orders()} of {count} orders visible in ClickHouse")
+
+    @contextlib.contextmanager
+    def paused(self, name: str):
+        """The process `name` stopped (SIGSTOP) for the block: its input waits in Kafka, then it resumes."""
+        os.kill(self.procs[name].pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self.procs[name].pid, signal.SIGCONT)
 
     def stop(self) -> dict[str, float]:
         rss = {name: measure.peak_rss_mb(p.pid) for name, p in self.procs.items()}
@@ -227,6 +239,8 @@ def run(quick: bool = False) -> int:
             time.sleep(65)  # a fresh throttle window and DingTalk minute, so the phases do not share a budget
             figures = anomaly_bench.latencies(bootstrap, pipe, side, ANOMALY_LOAD, steady_s, seed=43)
             _say_anomaly_latency(ANOMALY_LOAD, figures)
+            time.sleep(65)
+            apart, catch_up = _projector_elsewhere(bootstrap, pipe, side, steady_s)
         finally:
             rss = pipe.stop()
             if side is not None:
@@ -238,7 +252,9 @@ def run(quick: bool = False) -> int:
              f"{p99:.0f} ms at half load (target < 250 ms) · detection {detect_rate:,.0f} events/s (target >= "
              f"30,000; {decode_detect_rate:,.0f} with decoding) · at {ANOMALY_LOAD:,.0f} orders/s p99 raw->finding {figures['finding_p99']:.0f} ms (target < "
              f"1,000) and p99 raw->alert {figures['alert_p99']:.0f} ms (target < 2,000); at {rate / 2:,.0f} orders/s "
-             f"{sustained['finding_p99']:.0f} ms and {sustained['alert_p99']:.0f} ms · the whole stack needs "
+             f"{sustained['finding_p99']:.0f} ms and {sustained['alert_p99']:.0f} ms; at {ANOMALY_LOAD:,.0f} orders/s "
+             f"with the projector off these cores {apart['finding_p99']:.0f} ms and {apart['alert_p99']:.0f} ms "
+             f"(its backlog written {catch_up:.0f} s after it resumed) · the whole stack needs "
              f"{per_order * 1e6:.0f} µs CPU per order ({os.cpu_count() / per_order:,.0f} orders/s on "
              f"{os.cpu_count()} cores)")
     finally:
@@ -247,8 +263,24 @@ def run(quick: bool = False) -> int:
     return 0
 
 
-def _say_anomaly_latency(rate: float, figures: dict) -> None:
-    _say(f"raw -> finding / alert  at {rate:,.0f} orders/s, {figures['defective']} zero-amount orders: "
+def _projector_elsewhere(bootstrap: str, pipe: Pipeline, side, steady_s: float) -> tuple[dict, float]:
+    """The 5,000 orders/s phase again with the projector paused, as when it and ClickHouse run on other
+    cores (a ClickHouse server, its own worker): what the detection path alone does on this machine. Then how
+    long the projector takes to write the phase's backlog once it resumes (no order may be missing)."""
+    before = pipe.visible_orders()
+    with pipe.paused("projector"):
+        figures = anomaly_bench.latencies(bootstrap, pipe, side, ANOMALY_LOAD, steady_s, seed=44)
+    resumed = time.time()
+    catch_up = pipe.wait_visible(before + figures["orders"], timeout=300) - resumed
+    _say_anomaly_latency(ANOMALY_LOAD, figures, "with the projector paused (off these cores)")
+    _say(f"projector catch-up      {figures['orders']:,} orders held in Kafka while it was paused: all visible "
+         f"in ClickHouse {catch_up:.1f}s after it resumed")
+    return figures, catch_up
+
+
+def _say_anomaly_latency(rate: float, figures: dict, how: str = "") -> None:
+    _say(f"raw -> finding / alert  at {rate:,.0f} orders/s{' ' + how if how else ''}, {figures['defective']} "
+         f"zero-amount orders: "
          f"finding p50 {figures['finding_p50']:.0f} ms p99 {figures['finding_p99']:.0f} ms "
          f"({figures['found']} found); alert in the DingTalk simulator p50 {figures['alert_p50']:.0f} ms "
          f"p99 {figures['alert_p99']:.0f} ms ({figures['alerted']} delivered)")
