@@ -54,6 +54,16 @@ def cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
+def wait_quiet(pid: int, deadline: float, below: float = 0.1, window: float = 2.0) -> bool:
+    """Until a process uses less than `below` of a core over `window` seconds (nothing left to do)."""
+    while time.time() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(window)
+        if cpu_seconds(pid) - before < below * window:
+            return True
+    return False
+
+
 class CpuMeter:
     """CPU per unit of work of each process over a phase, less what it burns while idle (measured
     first, over `idle_seconds`, with nothing flowing): polling and heartbeats are not per-order cost."""

@@ -224,7 +224,7 @@ def run(quick: bool = False) -> int:
             _say(f"anomaly detection       pure detector on a simulated event stream  => {detect_rate:,.0f} events/s; "
                  f"with decoding the topic's Avro bytes => {decode_detect_rate:,.0f} events/s")
             side = anomaly_bench.AlertSide(bootstrap, pipe, workdir)
-            _wait_caught_up(side, pipe, orders)
+            _wait_caught_up(side, pipe)
             # the rate this stack sustains first, then the issue's load (which may leave a backlog behind)
             meter = measure.CpuMeter({"broker": broker.pid, **{n: p.pid for n, p in pipe.procs.items()},
                                       **{n: p.pid for n, p in side.procs.items()}})
@@ -286,14 +286,18 @@ def _say_anomaly_latency(rate: float, figures: dict, how: str = "") -> None:
          f"p99 {figures['alert_p99']:.0f} ms ({figures['alerted']} delivered)")
 
 
-def _wait_caught_up(side, pipe, orders: int, timeout: float = 300) -> None:
-    """The detector replays the whole event log when it starts: wait until it is at the live end."""
+def _wait_caught_up(side, pipe, timeout: float = 300) -> None:
+    """The detector replays the whole event log when it starts: wait until it is at the live end. The probe's
+    alert says its partition is done; the others may still be replaying, so also wait for the detector to
+    go quiet (else the CPU meter would count replay as idle cost and the first phase would share it)."""
     probe = World(seed=7).create_orders("bench-probe", 1, int(time.time() * 1000), defect="zero_amount")
     Publisher({"bootstrap.servers": pipe.bootstrap}).publish([(pipe.topics.raw_orders, shop_key(
         "taobao", "bench-probe"), raw_record("taobao", "bench-probe", page_body(probe), source="poll"))])
     deadline = time.time() + timeout
     while time.time() < deadline:
         if any(probe[0].external_id in m["text"] for m in side.delivered()):
-            return
+            if measure.wait_quiet(side.procs["detector"].pid, deadline):
+                return
+            break
         time.sleep(1)
     raise TimeoutError("the anomaly side did not catch up with the event log")
