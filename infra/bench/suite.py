@@ -239,7 +239,7 @@ def run(quick: bool = False) -> int:
             time.sleep(65)  # a fresh throttle window and DingTalk minute, so the phases do not share a budget
             figures = anomaly_bench.latencies(bootstrap, pipe, side, ANOMALY_LOAD, steady_s, seed=43)
             _say_anomaly_latency(ANOMALY_LOAD, figures)
-            time.sleep(65)
+            time.sleep(65)  # again a fresh window and minute
             apart, catch_up = _projector_elsewhere(bootstrap, pipe, side, steady_s)
         finally:
             rss = pipe.stop()
@@ -280,8 +280,7 @@ def _projector_elsewhere(bootstrap: str, pipe: Pipeline, side, steady_s: float) 
 
 def _say_anomaly_latency(rate: float, figures: dict, how: str = "") -> None:
     _say(f"raw -> finding / alert  at {rate:,.0f} orders/s{' ' + how if how else ''}, {figures['defective']} "
-         f"zero-amount orders: "
-         f"finding p50 {figures['finding_p50']:.0f} ms p99 {figures['finding_p99']:.0f} ms "
+         f"zero-amount orders: finding p50 {figures['finding_p50']:.0f} ms p99 {figures['finding_p99']:.0f} ms "
          f"({figures['found']} found); alert in the DingTalk simulator p50 {figures['alert_p50']:.0f} ms "
          f"p99 {figures['alert_p99']:.0f} ms ({figures['alerted']} delivered)")
 
