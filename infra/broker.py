@@ -8,7 +8,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.topics import TopicSpec
+from schemas.topics import TopicSpec
 
 
 def tansu_binary() -> str:

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.topics import Topics
+from schemas.topics import Topics
 
 INFRA_DIR = Path(__file__).parent
 DEFAULT_SIMULATORS = "taobao=http://127.0.0.1:8081,shopify=http://127.0.0.1:8082"

@@ -19,10 +19,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from connectors.alerts.channels import make_channel
 from connectors.runtime.publisher import Publisher
 from schemas.codec import AvroCodec, DecodeError
+from schemas.topics import Topics
 from streams.alerting.config import load_routing
 from streams.alerting.delivery import deliver
 from streams.alerting.policy import AlertRouter
-from streams.topics import Topics
 
 log = logging.getLogger(__name__)
 RETRY_FAILED_AFTER_MS = int(os.environ.get("TONGLU_ALERT_RETRY_MS", "30000"))  # when every channel failed

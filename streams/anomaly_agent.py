@@ -24,9 +24,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from connectors.runtime.publisher import Publisher
 from schemas.codec import AvroCodec, DecodeError, EventDecoder
+from schemas.topics import Topics
 from streams.anomalies.config import load_rules
 from streams.anomalies.detector import LIGHT_READ, Detector
-from streams.topics import Topics
 
 log = logging.getLogger(__name__)
 # The detector builds a few dozen dicts per decoded order and keeps a large long-lived state; with

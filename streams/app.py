@@ -15,9 +15,9 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from connectors.runtime.publisher import Publisher
+from schemas.topics import Topics
 from streams.normalize import Normalizer
 from streams.ownership import Ownership
-from streams.topics import Topics
 
 log = logging.getLogger(__name__)
 # Faust asks the broker to hold a fetch up to 1.5 s; a broker that does not answer early when data

@@ -4,11 +4,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from schemas.topics import Topics, partition_for, shop_key_of_order
 from streams.normalize import RawIn
-from streams.partitioning import partition_for, shop_key_of_order
 from streams.restore import restore_store
 from streams.state import OrderStore
-from streams.topics import Topics
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from infra.broker import ensure_topics, free_port, start_broker
-from streams.topics import Topics
+from schemas.topics import Topics
 
 
 @pytest.fixture(scope="session")

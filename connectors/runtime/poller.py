@@ -16,7 +16,8 @@ from connectors.runtime.base import PlatformClient
 from connectors.runtime.checkpoints import CheckpointStore
 from connectors.runtime.errors import ConnectorError
 from connectors.runtime.publisher import Publisher
-from connectors.runtime.records import raw_record, shop_key
+from connectors.runtime.records import raw_record
+from schemas.topics import shop_key
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,6 @@ def _codec(name: str) -> AvroCodec:
     return AvroCodec(name)  # created on first use, after the process chose its wire format
 
 
-def shop_key(platform: str, shop_id: str) -> bytes:
-    return f"{platform}:{shop_id}".encode()
-
-
 def raw_record(platform: str, shop_id: str, body: bytes, *, source: str, content_type: str = "json",
                kind: str = "order", endpoint: str | None = None, page: str | None = None,
                request_id: str | None = None, api_version: str | None = None,

@@ -10,7 +10,8 @@ from aiohttp import web
 
 from connectors.platforms.shopify.webhooks import verify as verify_shopify
 from connectors.runtime.publisher import Publisher
-from connectors.runtime.records import raw_record, shop_key
+from connectors.runtime.records import raw_record
+from schemas.topics import shop_key
 
 log = logging.getLogger(__name__)
 

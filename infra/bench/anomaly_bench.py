@@ -19,12 +19,13 @@ from confluent_kafka import Consumer
 
 from connectors.platforms.taobao.render import page_body
 from connectors.runtime.publisher import Publisher
-from connectors.runtime.records import raw_record, shop_key
+from connectors.runtime.records import raw_record
 from connectors.simkit.world import World
 from infra.bench import detection, measure
 from infra.broker import free_port
 from infra.config import local_alert_secrets, write_local_routing
 from schemas.codec import AvroCodec
+from schemas.topics import shop_key
 
 
 def detection_rate(events: int = 50_000) -> tuple[float, float]:

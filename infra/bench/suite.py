@@ -25,11 +25,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from connectors.platforms.taobao.render import page_body
 from connectors.runtime.publisher import Publisher
-from connectors.runtime.records import raw_record, shop_key
+from connectors.runtime.records import raw_record
 from connectors.simkit.world import World
 from infra.bench import anomaly_bench, measure, workload
 from infra.broker import ensure_topics, free_port, start_broker
-from streams.topics import Topics, TopicSpec
+from schemas.topics import Topics, TopicSpec, shop_key
 
 
 def _say(text: str) -> None:

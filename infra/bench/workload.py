@@ -5,8 +5,9 @@ import json
 import time
 
 from connectors.platforms.taobao.render import trade_dict
-from connectors.runtime.records import raw_record, shop_key
+from connectors.runtime.records import raw_record
 from connectors.simkit.world import World
+from schemas.topics import shop_key
 
 
 def taobao_pages(orders: int, shops: int = 8, page_size: int = 100, seed: int = 11,

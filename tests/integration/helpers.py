@@ -11,7 +11,7 @@ from confluent_kafka import Consumer
 
 from connectors.runtime.publisher import Publisher
 from schemas.codec import AvroCodec
-from streams.topics import Topics
+from schemas.topics import Topics
 
 
 def worker_env(kafka_bootstrap: str, topics: Topics, **extra) -> dict:

@@ -2,7 +2,8 @@
 import json
 from pathlib import Path
 
-from connectors.runtime.records import raw_record, shop_key
+from connectors.runtime.records import raw_record
+from schemas.topics import shop_key
 from tests.integration.helpers import TopicReader, publish, start_worker, stop_worker, worker_env
 
 SAMPLES = Path(__file__).parents[2] / "connectors" / "platforms" / "taobao" / "samples"
