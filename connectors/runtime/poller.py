@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from connectors.runtime.base import PlatformClient
 from connectors.runtime.checkpoints import CheckpointStore
 from connectors.runtime.errors import ConnectorError
-from connectors.runtime.publisher import Publisher
 from connectors.runtime.records import raw_record
+from schemas.kafka import Publisher
 from schemas.topics import shop_key
 
 log = logging.getLogger(__name__)
