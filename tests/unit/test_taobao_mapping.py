@@ -21,8 +21,13 @@ def test_expected_files_are_complete():
 
 
 def test_xml_and_json_of_the_same_trades_agree():
+    """The XML sample is shaped as the gateway answers (compact, a trailing comment, the second trade's
+    single-line `<orders>` without `list="true"`), not as our simulator renders it."""
+    xml = (SAMPLES / "trades_sold_increment_get.xml").read_bytes()
+    assert b"<orders><order>" in xml and xml.rstrip().endswith(b"-->")
     as_json = map_payload((SAMPLES / "trades_sold_increment_get.json").read_bytes(), "json", SHOP)
-    as_xml = map_payload((SAMPLES / "trades_sold_increment_get.xml").read_bytes(), "xml", SHOP)
+    as_xml = map_payload(xml, "xml", SHOP)
+    assert len(as_json) == 3 and [len(o["lines"]) for o in as_json] == [2, 1, 1]
     assert as_json == as_xml
     detail_xml = map_payload((SAMPLES / "trade_fullinfo_get.xml").read_bytes(), "xml", SHOP)
     assert detail_xml == [as_json[1]]
@@ -31,8 +36,14 @@ def test_xml_and_json_of_the_same_trades_agree():
 
 
 def test_single_element_xml_list_is_a_list():
-    orders = map_payload((SAMPLES / "trades_sold_get_single.xml").read_bytes(), "xml", SHOP)
+    """One `<trade>` in `<trades>` and no `list="true"` anywhere: still a list of one trade."""
+    body = (SAMPLES / "trades_sold_get_single.xml").read_bytes()
+    assert b'list="true"' not in body and body.count(b"<trade>") == 1
+    orders = map_payload(body, "xml", SHOP)
     assert len(orders) == 1 and len(orders[0]["lines"]) == 2
+    one_line = body.replace(body[body.index(b"<order>", body.index(b"</order>")):body.index(b"</orders>")], b"")
+    (order,) = map_payload(one_line, "xml", SHOP)
+    assert [line["line_id"] for line in order["lines"]] == ["2845000011122233001"]
 
 
 def test_empty_page():
