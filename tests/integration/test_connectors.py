@@ -79,6 +79,11 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
                                              "X-Shopify-Shop-Domain": "demo.myshopify.com"}) as resp:
                 assert resp.status == 401
             assert service.receiver.rejected == 1
+            # barrier: a genuine push of the same shop after the refusal; once it is on raw.orders, a
+            # published forged push (same shop key, same partition) would be there before it
+            marker = (await _post(session, f"{shopify_url}/_sim/orders", {"shop_id": "demo", "count": 1}))
+            await _read_until(raw, lambda recs: set(marker["external_ids"]) <= _external_ids(recs, "push"))
+            assert not any(forged in value for _, value in raw.records), "the forged push was published"
             await _read_until(calls, lambda recs: any(not c["ok"] for _, c in recs) and any(
                 c["ok"] and c["records"] > 0 for _, c in recs))
             failed = [c for _, c in calls.records if not c["ok"]]
