@@ -57,7 +57,7 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
         kafka_config={"bootstrap.servers": kafka_bootstrap}, raw_topic=topics.raw_orders,
         calls_topic=topics.connector_calls, data_dir=tmp_path, webhook_port=free_port(),
         simulators={"taobao": taobao_url, "shopify": shopify_url},
-        policy=PollPolicy(interval=0.3, settle_ms=0, lookback_ms=1_000))
+        policy=PollPolicy(interval=0.3, settle_ms=0, overlap_ms=500, lookback_ms=1_000))
     raw = TopicReader(kafka_bootstrap, topics.raw_orders)
     calls = TopicReader(kafka_bootstrap, topics.connector_calls, "ConnectorCall")
     stop = asyncio.Event()
