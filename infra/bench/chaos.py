@@ -225,34 +225,17 @@ class StallWatch(threading.Thread):
 
 def _event_ids(stack: ChaosStack) -> tuple[int, int]:
     """Total and distinct event ids of this run's orders on order.events (read from the start)."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
     from schemas.codec import AvroCodec
+    from schemas.kafka import read_to_end
 
     bootstrap = stack.env.get("TONGLU_KAFKA_BOOTSTRAP") or f"127.0.0.1:{stack.ports['broker']}"
     codec = AvroCodec("OrderEvent")
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"chaos-{time.time_ns()}",
-                         "enable.auto.commit": False})
     total, distinct = 0, set()
-    try:
-        topic = "order.events"
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-        done = {p for p, end in ends.items() if end <= 0}
-        deadline = time.time() + 300
-        while len(done) < len(ends) and time.time() < deadline:
-            for msg in consumer.consume(10_000, 0.5):
-                if msg.error():
-                    continue
-                if msg.offset() + 1 >= ends[msg.partition()]:
-                    done.add(msg.partition())
-                if b":chaos-" in (msg.key() or b""):
-                    event = codec.decode(msg.value())
-                    total += 1
-                    distinct.add(event["event_id"])
-    finally:
-        consumer.close()
+    for batch in read_to_end({"bootstrap.servers": bootstrap}, ["order.events"], idle=2.0, timeout=300):
+        for msg in batch:
+            if msg.value() is not None and b":chaos-" in (msg.key() or b""):
+                total += 1
+                distinct.add(codec.decode(msg.value())["event_id"])
     return total, len(distinct)
 
 
