@@ -116,7 +116,7 @@ def check_canonical(canonical: str) -> set[str]:
             raise refuse("无法解析的语句", "unexpected double quote in the formatted statement")
         if kind == "other" and ";" in text:
             raise refuse("只允许一条语句", "only a single statement is allowed")
-        if kind == "word" and text.upper() == "INTO":
+        if kind == "word" and text.upper() == "OUTFILE" and words and words[-1].upper() == "INTO":
             raise refuse("不允许 INTO OUTFILE", "INTO OUTFILE is not allowed")
         if kind != "ws":
             words.append(text.strip("`") if kind in ("qid", "word") else text)
@@ -244,13 +244,15 @@ def vet_sql(backend, sql: object, database: str, tables: frozenset[str]) -> Vett
     except Exception as exc:  # noqa: BLE001 - ClickHouse's syntax error, reported back as the reason
         if "Multi-statements are not allowed" in str(exc):
             raise refuse("只允许一条语句", "only a single statement is allowed") from None
-        raise refuse("语法错误", "syntax error", _first_line(exc).split(" In scope ")[0]) from None
+        raise refuse("语法错误", "syntax error", _first_line(exc).split(" In scope ")[0].rstrip(" :.")) from None
     ctes = check_canonical(canonical)
     try:
         tree = parse_ast_dump(backend.explain_ast(canonical))
     except UnsafeSQL:
         raise
     except Exception as exc:  # noqa: BLE001
+        if "(READONLY)" in str(exc):  # EXPLAIN runs nothing: only a SETTINGS clause it applies can say this
+            raise refuse("不允许 SETTINGS 子句", "a SETTINGS clause is not allowed") from None
         raise refuse("语法错误", "syntax error", _first_line(exc)) from None
     return vet(canonical, tree, database, tables, ctes)
 
