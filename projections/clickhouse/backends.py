@@ -285,7 +285,7 @@ class ServerBackend:
             client = self._analysts.get(database)
             if client is None:
                 client = self._analysts[database] = _server_client(self._analyst_url, check_identifier(database))
-            result = client.query(sql, settings=settings, query_id=query_id)
+            result = client.query(sql, settings={**settings, "query_id": query_id})  # sent as the HTTP query_id
         return list(result.column_names), [list(r) for r in result.result_rows]
 
     def cancel_readonly(self, query_id: str) -> None:
