@@ -124,8 +124,8 @@ def sim_orders(platform: str = typer.Option(..., "--platform", "-p"), shop: str 
 
 
 @app.command()
-def sql(query: str = typer.Argument(..., help="SELECT / WITH / SHOW / DESCRIBE")) -> None:
-    """Read-only SQL over the ClickHouse tables (through the projector that owns them)."""
+def sql(query: str = typer.Argument(..., help="one SELECT / WITH / SHOW TABLES / SHOW CREATE TABLE / DESCRIBE")) -> None:
+    """Read-only SQL over the tonglu tables, under the analyst limits (through the projector's /api/sql)."""
     result = _post(f"{Settings.from_env().http}/api/sql", {"sql": query})
     columns = result.get("columns", [])
     typer.echo("\t".join(columns))

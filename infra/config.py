@@ -30,6 +30,7 @@ class Settings:
     http: str = "http://127.0.0.1:8080"
     webhook_http: str = "http://127.0.0.1:8090"  # where platforms push (webhooks)
     clickhouse_url: str | None = None
+    clickhouse_analyst_url: str | None = None  # a read-only user for analysts' SQL (infra/deploy/)
     schema_registry_url: str | None = None
     data_dir: Path = Path(".tonglu")
     partitions: int = 4
@@ -56,6 +57,7 @@ class Settings:
             http=_env("TONGLU_HTTP", cls.http).rstrip("/"),
             webhook_http=_env("TONGLU_WEBHOOK_HTTP", cls.webhook_http).rstrip("/"),
             clickhouse_url=_env("TONGLU_CLICKHOUSE_URL", None),
+            clickhouse_analyst_url=_env("TONGLU_CLICKHOUSE_ANALYST_URL", None),
             schema_registry_url=_env("TONGLU_SCHEMA_REGISTRY_URL", None),
             data_dir=Path(_env("TONGLU_DATA_DIR", ".tonglu")),
             partitions=int(_env("TONGLU_PARTITIONS", "4")),

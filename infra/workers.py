@@ -103,7 +103,7 @@ def projector(settings: Settings) -> None:
         os.nice(settings.projector_nice)  # ClickHouse's own threads, started below, inherit it
     host, port = settings.http_host_port
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    backend = open_backend(settings.clickhouse_url, str(settings.data_dir / "chdb"))
+    backend = open_backend(settings.clickhouse_url, str(settings.data_dir / "chdb"), settings.clickhouse_analyst_url)
     topics = settings.topics
 
     async def serve(stop):

@@ -13,8 +13,7 @@ from typing import Protocol
 import orjson
 from aiohttp import web
 
-from projections import anomaly_queries, api_anomalies, queries
-from projections.sqlguard import UnsafeSQL, check_readonly_sql
+from projections import analyst_sql, anomaly_queries, api_anomalies, queries
 
 
 class ApiDeps(Protocol):
@@ -145,15 +144,13 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def run_sql(request: web.Request) -> web.Response:
-    """Read-only SQL for analysts: {"sql": "..."} -> {"columns": [...], "rows": [[...]]} or 400."""
+    """Analysts' SQL: {"sql": "..."} -> {"columns": [...], "rows": [[...]]}, or 400 with the reason
+    (one read-only statement over the database's tables, under limits; see `analyst_sql`)."""
+    deps = request.app[DEPS]
     try:
         body = await request.json(loads=orjson.loads)
-        sql = check_readonly_sql(body.get("sql") if isinstance(body, dict) else None)
-    except (UnsafeSQL, ValueError) as exc:
-        return _json({"error": str(exc) or 'body must be JSON {"sql": "..."}'}, 400)
-    try:
-        columns, rows = await asyncio.to_thread(request.app[DEPS].backend.query_readonly, sql)
-    # Both clients raise plain exception types for syntax errors, unknown tables and readonly refusals.
-    except Exception as exc:  # noqa: BLE001 - the analyst's error, reported back as 400
-        return _json({"error": str(exc).strip().splitlines()[0][:500]}, 400)
-    return _json({"columns": columns, "rows": rows})
+    except ValueError:
+        return _json({"error": '请求体须为 JSON body must be JSON {"sql": "..."}'}, 400)
+    sql = body.get("sql") if isinstance(body, dict) else None
+    status, answer = await analyst_sql.answer(request, deps.backend, deps.database, sql)
+    return _json(answer, status)

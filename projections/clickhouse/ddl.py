@@ -166,6 +166,9 @@ _VIEWS = {
     ),
 }
 
+# What analysts' SQL may read (the Null landing tables and materialized views of avro_landing are not in it).
+ANALYST_TABLES = frozenset(_TABLES) | frozenset(_VIEWS)
+
 
 def check_identifier(name: str) -> str:
     """Return `name` if it is a plain SQL identifier (database names are interpolated into DDL)."""
