@@ -20,7 +20,7 @@ from projections.access import ANONYMOUS, Principal, Role
 from projections.audit import AuditLog, audit_row, summarize_body
 from projections.tokens import TokenError, TokenStore
 
-PRINCIPAL = "tonglu.principal"  # request key: the Principal of an authorised request
+PRINCIPAL = web.RequestKey("principal", object)  # the Principal of an authorised request (None: open route)
 
 
 @dataclass

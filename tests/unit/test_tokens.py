@@ -73,7 +73,7 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
-    names = {r["name"] for r in orjson.loads(open(path, "rb").read())["tokens"]}
+    names = {r["name"] for r in orjson.loads((tmp_path / "tokens.json").read_bytes())["tokens"]}
     assert names == {f"{p}{i}" for p in "ab" for i in range(15)}
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".tokens-")]  # no temporary file left
 
