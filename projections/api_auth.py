@@ -73,6 +73,22 @@ def _peer(request: web.Request) -> str:
     return str(peername[0]) if peername else ""
 
 
+def _authorise(request: web.Request, rule: access.RouteRule) -> tuple[Principal | None, web.Response | None]:
+    """(who calls — None when unknown or the route is open; the refusal, or None to serve)."""
+    if rule.role is access.OPEN:
+        return None, None
+    principal = _identify(request, request.app[AUTH])
+    if isinstance(principal, access.Denial):
+        denial, principal = principal, None
+    elif principal.role >= rule.role:
+        return principal, None
+    elif principal is ANONYMOUS:  # told to authenticate; a token holder, that its role is too weak
+        denial = access.unauthenticated("此操作需要令牌", "this needs a token", None)
+    else:
+        denial = access.forbidden(principal, rule.role)
+    return principal, _json(denial.body, denial.status, {"WWW-Authenticate": denial.challenge})
+
+
 @web.middleware
 async def guard(request: web.Request, handler):
     """Authenticate, check the route's role (401/403 with a JSON reason), run the handler, and audit
@@ -83,22 +99,13 @@ async def guard(request: web.Request, handler):
     rule = access.rule_for(request.method, resource.canonical)
     if rule is None:  # a route missing from the table is refused, never served open
         return _json({"error": "路由未授权 / route has no access rule", "code": "forbidden"}, 403)
-    config = request.app[AUTH]
     started = time.time()
-    principal = None if rule.role is access.OPEN else _identify(request, config)
-    if isinstance(principal, access.Denial):
-        response = _json(principal.body, principal.status, {"WWW-Authenticate": principal.challenge})
-        principal = None
-    elif principal is not None and principal.role < rule.role:
-        denial = access.forbidden(principal, rule.role)
-        response = _json(denial.body, denial.status, {"WWW-Authenticate": denial.challenge})
-    else:
-        request[PRINCIPAL] = principal
-        response = None
+    principal, response = _authorise(request, rule)
+    request[PRINCIPAL] = principal
     if not access.audited(request.method, rule):
         return response if response is not None else await handler(request)
     raw = await request.read()
-    status = None
+    status = 500
     try:
         if response is None:
             response = await handler(request)
@@ -108,13 +115,16 @@ async def guard(request: web.Request, handler):
         status = exc.status
         raise
     finally:
-        summary, sql = summarize_body(raw, rule)
-        peer = _peer(request)
-        row = audit_row(principal=principal, method=request.method, path=request.path, route=resource.canonical,
-                        summary=summary, sql=sql, status=status or 500, peer=peer, started=started,
-                        client=access.client_address(peer, request.headers.get("X-Forwarded-For"),
-                                                     config.trusted_proxies))
-        await asyncio.to_thread(request.app[AUDIT].write, row)
+        await _audit(request, rule, principal, raw, status, started)
+
+
+async def _audit(request: web.Request, rule, principal, raw: bytes, status: int, started: float) -> None:
+    summary, sql = summarize_body(raw, rule)
+    peer = _peer(request)
+    client = access.client_address(peer, request.headers.get("X-Forwarded-For"), request.app[AUTH].trusted_proxies)
+    row = audit_row(principal=principal, method=request.method, path=request.path, route=request.match_info.route.resource.canonical,
+                    summary=summary, sql=sql, status=status, client=client, peer=peer, started=started)
+    await asyncio.to_thread(request.app[AUDIT].write, row)
 
 
 def register(app: web.Application) -> None:
