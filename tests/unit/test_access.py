@@ -123,3 +123,24 @@ def test_audit_row_matches_the_table():
         principal=None, method="POST", path="/api/sql", route="/api/sql", summary="{}", sql="SELECT 1",
         status=401, client="", peer="", started=1.0), strict=True))
     assert (refused["token_id"], refused["role"], refused["sql"]) == ("", "none", "SELECT 1")
+
+
+def test_settings_for_access(monkeypatch, tmp_path):
+    from infra.config import Settings
+
+    for name in ("TONGLU_ANONYMOUS_VIEWER", "TONGLU_TOKENS_FILE", "TONGLU_API_TOKEN", "TONGLU_TRUSTED_PROXIES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TONGLU_DATA_DIR", str(tmp_path))
+    s = Settings.from_env()
+    assert s.anonymous_viewer is False  # off unless the local stack turns it on
+    assert s.tokens_path == tmp_path / "tokens.json" and s.api_token() is None
+    (tmp_path / "admin.token").write_text("tl_local\n")
+    assert s.api_token() == "tl_local"
+    monkeypatch.setenv("TONGLU_API_TOKEN", "tl_given")
+    monkeypatch.setenv("TONGLU_ANONYMOUS_VIEWER", "1")
+    monkeypatch.setenv("TONGLU_TOKENS_FILE", str(tmp_path / "elsewhere.json"))
+    s = Settings.from_env()
+    assert s.api_token() == "tl_given" and s.anonymous_viewer is True
+    assert s.tokens_path == tmp_path / "elsewhere.json"
+    monkeypatch.setenv("TONGLU_ANONYMOUS_VIEWER", "0")
+    assert Settings.from_env().anonymous_viewer is False
