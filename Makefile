@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test unit integration e2e bench lint clean
+.PHONY: install run test unit integration e2e bench chaos lint clean
 
 install: $(STAMP)
 
@@ -31,6 +31,11 @@ e2e: install
 
 bench: install
 	$(BIN)/tonglu bench
+
+# 100,000 orders while workers (and the broker once) are killed; then the same against a separate broker
+chaos: install
+	$(BIN)/tonglu chaos
+	$(BIN)/tonglu chaos --external-broker
 
 lint: install
 	$(BIN)/ruff check schemas connectors streams projections infra tests

@@ -198,5 +198,23 @@ def bench(quick: bool = typer.Option(False, help="smaller volumes (for a smoke r
     sys.exit(run(quick=quick))
 
 
+@app.command()
+def chaos(orders: int = typer.Option(100_000, help="orders the simulators create"),
+          rate: float = typer.Option(1_500.0, help="orders created per second"),
+          kill_every: float = typer.Option(10.0, help="seconds between two SIGKILLs of a random worker"),
+          external_broker: bool = typer.Option(False, help="a broker started apart from the stack (frozen once, "
+                                                           "as a cluster node that fails, instead of killed)"),
+          kill_broker: bool = typer.Option(True, help="kill (or freeze) the broker once, halfway")) -> None:
+    """Orders flow while workers (and the broker once) are killed; prints what was lost or doubled."""
+    from infra.bench.chaos import run_chaos
+
+    figures = run_chaos(orders=orders, rate=rate, kill_every=kill_every, external_broker=external_broker,
+                        kill_broker=kill_broker)
+    for line in figures.lines():
+        typer.echo(line)
+    sys.exit(0 if figures.lost == 0 and figures.duplicate_event_rows == 0 and figures.duplicate_order_rows == 0
+             else 1)
+
+
 if __name__ == "__main__":
     app()

@@ -6,9 +6,10 @@ import threading
 import time
 import uuid
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaException
 
 from schemas.codec import AvroCodec
+from schemas.kafka import Publisher
 
 FLUSH_TIMEOUT_SECONDS = 10.0
 
@@ -30,41 +31,31 @@ def release_command(order_id: str, issued_by: str, reason: str | None, now_ms: i
 
 
 class CommandPublisher:
-    """A lazily created confluent-kafka Producer writing OrderCommand records keyed by order_id."""
+    """OrderCommand records keyed by order_id, through a `Publisher` created on first use (an API
+    that never publishes a command never connects a producer)."""
 
     def __init__(self, kafka_config: dict, topic: str):
         self.topic = topic
-        self._config = {**kafka_config, "partitioner": "murmur2_random"}
+        self._config = kafka_config
         self._codec = AvroCodec("OrderCommand")
-        self._producer: Producer | None = None
+        self._publisher: Publisher | None = None
         self._lock = threading.Lock()
 
     def publish(self, command: dict) -> None:
         """Produce one command and wait until the broker acknowledged it (blocking: call off the loop)."""
         value = self._codec.encode(command)
-        failures: list = []
-
-        def delivered(err, _msg):
-            if err is not None:
-                failures.append(err)
-
         with self._lock:
-            if self._producer is None:
-                self._producer = Producer(self._config)
+            if self._publisher is None:
+                self._publisher = Publisher(self._config)
             try:
-                self._producer.produce(
-                    self.topic, key=command["order_id"].encode(), value=value, on_delivery=delivered
-                )
-            except (BufferError, KafkaException) as exc:
-                raise CommandError(f"cannot produce to {self.topic}: {exc}") from exc
-            if self._producer.flush(FLUSH_TIMEOUT_SECONDS) != 0:
-                raise CommandError(f"command not acknowledged within {FLUSH_TIMEOUT_SECONDS:.0f}s")
-        if failures:
-            raise CommandError(f"command delivery failed: {failures[0]}")
+                self._publisher.publish([(self.topic, command["order_id"].encode(), value)],
+                                        retry_forever=False, timeout=FLUSH_TIMEOUT_SECONDS)
+            except KafkaException as exc:
+                raise CommandError(f"command not delivered to {self.topic}: {exc}") from exc
 
     def close(self) -> None:
         """Flush what is pending and drop the producer."""
         with self._lock:
-            if self._producer is not None:
-                self._producer.flush(FLUSH_TIMEOUT_SECONDS)
-                self._producer = None
+            if self._publisher is not None:
+                self._publisher.close()
+                self._publisher = None

@@ -14,6 +14,8 @@ import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
+from schemas.kafka import consumer_config, usable
+
 log = logging.getLogger(__name__)
 _REFRESH_SECONDS = 1.0
 _METADATA_SECONDS = 30.0
@@ -56,13 +58,7 @@ class LagTracker:
         return {"partitions": parts, "total": sum(v["lag"] for v in parts.values()), "raw_records": raw}
 
     def _config(self, group_id: str) -> dict:
-        return {
-            **self._kafka_config,
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            "session.timeout.ms": self._session_timeout_ms,
-            "auto.offset.reset": "earliest",
-        }
+        return consumer_config(self._kafka_config, group_id, **{"session.timeout.ms": self._session_timeout_ms})
 
     def _run(self) -> None:
         counter = Consumer(
@@ -104,9 +100,7 @@ class LagTracker:
     def _count(self, messages) -> None:
         ends: dict[int, int] = {}
         counts: dict[int, int] = {}
-        for msg in messages:
-            if msg.error() is not None:
-                continue
+        for msg in usable(messages):
             p = msg.partition()
             ends[p] = msg.offset() + 1
             counts[p] = counts.get(p, 0) + 1

@@ -23,6 +23,7 @@ from projections.commands import CommandPublisher
 from projections.lag import LagTracker
 from projections.metrics import ProjectorMetrics
 from schemas.codec import AvroCodec, DecodeError
+from schemas.kafka import consumer_config, usable
 
 log = logging.getLogger(__name__)
 SESSION_TIMEOUT_MS = 6000
@@ -68,13 +69,7 @@ class Projector:
         self.commands = (
             CommandPublisher(kafka_config, topics["order_commands"]) if topics.get("order_commands") else None
         )
-        self._consumer_config = {
-            **kafka_config,
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": SESSION_TIMEOUT_MS,
-        }
+        self._consumer_config = consumer_config(kafka_config, group_id, **{"session.timeout.ms": SESSION_TIMEOUT_MS})
         self.lag = LagTracker(kafka_config, topics["raw_orders"], normalizer_group, SESSION_TIMEOUT_MS)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tonglu-projector", daemon=True)
@@ -169,10 +164,7 @@ class Projector:
 
     def _add(self, messages) -> collections.Counter[str]:
         taken: collections.Counter[str] = collections.Counter()
-        for msg in messages:
-            if msg.error() is not None:
-                log.warning("consumer error: %s", msg.error())
-                continue
+        for msg in usable(messages):
             topic = msg.topic()
             kind, codec = self._kinds[topic]
             where = f"{topic}[{msg.partition()}]@{msg.offset()}"

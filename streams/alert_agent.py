@@ -11,14 +11,12 @@ import asyncio
 import logging
 import os
 import time
-import uuid
 
 import aiohttp
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from connectors.alerts.channels import make_channel
-from connectors.runtime.publisher import Publisher
 from schemas.codec import AvroCodec, DecodeError
+from schemas.kafka import Publisher, consumer_from_start, read_to_end, usable
 from schemas.topics import Topics
 from streams.alerting.config import load_routing
 from streams.alerting.delivery import deliver
@@ -28,35 +26,18 @@ log = logging.getLogger(__name__)
 RETRY_FAILED_AFTER_MS = int(os.environ.get("TONGLU_ALERT_RETRY_MS", "30000"))  # when every channel failed
 
 
-def _consumer(kafka_config: dict, topics: list[str], prefix: str) -> Consumer:
-    consumer = Consumer({**kafka_config, "group.id": f"{prefix}tonglu-alerter-{uuid.uuid4().hex[:6]}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest", "fetch.wait.max.ms": 50})
-    parts = []
-    for topic in topics:
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        parts += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
-    consumer.assign(parts)
-    return consumer
-
-
 def sent_anomaly_ids(kafka_config: dict, topics: Topics, idle: float = 1.0, timeout: float = 60.0) -> list[str]:
     """Every anomaly id that a delivered report on the alerts topic covers (read to its end)."""
-    codec, consumer = AvroCodec("AlertReport"), _consumer(kafka_config, [topics.alerts], topics.prefix)
-    ids: list[str] = []
-    quiet_since, deadline = time.time(), time.time() + timeout
-    try:
-        while time.time() < deadline and time.time() - quiet_since < idle:
-            for msg in consumer.consume(1000, 0.2):
-                quiet_since = time.time()
-                if msg.error() is None:
-                    try:
-                        report = codec.decode(msg.value())
-                    except DecodeError:
-                        continue
-                    if report["ok"]:
-                        ids += report["anomaly_ids"]
-    finally:
-        consumer.close()
+    codec, ids = AvroCodec("AlertReport"), []
+    for batch in read_to_end(kafka_config, [topics.alerts], idle=idle, timeout=timeout, batch=1000,
+                             group=f"{topics.prefix}tonglu-alerter"):
+        for msg in batch:
+            try:
+                report = codec.decode(msg.value())
+            except DecodeError:
+                continue
+            if report["ok"]:
+                ids += report["anomaly_ids"]
     return ids
 
 
@@ -73,21 +54,20 @@ class AlertService:
         restored = await asyncio.to_thread(sent_anomaly_ids, self.kafka_config, self.topics)
         self.router.restore_seen(restored, now_ms=int(time.time() * 1000))
         log.info("alert router: %d anomalies already alerted before this start", len(restored))
-        consumer = await asyncio.to_thread(_consumer, self.kafka_config, [self.topics.order_anomalies],
-                                           self.topics.prefix)
+        consumer = await asyncio.to_thread(consumer_from_start, self.kafka_config, [self.topics.order_anomalies],
+                                           f"{self.topics.prefix}tonglu-alerter", **{"fetch.wait.max.ms": 50})
         async with aiohttp.ClientSession() as session:
             channels = {name: make_channel(name, spec.type, spec.options(), session)
                         for name, spec in self.config.channels.items()}
             try:
                 while not stop.is_set():
-                    messages = await asyncio.to_thread(consumer.consume, 1000, 0.05)
+                    messages = usable(await asyncio.to_thread(consumer.consume, 1000, 0.05))
                     now = int(time.time() * 1000)
                     for msg in messages:
-                        if msg.error() is None:
-                            try:
-                                self.router.offer(self.anomaly_codec.decode(msg.value()), now)
-                            except DecodeError as exc:
-                                log.error("undecodable anomaly skipped: %s", exc)
+                        try:
+                            self.router.offer(self.anomaly_codec.decode(msg.value()), now)
+                        except DecodeError as exc:
+                            log.error("undecodable anomaly skipped: %s", exc)
                     for outgoing in self.router.due(now):
                         await self._send(outgoing, channels)
             finally:

@@ -18,12 +18,11 @@ import gc
 import logging
 import threading
 import time
-import uuid
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import Consumer
 
-from connectors.runtime.publisher import Publisher
 from schemas.codec import AvroCodec, DecodeError, EventDecoder
+from schemas.kafka import Publisher, consumer_from_start, usable
 from schemas.topics import Topics
 from streams.anomalies.config import load_rules
 from streams.anomalies.detector import LIGHT_READ, Detector
@@ -51,20 +50,13 @@ class AnomalyService:
         self.events = self.findings = self.undecodable = 0
 
     def _consumer(self) -> Consumer:
-        consumer = Consumer({**self.kafka_config, "group.id": f"{self.topics.prefix}tonglu-detector-{uuid.uuid4().hex[:6]}",
-                             "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                             "fetch.wait.max.ms": 50})
-        parts = []
-        for topic in (self.topics.order_events, self.topics.order_commands):
-            meta = consumer.list_topics(topic, timeout=10).topics[topic]
-            parts += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
-        consumer.assign(parts)
-        return consumer
+        return consumer_from_start(self.kafka_config, [self.topics.order_events, self.topics.order_commands],
+                                   f"{self.topics.prefix}tonglu-detector", **{"fetch.wait.max.ms": 50})
 
     def step(self, messages, now_ms: int) -> list[dict]:
-        """Findings for one consumed batch (events and commands, in order)."""
+        """Findings for one consumed batch of records (events and commands, in order)."""
         found: list[dict] = []
-        events = [m.value() for m in messages if m.error() is None and m.topic() == self.topics.order_events]
+        events = [m.value() for m in messages if m.topic() == self.topics.order_events]
         try:
             decoded = self.reader.decode_firsts(events)  # a version is judged once, on its first event
         except DecodeError:
@@ -83,7 +75,7 @@ class AnomalyService:
             except DecodeError as exc:  # a snapshot decoded only when a rule needed it
                 self._skip_undecodable(exc)
         for msg in messages:
-            if msg.error() is None and msg.topic() == self.topics.order_commands:
+            if msg.topic() == self.topics.order_commands:
                 found += self._command(msg.value(), now_ms)
         self.events += len(events)
         return found
@@ -115,7 +107,7 @@ class AnomalyService:
         last_tick = last_report = time.time()
         try:
             while not stop.is_set():
-                messages = consumer.consume(5000, 0.02)  # returns when full or after the timeout: keep it short
+                messages = usable(consumer.consume(5000, 0.02))  # returns when full or after the timeout: keep it short
                 now = time.time()
                 found = self.step(messages, int(now * 1000)) if messages else []
                 if (now - last_tick) * 1000 >= self.tick_ms:

@@ -14,7 +14,7 @@ import time
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from connectors.runtime.publisher import Publisher
+from schemas.kafka import Publisher
 from schemas.topics import Topics
 from streams.normalize import Normalizer
 from streams.ownership import Ownership

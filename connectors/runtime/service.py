@@ -15,10 +15,10 @@ from connectors.runtime.base import ShopCredentials
 from connectors.runtime.caller import HttpCaller
 from connectors.runtime.checkpoints import CheckpointStore
 from connectors.runtime.poller import PollPolicy, ShopPoller
-from connectors.runtime.publisher import Publisher
 from connectors.runtime.ratelimit import TokenBucket
 from connectors.runtime.records import connector_call
 from connectors.runtime.webhooks import WebhookReceiver
+from schemas.kafka import Publisher
 
 log = logging.getLogger(__name__)
 

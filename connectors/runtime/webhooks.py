@@ -9,8 +9,8 @@ import logging
 from aiohttp import web
 
 from connectors.platforms.shopify.webhooks import verify as verify_shopify
-from connectors.runtime.publisher import Publisher
 from connectors.runtime.records import raw_record
+from schemas.kafka import Publisher
 from schemas.topics import shop_key
 
 log = logging.getLogger(__name__)

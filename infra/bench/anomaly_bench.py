@@ -12,19 +12,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
-from confluent_kafka import Consumer
-
 from connectors.platforms.taobao.render import page_body
-from connectors.runtime.publisher import Publisher
 from connectors.runtime.records import raw_record
 from connectors.simkit.world import World
 from infra.bench import detection, measure
 from infra.broker import free_port
 from infra.config import local_alert_secrets, write_local_routing
 from schemas.codec import AvroCodec
+from schemas.kafka import Publisher, consumer_from_now
 from schemas.topics import shop_key
 
 
@@ -76,11 +73,8 @@ def latencies(bootstrap: str, pipe, side: AlertSide, rate: float, seconds: float
     """
     per_page = 100
     pages = _steady_pages(World(seed=seed), rate, seconds, per_page)  # made before the clock starts
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-anom-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "latest", "enable.auto.commit": False, "session.timeout.ms": 6000,
-                         "fetch.wait.max.ms": 20})
-    consumer.subscribe([pipe.topics.order_anomalies])
-    consumer.consume(1, 8.0)
+    consumer = consumer_from_now({"bootstrap.servers": bootstrap}, [pipe.topics.order_anomalies], "bench-anom",
+                                 **{"session.timeout.ms": 6000, "fetch.wait.max.ms": 20})
     codec = AvroCodec("Anomaly")
     publisher = Publisher({"bootstrap.servers": bootstrap}, **{"linger.ms": 0})
     sent: dict[str, float] = {}
@@ -92,10 +86,9 @@ def latencies(bootstrap: str, pipe, side: AlertSide, rate: float, seconds: float
             _collect(consumer, codec, found, wait)
         if defect_id:
             sent[defect_id] = time.time()
-        publisher.producer.produce(pipe.topics.raw_orders, key=shop_key("taobao", "bench-steady"),
-                                   value=raw_record("taobao", "bench-steady", body, source="poll"))
-        publisher.producer.poll(0)
-    publisher.producer.flush(30)
+        publisher.send([(pipe.topics.raw_orders, shop_key("taobao", "bench-steady"),
+                         raw_record("taobao", "bench-steady", body, source="poll"))])
+    publisher.confirm()
     deadline = time.time() + 30
     while time.time() < deadline and len(set(sent) & set(found)) < len(sent):
         _collect(consumer, codec, found)

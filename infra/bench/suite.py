@@ -21,16 +21,14 @@ import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
 from connectors.platforms.taobao.render import page_body
-from connectors.runtime.publisher import Publisher
 from connectors.runtime.records import raw_record
 from connectors.simkit.world import World
 from infra.bench import anomaly_bench, measure, workload
 from infra.broker import ensure_topics, free_port, start_broker
 from projections.access import Role
 from projections.tokens import TokenStore
+from schemas.kafka import Publisher, consumer_from_now, read_to_end
 from schemas.topics import Topics, TopicSpec, shop_key
 
 
@@ -39,18 +37,14 @@ def _say(text: str) -> None:
 
 
 def _consume_all(bootstrap: str, topic: str, count: int, timeout: float = 120) -> tuple[int, float]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False, "session.timeout.ms": 6000,
-                         "fetch.max.bytes": 64 * 1024 * 1024})
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    t0 = time.time()
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-    seen, deadline = 0, time.time() + timeout
-    while seen < count and time.time() < deadline:
-        seen += sum(1 for msg in consumer.consume(5000, 0.5) if not msg.error())
-    elapsed = time.time() - t0
-    consumer.close()
-    return seen, elapsed
+    """How long reading `count` records of `topic` from its beginning takes."""
+    seen, t0 = 0, time.time()
+    for batch in read_to_end({"bootstrap.servers": bootstrap}, [topic], timeout=timeout, batch=5000,
+                             group="bench", **{"fetch.max.bytes": 64 * 1024 * 1024}):
+        seen += len(batch)
+        if seen >= count:
+            break
+    return seen, time.time() - t0
 
 
 def broker_passthrough(bootstrap: str, values: list[tuple[bytes, bytes, str]], orders: int) -> float:
@@ -157,11 +151,8 @@ def latency(bootstrap: str, pipe: Pipeline, rate: float, seconds: float, quick: 
     encoded = workload.encode_pages(pages)  # before the clock starts, as a connector would have them
     per_page = orders / max(len(pages), 1)
     interval = per_page / rate
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-lat-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "latest", "enable.auto.commit": False, "session.timeout.ms": 6000,
-                         "fetch.wait.max.ms": 10})
-    consumer.subscribe([pipe.topics.order_events])
-    consumer.consume(1, 8.0)  # join the group before sending
+    consumer = consumer_from_now({"bootstrap.servers": bootstrap}, [pipe.topics.order_events], "bench-lat",
+                                 **{"session.timeout.ms": 6000, "fetch.wait.max.ms": 10})
     publisher = Publisher({"bootstrap.servers": bootstrap}, **{"linger.ms": 0})
     sent: dict[str, float] = {}
     latencies: list[float] = []
@@ -171,9 +162,8 @@ def latency(bootstrap: str, pipe: Pipeline, rate: float, seconds: float, quick: 
             for msg in consumer.consume(1000, 0.001):
                 _collect(msg, sent, latencies)
         sent[record_id] = time.time()
-        publisher.producer.produce(pipe.topics.raw_orders, key=key, value=value)
-        publisher.producer.poll(0)
-    publisher.producer.flush(30)
+        publisher.send([(pipe.topics.raw_orders, key, value)])
+    publisher.confirm()
     deadline = time.time() + 15
     while time.time() < deadline and len({r for r in sent if r in _seen}) < len(sent):
         for msg in consumer.consume(1000, 0.1):

@@ -1,6 +1,7 @@
 """The connector conformance suite: every platform folder passes the same checks.
 
-A platform provides: `mapping.map_payload`, `render.page_body(orders)`, `simulator.create_app()`,
+A platform provides: `mapping.map_payload`, `render.page_body(orders, plaintext=False)` (receivers in
+clear with `plaintext=True`, as an app authorised to read them gets them), `simulator.create_app()`,
 its client (named in `connectors.platforms.CLIENT_CLASSES`) and `samples/` with expected output.
 """
 import json
@@ -17,6 +18,7 @@ from connectors.simkit.server import WORLD, ensure_shop
 from infra.broker import free_port
 from schemas import registry
 from schemas.canonical import MappingError, order_json
+from schemas.free_text import mask_free_text
 from schemas.model import Order
 
 PLATFORMS = sorted({name for name, package in platforms.PACKAGES.items() if name == package.rsplit(".", 1)[1]})
@@ -32,6 +34,9 @@ def _samples(platform: str):
 
 
 SAMPLES = [s for p in PLATFORMS for s in _samples(p)]
+MESSAGES = ("到了打电话 138 1234 5678", "身份证33010619900101123X清关用", "送到文三路477号3号楼，座机0571-88886666",
+            "请尽快发货", "call me +86 139-8765-4321")
+MESSAGE_SECRETS = ("138 1234", "33010619900101123X", "477号", "88886666", "139-8765")
 
 
 @pytest.mark.parametrize("platform,source,expected", SAMPLES, ids=[f"{p}/{s.name}" for p, s, _ in SAMPLES])
@@ -85,7 +90,14 @@ def test_simulated_orders_map_consistently_and_without_plaintext(platform):
     for n, order in enumerate(orders):
         for step in range(n % 6):
             world.step(order, 1_710_000_000_000 + (step + 1) * 60_000)
-    mapped = platforms.map_payload(platform, platforms.module(platform, "render").page_body(orders), "json", "conf")
+    for n, order in enumerate(orders):  # what buyers type into the order message
+        order.buyer_message = MESSAGES[n % len(MESSAGES)]
+    body = platforms.module(platform, "render").page_body(orders, plaintext=True)
+    text = body.decode()
+    for sim in orders:  # the input really holds the plaintext the output must not
+        assert all(json.dumps(s)[1:-1] in text or s in text for s in (sim.receiver_phone, sim.receiver_name,
+                                                                        sim.street, sim.buyer_message))
+    mapped = platforms.map_payload(platform, body, "json", "conf")
     by_id = {o["external_id"]: o for o in mapped}
     assert set(by_id) == {o.external_id for o in orders}
     for sim in orders:
@@ -99,8 +111,9 @@ def test_simulated_orders_map_consistently_and_without_plaintext(platform):
         assert (order["status"] == "CANCELLED") == (sim.status == "CANCELLED")
         assert (order["paid_at"] is not None) == (sim.paid_at is not None)
         text = json.dumps(order, ensure_ascii=False)
-        for secret in (sim.receiver_phone, sim.receiver_name, sim.street):
+        for secret in (sim.receiver_phone, sim.receiver_name, sim.street, *MESSAGE_SECRETS):
             assert secret not in text, f"plaintext {secret!r} in the canonical order"
+        assert order["buyer"]["message"] == mask_free_text(sim.buyer_message)
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)

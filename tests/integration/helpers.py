@@ -5,12 +5,9 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 
-from confluent_kafka import Consumer
-
-from connectors.runtime.publisher import Publisher
 from schemas.codec import AvroCodec
+from schemas.kafka import Publisher, consumer_from_start, usable
 from schemas.topics import Topics
 
 
@@ -38,20 +35,16 @@ class TopicReader:
     """Reads a topic from the beginning and keeps everything; `until(n)` waits for n records."""
 
     def __init__(self, kafka_bootstrap: str, topic: str, codec_name: str | None = None):
-        self.consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
-                                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                                  "session.timeout.ms": 6000})
-        self.consumer.subscribe([topic])
+        self.consumer = consumer_from_start({"bootstrap.servers": kafka_bootstrap}, [topic], "test")
         self.codec = AvroCodec(codec_name) if codec_name else None
         self.records: list = []
 
     def poll(self, seconds: float) -> None:
         deadline = time.time() + seconds
         while time.time() < deadline:
-            for msg in self.consumer.consume(1000, 0.2):
-                if not msg.error():
-                    value = self.codec.decode(msg.value()) if self.codec else msg.value()
-                    self.records.append((msg.key(), value))
+            for msg in usable(self.consumer.consume(1000, 0.2)):
+                value = self.codec.decode(msg.value()) if self.codec else msg.value()
+                self.records.append((msg.key(), value))
 
     def until(self, count: int, timeout: float = 60.0) -> list:
         deadline = time.time() + timeout
@@ -65,6 +58,7 @@ class TopicReader:
 
 
 def publish(kafka_bootstrap: str, messages: list[tuple[str, bytes | None, bytes]]) -> None:
+    """Deliver (topic, key, value) messages and wait until the broker acknowledged every one."""
     publisher = Publisher({"bootstrap.servers": kafka_bootstrap})
     publisher.publish(messages)
     publisher.close()

@@ -7,19 +7,17 @@ import time
 import uuid
 
 import aiohttp
-from confluent_kafka import Producer
 
 from infra.broker import free_port
 from projections.access import Role
 from projections.clickhouse import ChdbBackend
 from projections.tokens import TokenStore
+from tests.integration.helpers import publish
 
 
 def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
-    for key, value in records:
-        producer.produce(topic, key=key, value=value)
-    assert producer.flush(15) == 0
+    """Deliver (key, value) records to one topic (see `publish`)."""
+    publish(bootstrap, [(topic, key, value) for key, value in records])
 
 
 async def wait_for(check, timeout: float = 45.0, interval: float = 0.2):

@@ -13,6 +13,7 @@ from connectors.simkit.server import WORLD
 from infra.broker import free_port
 from infra.config import local_alert_secrets, write_local_routing
 from schemas.codec import AvroCodec
+from schemas.topics import partition_for
 from streams.derive import derive_events
 from tests.integration.helpers import TopicReader, publish, start_worker, stop_worker, worker_env
 
@@ -49,14 +50,27 @@ def _corrupt_events() -> list[tuple[bytes, bytes]]:
     return [(key, b"not an order event"), (key, AvroCodec("OrderEvent").encode_with_tail(event, body))]
 
 
-async def _alert_simulators(tmp_path: Path) -> tuple[web.AppRunner, str, Path]:
+async def _alert_simulators(tmp_path: Path, **routing) -> tuple[web.AppRunner, str, Path]:
     """The chat/SMS simulators on a free port and a routing file pointing at them."""
     runner = web.AppRunner(alert_sim_app())
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     base = f"http://127.0.0.1:{port}"
-    return runner, base, write_local_routing(tmp_path / "routing.toml", base)
+    return runner, base, write_local_routing(tmp_path / "routing.toml", base, **routing)
+
+
+def _one_per_partition(events: list[tuple[bytes, bytes]], partitions: int) -> list[tuple[bytes, bytes]]:
+    """The events of one order per partition of a topic keyed by order id (a marker in every partition)."""
+    chosen: dict[int, bytes] = {}
+    for key, _ in events:
+        chosen.setdefault(partition_for(key, partitions), key)
+    assert len(chosen) == partitions, "too few orders to cover every partition"
+    return [(key, value) for key, value in events if key in chosen.values()]
+
+
+def _alerted_orders(messages: list[dict]) -> list[str]:
+    return [m["text"].split("订单：[")[1].split("]")[0] for m in messages]
 
 
 def _messages(base: str) -> list[dict]:
@@ -65,7 +79,7 @@ def _messages(base: str) -> list[dict]:
 
 
 async def test_defective_orders_raise_findings_and_one_alert_each_across_restarts(kafka_bootstrap, topics, tmp_path):
-    runner, base, routing = await _alert_simulators(tmp_path)
+    runner, base, routing = await _alert_simulators(tmp_path, max_immediate_per_window=10)
     env = worker_env(kafka_bootstrap, topics, TONGLU_ALERT_ROUTING=routing, **local_alert_secrets())
     events = _corrupt_events() + _events(None, 20, "plain") + _events("zero_amount", 2, "bad")
     publish(kafka_bootstrap, [(topics.order_events, k, v) for k, v in events])
@@ -83,18 +97,27 @@ async def test_defective_orders_raise_findings_and_one_alert_each_across_restart
             await asyncio.sleep(0.5)
         sent = await loop.run_in_executor(None, _messages, base)
         assert len(sent) == 2 and all("订单金额为 0" in m["text"] for m in sent)
-        assert {a["order_id"] for _, a in found} == {oid for m in sent for oid in [
-            m["text"].split("订单：[")[1].split("]")[0]]}
+        assert {a["order_id"] for _, a in found} == set(_alerted_orders(sent))
 
         # restarting both replays the log, yet sends nothing twice
         assert stop_worker(alerter) == 0
-        stop_worker(detector)
+        assert stop_worker(detector) == 0
         assert (tmp_path / "detector.log").read_text().count("undecodable order event skipped") == 2
         detector = start_worker("detector", env, tmp_path / "detector2.log")
         alerter = start_worker("alerter", env, tmp_path / "alerter2.log")
         await loop.run_in_executor(None, anomalies.until, 4, 60)  # the replayed findings
-        await asyncio.sleep(8)
-        assert len(await loop.run_in_executor(None, _messages, base)) == 2
+        # barrier: after the replay, a defective marker order in every partition; once their alerts are
+        # out, the router has read every replayed finding before them
+        markers = _one_per_partition(_events("zero_amount", 16, "marker"), 4)
+        publish(kafka_bootstrap, [(topics.order_events, k, v) for k, v in markers])
+        marker_ids = {k.decode() for k, _ in markers}
+        deadline = time.time() + 60
+        while time.time() < deadline and not marker_ids <= set(
+                _alerted_orders(await loop.run_in_executor(None, _messages, base))):
+            await asyncio.sleep(0.5)
+        again = _alerted_orders(await loop.run_in_executor(None, _messages, base))
+        assert marker_ids <= set(again), "the marker orders were never alerted"
+        assert sorted(again) == sorted(set(_alerted_orders(sent)) | marker_ids)  # nothing twice
 
         # a person releases one held order: the finding resolves
         order_id = found[0][1]["order_id"]
@@ -102,15 +125,17 @@ async def test_defective_orders_raise_findings_and_one_alert_each_across_restart
                                                     "issued_by": "值班同学", "reason": "checked with buyer",
                                                     "issued_at": int(time.time() * 1000)})
         publish(kafka_bootstrap, [(topics.order_commands, order_id.encode(), command)])
-        records = await loop.run_in_executor(None, anomalies.until, 5, 60)
-        resolved = [a for _, a in records if a["state"] == "resolved"]
+        deadline = time.time() + 60
+        while time.time() < deadline and not any(a["state"] == "resolved" for _, a in anomalies.records):
+            await loop.run_in_executor(None, anomalies.poll, 0.5)
+        resolved = [a for _, a in anomalies.records if a["state"] == "resolved"]
         assert resolved and resolved[0]["order_id"] == order_id
         assert resolved[0]["evidence"]["released_by"] == "值班同学"
     finally:
-        stop_worker(detector)
-        stop_worker(alerter)
+        detector_code, alerter_code = stop_worker(detector), stop_worker(alerter)
         anomalies.close()
         await runner.cleanup()
+    assert (detector_code, alerter_code) == (0, 0), "a worker did not exit cleanly on SIGTERM"
 
 
 async def test_an_alert_survives_every_channel_being_down(kafka_bootstrap, topics, tmp_path):
@@ -141,7 +166,7 @@ async def test_an_alert_survives_every_channel_being_down(kafka_bootstrap, topic
         sent = await loop.run_in_executor(None, _messages, base)
         assert len(sent) == 1 and "订单金额为 0" in sent[0]["text"]
     finally:
-        stop_worker(detector)
-        stop_worker(alerter)
+        detector_code, alerter_code = stop_worker(detector), stop_worker(alerter)
         reports.close()
         await runner.cleanup()
+    assert (detector_code, alerter_code) == (0, 0), "a worker did not exit cleanly on SIGTERM"

@@ -57,7 +57,7 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
         kafka_config={"bootstrap.servers": kafka_bootstrap}, raw_topic=topics.raw_orders,
         calls_topic=topics.connector_calls, data_dir=tmp_path, webhook_port=free_port(),
         simulators={"taobao": taobao_url, "shopify": shopify_url},
-        policy=PollPolicy(interval=0.3, settle_ms=0, lookback_ms=1_000))
+        policy=PollPolicy(interval=0.3, settle_ms=0, overlap_ms=500, lookback_ms=1_000))
     raw = TopicReader(kafka_bootstrap, topics.raw_orders)
     calls = TopicReader(kafka_bootstrap, topics.connector_calls, "ConnectorCall")
     stop = asyncio.Event()
@@ -79,6 +79,11 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
                                              "X-Shopify-Shop-Domain": "demo.myshopify.com"}) as resp:
                 assert resp.status == 401
             assert service.receiver.rejected == 1
+            # barrier: a genuine push of the same shop after the refusal; once it is on raw.orders, a
+            # published forged push (same shop key, same partition) would be there before it
+            marker = (await _post(session, f"{shopify_url}/_sim/orders", {"shop_id": "demo", "count": 1}))
+            await _read_until(raw, lambda recs: set(marker["external_ids"]) <= _external_ids(recs, "push"))
+            assert not any(forged in value for _, value in raw.records), "the forged push was published"
             await _read_until(calls, lambda recs: any(not c["ok"] for _, c in recs) and any(
                 c["ok"] and c["records"] > 0 for _, c in recs))
             failed = [c for _, c in calls.records if not c["ok"]]

@@ -10,7 +10,6 @@ import uuid
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from confluent_kafka import Consumer
 
 from projections.access import Role
 from projections.api import create_api
@@ -19,6 +18,7 @@ from projections.clickhouse import ChdbBackend, create_schema
 from projections.service import Projector
 from projections.tokens import TokenStore
 from schemas.codec import AvroCodec
+from tests.integration.helpers import TopicReader
 from tests.integration.projector_helpers import bearer, produce, running_projector, wait_for
 from tests.samples import sample_alert_report, sample_anomaly, sample_event
 
@@ -29,31 +29,6 @@ HELD, FLAGGED, CLEAN = "taobao:shopA:2001", "jd:shopB:3001", "taobao:shopA:2002"
 def produce_anomalies(bootstrap: str, topic: str, anomalies: list[dict]) -> None:
     codec = AvroCodec("Anomaly")
     produce(bootstrap, topic, [(a["order_id"].encode(), codec.encode(a)) for a in anomalies])
-
-
-def read_commands(bootstrap: str, topic: str, count: int, timeout: float = 30.0) -> list[tuple[bytes, dict]]:
-    """Read `topic` from the beginning until `count` OrderCommand records arrived (or fail)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"test-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-        }
-    )
-    consumer.subscribe([topic])
-    codec, found = AvroCodec("OrderCommand"), []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(found) < count and time.monotonic() < deadline:
-            for msg in consumer.consume(100, 0.2):
-                if msg.error() is None:
-                    found.append((msg.key(), codec.decode(msg.value())))
-    finally:
-        consumer.close()
-    assert len(found) >= count, f"only {len(found)} of {count} commands within {timeout}s"
-    return found
 
 
 @pytest.fixture
@@ -187,7 +162,7 @@ async def test_holds_findings_releases_and_alerts(running, kafka_bootstrap, topi
         status, accepted = await release(HELD, {"reason": "客户已补款 / customer paid the difference"})
         assert status == 202 and accepted["accepted"] is True and len(accepted["command_id"]) == 32
 
-        commands = await asyncio.to_thread(read_commands, kafka_bootstrap, topics.order_commands, 1)
+        commands = await asyncio.to_thread(TopicReader(kafka_bootstrap, topics.order_commands, "OrderCommand").until, 1)
         assert len(commands) == 1
         key, command = commands[0]
         assert key == HELD.encode()

@@ -113,7 +113,7 @@ async def test_cancelled_orders_need_status_any(sim):
     ) as r:
         assert (await r.json())["count"] == 30
     assert len(all_orders) == 30
-    assert all(o["cancelled_at"] is None and o["closed_at"] is None for o in open_orders)
+    assert open_orders and all(o["cancelled_at"] is None and o["closed_at"] is None for o in open_orders)
     hidden = [o for o in all_orders if o["cancelled_at"] or o["closed_at"]]
     assert len(open_orders) == 30 - len(hidden)
     page = await ShopifyClient(creds, _caller(session, "demo-b", [])).fetch_order(str(all_orders[0]["id"]))

@@ -209,15 +209,31 @@ def test_ship_overdue_rule():
     assert R.ship_overdue(refunding, CFG, _ctx(BASE_MS + 52 * R.HOUR_MS)) is None
 
 
+def _firing_cases() -> dict:
+    """An order and a context that make each event rule fire, by rule name."""
+    dupes = _ctx()
+    _indexed(dupes, canonical_order("1001", shop_id="shopA"))
+    return {
+        "zero_amount": (canonical_order(paid_total=0), _ctx()),
+        "amount_mismatch": (canonical_order(paid_total=15000), _ctx()),
+        "duplicate_order": (canonical_order("2002", shop_id="shopB", created_at=BASE_MS), dupes),
+        "invalid_address": (_receiver(canonical_order(), address_vague=True), _ctx()),
+        "invalid_phone": (_receiver(canonical_order(), phone_valid=False), _ctx()),
+        "price_anomaly": (_mug(unit_price=100), _learned()),
+        "quantity_spike": (_mug(quantity=500), _learned()),
+    }
+
+
 def test_evidence_has_no_personal_data():
-    order = _receiver(canonical_order(paid_total=1), phone_valid=False, address_vague=True)
-    ctx = _ctx()
-    for _name, fn, _inputs in R.EVENT_RULES:
+    cases = _firing_cases()
+    assert set(cases) == {name for name, _fn, _inputs in R.EVENT_RULES}  # a new rule needs a case here
+    for name, fn, _inputs in R.EVENT_RULES:
+        order, ctx = cases[name]
         found = fn(order, CFG, ctx)
-        if found:
-            text = repr(found)
-            for secret in ("张*", "138****1111", "文新", "1aQnJ0dpbOvg7", "AAGvBxk2AAE3fEnKPdxwRr4w"):
-                assert secret not in text
+        assert found is not None and found.rule == name, name
+        text = repr(found)
+        for secret in ("张*", "138****1111", "文新", "1aQnJ0dpbOvg7", "AAGvBxk2AAE3fEnKPdxwRr4w"):
+            assert secret not in text, (name, secret)
 
 
 def test_plain_simulator_orders_raise_nothing():

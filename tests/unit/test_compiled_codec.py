@@ -220,7 +220,7 @@ def test_decode_firsts_gives_light_snapshots_to_updates_that_change_none_of_the_
     light = EventDecoder(light=(light_fields, unless)).decode_firsts(values)
     assert len(light) == len(full)
     partial = 0
-    for got, want in zip(light, full):
+    for got, want in zip(light, full, strict=True):
         changed = want["changed_fields"]
         if changed and unless.isdisjoint(changed):
             partial += 1

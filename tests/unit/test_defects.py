@@ -1,6 +1,4 @@
 """Every simulated defect raises exactly its rule; plain simulated orders raise nothing."""
-import json
-
 import pytest
 
 from connectors import platforms
@@ -32,8 +30,9 @@ def test_each_defect_raises_its_rule(platform, defect):
         for event in derive_events(None, order, NOW):
             for finding in detector.detect(event, NOW):
                 raised.setdefault(order["external_id"], set()).add(finding["rule"])
+    assert len(ids) == 3 and len(mapped) == len(everything)
     for ext in ids:
         assert raised.get(ext) == {defect}, (ext, raised.get(ext))
     plain = {o.external_id for o in background}
+    assert len(plain) == 40
     assert not plain & {ext for ext, rules in raised.items() if rules - {"duplicate_order"}}
-    json.dumps(sorted(raised))

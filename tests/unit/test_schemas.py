@@ -1,11 +1,11 @@
 """The Avro contracts: codec round trips, the pydantic mirror, and compatibility with old readers."""
 import io
-import json
 import typing
 
 import pytest
 from fastavro import schemaless_reader
 from fastavro.schema import load_schema, parse_schema
+from fastavro.validation import validate
 
 from schemas import registry
 from schemas.codec import AvroCodec, DecodeError, decode_any
@@ -115,5 +115,11 @@ def test_pydantic_model_matches_avro_contract():
 
 
 def test_factory_orders_validate_against_both():
-    Order.model_validate(canonical_order())
-    json.dumps(registry.current("OrderEvent"))  # schema is plain JSON
+    order = canonical_order()
+    assert Order.model_validate(order).model_dump() == order
+    assert validate(order, parse_schema(registry.current("Order")), raise_errors=False)
+    assert AvroCodec("Order").decode(AvroCodec("Order").encode(order)) == order
+    event = derive_events(None, order, BASE_MS)[0]
+    assert validate(event, parse_schema(registry.current("OrderEvent")), raise_errors=False)
+    broken = dict(order, paid_total="157.80")  # a string where the contract says long
+    assert not validate(broken, parse_schema(registry.current("Order")), raise_errors=False)

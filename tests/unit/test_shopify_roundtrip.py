@@ -120,5 +120,6 @@ def test_list_body_round_trip():
     orders = world.create_orders("s", 30, T0)
     body = orjson.dumps({"orders": [order_json(o, "s.myshopify.com") for o in orders]})
     got = map_payload(body, "json", "s")
-    for order, mapped in zip(orders, got):
+    assert len(orders) == 30
+    for order, mapped in zip(orders, got, strict=True):
         _check(order, mapped)

@@ -21,8 +21,13 @@ def test_expected_files_are_complete():
 
 
 def test_xml_and_json_of_the_same_trades_agree():
+    """The XML sample is shaped as the gateway answers (compact, a trailing comment, the second trade's
+    single-line `<orders>` without `list="true"`), not as our simulator renders it."""
+    xml = (SAMPLES / "trades_sold_increment_get.xml").read_bytes()
+    assert b"<orders><order>" in xml and xml.rstrip().endswith(b"-->")
     as_json = map_payload((SAMPLES / "trades_sold_increment_get.json").read_bytes(), "json", SHOP)
-    as_xml = map_payload((SAMPLES / "trades_sold_increment_get.xml").read_bytes(), "xml", SHOP)
+    as_xml = map_payload(xml, "xml", SHOP)
+    assert len(as_json) == 3 and [len(o["lines"]) for o in as_json] == [2, 1, 1]
     assert as_json == as_xml
     detail_xml = map_payload((SAMPLES / "trade_fullinfo_get.xml").read_bytes(), "xml", SHOP)
     assert detail_xml == [as_json[1]]
@@ -31,8 +36,14 @@ def test_xml_and_json_of_the_same_trades_agree():
 
 
 def test_single_element_xml_list_is_a_list():
-    orders = map_payload((SAMPLES / "trades_sold_get_single.xml").read_bytes(), "xml", SHOP)
+    """One `<trade>` in `<trades>` and no `list="true"` anywhere: still a list of one trade."""
+    body = (SAMPLES / "trades_sold_get_single.xml").read_bytes()
+    assert b'list="true"' not in body and body.count(b"<trade>") == 1
+    orders = map_payload(body, "xml", SHOP)
     assert len(orders) == 1 and len(orders[0]["lines"]) == 2
+    one_line = body.replace(body[body.index(b"<order>", body.index(b"</order>")):body.index(b"</orders>")], b"")
+    (order,) = map_payload(one_line, "xml", SHOP)
+    assert [line["line_id"] for line in order["lines"]] == ["2845000011122233001"]
 
 
 def test_empty_page():
@@ -120,19 +131,28 @@ def test_buyer_signed_is_delivered_with_end_time():
 def test_order_refund_status(states, expected):
     doc = _fixture()
     trade = doc["trades_sold_increment_get_response"]["trades"]["trade"][0]
-    for order, state in zip(trade["orders"]["order"], states):
+    for order, state in zip(trade["orders"]["order"], states, strict=True):
         order["refund_status"] = state
     (mapped, *_) = map_payload(orjson.dumps(doc), "json", SHOP)
     assert mapped["refund_status"] == expected
 
 
 def test_no_plaintext_personal_data():
+    """Receivers in clear (as an app authorised to decrypt gets them) and a buyer message holding a
+    phone and a house number: none of it reaches the canonical order, from JSON or XML."""
     world = World(seed=11)
     order = world.create_orders("s1", 1, beijing_to_ms("2024-03-18 10:00:00"))[0]
     order.receiver_name, order.receiver_phone, order.street = "欧阳娜娜", "13987654321", "文三路477号华星科技大厦"
-    body = {"trade_fullinfo_get_response": {"trade": trade_dict(order), "request_id": "r"}}
+    order.buyer_message = "改送文三路477号，电话139 8765 4321"
+    body = {"trade_fullinfo_get_response": {"trade": trade_dict(order, plaintext=True), "request_id": "r"}}
+    plain = ("欧阳娜娜", "13987654321", "98765", "8765 4", "文三路477号", "华星科技大厦")
     for raw, content_type in ((orjson.dumps(body), "json"),
                               (to_xml(body["trade_fullinfo_get_response"], "trade_fullinfo_get_response"), "xml")):
-        text = raw.decode() + json.dumps(map_payload(raw, content_type, "s1"), ensure_ascii=False)
-        for plain in ("欧阳娜娜", "13987654321", "987654321", "文三路477号", "华星科技大厦"):
-            assert plain not in text
+        assert all(p in raw.decode() for p in plain)  # the input really holds them
+        (mapped,) = map_payload(raw, content_type, "s1")
+        text = json.dumps(mapped, ensure_ascii=False)
+        for p in plain:
+            assert p not in text, p
+        assert mapped["receiver"]["name_masked"] == "欧***"
+        assert mapped["receiver"]["phone_masked"] == "139****4321" and mapped["receiver"]["phone_valid"] is True
+        assert mapped["buyer"]["message"] == "改送文三路***号，电话139****4321"

@@ -55,7 +55,7 @@ def test_roundtrip(fmt):
             else to_xml(response, "trades_sold_get_response"))
     mapped = map_payload(body, fmt, "shop-rt")
     assert len(mapped) == len(ORDERS) == 200
-    for order, got in zip(ORDERS, mapped):
+    for order, got in zip(ORDERS, mapped, strict=True):
         assert got["external_id"] == order.external_id
         assert got["status"] == EXPECTED_STATUS.get(order.status, order.status)
         assert got["refund_status"] == _expected_refund([line.refund_status for line in order.lines])

@@ -13,6 +13,7 @@ Choices where the fact sheet is silent (see also the module README in the final 
   `total_shipping_price_set.shop_money`.
 - Fulfillments with status cancelled/error/failure are not shipments. `delivered_at` is the latest fulfillment
   `updated_at` (else the order's `updated_at`) once every shipment has `shipment_status == "delivered"`.
+- `buyer.message` is the order `note`, free text typed by the buyer, masked by schemas/free_text.py.
 - Line titles use the line `name` ("Ceramic Mug - Black"), falling back to `title`; `sku_id` is the
   variant id.
 """
@@ -24,6 +25,7 @@ from functools import lru_cache
 import orjson
 
 from schemas.canonical import MappingError, iso_to_ms, mask_name, mask_phone, mask_street, order_id, to_minor
+from schemas.free_text import mask_free_text
 from schemas.verdicts import phone_verdict, street_vague
 
 _PAID_LIKE = {"paid", "partially_refunded", "authorized", "refunded"}
@@ -229,7 +231,7 @@ def _buyer(o: dict) -> dict:
     return {
         "id": str(cid) if cid is not None else None,
         "nick_masked": nick,
-        "message": o.get("note") or None,
+        "message": mask_free_text(o.get("note")) or None,
     }
 
 

@@ -280,8 +280,9 @@ def _refunds(order: SimOrder) -> list[dict]:
     return out
 
 
-def page_body(orders: list[SimOrder]) -> bytes:
-    """A `GET /orders.json` answer listing `orders` (one page)."""
+def page_body(orders: list[SimOrder], plaintext: bool = True) -> bytes:
+    """A `GET /orders.json` answer listing `orders` (one page). Shopify gives every app with the
+    orders scope its receivers in clear, so `plaintext` changes nothing."""
     import json
 
     return json.dumps({"orders": [order_json(o, f"{o.shop_id}.myshopify.com") for o in orders]}).encode()

@@ -12,6 +12,9 @@ Amounts (taobao.md §5): `items_total` is Σ num × price; `discount_total` is t
 seller's `adjust_fee` (positive adjust raises the price), so that
 items_total + shipping_fee − discount_total + tax_total == paid_total. Line `total` is the line
 `payment`, else `divide_order_fee`, else num × price − line `discount_fee`.
+
+`buyer_message` is free text typed by the buyer: phones, ID cards and house numbers in it are masked
+(schemas/free_text.py). Product titles are catalogue text and pass unchanged.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from datetime import datetime
 
 from connectors.platforms.taobao.payload import parse_body, trades_of
 from schemas.canonical import MappingError, mask_name, mask_phone, mask_street, order_id, to_minor
+from schemas.free_text import mask_free_text
 from schemas.verdicts import phone_verdict, street_vague
 
 TRADE_STATUS = {
@@ -217,7 +221,7 @@ def map_trade(trade: dict, shop_id: str, platform: str = "taobao") -> dict:
         "tax_total": 0,
         "paid_total": paid_total,
         "buyer": {"id": _text(get("buyer_open_uid")), "nick_masked": mask_name(get("buyer_nick")),
-                  "message": _text(get("buyer_message"))},
+                  "message": mask_free_text(_text(get("buyer_message")))},
         # TOP returns the receiver masked: only the mask's shape and the masked street can be judged
         "receiver": {"name_masked": name_masked, "phone_masked": _mask_phone(phone), "country": "CN",
                      "province": _text(get("receiver_state")), "city": _text(get("receiver_city")),

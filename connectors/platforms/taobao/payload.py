@@ -1,4 +1,10 @@
-"""Parsing TOP bodies: JSON as is, XML turned into the same shape (`list="true"` elements become lists)."""
+"""Parsing TOP bodies: JSON as is, XML turned into the same shape.
+
+An XML element is a list when it says so (`list="true"`) or, since the gateway does not always say
+so, when it is named as the plural of its children (TOP's naming: `<trades><trade/></trades>`,
+`<orders><order/></orders>`, `<promotion_details><promotion_detail/>…`): a single child is then
+still a one-element list, as in the JSON form.
+"""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -10,9 +16,16 @@ from schemas.canonical import MappingError
 LIST_RESPONSES = ("trades_sold_increment_get_response", "trades_sold_get_response")
 
 
+def _is_list(elem: ET.Element, children: list[ET.Element]) -> bool:
+    if elem.get("list") == "true":
+        return True
+    tag = elem.tag
+    return bool(children) and tag.endswith("s") and all(child.tag == tag[:-1] for child in children)
+
+
 def _xml_value(elem: ET.Element):
     children = list(elem)
-    if elem.get("list") == "true":
+    if _is_list(elem, children):
         # <orders list="true"><order/>…</orders> -> {"order": [...]}, even for a single element
         items: dict[str, list] = {}
         for child in children:

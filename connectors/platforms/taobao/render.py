@@ -88,11 +88,13 @@ def _sub_order(order: SimOrder, line: SimLine, trade: str) -> dict:
     return out
 
 
-def trade_dict(order: SimOrder, fields=None) -> dict:
+def trade_dict(order: SimOrder, fields=None, plaintext: bool = False) -> dict:
     """A simulated order as a TOP trade object (ids as numbers plus `*_str`, yuan strings, Beijing times).
 
     `fields` (an iterable of TOP field names, `orders.x` meaning the whole `orders`) limits the answer
-    like the API's `fields` parameter; `tid_str`/`oid_str` come with `tid`/`oid`.
+    like the API's `fields` parameter; `tid_str`/`oid_str` come with `tid`/`oid`. Receivers come masked
+    as TOP returns them today; `plaintext=True` gives them in clear, as an app authorised to decrypt
+    (or an older app before the privacy change) receives them.
     """
     status = trade_status(order)
     end = order.finished_at if status == "TRADE_FINISHED" else order.cancelled_at
@@ -107,10 +109,11 @@ def trade_dict(order: SimOrder, fields=None) -> dict:
         "post_fee": yuan(order.shipping_fee), "discount_fee": yuan(order.line_discounts + order.order_discount),
         "adjust_fee": "0.00", "buyer_open_uid": order.buyer_id, "buyer_nick": "",
         "buyer_message": order.buyer_message, "seller_nick": order.shop_id,
-        "receiver_name": mask_name_tb(order.receiver_name), "receiver_mobile": mask_mobile_tb(order.receiver_phone),
+        "receiver_name": order.receiver_name if plaintext else mask_name_tb(order.receiver_name),
+        "receiver_mobile": order.receiver_phone if plaintext else mask_mobile_tb(order.receiver_phone),
         "receiver_phone": "", "receiver_state": order.province, "receiver_city": order.city,
         "receiver_district": order.district, "receiver_town": order.town,
-        "receiver_address": mask_street_tb(order.street), "receiver_zip": order.postal_code, "oaid": oaid(order),
+        "receiver_address": order.street if plaintext else mask_street_tb(order.street), "receiver_zip": order.postal_code, "oaid": oaid(order),
         "orders": {"order": [_sub_order(order, line, status) for line in order.lines]},
     }
     trade = {k: v for k, v in trade.items() if v is not None}
@@ -155,10 +158,12 @@ def to_xml(obj: dict, root_name: str) -> bytes:
     return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)
 
 
-def page_body(orders: list[SimOrder]) -> bytes:
-    """A `taobao.trades.sold.increment.get` JSON answer listing `orders` (one page)."""
+def page_body(orders: list[SimOrder], plaintext: bool = False) -> bytes:
+    """A `taobao.trades.sold.increment.get` JSON answer listing `orders` (one page); receivers in clear
+    with `plaintext=True` (see trade_dict)."""
     import json
 
     return json.dumps({"trades_sold_increment_get_response": {
-        "has_next": False, "trades": {"trade": [trade_dict(o) for o in orders]}, "request_id": "conformance"}},
+        "has_next": False, "trades": {"trade": [trade_dict(o, plaintext=plaintext) for o in orders]},
+        "request_id": "conformance"}},
         ensure_ascii=False).encode()

@@ -1,5 +1,8 @@
 """Batched Kafka publishing with confluent-kafka: produce many, wait for all, re-send what failed.
 
+The one producer of every process: connectors, the normalizer, the detector, the alert router, the
+API's commands, the benchmarks and the tests all publish through `Publisher` with these defaults.
+
 Nothing is acknowledged upstream until `publish` returns, so a caller that commits its input offsets
 afterwards gets at-least-once delivery; sinks downstream are idempotent.
 """
