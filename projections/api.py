@@ -13,7 +13,8 @@ from typing import Protocol
 import orjson
 from aiohttp import web
 
-from projections import analyst_sql, anomaly_queries, api_anomalies, queries
+from projections import analyst_sql, anomaly_queries, api_anomalies, api_auth, queries
+from projections.audit import AuditLog
 
 
 class ApiDeps(Protocol):
@@ -40,11 +41,16 @@ def _json(data, status: int = 200) -> web.Response:
     )
 
 
-def create_api(deps: ApiDeps) -> web.Application:
-    """The aiohttp application serving /api/* (with the anomaly routes of `api_anomalies`), /healthz,
-    /metrics and the status page at /."""
-    app = web.Application(client_max_size=1 << 20)
+def create_api(deps: ApiDeps, auth: api_auth.AuthConfig) -> web.Application:
+    """The aiohttp application serving /api/* (with the anomaly routes of `api_anomalies` and the
+    token routes of `api_auth`), /healthz, /metrics and the status page at /.
+
+    Every route is guarded by the role `projections.access.ROUTES` gives it; writes and SQL are audited.
+    """
+    app = web.Application(client_max_size=1 << 20, middlewares=[api_auth.guard])
     app[DEPS] = deps
+    app[api_auth.AUTH] = auth
+    app[api_auth.AUDIT] = AuditLog(deps.backend, deps.database)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -53,6 +59,7 @@ def create_api(deps: ApiDeps) -> web.Application:
     app.router.add_get("/api/orders/{order_id}", get_order)
     app.router.add_post("/api/sql", run_sql)
     api_anomalies.register(app, DEPS)
+    api_auth.register(app)
     return app
 
 
