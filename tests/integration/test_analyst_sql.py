@@ -11,8 +11,11 @@ import uuid
 import aiohttp
 import pytest
 
+from projections.access import Role
+from projections.clickhouse.ddl import ANALYST_TABLES
+from projections.tokens import TokenStore
 from schemas.codec import AvroCodec
-from tests.integration.projector_helpers import produce, running_projector, wait_for
+from tests.integration.projector_helpers import bearer, produce, running_projector, wait_for
 from tests.samples import sample_event
 
 pytestmark = pytest.mark.integration
@@ -113,7 +116,7 @@ LEGIT = [
     ("SELECT today() - number AS day FROM numbers(7)", 7),
     ("SELECT order_id FROM tonglu.orders WHERE order_id IN (SELECT order_id FROM tonglu.order_events) LIMIT 3", 3),
     ("SELECT count() AS `订单数` FROM tonglu.orders FINAL WHERE status IN ('SHIPPED', 'PAID')", 1),
-    ("SHOW TABLES", 9),
+    ("SHOW TABLES", len(ANALYST_TABLES)),
     ("SHOW TABLES LIKE 'order%'", 2),
     ("DESCRIBE TABLE tonglu.orders", 24),
     ("SHOW CREATE TABLE tonglu.status_funnel", 1),
@@ -127,18 +130,20 @@ async def api(kafka_bootstrap, topics, tmp_path, monkeypatch):
     names = {"raw_orders": topics.raw_orders, "raw_orders_dlq": topics.raw_orders_dlq,
              "order_events": topics.order_events, "connector_calls": topics.connector_calls}
     data_path = str(tmp_path / "chdb")
-    async with running_projector(kafka_bootstrap, names, data_path, f"norm-{uuid.uuid4().hex[:6]}") as base:
+    store = TokenStore(tmp_path / "tokens.json")
+    async with running_projector(kafka_bootstrap, names, data_path, f"norm-{uuid.uuid4().hex[:6]}",
+                                 store) as base:
         events = [sample_event(p, "shopA", str(1000 + i), v) for p in ("taobao", "jd") for i in range(3)
                   for v in (1, 2)]
         _produce_events(kafka_bootstrap, topics.order_events, events)
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=bearer(store, Role.VIEWER)) as http:
 
             async def projected():
                 async with http.get(base + "/api/orders?limit=10") as resp:
                     return (await resp.json())["count"] == 6
 
             await wait_for(projected)
-        yield base, data_path
+        yield base, data_path, bearer(store, Role.ADMIN)
 
 
 def _produce_events(bootstrap: str, topic: str, events: list[dict]) -> None:
@@ -152,9 +157,9 @@ async def _sql(http, base, text):
 
 
 async def test_hostile_statements_are_refused_with_their_reason_and_analysts_answered(api):
-    base, _ = api
+    base, _, admin = api
     assert len(HOSTILE) >= 40
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=admin) as http:
         wrong = []
         for text, reason in HOSTILE:
             status, body = await _sql(http, base, text)
@@ -178,8 +183,8 @@ async def test_hostile_statements_are_refused_with_their_reason_and_analysts_ans
 
 
 async def test_a_runaway_query_stops_at_its_limit_while_orders_and_inserts_go_on(api, kafka_bootstrap, topics):
-    base, _ = api
-    async with aiohttp.ClientSession() as http:
+    base, _, admin = api
+    async with aiohttp.ClientSession(headers=admin) as http:
         started = time.monotonic()
         runaway = asyncio.create_task(_sql(http, base, SPIN))
         await asyncio.sleep(0.5)
@@ -212,7 +217,7 @@ async def test_a_runaway_query_stops_at_its_limit_while_orders_and_inserts_go_on
 async def test_a_query_whose_client_leaves_is_killed(api):
     from chdb import session
 
-    base, data_path = api
+    base, data_path, admin = api
     probe = session.Session(data_path)  # a connection of its own on the same path, to watch the queries
 
     def analyst_queries() -> int:
@@ -221,7 +226,7 @@ async def test_a_query_whose_client_leaves_is_killed(api):
         return int(text)
 
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1.5)) as http:
+        async with aiohttp.ClientSession(headers=admin, timeout=aiohttp.ClientTimeout(total=1.5)) as http:
             waiting = asyncio.create_task(_sql(http, base, SPIN))
             await asyncio.sleep(0.8)
             assert analyst_queries() == 1  # positive control: while its client waits, the query runs
