@@ -6,7 +6,6 @@ become their events.
 """
 import io
 import json
-from pathlib import Path
 
 import pytest
 from fastavro import schemaless_reader, schemaless_writer
@@ -14,52 +13,14 @@ from fastavro.schema import parse_schema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.runtime.records import raw_record
 from schemas import registry
 from schemas.codec import AvroCodec
 from streams.normalize import Normalizer, RawIn
 from streams.state import OrderStore
+from tests.poison import BAD, GOOD_RECORD, SHOPIFY_PAGE, TAOBAO_PAGE, huge_payment
+from tests.poison import raw as _raw
 
-SAMPLES = Path(__file__).parents[2] / "connectors" / "platforms"
-TAOBAO_PAGE = (SAMPLES / "taobao" / "samples" / "trades_sold_increment_get.json").read_bytes()
-SHOPIFY_PAGE = (SAMPLES / "shopify" / "samples" / "orders_list.json").read_bytes()
-GOOD_RECORD = raw_record("taobao", "home", TAOBAO_PAGE, source="poll")
 DLQ = AvroCodec("DeadLetter")
-
-
-def _raw(body: bytes, platform: str = "taobao", content_type: str = "json") -> bytes:
-    return raw_record(platform, "home", body, source="poll", content_type=content_type)
-
-
-def _huge_payment() -> bytes:
-    page = json.loads(TAOBAO_PAGE)
-    page["trades_sold_increment_get_response"]["trades"]["trade"][0]["payment"] = "99999999999999999999.00"
-    return json.dumps(page).encode()
-
-
-def _other_fingerprint() -> bytes:
-    return b"\xc3\x01" + b"\x00" * 8 + GOOD_RECORD[10:]
-
-
-BAD = {  # value -> (stage, words of the reason)
-    "null": (None, "decode", "null value"),
-    "empty": (b"", "decode", "not an Avro RawRecord"),
-    "random bytes": (b"\x8f\x00garbage\xff", "decode", "not an Avro RawRecord"),
-    "truncated avro": (GOOD_RECORD[:40], "decode", "corrupt RawRecord"),
-    "unknown fingerprint": (_other_fingerprint(), "decode", "unknown schema fingerprint"),
-    "another schema": (AvroCodec("ConnectorCall").header + b"\x02x", "decode", "RawRecord"),
-    "unknown platform": (_raw(TAOBAO_PAGE, platform="jd"), "map", "unknown platform 'jd'"),
-    "bad utf-8 json": (_raw(b'{"trades_sold_get_response": "\xff\xfe"}'), "map", "malformed JSON"),
-    "bad utf-8 shopify": (_raw(b"\xff\xfe{", platform="shopify"), "map", "malformed JSON"),
-    "bad xml": (_raw(b"<trades_sold_get_response><total", content_type="xml"), "map", "malformed XML"),
-    "list page saying 5, carrying none": (_raw(b'{"trades_sold_get_response": {"total_results": 5}}'),
-                                          "map", "does not say the page is empty"),
-    "list page saying nothing": (_raw(b'{"trades_sold_increment_get_response": {"trades": null}}'),
-                                 "map", "does not say the page is empty"),
-    "wrong shape": (_raw(b'{"orders": {"id": 1}}', platform="shopify"), "map", "'orders' is not a list"),
-    "order lacking fields": (_raw(b'{"order": {"id": 7}}', platform="shopify"), "map", "missing required"),
-    "amount Avro cannot hold": (_raw(_huge_payment()), "derive", "does not fit an Avro long"),
-}
 
 
 @pytest.mark.parametrize("name", list(BAD))
@@ -80,7 +41,7 @@ def test_each_kind_of_bad_record_is_one_dead_letter_and_the_next_page_still_flow
 def test_a_page_that_fails_halfway_leaves_no_trace_in_the_store():
     """The huge payment is on the first trade of three; the other two must not be half-applied."""
     normalizer = Normalizer()
-    out = normalizer.process([RawIn("raw.orders", 0, 1, None, _raw(_huge_payment()))])
+    out = normalizer.process([RawIn("raw.orders", 0, 1, None, _raw(huge_payment()))])
     assert len(out.dead) == 1 and not out.events and not out.states
     assert len(normalizer.store) == 0
     assert len(normalizer.process([RawIn("raw.orders", 0, 2, None, GOOD_RECORD)]).events) == 9
