@@ -83,6 +83,25 @@ def _expected_event_ids(messages) -> dict:
     return out
 
 
+def _normalize_until(bootstrap: str, topics, env: dict, log_path, events: int, dead: int) -> tuple[list, list]:
+    """Run one normalizer until `events` events and `dead` dead letters arrived (and 2 s more, for any
+    extra one), stop it, and return what arrived; the worker must stop cleanly."""
+    event_reader = TopicReader(bootstrap, topics.order_events, "OrderEvent")
+    dead_reader = TopicReader(bootstrap, topics.raw_orders_dlq, "DeadLetter")
+    worker = start_worker("normalizer", env, log_path)
+    try:
+        event_reader.until(events, timeout=120)
+        dead_reader.until(dead, timeout=60)
+        event_reader.poll(2)
+        dead_reader.poll(2)
+    finally:
+        code = stop_worker(worker)
+        event_reader.close()
+        dead_reader.close()
+    assert code == 0
+    return [e for _, e in event_reader.records], [letter for _, letter in dead_reader.records]
+
+
 def test_hundreds_of_mixed_records_bad_in_equals_dead_letters_out(kafka_bootstrap, topics, tmp_path):
     rng = random.Random(13)
     bad_kinds = list(BAD.values())
@@ -98,25 +117,13 @@ def test_hundreds_of_mixed_records_bad_in_equals_dead_letters_out(kafka_bootstra
                 "taobao", shop, taobao_page(i), source="poll")))
     expected = _expected_event_ids(messages)
     publish(kafka_bootstrap, messages)
-    events = TopicReader(kafka_bootstrap, topics.order_events, "OrderEvent")
-    dead = TopicReader(kafka_bootstrap, topics.raw_orders_dlq, "DeadLetter")
-    worker = start_worker("normalizer", worker_env(kafka_bootstrap, topics), tmp_path / "normalizer.log")
-    try:
-        events.until(len(expected), timeout=120)
-        dead.until(bad, timeout=60)
-        events.poll(2)
-        dead.poll(2)
-    finally:
-        code = stop_worker(worker)
-        events.close()
-        dead.close()
-    assert code == 0
-    assert len(dead.records) == bad and bad > 150
-    letters = [letter for _, letter in dead.records]
+    got_events, letters = _normalize_until(kafka_bootstrap, topics, worker_env(kafka_bootstrap, topics),
+                                           tmp_path / "normalizer.log", len(expected), bad)
+    assert len(letters) == bad and bad > 150
     assert len({(letter["partition"], letter["offset"]) for letter in letters}) == bad
     assert sum(letter["tombstone"] for letter in letters) == sum(m[2] is None for m in messages)
-    got = {e["event_id"]: (e["order_id"], e["version"], e["event_type"]) for _, e in events.records}
-    assert got == expected and len(events.records) == len(expected)
+    got = {e["event_id"]: (e["order_id"], e["version"], e["event_type"]) for e in got_events}
+    assert got == expected and len(got_events) == len(expected)
 
 
 def test_a_batch_the_broker_never_acknowledged_is_normalized_again_after_a_restart(tmp_path):
@@ -139,21 +146,10 @@ def test_a_batch_the_broker_never_acknowledged_is_normalized_again_after_a_resta
         assert code == 75 and "not acknowledged by the broker" in log, log[-2000:]
         assert blocker.dropped >= 1
         blocker.blocking = False
-        events = TopicReader(blocker.bootstrap, topics.order_events, "OrderEvent")
-        dead = TopicReader(blocker.bootstrap, topics.raw_orders_dlq, "DeadLetter")
-        second = start_worker("normalizer", env, tmp_path / "normalizer2.log")
-        try:
-            events.until(9, timeout=120)
-            dead.until(1, timeout=30)
-            events.poll(2)
-        finally:
-            code = stop_worker(second)
-            events.close()
-            dead.close()
-        assert code == 0
+        got_events, letters = _normalize_until(blocker.bootstrap, topics, env, tmp_path / "normalizer2.log", 9, 1)
         # exactly the page's events, first versions: nothing of the first attempt landed, nothing was lost
-        assert len(events.records) == 9 and {e["version"] for _, e in events.records} == {1}
-        assert [letter["value"] for _, letter in dead.records] == [b"not avro at all"]
+        assert len(got_events) == 9 and {e["version"] for e in got_events} == {1}
+        assert [letter["value"] for letter in letters] == [b"not avro at all"]
     finally:
         blocker.stop()
 

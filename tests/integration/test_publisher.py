@@ -18,6 +18,17 @@ def blocker():
     proxy.stop()
 
 
+def _values_on(bootstrap: str, topic: str, count: int) -> list[bytes]:
+    """Every value on `topic` once `count` arrived (and 1 s more, for any extra one)."""
+    reader = TopicReader(bootstrap, topic)
+    try:
+        reader.until(count, timeout=20)
+        reader.poll(1)
+        return [value for _, value in reader.records]
+    finally:
+        reader.close()
+
+
 class _UnblockOnResend(logging.Handler):
     """Lets produce requests through once the publisher says it re-sends: only a re-send can then land."""
 
@@ -45,13 +56,7 @@ def test_a_delivery_that_fails_is_re_sent(blocker):
         log.removeHandler(watcher)
         publisher.close()
     assert blocker.dropped >= 1 and watcher.resends == 1
-    reader = TopicReader(blocker.bootstrap, "out")
-    try:
-        reader.until(2, timeout=20)
-        reader.poll(1)
-        assert [value for _, value in reader.records] == [b"warm-up", b"payload"]
-    finally:
-        reader.close()
+    assert _values_on(blocker.bootstrap, "out", 2) == [b"warm-up", b"payload"]
 
 
 def test_a_delivery_that_does_not_happen_in_time_raises_and_nothing_is_acknowledged(blocker):
@@ -66,10 +71,4 @@ def test_a_delivery_that_does_not_happen_in_time_raises_and_nothing_is_acknowled
     publisher.producer.purge()  # a later retry from this queue could land; at-least-once allows it, this test not
     blocker.blocking = False
     publish(blocker.bootstrap, [("out", b"k", b"after")])  # positive control: the reader sees what landed
-    reader = TopicReader(blocker.bootstrap, "out")
-    try:
-        reader.until(2, timeout=20)
-        reader.poll(1)
-        assert [value for _, value in reader.records] == [b"before", b"after"]
-    finally:
-        reader.close()
+    assert _values_on(blocker.bootstrap, "out", 2) == [b"before", b"after"]
