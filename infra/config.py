@@ -44,6 +44,8 @@ class Settings:
     # On a shared machine the ClickHouse projection yields CPU to the order path (normalize, detect,
     # alert): it batches whatever queued meanwhile, while findings must not wait behind its merges.
     projector_nice: int = 5
+    heartbeat_seconds: float = 2.0  # every worker process beats this often on the heartbeats topic
+    health_stale_seconds: float = 10.0  # a stage none of whose processes beat for this long is down
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -68,6 +70,8 @@ class Settings:
             alert_smtp_port=int(_env("TONGLU_ALERT_SMTP_PORT", str(cls.alert_smtp_port))),
             simulators=_simulators(_env("TONGLU_SIMULATORS", DEFAULT_SIMULATORS)),
             projector_nice=int(_env("TONGLU_PROJECTOR_NICE", str(cls.projector_nice))),
+            heartbeat_seconds=float(_env("TONGLU_HEARTBEAT_SECONDS", str(cls.heartbeat_seconds))),
+            health_stale_seconds=float(_env("TONGLU_HEALTH_STALE_SECONDS", str(cls.health_stale_seconds))),
         )
 
     def kafka(self, **overrides) -> dict:

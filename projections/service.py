@@ -14,12 +14,14 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaException
 
 from projections.clickhouse.ddl import DEFAULT_DATABASE, create_schema
 from projections.clickhouse.sink import ClickHouseSink, FlushError
 from projections.commands import CommandPublisher
+from projections.health import HealthMonitor
 from projections.lag import LagTracker
 from projections.metrics import ProjectorMetrics
 from schemas.codec import AvroCodec, DecodeError
@@ -232,8 +234,13 @@ async def run_projector(
     group_id: str = "tonglu-projector",
     stop: asyncio.Event,
     database: str = DEFAULT_DATABASE,
+    health: HealthMonitor | None = None,
+    heartbeat: Callable[[Projector], object] | None = None,
 ) -> None:
-    """Create the schema, run the projector threads and the HTTP API until `stop` is set."""
+    """Create the schema, run the projector threads and the HTTP API until `stop` is set.
+
+    `health` feeds /healthz (every stage's heartbeats, the broker); `heartbeat(projector)` makes this
+    process's own heartbeat sender (anything with start() and stop())."""
     from aiohttp import web
 
     from projections.api import create_api
@@ -248,7 +255,10 @@ async def run_projector(
         database=database,
     )
     projector.start()
-    runner = web.AppRunner(create_api(projector), handle_signals=False)
+    helpers = [h for h in (health, heartbeat(projector) if heartbeat else None) if h is not None]
+    for helper in helpers:
+        helper.start()
+    runner = web.AppRunner(create_api(projector, health), handle_signals=False)
     await runner.setup()
     try:
         await web.TCPSite(runner, http_host, http_port).start()
@@ -257,3 +267,5 @@ async def run_projector(
     finally:
         await runner.cleanup()
         await asyncio.to_thread(projector.stop)
+        for helper in helpers:
+            await asyncio.to_thread(helper.stop)
