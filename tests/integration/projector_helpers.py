@@ -32,15 +32,18 @@ async def wait_for(check, timeout: float = 45.0, interval: float = 0.2):
 
 
 @contextlib.asynccontextmanager
-async def running_projector(kafka_bootstrap: str, topic_names: dict, data_path: str, normalizer_group: str):
-    """Start `run_projector` on chdb at `data_path`; yields the API base URL once /healthz answers."""
+async def running_projector(kafka_bootstrap: str, topic_names: dict, data_path: str, normalizer_group: str,
+                            expect_healthy: bool = True, **options):
+    """Start `run_projector` on chdb at `data_path` (with `options`, e.g. its health monitor); yields the
+    API base URL once /healthz answers (200, or anything with `expect_healthy=False`)."""
     from projections.service import run_projector
 
     backend = ChdbBackend(data_path)
     port, stop = free_port(), asyncio.Event()
     task = asyncio.create_task(run_projector(
         kafka_config={"bootstrap.servers": kafka_bootstrap}, topics=topic_names, normalizer_group=normalizer_group,
-        backend=backend, http_host="127.0.0.1", http_port=port, group_id=f"proj-{uuid.uuid4().hex[:6]}", stop=stop))
+        backend=backend, http_host="127.0.0.1", http_port=port, group_id=f"proj-{uuid.uuid4().hex[:6]}", stop=stop,
+        **options))
     base = f"http://127.0.0.1:{port}"
     async with aiohttp.ClientSession() as http:
 
@@ -49,7 +52,7 @@ async def running_projector(kafka_bootstrap: str, topic_names: dict, data_path: 
                 task.result()
             try:
                 async with http.get(f"{base}/healthz") as resp:
-                    return resp.status == 200
+                    return resp.status == 200 or not expect_healthy
             except aiohttp.ClientConnectionError:
                 return False
 
