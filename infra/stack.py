@@ -24,11 +24,13 @@ from infra.supervisor import RestartPolicy, RestartState, after_crash, restart_m
 
 # start order; stopped in reverse
 PROCESSES = ["projector", "normalizer", "detector", "alerter", "simulators", "connectors"]
-# Restarted once a lost local broker is back. Their clients reconnect by themselves, but their read
-# positions belong to the lost topics: a consumer past the new end of a partition skips what is
-# written below its old position, and the projector's lag counter never recovers. Started afresh they
-# find no committed offsets on the new broker and read from the earliest, which is safe (every sink
-# is idempotent). Connectors and simulators only produce; they reconnect and keep going.
+# Stopped when the local broker dies and started afresh once it is back with its topics. Their clients
+# would reconnect by themselves, but their read positions belong to the lost topics (a consumer past
+# the new end of a partition skips what is written below its old position; the projector's lag counter
+# never recovers), and a group member that rejoins the new Tansu and is stopped mid-join wedged its
+# group there: the projector's group never got partitions again. Started afresh on the new broker they
+# find no committed offsets and read from the earliest, which is safe (every sink is idempotent).
+# Connectors and simulators only produce; they reconnect and keep going.
 RESTART_AFTER_BROKER_LOSS = ("projector", "normalizer", "detector", "alerter")
 TICK = 0.5  # seconds between looks at the children
 STATS_EVERY = 5.0
@@ -146,17 +148,18 @@ class Stack:
         broker, now = self.broker, time.monotonic()
         decision = after_crash(self.policy, broker.state, now)
         _say(restart_message(f"broker 消息代理 ({self.settings.kafka_bootstrap})", broker.proc.returncode, decision)
-             + " — 内存中的主题已丢失 its in-memory topics are lost")
-        time.sleep(decision.delay)
+             + f" — 内存中的主题已丢失 its in-memory topics are lost; 停止消费者 stopping its consumers until it is "
+               f"back: {', '.join(RESTART_AFTER_BROKER_LOSS)}")
+        self._stop_children([self.children[name] for name in RESTART_AFTER_BROKER_LOSS], grace=3.0)
+        time.sleep(max(0.0, now + decision.delay - time.monotonic()))
         broker.proc, broker.state = self._spawn_broker(), restarted(decision.state, time.monotonic())
         self._prepare_topics()
-        _say(f"broker 消息代理已恢复 is back on {self.settings.kafka_bootstrap}; 重启消费者 restarting its "
-             f"consumers to read the new topics from the start: {', '.join(RESTART_AFTER_BROKER_LOSS)}")
-        self._stop_children([self.children[name] for name in RESTART_AFTER_BROKER_LOSS])
         now = time.monotonic()
         for name in RESTART_AFTER_BROKER_LOSS:
             child = self.children[name]
             child.proc, child.state, child.restart_at = self._spawn(name), restarted(child.state, now), None
+        _say(f"broker 消息代理已恢复 is back on {self.settings.kafka_bootstrap}; 消费者已重启 consumers started "
+             "afresh, reading the new topics from the start")
 
     def _report(self, last: tuple[int, float] | None) -> tuple[int, float] | None:
         if not self.own_broker:

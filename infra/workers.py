@@ -100,7 +100,9 @@ def normalizer(settings: Settings) -> None:
     datadir.mkdir(parents=True, exist_ok=True)
     app = create_app(kafka_config=settings.kafka(), topics=settings.topics, datadir=str(datadir))
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, override_logging=False)
-    _beat(settings, "normalizer")
+    # It beats once it has joined its group: a process that is still starting (or rebalancing) is
+    # not yet normalizing anything.
+    _beat(settings, "normalizer", alive=lambda: app.rebalancing_count > 0 and not app.rebalancing)
     worker.execute_from_commandline()
 
 
