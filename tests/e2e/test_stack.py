@@ -120,6 +120,7 @@ def test_status_page_renders_in_headless_chromium(stack, tmp_path):
                           stack["base"] + "/"], capture_output=True, text=True, timeout=90, check=False).stdout
     assert "通路 Tonglu" in dom and "今日订单" in dom
     assert "taobao" in dom or "shopify" in dom  # numbers and platforms filled in by the page's script
+    assert "✔ 正常 up · 消息代理" in dom and "标准化" in dom  # each stage with its up/down mark
 
 
 def _worker_niceness(base: str) -> dict[str, int]:
