@@ -26,6 +26,23 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _settings() -> Settings:
+    """Settings from the environment; without TONGLU_KAFKA_BOOTSTRAP a local stack's broker may sit on
+    TONGLU_LOCAL_BROKER_PORT (tests and side-by-side stacks)."""
+    settings = Settings.from_env()
+    if "TONGLU_KAFKA_BOOTSTRAP" not in os.environ and os.environ.get("TONGLU_LOCAL_BROKER_PORT"):
+        settings = dataclasses.replace(settings, kafka_bootstrap=f"127.0.0.1:{os.environ['TONGLU_LOCAL_BROKER_PORT']}")
+    return settings
+
+
+def _require_broker(settings: Settings) -> None:
+    from infra.broker import broker_answers
+
+    if not broker_answers(settings.kafka(), timeout=3.0):
+        _fail(f"消息代理不可用 the Kafka broker at {settings.kafka_bootstrap} is not answering, so nothing would "
+              "flow; is the stack running? (`tonglu up` restarts its own broker; see /healthz)")
+
+
 @app.command()
 def normalize(file: Path = typer.Argument(..., help="a raw payload as the platform API returned it"),
               platform: str = typer.Option(..., "--platform", "-p"), shop: str = typer.Option(..., "--shop", "-s"),
@@ -56,11 +73,7 @@ def up(demo_rate: float = typer.Option(5.0, help="new demo orders per second per
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # The local stack lets loopback callers read without a token (status page); TONGLU_ANONYMOUS_VIEWER=0 refuses.
     os.environ.setdefault("TONGLU_ANONYMOUS_VIEWER", "1")
-    settings = Settings.from_env()
-    own_broker = "TONGLU_KAFKA_BOOTSTRAP" not in os.environ
-    if own_broker and os.environ.get("TONGLU_LOCAL_BROKER_PORT"):
-        settings = dataclasses.replace(settings, kafka_bootstrap=f"127.0.0.1:{os.environ['TONGLU_LOCAL_BROKER_PORT']}")
-    run_stack(settings, own_broker=own_broker, demo_rate=demo_rate)
+    run_stack(_settings(), own_broker="TONGLU_KAFKA_BOOTSTRAP" not in os.environ, demo_rate=demo_rate)
 
 
 @app.command()
@@ -88,7 +101,8 @@ def topics() -> None:
     """Create the topics (idempotent): for a real cluster before the first deployment."""
     from infra.broker import ensure_topics
 
-    settings = Settings.from_env()
+    settings = _settings()
+    _require_broker(settings)
     ensure_topics(settings.kafka(), settings.topics.specs(), settings.partitions,
                   int(os.environ.get("TONGLU_REPLICATION", "1")))
     typer.echo("\n".join(t.name for t in settings.topics.specs()))
@@ -121,10 +135,11 @@ def sim_orders(platform: str = typer.Option(..., "--platform", "-p"), shop: str 
                                                      "amount_mismatch, duplicate_order, invalid_address, "
                                                      "invalid_phone, price_anomaly, quantity_spike")) -> None:
     """Create COUNT new orders in a platform simulator and print their canonical order ids."""
-    settings = Settings.from_env()
+    settings = _settings()
     base = settings.simulators.get("taobao" if platform == "tmall" else platform)
     if base is None:
         _fail(f"no simulator for {platform!r}; simulated platforms: {', '.join(settings.simulators)}")
+    _require_broker(settings)
     made = _post(f"{base}/_sim/orders", {"shop_id": shop, "count": count, "paid": not unpaid, "anomaly": anomaly})
     typer.echo(json.dumps([f"{platform}:{shop}:{ext}" for ext in made["external_ids"]]))
 

@@ -49,6 +49,8 @@ class Settings:
     # Token-less viewer access from loopback: off unless set (`tonglu up` turns it on for the local stack).
     anonymous_viewer: bool = False
     trusted_proxies: str = ""  # addresses/networks whose X-Forwarded-For names the client
+    heartbeat_seconds: float = 2.0  # every worker process beats this often on the heartbeats topic
+    health_stale_seconds: float = 10.0  # a stage none of whose processes beat for this long is down
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -77,6 +79,8 @@ class Settings:
             tokens_file=Path(p) if (p := _env("TONGLU_TOKENS_FILE", None)) else None,
             anonymous_viewer=_env("TONGLU_ANONYMOUS_VIEWER", "0").strip().lower() in ("1", "true", "yes", "on"),
             trusted_proxies=_env("TONGLU_TRUSTED_PROXIES", "") or "",
+            heartbeat_seconds=float(_env("TONGLU_HEARTBEAT_SECONDS", str(cls.heartbeat_seconds))),
+            health_stale_seconds=float(_env("TONGLU_HEALTH_STALE_SECONDS", str(cls.health_stale_seconds))),
         )
 
     def kafka(self, **overrides) -> dict:

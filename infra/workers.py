@@ -7,6 +7,7 @@ import os
 import signal
 
 from infra.config import Settings
+from infra.heartbeat import HeartbeatSender
 
 log = logging.getLogger("tonglu")
 
@@ -72,6 +73,12 @@ async def _alert_simulators(settings: Settings):
     return runner
 
 
+def _beat(settings: Settings, stage: str, **checks) -> HeartbeatSender:
+    """Start this process's heartbeat (see `infra.heartbeat`)."""
+    return HeartbeatSender(settings.kafka(), settings.topics.heartbeats, stage, settings.heartbeat_seconds,
+                           **checks).start()
+
+
 def connectors(settings: Settings) -> None:
     from connectors.runtime.service import ConnectorService, ConnectorSettings
 
@@ -80,6 +87,7 @@ def connectors(settings: Settings) -> None:
         calls_topic=settings.topics.connector_calls, data_dir=settings.data_dir,
         shops_file=settings.shops_file, simulators=settings.simulators,
         webhook_host=settings.webhook_host_port[0], webhook_port=settings.webhook_host_port[1]))
+    _beat(settings, "connectors")
     _run(service.run)
 
 
@@ -92,12 +100,16 @@ def normalizer(settings: Settings) -> None:
     datadir.mkdir(parents=True, exist_ok=True)
     app = create_app(kafka_config=settings.kafka(), topics=settings.topics, datadir=str(datadir))
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, override_logging=False)
+    # It beats once it has joined its group: a process that is still starting (or rebalancing) is
+    # not yet normalizing anything.
+    _beat(settings, "normalizer", alive=lambda: app.rebalancing_count > 0 and not app.rebalancing)
     worker.execute_from_commandline()
 
 
 def projector(settings: Settings) -> None:
     from projections.api_auth import AuthConfig
     from projections.clickhouse.backends import open_backend
+    from projections.health import HealthMonitor
     from projections.service import run_projector
 
     try:
@@ -118,7 +130,11 @@ def projector(settings: Settings) -> None:
                     "order_events": topics.order_events, "connector_calls": topics.connector_calls,
                     "order_anomalies": topics.order_anomalies, "alerts": topics.alerts,
                     "order_commands": topics.order_commands},
-            normalizer_group=f"{topics.prefix}tonglu-normalizer", group_id=f"{topics.prefix}tonglu-projector")
+            normalizer_group=f"{topics.prefix}tonglu-normalizer", group_id=f"{topics.prefix}tonglu-projector",
+            health=HealthMonitor(settings.kafka(), topics.heartbeats, settings.health_stale_seconds),
+            heartbeat=lambda projector: HeartbeatSender(
+                settings.kafka(), topics.heartbeats, "projector", settings.heartbeat_seconds, alive=projector.alive,
+                progress=lambda: projector.counters()["total_events"]))
 
     _run(serve)
 
@@ -133,6 +149,7 @@ def detector(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     log.info("anomaly detector: rules from %s", settings.anomaly_rules)
+    _beat(settings, "detector")
     service.run(stop)
 
 
@@ -141,6 +158,7 @@ def alerter(settings: Settings) -> None:
 
     service = AlertService(settings.kafka(), settings.topics, settings.alert_routing)
     log.info("alert router: routes from %s", settings.alert_routing)
+    _beat(settings, "alerter")
     _run(service.run)
 
 
