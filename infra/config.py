@@ -44,6 +44,7 @@ class Settings:
     # On a shared machine the ClickHouse projection yields CPU to the order path (normalize, detect,
     # alert): it batches whatever queued meanwhile, while findings must not wait behind its merges.
     projector_nice: int = 5
+    archive_retention_days: float = 30.0  # raw record archive under data_dir/archive; 0 keeps everything
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -68,11 +69,16 @@ class Settings:
             alert_smtp_port=int(_env("TONGLU_ALERT_SMTP_PORT", str(cls.alert_smtp_port))),
             simulators=_simulators(_env("TONGLU_SIMULATORS", DEFAULT_SIMULATORS)),
             projector_nice=int(_env("TONGLU_PROJECTOR_NICE", str(cls.projector_nice))),
+            archive_retention_days=float(_env("TONGLU_ARCHIVE_RETENTION_DAYS", str(cls.archive_retention_days))),
         )
 
     def kafka(self, **overrides) -> dict:
         """confluent-kafka client config for these settings."""
         return {"bootstrap.servers": self.kafka_bootstrap, **self.kafka_extra, **overrides}
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.data_dir / "archive"
 
     @property
     def http_host_port(self) -> tuple[str, int]:

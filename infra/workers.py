@@ -79,7 +79,8 @@ def connectors(settings: Settings) -> None:
         kafka_config=settings.kafka(), raw_topic=settings.topics.raw_orders,
         calls_topic=settings.topics.connector_calls, data_dir=settings.data_dir,
         shops_file=settings.shops_file, simulators=settings.simulators,
-        webhook_host=settings.webhook_host_port[0], webhook_port=settings.webhook_host_port[1]))
+        webhook_host=settings.webhook_host_port[0], webhook_port=settings.webhook_host_port[1],
+        archive_retention_days=settings.archive_retention_days))
     _run(service.run)
 
 

@@ -3,7 +3,7 @@
 A window is [start, end) of modification time. It starts `lookback` before the checkpoint (late
 writes at the platform are caught again; duplicates are harmless downstream), ends `settle` before
 now (platform indexes lag), and is never longer than the client allows. The checkpoint moves to the
-window end only after every page of the window was acknowledged by Kafka.
+window end only after every page of the window was archived and acknowledged by Kafka.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from connectors.runtime.base import PlatformClient
 from connectors.runtime.checkpoints import CheckpointStore
 from connectors.runtime.errors import ConnectorError
-from connectors.runtime.publisher import Publisher
+from connectors.runtime.raw_publisher import RawPublisher
 from connectors.runtime.records import raw_record
 from schemas.topics import shop_key
 
@@ -39,9 +39,9 @@ def next_window(checkpoint: int | None, now_ms: int, policy: PollPolicy, max_win
 
 
 class ShopPoller:
-    def __init__(self, client: PlatformClient, shop_id: str, publisher: Publisher, raw_topic: str,
-                 checkpoints: CheckpointStore, policy: PollPolicy = PollPolicy()):
-        self.client, self.shop_id, self.publisher, self.raw_topic = client, shop_id, publisher, raw_topic
+    def __init__(self, client: PlatformClient, shop_id: str, raw: RawPublisher, checkpoints: CheckpointStore,
+                 policy: PollPolicy = PollPolicy()):
+        self.client, self.shop_id, self.raw = client, shop_id, raw
         self.checkpoints, self.policy = checkpoints, policy
         self.key = f"{client.platform}:{shop_id}"
         self.pages = self.orders = 0
@@ -56,15 +56,15 @@ class ShopPoller:
         async for page in self.client.fetch_window(start, end):
             if page.records == 0:  # an empty listing carries nothing to normalize
                 continue
-            batch.append((self.raw_topic, shop_key(self.client.platform, self.shop_id), raw_record(
+            batch.append((shop_key(self.client.platform, self.shop_id), raw_record(
                 self.client.platform, self.shop_id, page.body, source="poll", content_type=page.content_type,
                 kind=page.kind, endpoint=page.endpoint, page=page.page, request_id=page.request_id,
                 api_version=page.api_version)))
             count += page.records
             if len(batch) >= 20:
-                await self.publisher.publish_async(batch)
+                await self.raw.publish_async(batch)
                 batch = []
-        await self.publisher.publish_async(batch)
+        await self.raw.publish_async(batch)
         self.checkpoints.set(self.key, end)
         self.orders += count
         return count
