@@ -43,7 +43,7 @@ def parse_since(text: str | None) -> int | None:
         raise ValueError(f"--since {text!r} is neither epoch milliseconds nor an ISO-8601 time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    return round(moment.timestamp() * 1000)
 
 
 def replay(settings: Settings, platform: str | None = None, shop: str | None = None,

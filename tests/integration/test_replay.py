@@ -171,3 +171,41 @@ def test_replay_is_a_no_op_on_an_intact_broker_and_rebuilds_a_lost_one_with_the_
 def test_rebuild_does_nothing_without_an_archive(kafka_bootstrap, topics, tmp_path):
     settings = Settings(kafka_bootstrap=kafka_bootstrap, data_dir=tmp_path / f"d{uuid.uuid4().hex}", topics=topics)
     assert rebuild_after_broker_loss(settings) == 0
+
+
+def test_cli_replay_prints_its_count_and_reset_refuses_while_a_stack_runs(kafka_bootstrap, topics, tmp_path):
+    import json
+    import socket
+
+    from typer.testing import CliRunner
+
+    from infra.cli import app
+
+    data = tmp_path / "data"
+    archive = ArchiveWriter(data / "archive")
+    value = raw_record("taobao", "home", b"{}", source="poll")
+    archive.append([(shop_key("taobao", "home"), value, 1_000)] * 3)
+    archive.close()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    busy = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    env = {"TONGLU_DATA_DIR": str(data), "TONGLU_KAFKA_BOOTSTRAP": kafka_bootstrap, "TONGLU_TOPIC_PREFIX": topics.prefix,
+           "TONGLU_SIMULATORS": "none", "TONGLU_ARCHIVE_RETENTION_DAYS": "0", "TONGLU_HTTP": busy,
+           "TONGLU_WEBHOOK_HTTP": f"http://127.0.0.1:{free_port()}"}
+    runner = CliRunner()
+    result = runner.invoke(app, ["replay", "--json", "--platform", "taobao"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["published"] == 3
+    result = runner.invoke(app, ["replay", "--since", "1970-01-01T00:00:01.001Z"], env=env)
+    assert result.exit_code == 0 and "republished 0 archived raw records" in result.output
+    assert runner.invoke(app, ["replay", "--since", "soon"], env=env).exit_code == 2
+
+    result = runner.invoke(app, ["reset", "--yes"], env=env)
+    assert result.exit_code == 2 and "stop it first" in result.output and data.exists()
+    listener.close()
+    env["TONGLU_HTTP"] = f"http://127.0.0.1:{free_port()}"
+    result = runner.invoke(app, ["reset"], env=env, input="n\n")
+    assert result.exit_code != 0 and data.exists()  # not confirmed
+    result = runner.invoke(app, ["reset"], env=env, input="y\n")
+    assert result.exit_code == 0 and "wiped" in result.output and not data.exists()

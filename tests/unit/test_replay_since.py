@@ -12,6 +12,7 @@ def test_since_reads_epoch_ms_and_iso_times_in_utc_unless_a_zone_is_given():
     assert parse_since("2024-03-18T01:58:12") == 1_710_727_092_000
     assert parse_since("2024-03-18T09:58:12+08:00") == 1_710_727_092_000
     assert parse_since("2024-03-18") == 1_710_720_000_000
+    assert parse_since("1970-01-01T00:00:01.001Z") == 1001  # not 1000 from float rounding
 
 
 def test_since_refuses_other_text_with_a_one_line_reason():
