@@ -65,7 +65,7 @@ class ShopPoller:
                 await self.raw.publish_async(batch)
                 batch = []
         await self.raw.publish_async(batch)
-        self.checkpoints.set(self.key, end)
+        await asyncio.to_thread(self.checkpoints.set, self.key, end)  # fsynced: off the event loop
         self.orders += count
         return count
 
