@@ -98,8 +98,8 @@ def replay(platform: str | None = typer.Option(None, "--platform", "-p", help="o
            as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object")) -> None:
     """Re-publish archived raw records to raw.orders (after a broker loss, or to re-normalize history)."""
     from infra.broker import wait_for_broker
-    from infra.replay import parse_since
     from infra.replay import replay as replay_archive
+    from projections.anomaly_queries import parse_since
 
     settings = Settings.from_env()
     try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -28,22 +27,6 @@ log = logging.getLogger(__name__)
 REPLAY_PRODUCER = {"batch.size": 16 * 1024 * 1024 - 64 * 1024, "batch.num.messages": 500_000, "linger.ms": 1000}
 CHUNK_BYTES = 48 * 1024 * 1024
 CHUNK_RECORDS = 200_000
-
-
-def parse_since(text: str | None) -> int | None:
-    """`--since`: epoch milliseconds, or an ISO-8601 time (UTC when it names no zone)."""
-    if text is None or not text.strip():
-        return None
-    text = text.strip()
-    if text.isdigit():
-        return int(text)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"--since {text!r} is neither epoch milliseconds nor an ISO-8601 time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return round(moment.timestamp() * 1000)
 
 
 def replay(settings: Settings, platform: str | None = None, shop: str | None = None,

@@ -16,7 +16,7 @@ import orjson
 from aiohttp import web
 
 from connectors.runtime.atomic import write_atomically
-from connectors.simkit.server import WORLD
+from connectors.simkit.server import WORLD, cancel
 from connectors.simkit.world import SimLine, SimOrder, World
 
 log = logging.getLogger(__name__)
@@ -89,9 +89,5 @@ async def _saving(app: web.Application, path: Path, every: float):
 
     task = asyncio.create_task(save_when_changed())
     yield
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    await cancel(task)
     write_atomically(path, world_bytes(world))

@@ -42,12 +42,17 @@ def test_a_restarted_writer_opens_its_own_segment_and_readers_see_both(tmp_path)
     assert [r.value for r in read_archive(tmp_path)] == [e[1] for e in _entries(2) + _entries(1, start=2)]
 
 
-def test_a_tail_cut_short_by_a_crash_is_skipped_with_a_log_line_and_earlier_batches_survive(tmp_path, caplog):
-    writer = ArchiveWriter(tmp_path)
+def _two_batches(directory):
+    """A segment of two batches of two records; returns its path."""
+    writer = ArchiveWriter(directory)
     writer.append(_entries(2))
     writer.append(_entries(2, start=2))
     writer.close()
-    path = segments(tmp_path)[0]
+    return segments(directory)[0]
+
+
+def test_a_tail_cut_short_by_a_crash_is_skipped_with_a_log_line_and_earlier_batches_survive(tmp_path, caplog):
+    path = _two_batches(tmp_path)
     data = path.read_bytes()
     for cut in (len(data) - 1, len(data) - 30, len(data) - 60):
         path.write_bytes(data[:cut])
@@ -59,11 +64,7 @@ def test_a_tail_cut_short_by_a_crash_is_skipped_with_a_log_line_and_earlier_batc
 
 
 def test_a_corrupt_byte_fails_the_checksum_and_garbage_never_crashes_a_reader(tmp_path, caplog):
-    writer = ArchiveWriter(tmp_path)
-    writer.append(_entries(2))
-    writer.append(_entries(2, start=2))
-    writer.close()
-    path = segments(tmp_path)[0]
+    path = _two_batches(tmp_path)
     data = bytearray(path.read_bytes())
     data[-5] ^= 0xFF
     path.write_bytes(bytes(data))
