@@ -1,10 +1,11 @@
-"""`tonglu`: the front door (normalize, up, sim, sql, bench, worker, topics)."""
+"""`tonglu`: the front door (normalize, up, sim, sql, bench, worker, topics, replay, reset)."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
 import os
+import shutil
 import sys
 import urllib.error
 import urllib.request
@@ -106,6 +107,61 @@ def topics() -> None:
     ensure_topics(settings.kafka(), settings.topics.specs(), settings.partitions,
                   int(os.environ.get("TONGLU_REPLICATION", "1")))
     typer.echo("\n".join(t.name for t in settings.topics.specs()))
+
+
+@app.command()
+def replay(platform: str | None = typer.Option(None, "--platform", "-p", help="only this platform"),
+           shop: str | None = typer.Option(None, "--shop", "-s", help="only this shop id"),
+           since: str | None = typer.Option(None, help="only records fetched at or after: ISO time or epoch ms"),
+           as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object")) -> None:
+    """Re-publish archived raw records to raw.orders (after a broker loss, or to re-normalize history)."""
+    from infra.broker import wait_for_broker
+    from infra.replay import replay as replay_archive
+    from projections.anomaly_queries import parse_since
+
+    settings = _settings()
+    try:
+        since_ms = parse_since(since)
+    except ValueError as exc:
+        _fail(str(exc))
+    try:
+        wait_for_broker(settings.kafka_bootstrap, timeout=10)
+    except TimeoutError:
+        _fail(f"连不上 Kafka {settings.kafka_bootstrap} — no Kafka broker answers at {settings.kafka_bootstrap}; "
+              "is the stack running (`make run`)?")
+    count = replay_archive(settings, platform, shop, since_ms)
+    topic = settings.topics.raw_orders
+    if as_json:
+        typer.echo(json.dumps({"published": count, "topic": topic, "platform": platform, "shop": shop,
+                               "since_ms": since_ms}))
+    else:
+        typer.echo(f"已重放 {count} 条原始记录到 {topic} · republished {count} archived raw records to {topic}")
+
+
+@app.command()
+def reset(yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation")) -> None:
+    """Wipe the local data directory (ClickHouse, checkpoints, raw archive, simulated platforms) on purpose."""
+    from infra.stack import port_in_use
+
+    settings = _settings()
+    target = settings.data_dir.resolve()
+    if target in (Path("/").resolve(), Path.home().resolve(), Path.cwd().resolve()):
+        _fail(f"拒绝删除 {target} — refusing to wipe {target}: point TONGLU_DATA_DIR at a directory of its own")
+    urls = [settings.http, settings.webhook_http, *settings.simulators.values()]
+    if "TONGLU_KAFKA_BOOTSTRAP" not in os.environ:  # the local stack's own broker
+        urls.append(f"tcp://{settings.kafka_bootstrap}")
+    busy = [url for url in urls if port_in_use(url)]
+    if busy:
+        _fail(f"本地栈仍在运行，请先停止 — a stack is running ({', '.join(busy)} in use); stop it first")
+    if not target.exists():
+        typer.echo(f"{target} 不存在，无需清空 · {target} does not exist: nothing to wipe")
+        return
+    if not yes:
+        typer.confirm(f"删除 {target} 中的全部本地数据（ClickHouse、检查点、原始记录归档、模拟平台）？ "
+                      f"Delete all local data in {target} (ClickHouse, checkpoints, raw archive, simulated "
+                      "platforms)?", abort=True)
+    shutil.rmtree(target)
+    typer.echo(f"已清空 {target} · wiped {target}")
 
 
 def _post(url: str, payload: dict, token: str | None = None) -> dict:

@@ -51,6 +51,7 @@ class Settings:
     trusted_proxies: str = ""  # addresses/networks whose X-Forwarded-For names the client
     heartbeat_seconds: float = 2.0  # every worker process beats this often on the heartbeats topic
     health_stale_seconds: float = 10.0  # a stage none of whose processes beat for this long is down
+    archive_retention_days: float = 30.0  # raw record archive under data_dir/archive; 0 keeps everything
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -81,6 +82,7 @@ class Settings:
             trusted_proxies=_env("TONGLU_TRUSTED_PROXIES", "") or "",
             heartbeat_seconds=float(_env("TONGLU_HEARTBEAT_SECONDS", str(cls.heartbeat_seconds))),
             health_stale_seconds=float(_env("TONGLU_HEALTH_STALE_SECONDS", str(cls.health_stale_seconds))),
+            archive_retention_days=float(_env("TONGLU_ARCHIVE_RETENTION_DAYS", str(cls.archive_retention_days))),
         )
 
     def kafka(self, **overrides) -> dict:
@@ -105,6 +107,10 @@ class Settings:
             except (OSError, UnicodeDecodeError):
                 token = None
         return token
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.data_dir / "archive"
 
     @property
     def http_host_port(self) -> tuple[str, int]:

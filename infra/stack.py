@@ -30,8 +30,10 @@ PROCESSES = ["projector", "normalizer", "detector", "alerter", "simulators", "co
 # never recovers), and a group member that rejoins the new Tansu and is stopped mid-join wedged its
 # group there: the projector's group never got partitions again. Started afresh on the new broker they
 # find no committed offsets and read from the earliest, which is safe (every sink is idempotent).
-# Connectors and simulators only produce; they reconnect and keep going.
-RESTART_AFTER_BROKER_LOSS = ("projector", "normalizer", "detector", "alerter")
+# The connectors stop too: the rebuild republishes the raw archive only onto an empty raw.orders, so
+# nothing may publish before it (whatever they were sending is archived first, so nothing is lost).
+# The simulators are the platforms: they keep going.
+RESTART_AFTER_BROKER_LOSS = ("projector", "normalizer", "detector", "alerter", "connectors")
 TICK = 0.5  # seconds between looks at the children
 STATS_EVERY = 5.0
 
@@ -47,7 +49,7 @@ def _pump(name: str, stream) -> None:
         sys.stdout.flush()
 
 
-def _in_use(url: str) -> bool:
+def port_in_use(url: str) -> bool:
     host, _, port = url.split("://", 1)[-1].split("/", 1)[0].rpartition(":")
     with socket.socket() as sock:
         return sock.connect_ex((host, int(port))) == 0
@@ -80,7 +82,7 @@ class Stack:
     def start(self) -> None:
         s = self.settings
         busy = [url for url in (f"tcp://{s.kafka_bootstrap}" if self.own_broker else None, s.http, s.webhook_http)
-                if url and _in_use(url)]
+                if url and port_in_use(url)]
         if busy:
             raise SystemExit(f"error: {', '.join(busy)} already in use — is another Tonglu stack running?")
         s.data_dir.mkdir(parents=True, exist_ok=True)  # kept across runs
@@ -185,7 +187,10 @@ class Stack:
 
     def _stats(self) -> dict | None:
         try:
-            with urllib.request.urlopen(f"{self.settings.http}/api/stats", timeout=2) as resp:
+            token = self.settings.api_token()
+            request = urllib.request.Request(f"{self.settings.http}/api/stats",
+                                             headers={"Authorization": f"Bearer {token}"} if token else {})
+            with urllib.request.urlopen(request, timeout=2) as resp:
                 return json.loads(resp.read())
         except (OSError, ValueError):
             return None

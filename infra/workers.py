@@ -26,10 +26,12 @@ def _run(coro_factory) -> None:
 
 
 def simulators(settings: Settings, demo_rate: float = 5.0) -> None:
-    """Every platform simulator on its own port, with demo shops whose orders keep moving."""
+    """Every platform simulator on its own port, with demo shops whose orders keep moving; their worlds
+    are kept under data_dir/simulators/ across restarts."""
     from aiohttp import web
 
     from connectors import platforms
+    from connectors.simkit.persistence import keep_world_on_disk
     from connectors.simkit.server import AUTOPILOT, ensure_shop
 
     async def serve(stop):
@@ -37,6 +39,7 @@ def simulators(settings: Settings, demo_rate: float = 5.0) -> None:
         for platform, url in settings.simulators.items():
             port = int(url.rsplit(":", 1)[1].split("/")[0])
             app = platforms.module(platform, "simulator").create_app()
+            keep_world_on_disk(app, settings.data_dir / "simulators" / f"{platform}.json")
             for shop in DEMO_SHOPS.get(platform, []) if demo_rate > 0 else []:
                 ensure_shop(app, shop, demo=True)
             app[AUTOPILOT].update(orders_per_second=demo_rate, steps_per_second=demo_rate * 1.5)
@@ -86,7 +89,8 @@ def connectors(settings: Settings) -> None:
         kafka_config=settings.kafka(), raw_topic=settings.topics.raw_orders,
         calls_topic=settings.topics.connector_calls, data_dir=settings.data_dir,
         shops_file=settings.shops_file, simulators=settings.simulators,
-        webhook_host=settings.webhook_host_port[0], webhook_port=settings.webhook_host_port[1]))
+        webhook_host=settings.webhook_host_port[0], webhook_port=settings.webhook_host_port[1],
+        archive_retention_days=settings.archive_retention_days))
     _beat(settings, "connectors")
     _run(service.run)
 

@@ -11,11 +11,13 @@ import aiohttp
 from aiohttp import web
 
 from connectors import platforms
+from connectors.runtime.archive import ArchiveWriter
 from connectors.runtime.base import ShopCredentials
 from connectors.runtime.caller import HttpCaller
 from connectors.runtime.checkpoints import CheckpointStore
 from connectors.runtime.poller import PollPolicy, ShopPoller
 from connectors.runtime.ratelimit import TokenBucket
+from connectors.runtime.raw_publisher import REPORT_DELIVERIES, RawPublisher
 from connectors.runtime.records import connector_call
 from connectors.runtime.webhooks import WebhookReceiver
 from schemas.kafka import Publisher
@@ -35,16 +37,19 @@ class ConnectorSettings:
     webhook_port: int = 8090
     policy: PollPolicy = field(default_factory=PollPolicy)
     rate_limits: dict = field(default_factory=dict)  # platform -> (requests/s, burst), overrides the defaults
+    archive_retention_days: float = 30.0  # of the raw record archive under data_dir/archive (0: forever)
 
 
 class ConnectorService:
     def __init__(self, settings: ConnectorSettings):
         self.s = settings
-        self.publisher = Publisher(settings.kafka_config)
+        self.publisher = Publisher(settings.kafka_config, **REPORT_DELIVERIES)
+        self.archive = ArchiveWriter(settings.data_dir / "archive", settings.archive_retention_days)
+        self.raw = RawPublisher(self.publisher, settings.raw_topic, self.archive)
         self.checkpoints = CheckpointStore(settings.data_dir / "checkpoints.json")
         self.pollers: dict[str, ShopPoller] = {}
         self.secrets: dict[tuple[str, str], str] = {}
-        self.receiver = WebhookReceiver(self.publisher, settings.raw_topic, self.secrets)
+        self.receiver = WebhookReceiver(self.raw, self.secrets)
         self._calls: list[tuple[str, bytes, bytes]] = []
         self._tasks: list[asyncio.Task] = []
 
@@ -72,6 +77,7 @@ class ConnectorService:
             await flusher
         await runner.cleanup()
         self.publisher.close()
+        self.archive.close()
 
     def _webhook_app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
@@ -86,8 +92,8 @@ class ConnectorService:
             rate, burst = self.s.rate_limits.get(creds.platform) or platforms.RATE_LIMITS.get(creds.platform, (5, 5))
             caller = HttpCaller(self.session, creds.platform, creds.shop_id, limiter=TokenBucket(rate, burst),
                                 on_call=self.record_call)
-            poller = ShopPoller(platforms.client(creds, caller), creds.shop_id, self.publisher, self.s.raw_topic,
-                                self.checkpoints, self.s.policy)
+            poller = ShopPoller(platforms.client(creds, caller), creds.shop_id, self.raw, self.checkpoints,
+                                self.s.policy)
             self.pollers[key] = poller
             self.secrets[(creds.platform, creds.shop_id)] = creds.app_secret
             self._tasks.append(asyncio.create_task(poller.run(stop)))

@@ -9,17 +9,17 @@ import logging
 from aiohttp import web
 
 from connectors.platforms.shopify.webhooks import verify as verify_shopify
+from connectors.runtime.raw_publisher import RawPublisher
 from connectors.runtime.records import raw_record
-from schemas.kafka import Publisher
 from schemas.topics import shop_key
 
 log = logging.getLogger(__name__)
 
 
 class WebhookReceiver:
-    def __init__(self, publisher: Publisher, raw_topic: str, secrets: dict[tuple[str, str], str]):
+    def __init__(self, raw: RawPublisher, secrets: dict[tuple[str, str], str]):
         """`secrets[(platform, shop_domain_or_id)]` is the signing secret of that shop."""
-        self.publisher, self.raw_topic, self.secrets = publisher, raw_topic, secrets
+        self.raw, self.secrets = raw, secrets
         self.received = self.rejected = 0
 
     def routes(self) -> list[web.RouteDef]:
@@ -34,7 +34,7 @@ class WebhookReceiver:
             self.rejected += 1
             log.warning("rejected a Shopify webhook for %r: bad or missing signature", domain)
             return web.json_response({"error": "invalid signature"}, status=401)
-        await self.publisher.publish_async([(self.raw_topic, shop_key("shopify", shop_id), raw_record(
+        await self.raw.publish_async([(shop_key("shopify", shop_id), raw_record(
             "shopify", shop_id, body, source="push", endpoint=request.headers.get("X-Shopify-Topic"),
             request_id=request.headers.get("X-Shopify-Webhook-Id"),
             api_version=request.headers.get("X-Shopify-API-Version")))])

@@ -6,6 +6,7 @@ import aiohttp
 from aiohttp import web
 
 from connectors import platforms
+from connectors.runtime.archive import read_archive
 from connectors.runtime.poller import PollPolicy
 from connectors.runtime.service import ConnectorService, ConnectorSettings
 from infra.broker import free_port
@@ -94,6 +95,13 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
             await task
         checkpoints = json.loads((tmp_path / "checkpoints.json").read_text())
         assert set(checkpoints) == {"taobao:home", "shopify:demo"}
+        # write-ahead: every raw record the broker holds (polled or pushed) is in the archive, with its offset
+        archived = {r.value: r for r in read_archive(tmp_path / "archive")}
+        on_topic = [value for _, value in raw.records]
+        assert on_topic and set(on_topic) <= set(archived)
+        positions = [(archived[v].partition, archived[v].offset) for v in on_topic]
+        assert None not in {p for p, _ in positions} and len(set(positions)) == len(positions)
+        assert {RAW.decode(v)["source"] for v in on_topic} == {"poll", "push"}
 
         # restart: a new service resumes from the saved checkpoints instead of re-reading the first day
         before = len(raw.records)
