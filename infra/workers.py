@@ -10,8 +10,6 @@ from infra.config import Settings
 
 log = logging.getLogger("tonglu")
 
-DEMO_SHOPS = {"taobao": ["tonglu-home", "tonglu-tea"], "shopify": ["tonglu-demo"]}
-
 
 def _run(coro_factory) -> None:
     async def main():
@@ -36,15 +34,16 @@ def simulators(settings: Settings, demo_rate: float = 5.0) -> None:
         for platform, url in settings.simulators.items():
             port = int(url.rsplit(":", 1)[1].split("/")[0])
             app = platforms.module(platform, "simulator").create_app()
-            for shop in DEMO_SHOPS.get(platform, []) if demo_rate > 0 else []:
+            demo_shops = platforms.manifest(platform).demo_shops if demo_rate > 0 else []
+            for shop in demo_shops:
                 ensure_shop(app, shop, demo=True)
             app[AUTOPILOT].update(orders_per_second=demo_rate, steps_per_second=demo_rate * 1.5)
             runner = web.AppRunner(app)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", port).start()
             runners.append(runner)
-            log.info("%s simulator on http://127.0.0.1:%d (demo shops: %s)", platform, port,
-                     ", ".join(DEMO_SHOPS.get(platform, [])) or "none")
+            log.info("%s 模拟器 simulator on http://127.0.0.1:%d (演示店铺 demo shops: %s)", platforms.label(platform),
+                     port, ", ".join(demo_shops) or "无 none")
         runners.append(await _alert_simulators(settings))
         await stop.wait()
         for runner in runners:
@@ -96,6 +95,7 @@ def normalizer(settings: Settings) -> None:
 
 
 def projector(settings: Settings) -> None:
+    from connectors import platforms
     from projections.clickhouse.backends import open_backend
     from projections.service import run_projector
 
@@ -113,7 +113,8 @@ def projector(settings: Settings) -> None:
                     "order_events": topics.order_events, "connector_calls": topics.connector_calls,
                     "order_anomalies": topics.order_anomalies, "alerts": topics.alerts,
                     "order_commands": topics.order_commands},
-            normalizer_group=f"{topics.prefix}tonglu-normalizer", group_id=f"{topics.prefix}tonglu-projector")
+            normalizer_group=f"{topics.prefix}tonglu-normalizer", group_id=f"{topics.prefix}tonglu-projector",
+            platforms=platforms.catalogue())
 
     _run(serve)
 

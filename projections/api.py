@@ -31,6 +31,7 @@ class ApiDeps(Protocol):
 
 
 DEPS = web.AppKey("deps", object)
+PLATFORMS = web.AppKey("platforms", list)
 
 
 def _json(data, status: int = 200) -> web.Response:
@@ -41,15 +42,17 @@ def _json(data, status: int = 200) -> web.Response:
     )
 
 
-def create_api(deps: ApiDeps) -> web.Application:
+def create_api(deps: ApiDeps, platforms: list[dict] = ()) -> web.Application:
     """The aiohttp application serving /api/* (with the anomaly routes of `api_anomalies`), /healthz,
-    /metrics and the status page at /."""
+    /metrics and the status page at /; `platforms` is the platform catalogue /api/platforms lists."""
     app = web.Application(client_max_size=1 << 20)
     app[DEPS] = deps
+    app[PLATFORMS] = list(platforms)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/stats", stats)
+    app.router.add_get("/api/platforms", list_platforms)
     app.router.add_get("/api/orders", list_orders)
     app.router.add_get("/api/orders/{order_id}", get_order)
     app.router.add_post("/api/sql", run_sql)
@@ -125,9 +128,26 @@ async def stats(request: web.Request) -> web.Response:
             "lag_total": lag["total"],
             "raw_records": lag["raw_records"],
             "consumer_alive": deps.alive(),
+            "platform_names": platform_names(request.app[PLATFORMS]),
         }
     )
     return _json(figures)
+
+
+def platform_names(catalogue: list[dict]) -> dict[str, dict]:
+    """{code or alias: {"zh": ..., "en": ...}} for labelling figures keyed by platform."""
+    names = {}
+    for p in catalogue:
+        names[p["code"]] = {"zh": p["name_zh"], "en": p["name_en"]}
+        for alias, alias_names in p.get("aliases", {}).items():
+            names[alias] = {"zh": alias_names["name_zh"], "en": alias_names["name_en"]}
+    return names
+
+
+async def list_platforms(request: web.Request) -> web.Response:
+    """Every platform Tonglu speaks: code, Chinese and English names, aliases, capabilities
+    (pull, push, ship_back, encrypted_receivers)."""
+    return _json({"platforms": request.app[PLATFORMS]})
 
 
 async def metrics(request: web.Request) -> web.Response:
