@@ -27,6 +27,10 @@ class UnknownPlatform(ValueError):
     pass
 
 
+def _label(names) -> str:
+    return names.zh if names.zh == names.en else f"{names.zh} {names.en}"
+
+
 @dataclass(frozen=True)
 class Platform:
     """One discovered platform folder."""
@@ -40,8 +44,8 @@ class Platform:
         return f"{__name__}.{self.code}"
 
     def label(self) -> str:
-        """'淘宝/天猫 Taobao/Tmall': the Chinese name first, English beside it."""
-        return f"{self.manifest.names.zh} {self.manifest.names.en}"
+        """'淘宝/天猫 Taobao/Tmall': the Chinese name first, English beside it (once if they are one)."""
+        return _label(self.manifest.names)
 
 
 def discover(directories) -> dict[str, Platform]:
@@ -108,7 +112,7 @@ def label(platform: str) -> str:
     """Display name of a code or alias, Chinese first: '天猫 Tmall', '淘宝/天猫 Taobao/Tmall'."""
     p = get(platform)
     alias = p.manifest.aliases.get(platform)
-    return f"{alias.zh} {alias.en}" if alias else p.label()
+    return _label(alias) if alias else p.label()
 
 
 def module(platform: str, part: str) -> ModuleType:
@@ -144,7 +148,7 @@ def catalogue() -> list[dict]:
     out = []
     for code, p in registry().items():
         m = p.manifest
-        out.append({"code": code, "name_zh": m.names.zh, "name_en": m.names.en,
+        out.append({"code": code, "name_zh": m.names.zh, "name_en": m.names.en, "label": p.label(),
                     "aliases": {a: {"name_zh": v.zh, "name_en": v.en} for a, v in m.aliases.items()},
                     "capabilities": m.capabilities.model_dump(), "push": m.push.model_dump() if m.push else None,
                     "unverified": list(m.unverified)})

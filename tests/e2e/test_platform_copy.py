@@ -92,8 +92,8 @@ def _wait(predicate, timeout: float, what: str):
 
 def test_the_local_stack_runs_the_copy(copied, tmp_path):
     env = dict(copied["env"])
-    defaults = _run([sys.executable, "-c", "import json; from infra.config import Settings; "
-                     "print(json.dumps(Settings.from_env().simulators))"], env)
+    script = "import json; from infra.config import Settings; print(json.dumps(Settings.from_env().simulators))"
+    defaults = _run([sys.executable, "-c", script], env)
     assert json.loads(defaults.stdout)[CODE] == f"http://127.0.0.1:{copied['sim_port']}", defaults.stderr
     ports = {name: free_port() for name in ("broker", "http", "webhooks", "alerts", "smtp")}
     routing = write_local_routing(tmp_path / "alert_routing.toml", f"http://127.0.0.1:{ports['alerts']}",
