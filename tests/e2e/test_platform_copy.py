@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,6 +17,8 @@ import pytest
 from connectors import platforms
 from infra.broker import free_port
 from infra.config import write_local_routing
+from tests.e2e.test_stack import _get as get_json
+from tests.e2e.test_stack import _wait
 
 REPO = Path(__file__).parents[2]
 TONGLU = [sys.executable, "-m", "infra.cli"]
@@ -73,21 +74,7 @@ def test_the_conformance_suite_runs_on_the_copy(copied):
 
 
 def _get(url: str):
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        return json.loads(resp.read())
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except (OSError, urllib.error.HTTPError):
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{what} within {timeout:.0f}s")
+    return get_json(url)[1]
 
 
 def test_the_local_stack_runs_the_copy(copied, tmp_path):
