@@ -223,10 +223,12 @@ async def run_projector(
     http_port: int,
     group_id: str = "tonglu-projector",
     stop: asyncio.Event,
+    auth,
     database: str = DEFAULT_DATABASE,
     platforms: list[dict] = (),
 ) -> None:
-    """Create the schema, run the projector threads and the HTTP API until `stop` is set.
+    """Create the schema, run the projector threads and the HTTP API (guarded by `auth`, an
+    `api_auth.AuthConfig`) until `stop` is set.
 
     `platforms`: the platform catalogue (code, names, capabilities) the API shows, given by whoever
     runs the projector (the platform registry lives with the connectors)."""
@@ -244,7 +246,7 @@ async def run_projector(
         database=database,
     )
     projector.start()
-    runner = web.AppRunner(create_api(projector, platforms), handle_signals=False)
+    runner = web.AppRunner(create_api(projector, auth, platforms), handle_signals=False)
     await runner.setup()
     try:
         await web.TCPSite(runner, http_host, http_port).start()
