@@ -64,6 +64,7 @@ def normalize(file: Path = typer.Argument(..., help="a raw payload as the platfo
     for order in orders:
         order["version"] = 1
     typer.echo(json.dumps([order_json(o) for o in orders], ensure_ascii=False, indent=2))
+    typer.echo(f"{platforms.label(platform)} · 店铺 shop {shop}: {len(orders)} 笔订单 orders", err=True)
 
 
 @app.command()
@@ -191,13 +192,22 @@ def sim_orders(platform: str = typer.Option(..., "--platform", "-p"), shop: str 
                                                      "amount_mismatch, duplicate_order, invalid_address, "
                                                      "invalid_phone, price_anomaly, quantity_spike")) -> None:
     """Create COUNT new orders in a platform simulator and print their canonical order ids."""
+    from connectors import platforms
+
     settings = _settings()
-    base = settings.simulators.get("taobao" if platform == "tmall" else platform)
+    try:
+        code = platforms.get(platform).code  # an alias (tmall) is simulated by its platform's simulator
+    except platforms.UnknownPlatform as exc:
+        _fail(str(exc))
+    base = settings.simulators.get(code)
     if base is None:
-        _fail(f"no simulator for {platform!r}; simulated platforms: {', '.join(settings.simulators)}")
+        _fail(f"{platforms.label(code)} 没有模拟器 has no simulator; simulated platforms: "
+              f"{', '.join(settings.simulators) or 'none'}")
     _require_broker(settings)
     made = _post(f"{base}/_sim/orders", {"shop_id": shop, "count": count, "paid": not unpaid, "anomaly": anomaly})
-    typer.echo(json.dumps([f"{platform}:{shop}:{ext}" for ext in made["external_ids"]]))
+    typer.echo(json.dumps([f"{code}:{shop}:{ext}" for ext in made["external_ids"]]))
+    typer.echo(f"{platforms.label(code)} 模拟器 simulator · 店铺 shop {shop}: "
+               f"{len(made['external_ids'])} 笔新订单 new orders", err=True)
 
 
 @app.command()

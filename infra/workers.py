@@ -11,8 +11,6 @@ from infra.heartbeat import HeartbeatSender
 
 log = logging.getLogger("tonglu")
 
-DEMO_SHOPS = {"taobao": ["tonglu-home", "tonglu-tea"], "shopify": ["tonglu-demo"]}
-
 
 def _run(coro_factory) -> None:
     async def main():
@@ -40,15 +38,16 @@ def simulators(settings: Settings, demo_rate: float = 5.0) -> None:
             port = int(url.rsplit(":", 1)[1].split("/")[0])
             app = platforms.module(platform, "simulator").create_app()
             keep_world_on_disk(app, settings.data_dir / "simulators" / f"{platform}.json")
-            for shop in DEMO_SHOPS.get(platform, []) if demo_rate > 0 else []:
+            demo_shops = platforms.manifest(platform).demo_shops if demo_rate > 0 else []
+            for shop in demo_shops:
                 ensure_shop(app, shop, demo=True)
             app[AUTOPILOT].update(orders_per_second=demo_rate, steps_per_second=demo_rate * 1.5)
             runner = web.AppRunner(app)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", port).start()
             runners.append(runner)
-            log.info("%s simulator on http://127.0.0.1:%d (demo shops: %s)", platform, port,
-                     ", ".join(DEMO_SHOPS.get(platform, [])) or "none")
+            log.info("%s 模拟器 simulator on http://127.0.0.1:%d (演示店铺 demo shops: %s)", platforms.label(platform),
+                     port, ", ".join(demo_shops) or "无 none")
         runners.append(await _alert_simulators(settings))
         await stop.wait()
         for runner in runners:
@@ -111,6 +110,7 @@ def normalizer(settings: Settings) -> None:
 
 
 def projector(settings: Settings) -> None:
+    from connectors import platforms
     from projections.api_auth import AuthConfig
     from projections.clickhouse.backends import open_backend
     from projections.health import HealthMonitor
@@ -138,7 +138,8 @@ def projector(settings: Settings) -> None:
             health=HealthMonitor(settings.kafka(), topics.heartbeats, settings.health_stale_seconds),
             heartbeat=lambda projector: HeartbeatSender(
                 settings.kafka(), topics.heartbeats, "projector", settings.heartbeat_seconds, alive=projector.alive,
-                progress=lambda: projector.counters()["total_events"]))
+                progress=lambda: projector.counters()["total_events"]),
+            platforms=platforms.catalogue())
 
     _run(serve)
 

@@ -33,6 +33,7 @@ class ApiDeps(Protocol):
 
 DEPS = web.AppKey("deps", object)
 HEALTH = web.AppKey("health", object)
+PLATFORMS = web.AppKey("platforms", list)
 
 
 def _json(data, status: int = 200) -> web.Response:
@@ -43,15 +44,18 @@ def _json(data, status: int = 200) -> web.Response:
     )
 
 
-def create_api(deps: ApiDeps, auth: api_auth.AuthConfig, health: HealthMonitor | None = None) -> web.Application:
+def create_api(deps: ApiDeps, auth: api_auth.AuthConfig, health: HealthMonitor | None = None,
+               platforms: list[dict] = ()) -> web.Application:
     """The aiohttp application serving /api/* (with the anomaly routes of `api_anomalies` and the
     token routes of `api_auth`), /healthz, /metrics and the status page at /. Without `health` (no
-    heartbeats read) /healthz reports this process's projector alone.
+    heartbeats read) /healthz reports this process's projector alone; `platforms` is the platform
+    catalogue /api/platforms lists.
 
     Every route is guarded by the role `projections.access.ROUTES` gives it; writes and SQL are audited.
     """
     app = web.Application(client_max_size=1 << 20, middlewares=[api_auth.guard])
     app[DEPS] = deps
+    app[PLATFORMS] = list(platforms)
     app[api_auth.AUTH] = auth
     app[api_auth.AUDIT] = AuditLog(deps.backend, deps.database)
     app[HEALTH] = health
@@ -59,6 +63,7 @@ def create_api(deps: ApiDeps, auth: api_auth.AuthConfig, health: HealthMonitor |
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/stats", stats)
+    app.router.add_get("/api/platforms", list_platforms)
     app.router.add_get("/api/orders", list_orders)
     app.router.add_get("/api/orders/{order_id}", get_order)
     app.router.add_post("/api/sql", run_sql)
@@ -149,9 +154,26 @@ async def stats(request: web.Request) -> web.Response:
             "consumer_alive": deps.alive(),
             "status": health["status"],
             "stages": health["stages"],
+            "platform_names": platform_names(request.app[PLATFORMS]),
         }
     )
     return _json(figures)
+
+
+def platform_names(catalogue: list[dict]) -> dict[str, dict]:
+    """{code or alias: {"zh": ..., "en": ...}} for labelling figures keyed by platform."""
+    names = {}
+    for p in catalogue:
+        names[p["code"]] = {"zh": p["name_zh"], "en": p["name_en"]}
+        for alias, alias_names in p.get("aliases", {}).items():
+            names[alias] = {"zh": alias_names["name_zh"], "en": alias_names["name_en"]}
+    return names
+
+
+async def list_platforms(request: web.Request) -> web.Response:
+    """Every platform Tonglu speaks: code, Chinese and English names, aliases, capabilities
+    (pull, push, ship_back, encrypted_receivers)."""
+    return _json({"platforms": request.app[PLATFORMS]})
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -229,12 +229,16 @@ async def run_projector(
     database: str = DEFAULT_DATABASE,
     health: HealthMonitor | None = None,
     heartbeat: Callable[[Projector], object] | None = None,
+    platforms: list[dict] = (),
 ) -> None:
     """Create the schema, run the projector threads and the HTTP API (guarded by `auth`, an
     `api_auth.AuthConfig`) until `stop` is set.
 
     `health` feeds /healthz (every stage's heartbeats, the broker); `heartbeat(projector)` makes this
-    process's own heartbeat sender (anything with start() and stop())."""
+    process's own heartbeat sender (anything with start() and stop()).
+
+    `platforms`: the platform catalogue (code, names, capabilities) the API shows, given by whoever
+    runs the projector (the platform registry lives with the connectors)."""
     from aiohttp import web
 
     from projections.api import create_api
@@ -252,7 +256,7 @@ async def run_projector(
     helpers = [h for h in (health, heartbeat(projector) if heartbeat else None) if h is not None]
     for helper in helpers:
         helper.start()
-    runner = web.AppRunner(create_api(projector, auth, health), handle_signals=False)
+    runner = web.AppRunner(create_api(projector, auth, health, platforms), handle_signals=False)
     await runner.setup()
     try:
         await web.TCPSite(runner, http_host, http_port).start()

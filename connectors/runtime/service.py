@@ -19,7 +19,7 @@ from connectors.runtime.poller import PollPolicy, ShopPoller
 from connectors.runtime.ratelimit import TokenBucket
 from connectors.runtime.raw_publisher import REPORT_DELIVERIES, RawPublisher
 from connectors.runtime.records import connector_call
-from connectors.runtime.webhooks import WebhookReceiver
+from connectors.runtime.webhooks import WebhookReceiver, push_path
 from schemas.kafka import Publisher
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,8 @@ class ConnectorService:
         runner = web.AppRunner(self._webhook_app())
         await runner.setup()
         await web.TCPSite(runner, self.s.webhook_host, self.s.webhook_port).start()
-        log.info("webhook receiver on http://%s:%d/webhooks/shopify", self.s.webhook_host, self.s.webhook_port)
+        log.info("webhook receiver on http://%s:%d%s", self.s.webhook_host, self.s.webhook_port,
+                 push_path("<platform>"))
         async with aiohttp.ClientSession() as session:
             self.session = session
             flusher = asyncio.create_task(self._flush_calls(stop))
@@ -89,7 +90,11 @@ class ConnectorService:
             key = f"{creds.platform}:{creds.shop_id}"
             if key in self.pollers:
                 continue
-            rate, burst = self.s.rate_limits.get(creds.platform) or platforms.RATE_LIMITS.get(creds.platform, (5, 5))
+            try:
+                rate, burst = self.s.rate_limits.get(creds.platform) or platforms.rate_limit(creds.platform)
+            except platforms.UnknownPlatform as exc:
+                log.error("shop %s skipped: %s", key, exc)
+                continue
             caller = HttpCaller(self.session, creds.platform, creds.shop_id, limiter=TokenBucket(rate, burst),
                                 on_call=self.record_call)
             poller = ShopPoller(platforms.client(creds, caller), creds.shop_id, self.raw, self.checkpoints,
@@ -98,7 +103,7 @@ class ConnectorService:
             self.secrets[(creds.platform, creds.shop_id)] = creds.app_secret
             self._tasks.append(asyncio.create_task(poller.run(stop)))
             await self._subscribe_webhooks(creds)
-            log.info("polling %s every %.1fs", key, self.s.policy.interval)
+            log.info("polling %s (%s) every %.1fs", key, platforms.label(creds.platform), self.s.policy.interval)
 
     async def _shops(self) -> list[ShopCredentials]:
         found = []
@@ -119,15 +124,16 @@ class ConnectorService:
         return found
 
     async def _subscribe_webhooks(self, creds: ShopCredentials) -> None:
-        if creds.platform != "shopify" or creds.platform not in self.s.simulators:
+        """A simulated shop of a pushing platform is told where to push (`POST /_sim/webhooks`)."""
+        if creds.platform not in self.s.simulators or not platforms.manifest(creds.platform).capabilities.push:
             return
-        address = f"http://{self.s.webhook_host}:{self.s.webhook_port}/webhooks/shopify"
+        address = f"http://{self.s.webhook_host}:{self.s.webhook_port}{push_path(creds.platform)}"
         try:
             async with self.session.post(f"{creds.base_url}/_sim/webhooks",
                                          json={"shop_id": creds.shop_id, "address": address}) as resp:
                 resp.raise_for_status()
         except aiohttp.ClientError as exc:
-            log.warning("could not subscribe webhooks of shopify:%s: %s", creds.shop_id, exc)
+            log.warning("could not subscribe webhooks of %s:%s: %s", creds.platform, creds.shop_id, exc)
 
     async def _flush_calls(self, stop: asyncio.Event) -> None:
         while True:

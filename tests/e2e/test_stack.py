@@ -125,7 +125,7 @@ def test_status_page_renders_in_headless_chromium(stack, tmp_path):
                           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=8000", "--dump-dom",
                           stack["base"] + "/"], capture_output=True, text=True, timeout=90, check=False).stdout
     assert "通路 Tonglu" in dom and "今日订单" in dom
-    assert "taobao" in dom or "shopify" in dom  # numbers and platforms filled in by the page's script
+    assert "淘宝/天猫" in dom or "Shopify" in dom  # platforms by their display names, filled in by the script
     assert "✔ 正常 up · 消息代理" in dom and "标准化" in dom  # each stage with its up/down mark
 
 

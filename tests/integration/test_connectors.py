@@ -80,6 +80,10 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
                                              "X-Shopify-Shop-Domain": "demo.myshopify.com"}) as resp:
                 assert resp.status == 401
             assert service.receiver.rejected == 1
+            for platform in ("taobao", "nowhere"):  # a platform that does not push has no receiver
+                async with session.post(f"http://127.0.0.1:{settings.webhook_port}/webhooks/{platform}",
+                                        data=forged) as resp:
+                    assert resp.status == 404
             # barrier: a genuine push of the same shop after the refusal; once it is on raw.orders, a
             # published forged push (same shop key, same partition) would be there before it
             marker = (await _post(session, f"{shopify_url}/_sim/orders", {"shop_id": "demo", "count": 1}))
