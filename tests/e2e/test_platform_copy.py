@@ -17,8 +17,8 @@ import pytest
 from connectors import platforms
 from infra.broker import free_port
 from infra.config import write_local_routing
-from tests.e2e.test_stack import _get as get_json
-from tests.e2e.test_stack import _wait
+from tests.e2e.helpers import get_json, health
+from tests.e2e.helpers import wait_until as _wait
 
 REPO = Path(__file__).parents[2]
 TONGLU = [sys.executable, "-m", "infra.cli"]
@@ -99,7 +99,7 @@ def test_the_local_stack_runs_the_copy(copied, tmp_path):
         proc = subprocess.Popen(TONGLU + ["up", "--demo-rate", "1"], env=env, stdout=out, stderr=subprocess.STDOUT,
                                 cwd=REPO)
     try:
-        _wait(lambda: _get(f"{base}/healthz").get("ok"), 120, "the API did not come up")
+        _wait(lambda: health(base)[0] == 200, 120, "the stack did not come up healthy")
         made = _run(TONGLU + ["sim", "orders", "--platform", CODE, "--shop", "copy-shop", "--count", "3"], env)
         assert made.returncode == 0, made.stderr
         order_ids = json.loads(made.stdout)

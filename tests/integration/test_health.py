@@ -8,9 +8,10 @@ import aiohttp
 import pytest
 
 from infra.heartbeat import HeartbeatSender
+from projections.access import Role
 from projections.health import STAGES, HealthMonitor
 from projections.tokens import TokenStore
-from tests.integration.projector_helpers import running_projector, wait_for
+from tests.integration.projector_helpers import bearer, running_projector, wait_for
 
 pytestmark = pytest.mark.integration
 BEAT, STALE = 0.3, 2.0
@@ -34,10 +35,11 @@ async def test_healthz_follows_the_heartbeats_of_every_stage(kafka_bootstrap, to
 
     senders = {stage: HeartbeatSender(kafka, topics.heartbeats, stage, BEAT).start()
                for stage in STAGES if stage != "projector"}
+    tokens = TokenStore(tmp_path / "tokens.json")
     try:
         async with running_projector(
-                kafka_bootstrap, names, str(tmp_path / "chdb"), f"norm-{uuid.uuid4().hex[:6]}",
-                TokenStore(tmp_path / "tokens.json"), expect_healthy=False, health=HealthMonitor(kafka, topics.heartbeats, stale_after=STALE),
+                kafka_bootstrap, names, str(tmp_path / "chdb"), f"norm-{uuid.uuid4().hex[:6]}", tokens,
+                expect_healthy=False, health=HealthMonitor(kafka, topics.heartbeats, stale_after=STALE),
                 heartbeat=projector_heartbeat) as base, aiohttp.ClientSession() as http:
 
             async def status_is(code: int, ok: dict[str, bool] | None = None):
@@ -54,7 +56,7 @@ async def test_healthz_follows_the_heartbeats_of_every_stage(kafka_bootstrap, to
             senders.pop("detector").stop()  # the detector's process "dies"
             body = await wait_for(lambda: status_is(503, {"detector": False, "normalizer": True}), 15)
             assert body["status"] == "degraded" and "no heartbeat for" in body["stages"]["detector"]["reason"]
-            async with http.get(f"{base}/api/stats") as resp:
+            async with http.get(f"{base}/api/stats", headers=bearer(tokens, Role.VIEWER)) as resp:
                 stats = await resp.json()
             assert stats["status"] == "degraded" and stats["stages"]["detector"]["ok"] is False
 
