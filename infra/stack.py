@@ -213,7 +213,7 @@ class Stack:
                 child.proc.wait(max(0.1, deadline - time.time()))
             except subprocess.TimeoutExpired:
                 os.killpg(child.proc.pid, signal.SIGKILL)
-                child.proc.wait(2)
+                child.proc.wait()  # reaped here, so nothing outlives the stack
 
     def stop(self) -> None:
         self._stop_children(list(reversed(self.children.values())))
@@ -224,6 +224,7 @@ class Stack:
                 broker.wait(3)
             except subprocess.TimeoutExpired:
                 broker.kill()
+                broker.wait()
         _say("stopped")
 
 
