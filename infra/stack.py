@@ -15,6 +15,7 @@ import urllib.request
 
 from infra.broker import ensure_topics, start_broker, wait_for_broker
 from infra.config import Settings, local_alert_secrets
+from infra.raw_keys import local_keys_env
 
 # start order; stopped in reverse
 PROCESSES = ["projector", "normalizer", "detector", "alerter", "simulators", "connectors"]
@@ -67,6 +68,9 @@ class Stack:
         _say(f"topics ready: {', '.join(t.name for t in s.topics.specs())} ({s.partitions} partitions)")
         env = {**local_alert_secrets(), **os.environ, "TONGLU_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "TONGLU_DEMO_RATE": str(self.demo_rate),
                "PYTHONUNBUFFERED": "1"}
+        keys_env, keys_note = local_keys_env(s.data_dir)
+        env.update(keys_env)
+        _say(keys_note)
         for name in PROCESSES:
             proc = subprocess.Popen([sys.executable, "-m", "infra.cli", "worker", name], env=env,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)

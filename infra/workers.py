@@ -74,6 +74,9 @@ async def _alert_simulators(settings: Settings):
 
 def connectors(settings: Settings) -> None:
     from connectors.runtime.service import ConnectorService, ConnectorSettings
+    from infra.raw_keys import require_keys
+
+    log.info(require_keys())  # refuses to start without a key unless plain bodies were chosen
 
     service = ConnectorService(ConnectorSettings(
         kafka_config=settings.kafka(), raw_topic=settings.topics.raw_orders,

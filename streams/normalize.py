@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from connectors import platforms
 from schemas.canonical import MappingError
 from schemas.codec import AvroCodec, DecodeError
+from schemas.sealing import open_body
 from streams.derive import derive_events
 from streams.state import OrderStore
 
@@ -52,7 +53,8 @@ class Normalizer:
             raw = None
             try:
                 raw = self.raw_codec.decode(rec.value)
-                orders = platforms.map_payload(raw["platform"], raw["body"], raw["content_type"], raw["shop_id"])
+                body = open_body(raw)  # sealed bodies open only here; a SealError is a DecodeError
+                orders = platforms.map_payload(raw["platform"], body, raw["content_type"], raw["shop_id"])
             except DecodeError as exc:
                 self._dead(out, rec, "decode", str(exc), None, now_ms)
                 continue

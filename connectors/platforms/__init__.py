@@ -34,6 +34,16 @@ def module(platform: str, part: str) -> ModuleType:
     return importlib.import_module(f"{package}.{part}")
 
 
+def raw_body_personal(platform: str) -> bool:
+    """Whether the platform's raw bodies may hold buyers' personal data, so raw.orders seals them.
+
+    A platform package opts out with `RAW_BODY_PERSONAL = False` only when its API by design returns
+    none; unknown platforms and packages that say nothing are sealed.
+    """
+    package = PACKAGES.get(platform)
+    return package is None or getattr(importlib.import_module(package), "RAW_BODY_PERSONAL", True)
+
+
 def map_payload(platform: str, body: bytes, content_type: str, shop_id: str) -> list[dict]:
     """Canonical orders (version 0) in one raw platform payload; raises MappingError on bad input."""
     return module(platform, "mapping").map_payload(body, content_type, shop_id, platform=platform)
