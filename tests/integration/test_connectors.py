@@ -10,6 +10,7 @@ from connectors.runtime.poller import PollPolicy
 from connectors.runtime.service import ConnectorService, ConnectorSettings
 from infra.broker import free_port
 from schemas.codec import AvroCodec
+from schemas.sealing import open_body
 from tests.integration.helpers import TopicReader
 
 RAW = AvroCodec("RawRecord")
@@ -35,7 +36,7 @@ def _external_ids(records, source=None) -> set[str]:
         raw = RAW.decode(value)
         if source and raw["source"] != source:
             continue
-        ids |= {o["external_id"] for o in platforms.map_payload(raw["platform"], raw["body"], raw["content_type"],
+        ids |= {o["external_id"] for o in platforms.map_payload(raw["platform"], open_body(raw), raw["content_type"],
                                                                   raw["shop_id"])}
     return ids
 
