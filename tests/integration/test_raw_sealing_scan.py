@@ -4,6 +4,8 @@ simulators' buyers' phones, names, emails and streets."""
 import asyncio
 import json
 import re
+import subprocess
+import sys
 
 import aiohttp
 from aiohttp import web
@@ -16,6 +18,7 @@ from schemas.codec import AvroCodec
 from schemas.kafka import read_to_end
 from schemas.sealing import EnvKeyProvider, Opener, new_key_spec, open_body
 from tests.integration.helpers import start_worker, stop_worker, worker_env
+from tests.integration.helpers import wait_for as wait_for_sync
 from tests.integration.projector_helpers import wait_for
 
 SHOPS = {"taobao": "scan-tb", "shopify": "scan-sp"}
@@ -137,3 +140,21 @@ async def test_no_buyer_plaintext_in_topics_tables_api_or_logs(kafka_bootstrap, 
     leaks = {where: {kind: values[:3] for kind, values in found.items()}
              for where, blob in sources.items() if (found := _found(blob, buyers))}
     assert not leaks, f"buyers' plaintext found: {leaks}"
+
+
+def test_connectors_refuse_to_start_without_a_key_unless_plain_bodies_are_chosen(kafka_bootstrap, topics, tmp_path):
+    base = {k: v for k, v in worker_env(kafka_bootstrap, topics, TONGLU_DATA_DIR=tmp_path, TONGLU_SIMULATORS="none",
+                                        TONGLU_WEBHOOK_HTTP=f"http://127.0.0.1:{free_port()}").items()
+            if not k.startswith("TONGLU_RAW_")}
+    refused = subprocess.run([sys.executable, "-m", "infra.cli", "worker", "connectors"], env=base, check=False,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "no key to seal raw.orders bodies" in refused.stderr
+    for extra, says in (({"TONGLU_RAW_KEYS": new_key_spec("k9")}, "sealed (k9)"),
+                        ({"TONGLU_RAW_PLAINTEXT": "1"}, "stay in clear")):
+        log = tmp_path / f"connectors-{says[:5]}.log"
+        proc = start_worker("connectors", {**base, **extra}, log)
+        try:
+            wait_for_sync(lambda log=log, says=says: says in log.read_text(errors="replace"), timeout=60, what=says)
+            assert proc.poll() is None
+        finally:
+            stop_worker(proc)
