@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import aiohttp
-from aiohttp import web
 
 from connectors import platforms
 from connectors.simkit.server import AUTOPILOT, WORLD, ensure_shop
@@ -17,7 +16,7 @@ from projections.clickhouse import ChdbBackend
 from schemas.codec import AvroCodec
 from schemas.kafka import read_to_end
 from schemas.sealing import EnvKeyProvider, Opener, new_key_spec, open_body
-from tests.integration.helpers import start_worker, stop_worker, worker_env
+from tests.integration.helpers import serve_app, start_worker, stop_worker, worker_env
 from tests.integration.helpers import wait_for as wait_for_sync
 from tests.integration.projector_helpers import wait_for
 
@@ -47,14 +46,6 @@ def _found(blob: bytes, buyers: dict[str, set[bytes]]) -> dict[str, list[bytes]]
     return {kind: values for kind, values in found.items() if values}
 
 
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{port}"
-
-
 async def _get(http, url) -> bytes:
     async with http.get(url) as resp:
         assert resp.status == 200, url
@@ -68,7 +59,7 @@ async def test_no_buyer_plaintext_in_topics_tables_api_or_logs(kafka_bootstrap, 
         app = platforms.module(platform, "simulator").create_app()
         ensure_shop(app, shop, demo=True)
         app[AUTOPILOT].update(orders_per_second=4.0, steps_per_second=6.0)
-        runner, url = await _serve(app)
+        runner, url = await serve_app(app)
         sims[platform] = (app, url)
         runners.append(runner)
     http_url = f"http://127.0.0.1:{free_port()}"
