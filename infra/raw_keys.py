@@ -80,3 +80,14 @@ def require_keys(environ: Mapping[str, str] | None = None) -> str:
         return f"警告 warning: raw.orders bodies stay in clear ({PLAINTEXT_ENV}=1)"
     current = provider.current if isinstance(provider, EnvKeyProvider) else environ.get(PROVIDER_ENV)
     return f"原始数据加密 raw.orders bodies sealed ({current})"
+
+
+def opening_note(environ: Mapping[str, str] | None = None) -> str:
+    """For the normalizer: which keys open sealed bodies (SystemExit on a bad configuration)."""
+    environ = os.environ if environ is None else environ
+    provider = _configured(environ)
+    if provider is None:
+        return (f"警告 warning: 未配置原始数据密钥 no {KEYS_ENV}: sealed raw.orders records go to the dead letters "
+                f"(plain ones are normalized)")
+    kids = ", ".join(provider.keys) if isinstance(provider, EnvKeyProvider) else environ.get(PROVIDER_ENV)
+    return f"原始数据解密 opens raw.orders bodies sealed with {kids}"

@@ -89,8 +89,10 @@ def connectors(settings: Settings) -> None:
 def normalizer(settings: Settings) -> None:
     import faust
 
+    from infra.raw_keys import opening_note
     from streams.app import create_app
 
+    log.info(opening_note())  # a bad key configuration stops it here, not record by record
     datadir = settings.data_dir / "faust"
     datadir.mkdir(parents=True, exist_ok=True)
     app = create_app(kafka_config=settings.kafka(), topics=settings.topics, datadir=str(datadir))

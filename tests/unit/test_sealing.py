@@ -11,7 +11,7 @@ from fastavro.schema import parse_schema
 
 from connectors import platforms
 from connectors.runtime.records import raw_record
-from infra.raw_keys import LOCAL_KEYS_FILE, local_keys_env, require_keys, rotated
+from infra.raw_keys import LOCAL_KEYS_FILE, local_keys_env, opening_note, require_keys, rotated
 from schemas import registry, sealing
 from schemas.codec import AvroCodec
 from schemas.sealing import EnvKeyProvider, KeyConfigError, Opener, Sealer, SealError, new_key_spec, open_body
@@ -192,3 +192,7 @@ def test_the_local_stack_generates_a_key_once_and_production_refuses_to_start_wi
         require_keys({sealing.KEYS_ENV: "k0:???"})
     assert "in clear" in require_keys({sealing.PLAINTEXT_ENV: "1"})
     assert "k0" in require_keys({sealing.KEYS_ENV: K0})
+    assert "k1, k0" in opening_note({sealing.KEYS_ENV: f"{K1},{K0}"})
+    assert "dead letters" in opening_note({})
+    with pytest.raises(SystemExit, match="appears twice"):
+        opening_note({sealing.KEYS_ENV: f"{K0},{K0}"})
