@@ -19,6 +19,8 @@ sim = typer.Typer(no_args_is_help=True, help="Drive the platform simulators of a
 app.add_typer(sim, name="sim")
 keys = typer.Typer(no_args_is_help=True, help="Keys that seal raw.orders bodies (TONGLU_RAW_KEYS).")
 app.add_typer(keys, name="keys")
+token_app = typer.Typer(no_args_is_help=True, help="API tokens: create, list, revoke (hashed at rest).")
+app.add_typer(token_app, name="token")
 
 
 def _fail(message: str) -> None:
@@ -54,6 +56,8 @@ def up(demo_rate: float = typer.Option(5.0, help="new demo orders per second per
     from infra.stack import up as run_stack
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # The local stack lets loopback callers read without a token (status page); TONGLU_ANONYMOUS_VIEWER=0 refuses.
+    os.environ.setdefault("TONGLU_ANONYMOUS_VIEWER", "1")
     settings = Settings.from_env()
     own_broker = "TONGLU_KAFKA_BOOTSTRAP" not in os.environ
     if own_broker and os.environ.get("TONGLU_LOCAL_BROKER_PORT"):
@@ -92,9 +96,11 @@ def topics() -> None:
     typer.echo("\n".join(t.name for t in settings.topics.specs()))
 
 
-def _post(url: str, payload: dict) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+def _post(url: str, payload: dict, token: str | None = None) -> dict:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=60) as resp:
             return json.loads(resp.read())
@@ -126,13 +132,64 @@ def sim_orders(platform: str = typer.Option(..., "--platform", "-p"), shop: str 
 
 
 @app.command()
-def sql(query: str = typer.Argument(..., help="SELECT / WITH / SHOW / DESCRIBE")) -> None:
-    """Read-only SQL over the ClickHouse tables (through the projector that owns them)."""
-    result = _post(f"{Settings.from_env().http}/api/sql", {"sql": query})
+def sql(query: str = typer.Argument(..., help="one SELECT / WITH / SHOW TABLES / SHOW CREATE TABLE / DESCRIBE")) -> None:
+    """Read-only SQL over the tonglu tables, under the analyst limits (through the projector's /api/sql)."""
+    settings = Settings.from_env()
+    result = _post(f"{settings.http}/api/sql", {"sql": query}, settings.api_token())
     columns = result.get("columns", [])
     typer.echo("\t".join(columns))
     for row in result.get("rows", []):
         typer.echo("\t".join("" if v is None else str(v) for v in row))
+
+
+def _token_store():
+    from projections.tokens import TokenStore
+
+    return TokenStore(Settings.from_env().tokens_path)
+
+
+@token_app.command("create")
+def token_create(role: str = typer.Option(..., "--role", help="viewer | operator | admin"),
+                 name: str = typer.Option(..., "--name", help="who holds it (a person or a system)")) -> None:
+    """Create a token and print it ALONE on stdout (shown only now; only its hash is stored)."""
+    from projections.access import Role
+    from projections.tokens import TokenError
+
+    try:
+        token, record = _token_store().create(name, Role.parse(role))
+    except (TokenError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(token)
+    typer.echo(f"已创建令牌 created token {record.id} ({record.name}, {record.role}); "
+               f"只显示这一次 it is shown only once", err=True)
+
+
+@token_app.command("list")
+def token_list(all_: bool = typer.Option(False, "--all", help="include revoked tokens")) -> None:
+    """Id, name, role, created, last four characters and state of each token (never the token)."""
+    from projections.tokens import TokenError
+
+    try:
+        records = _token_store().records()
+    except TokenError as exc:
+        _fail(str(exc))
+    typer.echo("id\tname\trole\tcreated\tends with\tstate")
+    for r in records:
+        if r.active or all_:
+            state = "有效 active" if r.active else f"已吊销 revoked {r.revoked_at}"
+            typer.echo(f"{r.id}\t{r.name}\t{r.role}\t{r.created_at}\t…{r.last4}\t{state}")
+
+
+@token_app.command("revoke")
+def token_revoke(name_or_id: str = typer.Argument(..., help="a token id, or the name of an active token")) -> None:
+    """Revoke a token; the running API refuses it from its next request on."""
+    from projections.tokens import TokenError
+
+    try:
+        record = _token_store().revoke(name_or_id)
+    except TokenError as exc:
+        _fail(str(exc))
+    typer.echo(f"已吊销 revoked {record.id} ({record.name}, {record.role})")
 
 
 @app.command()

@@ -30,6 +30,7 @@ class Settings:
     http: str = "http://127.0.0.1:8080"
     webhook_http: str = "http://127.0.0.1:8090"  # where platforms push (webhooks)
     clickhouse_url: str | None = None
+    clickhouse_analyst_url: str | None = None  # a read-only user for analysts' SQL (infra/deploy/)
     schema_registry_url: str | None = None
     data_dir: Path = Path(".tonglu")
     partitions: int = 4
@@ -44,6 +45,10 @@ class Settings:
     # On a shared machine the ClickHouse projection yields CPU to the order path (normalize, detect,
     # alert): it batches whatever queued meanwhile, while findings must not wait behind its merges.
     projector_nice: int = 5
+    tokens_file: Path | None = None  # API tokens (hashed); default data_dir/tokens.json
+    # Token-less viewer access from loopback: off unless set (`tonglu up` turns it on for the local stack).
+    anonymous_viewer: bool = False
+    trusted_proxies: str = ""  # addresses/networks whose X-Forwarded-For names the client
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -56,6 +61,7 @@ class Settings:
             http=_env("TONGLU_HTTP", cls.http).rstrip("/"),
             webhook_http=_env("TONGLU_WEBHOOK_HTTP", cls.webhook_http).rstrip("/"),
             clickhouse_url=_env("TONGLU_CLICKHOUSE_URL", None),
+            clickhouse_analyst_url=_env("TONGLU_CLICKHOUSE_ANALYST_URL", None),
             schema_registry_url=_env("TONGLU_SCHEMA_REGISTRY_URL", None),
             data_dir=Path(_env("TONGLU_DATA_DIR", ".tonglu")),
             partitions=int(_env("TONGLU_PARTITIONS", "4")),
@@ -68,11 +74,33 @@ class Settings:
             alert_smtp_port=int(_env("TONGLU_ALERT_SMTP_PORT", str(cls.alert_smtp_port))),
             simulators=_simulators(_env("TONGLU_SIMULATORS", DEFAULT_SIMULATORS)),
             projector_nice=int(_env("TONGLU_PROJECTOR_NICE", str(cls.projector_nice))),
+            tokens_file=Path(p) if (p := _env("TONGLU_TOKENS_FILE", None)) else None,
+            anonymous_viewer=_env("TONGLU_ANONYMOUS_VIEWER", "0").strip().lower() in ("1", "true", "yes", "on"),
+            trusted_proxies=_env("TONGLU_TRUSTED_PROXIES", "") or "",
         )
 
     def kafka(self, **overrides) -> dict:
         """confluent-kafka client config for these settings."""
         return {"bootstrap.servers": self.kafka_bootstrap, **self.kafka_extra, **overrides}
+
+    @property
+    def tokens_path(self) -> Path:
+        return self.tokens_file or self.data_dir / "tokens.json"
+
+    @property
+    def admin_token_path(self) -> Path:
+        """The local stack's admin token (written by `tonglu up`, read by the CLI)."""
+        return self.data_dir / "admin.token"
+
+    def api_token(self) -> str | None:
+        """The token CLI commands send to the API: TONGLU_API_TOKEN, else the local admin token."""
+        token = _env("TONGLU_API_TOKEN", None)
+        if token is None:
+            try:
+                token = self.admin_token_path.read_text(encoding="ascii").strip() or None
+            except (OSError, UnicodeDecodeError):
+                token = None
+        return token
 
     @property
     def http_host_port(self) -> tuple[str, int]:

@@ -66,6 +66,9 @@ class Stack:
             _say(f"using Kafka at {s.kafka_bootstrap}")
         ensure_topics(s.kafka(), s.topics.specs(), s.partitions)
         _say(f"topics ready: {', '.join(t.name for t in s.topics.specs())} ({s.partitions} partitions)")
+        from projections.tokens import local_admin  # API access: the local admin token and how to use it
+
+        _say(local_admin(s.tokens_path, s.admin_token_path, s.http))
         env = {**local_alert_secrets(), **os.environ, "TONGLU_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "TONGLU_DEMO_RATE": str(self.demo_rate),
                "PYTHONUNBUFFERED": "1"}
         keys_env, keys_note = local_keys_env(s.data_dir)

@@ -101,19 +101,24 @@ def normalizer(settings: Settings) -> None:
 
 
 def projector(settings: Settings) -> None:
+    from projections.api_auth import AuthConfig
     from projections.clickhouse.backends import open_backend
     from projections.service import run_projector
 
+    try:
+        auth = AuthConfig.from_settings(settings)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     if settings.projector_nice > 0:
         os.nice(settings.projector_nice)  # ClickHouse's own threads, started below, inherit it
     host, port = settings.http_host_port
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    backend = open_backend(settings.clickhouse_url, str(settings.data_dir / "chdb"))
+    backend = open_backend(settings.clickhouse_url, str(settings.data_dir / "chdb"), settings.clickhouse_analyst_url)
     topics = settings.topics
 
     async def serve(stop):
         await run_projector(
-            kafka_config=settings.kafka(), backend=backend, http_host=host, http_port=port, stop=stop,
+            kafka_config=settings.kafka(), backend=backend, http_host=host, http_port=port, stop=stop, auth=auth,
             topics={"raw_orders": topics.raw_orders, "raw_orders_dlq": topics.raw_orders_dlq,
                     "order_events": topics.order_events, "connector_calls": topics.connector_calls,
                     "order_anomalies": topics.order_anomalies, "alerts": topics.alerts,

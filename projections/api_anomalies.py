@@ -2,7 +2,9 @@
 
 GET  /api/anomalies?order_id=&rule=&state=&since=&limit=&history=  findings newest first
 GET  /api/alerts?rule=&limit=                                       alert messages newest first
-POST /api/orders/{order_id}/release {"by": ..., "reason": ...}     publish an OrderCommand "release"
+POST /api/orders/{order_id}/release {"reason": ...}               publish an OrderCommand "release"
+
+Who releases is the caller's token (`issued_by` = token name#id); a body naming someone ("by") is refused.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import orjson
 from aiohttp import web
 
 from projections import anomaly_queries, queries
+from projections.api_auth import principal_of
 from projections.commands import CommandError, release_command
 
 DEPS = web.AppKey("anomaly_deps", object)
-MAX_BY_LENGTH = 200
 MAX_REASON_LENGTH = 2000
 
 
@@ -91,20 +93,21 @@ async def list_alerts(request: web.Request) -> web.Response:
     return _json({"alerts": items, "count": len(items)})
 
 
-async def _release_body(request: web.Request) -> tuple[str, str | None]:
-    """`by` and `reason` of a release request; BadRequest with the reason when the body is invalid."""
+async def _release_reason(request: web.Request) -> str | None:
+    """The optional `reason` of a release request; BadRequest with the reason when the body is invalid."""
+    raw = await request.read()
     try:
-        body = await request.json(loads=orjson.loads)
-    except ValueError:
+        body = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError:
         body = None
     if not isinstance(body, dict):
-        raise BadRequest('body must be JSON {"by": "name", "reason": "..."}')
-    by, reason = body.get("by"), body.get("reason")
-    if not isinstance(by, str) or not by.strip() or len(by) > MAX_BY_LENGTH:
-        raise BadRequest(f'"by" must be a non-empty string of at most {MAX_BY_LENGTH} characters')
+        raise BadRequest('请求体应为 / body must be JSON {"reason": "..."}')
+    if "by" in body:
+        raise BadRequest('不接受 "by"：释放人即令牌的名称 / "by" is not accepted: the releasing person is the token\'s name')
+    reason = body.get("reason")
     if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON_LENGTH):
         raise BadRequest(f'"reason" must be a string of at most {MAX_REASON_LENGTH} characters')
-    return by.strip(), (reason.strip() or None) if reason is not None else None
+    return (reason.strip() or None) if reason is not None else None
 
 
 async def release_order(request: web.Request) -> web.Response:
@@ -116,7 +119,7 @@ async def release_order(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     order_id = request.match_info["order_id"]
     try:
-        by, reason = await _release_body(request)
+        reason = await _release_reason(request)
     except BadRequest as exc:
         return _json({"error": str(exc)}, 400)
     publisher = getattr(deps, "commands", None)
@@ -128,7 +131,7 @@ async def release_order(request: web.Request) -> web.Response:
     findings = await asyncio.to_thread(anomaly_queries.order_findings, deps.backend, deps.database, order_id)
     if not findings["hold"]:
         return _json({"error": f"order {order_id} has no open hold", "hold": False}, 409)
-    command = release_command(order_id, by, reason)
+    command = release_command(order_id, principal_of(request).issued_by, reason)
     try:
         await asyncio.to_thread(publisher.publish, command)
     except CommandError as exc:

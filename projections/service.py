@@ -223,9 +223,11 @@ async def run_projector(
     http_port: int,
     group_id: str = "tonglu-projector",
     stop: asyncio.Event,
+    auth,
     database: str = DEFAULT_DATABASE,
 ) -> None:
-    """Create the schema, run the projector threads and the HTTP API until `stop` is set."""
+    """Create the schema, run the projector threads and the HTTP API (guarded by `auth`, an
+    `api_auth.AuthConfig`) until `stop` is set."""
     from aiohttp import web
 
     from projections.api import create_api
@@ -240,7 +242,7 @@ async def run_projector(
         database=database,
     )
     projector.start()
-    runner = web.AppRunner(create_api(projector), handle_signals=False)
+    runner = web.AppRunner(create_api(projector, auth), handle_signals=False)
     await runner.setup()
     try:
         await web.TCPSite(runner, http_host, http_port).start()

@@ -27,6 +27,8 @@ def write_long(n: int) -> bytes:
     out = _LONGS.get(n)
     if out is not None and n.__class__ is int:  # a float equal to a cached int must still be refused
         return out
+    if not -0x8000000000000000 <= n <= 0x7FFFFFFFFFFFFFFF:  # would be a varint no other reader accepts
+        raise ValueError(f"{n} does not fit an Avro long")
     z = (n << 1) ^ (n >> 63)
     if z < 16384:
         return _SMALL[z]

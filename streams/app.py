@@ -3,10 +3,11 @@
 Faust carries consumption, group membership, rebalancing and offset commits. Records leave through a
 batched confluent-kafka producer because Faust's per-message send is the bottleneck we measured
 (see `tonglu bench`): the agent produces a whole batch, waits for every acknowledgement, and only
-then lets Faust acknowledge the input.
+then lets Faust acknowledge the input; output the broker does not acknowledge ends the process instead.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -23,6 +24,10 @@ log = logging.getLogger(__name__)
 # Faust asks the broker to hold a fetch up to 1.5 s; a broker that does not answer early when data
 # arrives (Tansu) then adds up to 1.5 s of latency to every record. Ask for a short wait instead.
 FETCH_MAX_WAIT_MS = int(os.environ.get("TONGLU_FETCH_MAX_WAIT_MS", "50"))
+# How long a batch's output may take to be acknowledged before the worker gives up and exits (see
+# confirm_or_exit); the publisher re-sends failed deliveries meanwhile.
+CONFIRM_TIMEOUT_S = float(os.environ.get("TONGLU_CONFIRM_TIMEOUT_S", "60"))
+EXIT_UNDELIVERED = 75  # EX_TEMPFAIL: try again later
 _create_worker_consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
 
 
@@ -36,7 +41,7 @@ faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = _prompt_worker_c
 
 
 def create_app(*, kafka_config: dict, topics: Topics, datadir: str, app_id: str = "tonglu-normalizer",
-               batch_pages: int = 16, within: float = 0.02) -> faust.App:
+               batch_pages: int = 16, within: float = 0.02, confirm_timeout: float = CONFIRM_TIMEOUT_S) -> faust.App:
     """A Faust app running the normalize agent against `kafka_config["bootstrap.servers"]`."""
     brokers = ";".join(f"kafka://{b}" for b in kafka_config["bootstrap.servers"].split(","))
     app = faust.App(
@@ -69,14 +74,19 @@ def create_app(*, kafka_config: dict, topics: Topics, datadir: str, app_id: str 
         async for events in stream.take_events(batch_pages, within=within):
             records = [ownership.raw_in(event.message) for event in events]
             await ownership.warm({r.partition for r in records})
-            for record in records:  # each page's output leaves as soon as it is ready ...
+            states = []
+            for record in records:  # each page's events leave as soon as they are ready ...
                 out = normalizer.process([record])
                 publisher.send([(topics.order_events, k, v) for k, v in out.events]
-                               + [(topics.order_state, k, v) for k, v in out.states]
                                + [(topics.raw_orders_dlq, k, v) for k, v in out.dead])
+                states += [(topics.order_state, k, v) for k, v in out.states]
                 throughput.add(1, out)
             waited = time.monotonic()
-            await publisher.confirm_async()  # ... and the batch is acknowledged only once all of it is
+            await confirm_or_exit(publisher, confirm_timeout)
+            # order.state only once the events are in: a restart warms from it, so a state that landed
+            # without its events would make the re-normalized page look like a repeat and lose them
+            publisher.send(states)
+            await confirm_or_exit(publisher, confirm_timeout)  # ... and only then may Faust acknowledge
             throughput.waited += time.monotonic() - waited
 
     @app.timer(interval=10.0)
@@ -87,6 +97,25 @@ def create_app(*, kafka_config: dict, topics: Topics, datadir: str, app_id: str 
 
     app.normalizer, app.publisher = normalizer, publisher
     return app
+
+
+async def confirm_or_exit(publisher: Publisher, timeout: float) -> None:
+    """Wait until the broker acknowledged everything sent; if it does not within `timeout`, end the process.
+
+    Faust's `take_events` acknowledges a batch in a `finally`, so raising here would acknowledge input whose
+    output never landed. Exiting at once commits nothing: the supervisor restarts the worker, which
+    normalizes the batch again from the last committed offset (event ids are deterministic, so a part that
+    did land is only repeated, never changed).
+    """
+    try:
+        await asyncio.wait_for(publisher.confirm_async(), timeout)
+    except Exception as exc:  # noqa: BLE001 - undelivered for whatever reason: never let the batch be acked
+        reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else f"{exc.__class__.__name__}: {exc}"
+        log.critical("output not acknowledged by the broker within %.0fs (%s): exiting with code %d without "
+                     "acknowledging the batch; it is normalized again after the restart",
+                     timeout, reason, EXIT_UNDELIVERED)
+        logging.shutdown()
+        os._exit(EXIT_UNDELIVERED)
 
 
 class Throughput:

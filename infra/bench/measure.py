@@ -103,9 +103,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def sql_count(http: str, query: str) -> int:
-    request = urllib.request.Request(f"{http}/api/sql", data=json.dumps({"sql": query}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+def sql_count(http: str, query: str, token: str) -> int:
+    request = urllib.request.Request(f"{http}/api/sql", data=json.dumps({"sql": query}).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(request, timeout=10) as resp:
             return int(json.loads(resp.read())["rows"][0][0])

@@ -26,6 +26,8 @@ from connectors.runtime.records import raw_record
 from connectors.simkit.world import World
 from infra.bench import anomaly_bench, measure, workload
 from infra.broker import ensure_topics, free_port, start_broker
+from projections.access import Role
+from projections.tokens import TokenStore
 from schemas.kafka import Publisher, consumer_from_now, read_to_end
 from schemas.topics import Topics, TopicSpec, shop_key
 
@@ -89,14 +91,16 @@ class Pipeline:
         ensure_topics({"bootstrap.servers": bootstrap}, self.topics.specs(), 4)
         self.http = f"http://127.0.0.1:{free_port()}"
         env = {**os.environ, "TONGLU_KAFKA_BOOTSTRAP": bootstrap, "TONGLU_TOPIC_PREFIX": self.topics.prefix,
-               "TONGLU_HTTP": self.http, "TONGLU_DATA_DIR": str(workdir / "data"), "PYTHONUNBUFFERED": "1"}
+               "TONGLU_HTTP": self.http, "TONGLU_DATA_DIR": str(workdir / "data"), "PYTHONUNBUFFERED": "1",
+               "TONGLU_TOKENS_FILE": str(workdir / "tokens.json")}
+        self.token, _ = TokenStore(workdir / "tokens.json").create("bench", Role.ADMIN)
         self.procs = {name: subprocess.Popen([sys.executable, "-m", "infra.cli", "worker", name], env=env,
                                              stdout=open(workdir / f"{name}.log", "wb"),  # noqa: SIM115
                                              stderr=subprocess.STDOUT)
                       for name in ("projector", "normalizer")}
 
     def visible_orders(self) -> int:
-        return measure.sql_count(self.http, "SELECT uniqExact(order_id) FROM tonglu.orders")
+        return measure.sql_count(self.http, "SELECT uniqExact(order_id) FROM tonglu.orders", self.token)
 
     def wait_visible(self, count: int, timeout: float) -> float:
         """When `count` orders are queryable; polls twice a second (each query competes with inserts)."""

@@ -151,6 +151,26 @@ _TABLES: dict[str, tuple[list[tuple[str, str]], str]] = {
         ],
         "ReplacingMergeTree PARTITION BY toYYYYMM(finished_at) ORDER BY (key, finished_at)",
     ),
+    # Every write and SQL query to the HTTP API (projections/audit.py); readable by admins through SQL.
+    "audit_log": (
+        [
+            ("audit_id", "String"),
+            ("at", _TS),
+            ("token_id", "String"),
+            ("token_name", "String"),
+            ("role", "LowCardinality(String)"),
+            ("method", "LowCardinality(String)"),
+            ("path", "String"),
+            ("route", "LowCardinality(String)"),
+            ("summary", "String"),
+            ("sql", "Nullable(String)"),
+            ("status", "UInt16"),
+            ("client", "String"),
+            ("peer", "String"),
+            ("duration_ms", "Float64"),
+        ],
+        "ReplacingMergeTree PARTITION BY toYYYYMM(at) ORDER BY (at, audit_id)",
+    ),
 }
 
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {t: tuple(c for c, _ in cols) for t, (cols, _) in _TABLES.items()}
@@ -165,6 +185,9 @@ _VIEWS = {
         "SELECT platform, status, count() AS orders FROM {db}.orders FINAL GROUP BY platform, status"
     ),
 }
+
+# What analysts' SQL may read (the Null landing tables and materialized views of avro_landing are not in it).
+ANALYST_TABLES = frozenset(_TABLES) | frozenset(_VIEWS)
 
 
 def check_identifier(name: str) -> str:

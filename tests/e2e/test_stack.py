@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -159,9 +160,14 @@ def test_defective_orders_are_held_alerted_once_and_released(stack):
     assert all(sum(oid in t for t in texts) == 1 for oid in order_ids), "an order was alerted twice"
     assert all("金额为 0" in t for t in texts if any(oid in t for oid in order_ids))
 
-    request = urllib.request.Request(f"{stack['base']}/api/orders/{urllib.request.quote(order_ids[0], safe='')}"
-                                     "/release", data=json.dumps({"by": "值班同学"}).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    release = f"{stack['base']}/api/orders/{urllib.request.quote(order_ids[0], safe='')}/release"
+    anonymous = urllib.request.Request(release, data=b"{}", method="POST", headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:  # reading is open on loopback, writing is not
+        urllib.request.urlopen(anonymous, timeout=10)
+    assert refused.value.code == 401
+    token = (Path(stack["env"]["TONGLU_DATA_DIR"]) / "admin.token").read_text().strip()  # what `tonglu up` wrote
+    request = urllib.request.Request(release, data=json.dumps({"reason": "已核实 / checked"}).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=10) as resp:
         assert resp.status == 202
     _wait(lambda: not _order(stack, order_ids[0])["hold"], 60, "the released order is still held")

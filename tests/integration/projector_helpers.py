@@ -9,7 +9,9 @@ import uuid
 import aiohttp
 
 from infra.broker import free_port
+from projections.access import Role
 from projections.clickhouse import ChdbBackend
+from projections.tokens import TokenStore
 from tests.integration.helpers import publish
 
 
@@ -30,15 +32,19 @@ async def wait_for(check, timeout: float = 45.0, interval: float = 0.2):
 
 
 @contextlib.asynccontextmanager
-async def running_projector(kafka_bootstrap: str, topic_names: dict, data_path: str, normalizer_group: str):
-    """Start `run_projector` on chdb at `data_path`; yields the API base URL once /healthz answers."""
+async def running_projector(kafka_bootstrap: str, topic_names: dict, data_path: str, normalizer_group: str,
+                            tokens: TokenStore):
+    """Start `run_projector` on chdb at `data_path` whose API accepts the tokens of `tokens`; yields the API
+    base URL once /healthz answers."""
+    from projections.api_auth import AuthConfig
     from projections.service import run_projector
 
     backend = ChdbBackend(data_path)
     port, stop = free_port(), asyncio.Event()
     task = asyncio.create_task(run_projector(
         kafka_config={"bootstrap.servers": kafka_bootstrap}, topics=topic_names, normalizer_group=normalizer_group,
-        backend=backend, http_host="127.0.0.1", http_port=port, group_id=f"proj-{uuid.uuid4().hex[:6]}", stop=stop))
+        backend=backend, http_host="127.0.0.1", http_port=port, group_id=f"proj-{uuid.uuid4().hex[:6]}", stop=stop,
+        auth=AuthConfig(tokens)))
     base = f"http://127.0.0.1:{port}"
     async with aiohttp.ClientSession() as http:
 
@@ -58,3 +64,9 @@ async def running_projector(kafka_bootstrap: str, topic_names: dict, data_path: 
         stop.set()
         await asyncio.wait_for(task, 30)
         backend.close()
+
+
+def bearer(store: TokenStore, role: Role, name: str | None = None) -> dict:
+    """Headers carrying a new token of `role` from `store`."""
+    token, _ = store.create(name or role.label, role)
+    return {"Authorization": f"Bearer {token}"}

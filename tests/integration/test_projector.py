@@ -9,8 +9,10 @@ import aiohttp
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from projections.access import Role
+from projections.tokens import TokenStore
 from schemas.codec import AvroCodec
-from tests.integration.projector_helpers import produce, running_projector, wait_for
+from tests.integration.projector_helpers import bearer, produce, running_projector, wait_for
 from tests.samples import sample_call, sample_dead_letter, sample_event
 
 pytestmark = pytest.mark.integration
@@ -32,12 +34,13 @@ async def running(kafka_bootstrap, topics, tmp_path):
     normalizer = f"norm-{uuid.uuid4().hex[:6]}"
     names = {"raw_orders": topics.raw_orders, "raw_orders_dlq": topics.raw_orders_dlq,
              "order_events": topics.order_events, "connector_calls": topics.connector_calls}
-    async with running_projector(kafka_bootstrap, names, str(tmp_path / "chdb"), normalizer) as base:
-        yield base, normalizer
+    store = TokenStore(tmp_path / "tokens.json")
+    async with running_projector(kafka_bootstrap, names, str(tmp_path / "chdb"), normalizer, store) as base:
+        yield base, normalizer, store
 
 
 async def test_projector_end_to_end(running, kafka_bootstrap, topics):
-    base, normalizer = running
+    base, normalizer, store = running
     events = order_events()
     codec = AvroCodec("OrderEvent")
     encoded = [(e["order_id"].encode(), v) for e, v in zip(events, codec.encode_many(events), strict=True)]
@@ -57,7 +60,7 @@ async def test_projector_end_to_end(running, kafka_bootstrap, topics):
     produce(kafka_bootstrap, topics.raw_orders_dlq, [(b"k", AvroCodec("DeadLetter").encode(dead))])
     produce(kafka_bootstrap, topics.raw_orders, [(f"k{i}".encode(), b"raw body") for i in range(RAW_RECORDS)])
 
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=bearer(store, Role.VIEWER)) as http:
 
         async def get(path):
             async with http.get(base + path) as resp:
@@ -125,8 +128,8 @@ async def test_projector_end_to_end(running, kafka_bootstrap, topics):
 
 
 async def test_sql_endpoint_is_read_only(running):
-    base, _ = running
-    async with aiohttp.ClientSession() as http:
+    base, _, store = running
+    async with aiohttp.ClientSession(headers=bearer(store, Role.ADMIN)) as http:
 
         async def sql(text):
             async with http.post(base + "/api/sql", json={"sql": text}) as resp:

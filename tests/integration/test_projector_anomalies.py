@@ -11,12 +11,15 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from projections.access import Role
 from projections.api import create_api
+from projections.api_auth import AuthConfig
 from projections.clickhouse import ChdbBackend, create_schema
 from projections.service import Projector
+from projections.tokens import TokenStore
 from schemas.codec import AvroCodec
 from tests.integration.helpers import TopicReader
-from tests.integration.projector_helpers import produce, running_projector, wait_for
+from tests.integration.projector_helpers import bearer, produce, running_projector, wait_for
 from tests.samples import sample_alert_report, sample_anomaly, sample_event
 
 pytestmark = pytest.mark.integration
@@ -35,13 +38,15 @@ async def running(kafka_bootstrap, topics, tmp_path):
              "order_events": topics.order_events, "connector_calls": topics.connector_calls,
              "order_anomalies": topics.order_anomalies, "alerts": topics.alerts,
              "order_commands": topics.order_commands}
+    store = TokenStore(tmp_path / "tokens.json")
     async with running_projector(kafka_bootstrap, names, str(tmp_path / "chdb"),
-                                 f"norm-{uuid.uuid4().hex[:6]}") as base:
-        yield base
+                                 f"norm-{uuid.uuid4().hex[:6]}", store) as base:
+        yield base, store
 
 
 async def test_holds_findings_releases_and_alerts(running, kafka_bootstrap, topics):
-    base = running
+    base, store = running
+    operator_token, operator = store.create("王芳", Role.OPERATOR)
     events = [
         sample_event(*order_id.split(":"), version=v) for order_id in (HELD, FLAGGED, CLEAN) for v in (1, 2)
     ]
@@ -63,14 +68,15 @@ async def test_holds_findings_releases_and_alerts(running, kafka_bootstrap, topi
     alert_codec = AvroCodec("AlertReport")
     produce(kafka_bootstrap, topics.alerts, [(r["key"].encode(), alert_codec.encode(r)) for r in reports])
 
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=bearer(store, Role.VIEWER)) as http:
 
         async def get(path):
             async with http.get(base + path) as resp:
                 return resp.status, await resp.json()
 
-        async def release(order_id, body):
-            async with http.post(f"{base}/api/orders/{order_id}/release", json=body) as resp:
+        async def release(order_id, body, token=operator_token):
+            async with http.post(f"{base}/api/orders/{order_id}/release", json=body,
+                                 headers={"Authorization": f"Bearer {token}"}) as resp:
                 return resp.status, await resp.json()
 
         async def projected():
@@ -143,14 +149,17 @@ async def test_holds_findings_releases_and_alerts(running, kafka_bootstrap, topi
         _, by_rule = await get("/api/alerts?rule=amount_mismatch&limit=5")
         assert [a["key"] for a in by_rule["alerts"]] == ["ops|amount_mismatch|a"]
 
-        # Releasing: only an order with an open hold; the command goes to the detector via Kafka.
-        assert (await release(FLAGGED, {"by": "王芳"}))[0] == 409
-        assert (await release(CLEAN, {"by": "王芳"}))[0] == 409
-        assert (await release("taobao:shopA:nope", {"by": "王芳"}))[0] == 404
-        assert (await release(HELD, {"reason": "no by"}))[0] == 400
-        status, accepted = await release(
-            HELD, {"by": "王芳", "reason": "客户已补款 / customer paid the difference"}
-        )
+        # Releasing: only an operator (or admin), only an order with an open hold; the command goes to the
+        # detector via Kafka, naming the token's holder — a body naming someone else is refused.
+        viewer_token, _ = store.create("viewer-only", Role.VIEWER)
+        assert (await release(HELD, {}, token=viewer_token))[0] == 403
+        assert (await release(FLAGGED, {}))[0] == 409
+        assert (await release(CLEAN, {}))[0] == 409
+        assert (await release("taobao:shopA:nope", {}))[0] == 404
+        status, refused = await release(HELD, {"by": "attacker"})
+        assert status == 400 and '"by"' in refused["error"]
+        assert (await release(HELD, {"reason": 5}))[0] == 400
+        status, accepted = await release(HELD, {"reason": "客户已补款 / customer paid the difference"})
         assert status == 202 and accepted["accepted"] is True and len(accepted["command_id"]) == 32
 
         commands = await asyncio.to_thread(TopicReader(kafka_bootstrap, topics.order_commands, "OrderCommand").until, 1)
@@ -158,7 +167,7 @@ async def test_holds_findings_releases_and_alerts(running, kafka_bootstrap, topi
         key, command = commands[0]
         assert key == HELD.encode()
         assert command["command_id"] == accepted["command_id"] and command["command"] == "release"
-        assert command["order_id"] == HELD and command["issued_by"] == "王芳"
+        assert command["order_id"] == HELD and command["issued_by"] == f"王芳#{operator.id}"
         assert command["reason"] == "客户已补款 / customer paid the difference"
         assert abs(command["issued_at"] - time.time() * 1000) < 60_000
 
@@ -183,7 +192,7 @@ async def test_holds_findings_releases_and_alerts(running, kafka_bootstrap, topi
         ]
         _, history = await get(f"/api/anomalies?order_id={HELD}&rule=amount_mismatch&history=true")
         assert [a["state"] for a in history["anomalies"]] == ["resolved", "raised"]
-        assert (await release(HELD, {"by": "王芳"}))[0] == 409
+        assert (await release(HELD, {}))[0] == 409
         _, stats = await get("/api/stats")
         assert stats["holds"] == 0 and stats["open_anomalies_by_rule"] == {
             "invalid_phone": 1,
@@ -223,10 +232,13 @@ async def test_anomaly_feature_off_keeps_the_old_api(kafka_bootstrap, topics, tm
             backend=backend,
         )
         assert projector.commands is None and len(projector._kinds) == 3
-        client = TestClient(TestServer(create_api(projector)))
+        store = TokenStore(tmp_path / "tokens.json")
+        token, _ = store.create("ops", Role.OPERATOR)
+        client = TestClient(TestServer(create_api(projector, AuthConfig(store))),
+                            headers={"Authorization": f"Bearer {token}"})
         await client.start_server()
         try:
-            resp = await client.post("/api/orders/x:y:z/release", json={"by": "a"})
+            resp = await client.post("/api/orders/x:y:z/release", json={})
             assert resp.status == 503
             resp = await client.get("/api/anomalies")
             assert resp.status == 200 and (await resp.json()) == {"anomalies": [], "count": 0}

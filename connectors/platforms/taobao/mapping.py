@@ -2,7 +2,7 @@
 
 Accepted bodies, normal (non-`simplify`) format only:
 - `trades_sold_increment_get_response` / `trades_sold_get_response`: every trade in `trades.trade`
-  (the wrapper without `trades` is an empty page);
+  (a page without trades is empty only if it says so: `total_results` 0 or `has_next` false);
 - `trade_fullinfo_get_response`: the one `trade`;
 - `error_response`: MappingError carrying code/msg/sub_code;
 - a TMC message (`topic` + `content`): carries no order, maps to [] (re-fetch the trade instead).

@@ -80,10 +80,20 @@ def trades_of(doc) -> list:
     if "trades" in resp:
         trades = resp["trades"]
         if trades in ("", None):
-            return []
+            trades = {}
         if not isinstance(trades, dict) or not isinstance(trades.get("trade", []), list):
             raise MappingError("trades.trade must be a list")
-        return trades.get("trade", [])
-    if names[0] in LIST_RESPONSES:
+        if trades.get("trade"):
+            return trades["trade"]
+    elif names[0] not in LIST_RESPONSES:
+        raise MappingError(f"{names[0]} carries no trade")
+    if _says_empty(resp):
         return []  # an empty page carries no `trades` at all
-    raise MappingError(f"{names[0]} carries no trade")
+    raise MappingError(f"{names[0]} carries no trade and does not say the page is empty "
+                       f"(total_results={resp.get('total_results')!r}, has_next={resp.get('has_next')!r})")
+
+
+def _says_empty(resp: dict) -> bool:
+    """A list page with no trades is empty by TOP's own word only when it says so: `total_results` 0
+    (page counting) or `has_next` false (has_next paging, a page past the last)."""
+    return str(resp.get("total_results")) == "0" or str(resp.get("has_next")).lower() == "false"
