@@ -13,6 +13,7 @@ from connectors import platforms
 from connectors.simkit.server import AUTOPILOT, WORLD, ensure_shop
 from infra.broker import free_port
 from projections.clickhouse import ChdbBackend
+from projections.tokens import TokenStore
 from schemas.codec import AvroCodec
 from schemas.kafka import read_to_end
 from schemas.sealing import EnvKeyProvider, Opener, new_key_spec, open_body
@@ -63,15 +64,16 @@ async def test_no_buyer_plaintext_in_topics_tables_api_or_logs(kafka_bootstrap, 
         sims[platform] = (app, url)
         runners.append(runner)
     http_url = f"http://127.0.0.1:{free_port()}"
+    token, _ = TokenStore(tmp_path / "tokens.json").create("scan", "viewer")
     env = worker_env(kafka_bootstrap, topics, TONGLU_RAW_KEYS=spec, TONGLU_DATA_DIR=tmp_path / "data",
-                     TONGLU_HTTP=http_url, TONGLU_WEBHOOK_HTTP=f"http://127.0.0.1:{free_port()}",
+                     TONGLU_TOKENS_FILE=tmp_path / "tokens.json", TONGLU_HTTP=http_url, TONGLU_WEBHOOK_HTTP=f"http://127.0.0.1:{free_port()}",
                      TONGLU_SIMULATORS=",".join(f"{p}={url}" for p, (_, url) in sims.items()),
                      TONGLU_PROJECTOR_NICE=0)
     logs = {name: tmp_path / f"{name}.log" for name in WORKERS}
     procs = [start_worker(name, env, logs[name]) for name in WORKERS]
     answers: dict[str, bytes] = {}
     try:
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
 
             async def enough_orders():
                 try:
