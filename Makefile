@@ -18,10 +18,10 @@ run: install
 	$(BIN)/tonglu up
 
 test: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests connectors/platforms
 
 unit: install
-	$(BIN)/python -m pytest -q tests/unit
+	$(BIN)/python -m pytest -q tests/unit connectors/platforms
 
 integration: install
 	$(BIN)/python -m pytest -q tests/integration

@@ -1,10 +1,11 @@
-"""`tonglu`: the front door (normalize, up, sim, sql, bench, worker, topics, keys)."""
+"""`tonglu`: the front door (normalize, up, sim, sql, bench, worker, topics, replay, reset, keys)."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
 import os
+import shutil
 import sys
 import urllib.error
 import urllib.request
@@ -28,6 +29,23 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _settings() -> Settings:
+    """Settings from the environment; without TONGLU_KAFKA_BOOTSTRAP a local stack's broker may sit on
+    TONGLU_LOCAL_BROKER_PORT (tests and side-by-side stacks)."""
+    settings = Settings.from_env()
+    if "TONGLU_KAFKA_BOOTSTRAP" not in os.environ and os.environ.get("TONGLU_LOCAL_BROKER_PORT"):
+        settings = dataclasses.replace(settings, kafka_bootstrap=f"127.0.0.1:{os.environ['TONGLU_LOCAL_BROKER_PORT']}")
+    return settings
+
+
+def _require_broker(settings: Settings) -> None:
+    from infra.broker import broker_answers
+
+    if not broker_answers(settings.kafka(), timeout=3.0):
+        _fail(f"消息代理不可用 the Kafka broker at {settings.kafka_bootstrap} is not answering, so nothing would "
+              "flow; is the stack running? (`tonglu up` restarts its own broker; see /healthz)")
+
+
 @app.command()
 def normalize(file: Path = typer.Argument(..., help="a raw payload as the platform API returned it"),
               platform: str = typer.Option(..., "--platform", "-p"), shop: str = typer.Option(..., "--shop", "-s"),
@@ -48,6 +66,7 @@ def normalize(file: Path = typer.Argument(..., help="a raw payload as the platfo
     for order in orders:
         order["version"] = 1
     typer.echo(json.dumps([order_json(o) for o in orders], ensure_ascii=False, indent=2))
+    typer.echo(f"{platforms.label(platform)} · 店铺 shop {shop}: {len(orders)} 笔订单 orders", err=True)
 
 
 @app.command()
@@ -58,11 +77,7 @@ def up(demo_rate: float = typer.Option(5.0, help="new demo orders per second per
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # The local stack lets loopback callers read without a token (status page); TONGLU_ANONYMOUS_VIEWER=0 refuses.
     os.environ.setdefault("TONGLU_ANONYMOUS_VIEWER", "1")
-    settings = Settings.from_env()
-    own_broker = "TONGLU_KAFKA_BOOTSTRAP" not in os.environ
-    if own_broker and os.environ.get("TONGLU_LOCAL_BROKER_PORT"):
-        settings = dataclasses.replace(settings, kafka_bootstrap=f"127.0.0.1:{os.environ['TONGLU_LOCAL_BROKER_PORT']}")
-    run_stack(settings, own_broker=own_broker, demo_rate=demo_rate)
+    run_stack(_settings(), own_broker="TONGLU_KAFKA_BOOTSTRAP" not in os.environ, demo_rate=demo_rate)
 
 
 @app.command()
@@ -90,10 +105,66 @@ def topics() -> None:
     """Create the topics (idempotent): for a real cluster before the first deployment."""
     from infra.broker import ensure_topics
 
-    settings = Settings.from_env()
+    settings = _settings()
+    _require_broker(settings)
     ensure_topics(settings.kafka(), settings.topics.specs(), settings.partitions,
                   int(os.environ.get("TONGLU_REPLICATION", "1")))
     typer.echo("\n".join(t.name for t in settings.topics.specs()))
+
+
+@app.command()
+def replay(platform: str | None = typer.Option(None, "--platform", "-p", help="only this platform"),
+           shop: str | None = typer.Option(None, "--shop", "-s", help="only this shop id"),
+           since: str | None = typer.Option(None, help="only records fetched at or after: ISO time or epoch ms"),
+           as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object")) -> None:
+    """Re-publish archived raw records to raw.orders (after a broker loss, or to re-normalize history)."""
+    from infra.broker import wait_for_broker
+    from infra.replay import replay as replay_archive
+    from projections.anomaly_queries import parse_since
+
+    settings = _settings()
+    try:
+        since_ms = parse_since(since)
+    except ValueError as exc:
+        _fail(str(exc))
+    try:
+        wait_for_broker(settings.kafka_bootstrap, timeout=10)
+    except TimeoutError:
+        _fail(f"连不上 Kafka {settings.kafka_bootstrap} — no Kafka broker answers at {settings.kafka_bootstrap}; "
+              "is the stack running (`make run`)?")
+    count = replay_archive(settings, platform, shop, since_ms)
+    topic = settings.topics.raw_orders
+    if as_json:
+        typer.echo(json.dumps({"published": count, "topic": topic, "platform": platform, "shop": shop,
+                               "since_ms": since_ms}))
+    else:
+        typer.echo(f"已重放 {count} 条原始记录到 {topic} · republished {count} archived raw records to {topic}")
+
+
+@app.command()
+def reset(yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation")) -> None:
+    """Wipe the local data directory (ClickHouse, checkpoints, raw archive, simulated platforms) on purpose."""
+    from infra.stack import port_in_use
+
+    settings = _settings()
+    target = settings.data_dir.resolve()
+    if target in (Path("/").resolve(), Path.home().resolve(), Path.cwd().resolve()):
+        _fail(f"拒绝删除 {target} — refusing to wipe {target}: point TONGLU_DATA_DIR at a directory of its own")
+    urls = [settings.http, settings.webhook_http, *settings.simulators.values()]
+    if "TONGLU_KAFKA_BOOTSTRAP" not in os.environ:  # the local stack's own broker
+        urls.append(f"tcp://{settings.kafka_bootstrap}")
+    busy = [url for url in urls if port_in_use(url)]
+    if busy:
+        _fail(f"本地栈仍在运行，请先停止 — a stack is running ({', '.join(busy)} in use); stop it first")
+    if not target.exists():
+        typer.echo(f"{target} 不存在，无需清空 · {target} does not exist: nothing to wipe")
+        return
+    if not yes:
+        typer.confirm(f"删除 {target} 中的全部本地数据（ClickHouse、检查点、原始记录归档、模拟平台）？ "
+                      f"Delete all local data in {target} (ClickHouse, checkpoints, raw archive, simulated "
+                      "platforms)?", abort=True)
+    shutil.rmtree(target)
+    typer.echo(f"已清空 {target} · wiped {target}")
 
 
 def _post(url: str, payload: dict, token: str | None = None) -> dict:
@@ -123,12 +194,22 @@ def sim_orders(platform: str = typer.Option(..., "--platform", "-p"), shop: str 
                                                      "amount_mismatch, duplicate_order, invalid_address, "
                                                      "invalid_phone, price_anomaly, quantity_spike")) -> None:
     """Create COUNT new orders in a platform simulator and print their canonical order ids."""
-    settings = Settings.from_env()
-    base = settings.simulators.get("taobao" if platform == "tmall" else platform)
+    from connectors import platforms
+
+    settings = _settings()
+    try:
+        code = platforms.get(platform).code  # an alias (tmall) is simulated by its platform's simulator
+    except platforms.UnknownPlatform as exc:
+        _fail(str(exc))
+    base = settings.simulators.get(code)
     if base is None:
-        _fail(f"no simulator for {platform!r}; simulated platforms: {', '.join(settings.simulators)}")
+        _fail(f"{platforms.label(code)} 没有模拟器 has no simulator; simulated platforms: "
+              f"{', '.join(settings.simulators) or 'none'}")
+    _require_broker(settings)
     made = _post(f"{base}/_sim/orders", {"shop_id": shop, "count": count, "paid": not unpaid, "anomaly": anomaly})
-    typer.echo(json.dumps([f"{platform}:{shop}:{ext}" for ext in made["external_ids"]]))
+    typer.echo(json.dumps([f"{code}:{shop}:{ext}" for ext in made["external_ids"]]))
+    typer.echo(f"{platforms.label(code)} 模拟器 simulator · 店铺 shop {shop}: "
+               f"{len(made['external_ids'])} 笔新订单 new orders", err=True)
 
 
 @app.command()

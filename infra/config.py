@@ -9,11 +9,20 @@ from pathlib import Path
 from schemas.topics import Topics
 
 INFRA_DIR = Path(__file__).parent
-DEFAULT_SIMULATORS = "taobao=http://127.0.0.1:8081,shopify=http://127.0.0.1:8082"
 
 
-def _simulators(spec: str) -> dict:
-    """'taobao=http://...,shopify=http://...' ('none' for a production deployment)."""
+def default_simulators() -> dict[str, str]:
+    """Every platform with a `sim_port` in its manifest, simulated on that port of the loopback."""
+    from connectors import platforms
+
+    return {code: f"http://127.0.0.1:{p.manifest.sim_port}" for code, p in platforms.registry().items()
+            if p.manifest.sim_port is not None}
+
+
+def _simulators(spec: str | None) -> dict:
+    """'code=http://...,code=http://...' ('none' for a production deployment; unset: the manifests' ports)."""
+    if spec is None:
+        return default_simulators()
     if spec.strip().lower() in ("", "none"):
         return {}
     return dict(part.split("=", 1) for part in spec.split(",") if "=" in part)
@@ -49,6 +58,9 @@ class Settings:
     # Token-less viewer access from loopback: off unless set (`tonglu up` turns it on for the local stack).
     anonymous_viewer: bool = False
     trusted_proxies: str = ""  # addresses/networks whose X-Forwarded-For names the client
+    heartbeat_seconds: float = 2.0  # every worker process beats this often on the heartbeats topic
+    health_stale_seconds: float = 10.0  # a stage none of whose processes beat for this long is down
+    archive_retention_days: float = 30.0  # raw record archive under data_dir/archive; 0 keeps everything
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -72,11 +84,14 @@ class Settings:
             alert_routing=Path(_env("TONGLU_ALERT_ROUTING", str(cls.alert_routing))),
             alert_sim_http=_env("TONGLU_ALERT_SIM_HTTP", cls.alert_sim_http).rstrip("/"),
             alert_smtp_port=int(_env("TONGLU_ALERT_SMTP_PORT", str(cls.alert_smtp_port))),
-            simulators=_simulators(_env("TONGLU_SIMULATORS", DEFAULT_SIMULATORS)),
+            simulators=_simulators(_env("TONGLU_SIMULATORS", None)),
             projector_nice=int(_env("TONGLU_PROJECTOR_NICE", str(cls.projector_nice))),
             tokens_file=Path(p) if (p := _env("TONGLU_TOKENS_FILE", None)) else None,
             anonymous_viewer=_env("TONGLU_ANONYMOUS_VIEWER", "0").strip().lower() in ("1", "true", "yes", "on"),
             trusted_proxies=_env("TONGLU_TRUSTED_PROXIES", "") or "",
+            heartbeat_seconds=float(_env("TONGLU_HEARTBEAT_SECONDS", str(cls.heartbeat_seconds))),
+            health_stale_seconds=float(_env("TONGLU_HEALTH_STALE_SECONDS", str(cls.health_stale_seconds))),
+            archive_retention_days=float(_env("TONGLU_ARCHIVE_RETENTION_DAYS", str(cls.archive_retention_days))),
         )
 
     def kafka(self, **overrides) -> dict:
@@ -101,6 +116,10 @@ class Settings:
             except (OSError, UnicodeDecodeError):
                 token = None
         return token
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.data_dir / "archive"
 
     @property
     def http_host_port(self) -> tuple[str, int]:

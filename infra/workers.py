@@ -7,10 +7,9 @@ import os
 import signal
 
 from infra.config import Settings
+from infra.heartbeat import HeartbeatSender
 
 log = logging.getLogger("tonglu")
-
-DEMO_SHOPS = {"taobao": ["tonglu-home", "tonglu-tea"], "shopify": ["tonglu-demo"]}
 
 
 def _run(coro_factory) -> None:
@@ -25,10 +24,12 @@ def _run(coro_factory) -> None:
 
 
 def simulators(settings: Settings, demo_rate: float = 5.0) -> None:
-    """Every platform simulator on its own port, with demo shops whose orders keep moving."""
+    """Every platform simulator on its own port, with demo shops whose orders keep moving; their worlds
+    are kept under data_dir/simulators/ across restarts."""
     from aiohttp import web
 
     from connectors import platforms
+    from connectors.simkit.persistence import keep_world_on_disk
     from connectors.simkit.server import AUTOPILOT, ensure_shop
 
     async def serve(stop):
@@ -36,15 +37,17 @@ def simulators(settings: Settings, demo_rate: float = 5.0) -> None:
         for platform, url in settings.simulators.items():
             port = int(url.rsplit(":", 1)[1].split("/")[0])
             app = platforms.module(platform, "simulator").create_app()
-            for shop in DEMO_SHOPS.get(platform, []) if demo_rate > 0 else []:
+            keep_world_on_disk(app, settings.data_dir / "simulators" / f"{platform}.json")
+            demo_shops = platforms.manifest(platform).demo_shops if demo_rate > 0 else []
+            for shop in demo_shops:
                 ensure_shop(app, shop, demo=True)
             app[AUTOPILOT].update(orders_per_second=demo_rate, steps_per_second=demo_rate * 1.5)
             runner = web.AppRunner(app)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", port).start()
             runners.append(runner)
-            log.info("%s simulator on http://127.0.0.1:%d (demo shops: %s)", platform, port,
-                     ", ".join(DEMO_SHOPS.get(platform, [])) or "none")
+            log.info("%s 模拟器 simulator on http://127.0.0.1:%d (演示店铺 demo shops: %s)", platforms.label(platform),
+                     port, ", ".join(demo_shops) or "无 none")
         runners.append(await _alert_simulators(settings))
         await stop.wait()
         for runner in runners:
@@ -72,6 +75,12 @@ async def _alert_simulators(settings: Settings):
     return runner
 
 
+def _beat(settings: Settings, stage: str, **checks) -> HeartbeatSender:
+    """Start this process's heartbeat (see `infra.heartbeat`)."""
+    return HeartbeatSender(settings.kafka(), settings.topics.heartbeats, stage, settings.heartbeat_seconds,
+                           **checks).start()
+
+
 def connectors(settings: Settings) -> None:
     from connectors.runtime.service import ConnectorService, ConnectorSettings
     from infra.raw_keys import require_keys
@@ -82,7 +91,9 @@ def connectors(settings: Settings) -> None:
         kafka_config=settings.kafka(), raw_topic=settings.topics.raw_orders,
         calls_topic=settings.topics.connector_calls, data_dir=settings.data_dir,
         shops_file=settings.shops_file, simulators=settings.simulators,
-        webhook_host=settings.webhook_host_port[0], webhook_port=settings.webhook_host_port[1]))
+        webhook_host=settings.webhook_host_port[0], webhook_port=settings.webhook_host_port[1],
+        archive_retention_days=settings.archive_retention_days))
+    _beat(settings, "connectors")
     _run(service.run)
 
 
@@ -97,12 +108,17 @@ def normalizer(settings: Settings) -> None:
     datadir.mkdir(parents=True, exist_ok=True)
     app = create_app(kafka_config=settings.kafka(), topics=settings.topics, datadir=str(datadir))
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, override_logging=False)
+    # It beats once it has joined its group: a process that is still starting (or rebalancing) is
+    # not yet normalizing anything.
+    _beat(settings, "normalizer", alive=lambda: app.rebalancing_count > 0 and not app.rebalancing)
     worker.execute_from_commandline()
 
 
 def projector(settings: Settings) -> None:
+    from connectors import platforms
     from projections.api_auth import AuthConfig
     from projections.clickhouse.backends import open_backend
+    from projections.health import HealthMonitor
     from projections.service import run_projector
 
     try:
@@ -123,7 +139,12 @@ def projector(settings: Settings) -> None:
                     "order_events": topics.order_events, "connector_calls": topics.connector_calls,
                     "order_anomalies": topics.order_anomalies, "alerts": topics.alerts,
                     "order_commands": topics.order_commands},
-            normalizer_group=f"{topics.prefix}tonglu-normalizer", group_id=f"{topics.prefix}tonglu-projector")
+            normalizer_group=f"{topics.prefix}tonglu-normalizer", group_id=f"{topics.prefix}tonglu-projector",
+            health=HealthMonitor(settings.kafka(), topics.heartbeats, settings.health_stale_seconds),
+            heartbeat=lambda projector: HeartbeatSender(
+                settings.kafka(), topics.heartbeats, "projector", settings.heartbeat_seconds, alive=projector.alive,
+                progress=lambda: projector.counters()["total_events"]),
+            platforms=platforms.catalogue())
 
     _run(serve)
 
@@ -138,6 +159,7 @@ def detector(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     log.info("anomaly detector: rules from %s", settings.anomaly_rules)
+    _beat(settings, "detector")
     service.run(stop)
 
 
@@ -146,6 +168,7 @@ def alerter(settings: Settings) -> None:
 
     service = AlertService(settings.kafka(), settings.topics, settings.alert_routing)
     log.info("alert router: routes from %s", settings.alert_routing)
+    _beat(settings, "alerter")
     _run(service.run)
 
 

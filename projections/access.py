@@ -52,6 +52,7 @@ ROUTES: dict[tuple[str, str], RouteRule] = {
     ("GET", "/metrics"): RouteRule(OPEN),
     ("GET", "/"): RouteRule(OPEN),
     ("GET", "/api/stats"): RouteRule(Role.VIEWER),
+    ("GET", "/api/platforms"): RouteRule(Role.VIEWER),
     ("GET", "/api/orders"): RouteRule(Role.VIEWER),
     ("GET", "/api/orders/{order_id}"): RouteRule(Role.VIEWER),
     ("GET", "/api/anomalies"): RouteRule(Role.VIEWER),

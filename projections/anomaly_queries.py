@@ -46,7 +46,7 @@ def parse_since(text: str | None) -> int | None:
         raise ValueError(f"since must be epoch milliseconds or an ISO-8601 time: {text!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
+    return round(parsed.timestamp() * 1000)  # int() would turn .001 s into 0 ms
 
 
 def held_orders_sql(db: str) -> str:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from projections import analyst_sql, anomaly_queries, api_anomalies, api_auth, queries
 from projections.audit import AuditLog
+from projections.health import HealthMonitor
 
 
 class ApiDeps(Protocol):
@@ -31,6 +32,8 @@ class ApiDeps(Protocol):
 
 
 DEPS = web.AppKey("deps", object)
+HEALTH = web.AppKey("health", object)
+PLATFORMS = web.AppKey("platforms", list)
 
 
 def _json(data, status: int = 200) -> web.Response:
@@ -41,20 +44,26 @@ def _json(data, status: int = 200) -> web.Response:
     )
 
 
-def create_api(deps: ApiDeps, auth: api_auth.AuthConfig) -> web.Application:
+def create_api(deps: ApiDeps, auth: api_auth.AuthConfig, health: HealthMonitor | None = None,
+               platforms: list[dict] = ()) -> web.Application:
     """The aiohttp application serving /api/* (with the anomaly routes of `api_anomalies` and the
-    token routes of `api_auth`), /healthz, /metrics and the status page at /.
+    token routes of `api_auth`), /healthz, /metrics and the status page at /. Without `health` (no
+    heartbeats read) /healthz reports this process's projector alone; `platforms` is the platform
+    catalogue /api/platforms lists.
 
     Every route is guarded by the role `projections.access.ROUTES` gives it; writes and SQL are audited.
     """
     app = web.Application(client_max_size=1 << 20, middlewares=[api_auth.guard])
     app[DEPS] = deps
+    app[PLATFORMS] = list(platforms)
     app[api_auth.AUTH] = auth
     app[api_auth.AUDIT] = AuditLog(deps.backend, deps.database)
+    app[HEALTH] = health
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/stats", stats)
+    app.router.add_get("/api/platforms", list_platforms)
     app.router.add_get("/api/orders", list_orders)
     app.router.add_get("/api/orders/{order_id}", get_order)
     app.router.add_post("/api/sql", run_sql)
@@ -70,9 +79,20 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """200 while the consumer thread runs, else 503."""
-    ok = request.app[DEPS].alive()
-    return _json({"ok": ok}, 200 if ok else 503)
+    """Every stage and the broker: 200 with status "ok" when all are up, else 503 with status "degraded"."""
+    report = await asyncio.to_thread(_health, request.app)
+    return _json(report, 200 if report["status"] == "ok" else 503)
+
+
+def _health(app: web.Application) -> dict:
+    """The health report; this process's projector is down when its consumer thread died, whatever its
+    heartbeats said a moment ago."""
+    alive = app[DEPS].alive()
+    local = {} if alive else {"projector": "消费线程已停止 consumer thread stopped"}
+    if app[HEALTH] is not None:
+        return app[HEALTH].report(local)
+    return {"status": "ok" if alive else "degraded", "stages": {"projector": {"ok": alive, **(
+        {"reason": local["projector"]} if local else {})}}}
 
 
 async def get_order(request: web.Request) -> web.Response:
@@ -120,6 +140,7 @@ async def stats(request: web.Request) -> web.Response:
     figures.update(await asyncio.to_thread(anomaly_queries.anomaly_stats, deps.backend, deps.database))
     counters = deps.counters()
     lag = deps.lag.snapshot()
+    health = await asyncio.to_thread(_health, request.app)
     figures.update(
         {
             "events_per_second": counters["events_per_second"],
@@ -131,9 +152,28 @@ async def stats(request: web.Request) -> web.Response:
             "lag_total": lag["total"],
             "raw_records": lag["raw_records"],
             "consumer_alive": deps.alive(),
+            "status": health["status"],
+            "stages": health["stages"],
+            "platform_names": platform_names(request.app[PLATFORMS]),
         }
     )
     return _json(figures)
+
+
+def platform_names(catalogue: list[dict]) -> dict[str, dict]:
+    """{code or alias: {"zh": ..., "en": ...}} for labelling figures keyed by platform."""
+    names = {}
+    for p in catalogue:
+        names[p["code"]] = {"zh": p["name_zh"], "en": p["name_en"]}
+        for alias, alias_names in p.get("aliases", {}).items():
+            names[alias] = {"zh": alias_names["name_zh"], "en": alias_names["name_en"]}
+    return names
+
+
+async def list_platforms(request: web.Request) -> web.Response:
+    """Every platform Tonglu speaks: code, Chinese and English names, aliases, capabilities
+    (pull, push, ship_back, encrypted_receivers)."""
+    return _json({"platforms": request.app[PLATFORMS]})
 
 
 async def metrics(request: web.Request) -> web.Response:

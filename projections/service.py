@@ -14,12 +14,14 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaException
 
 from projections.clickhouse.ddl import DEFAULT_DATABASE, create_schema
 from projections.clickhouse.sink import ClickHouseSink, FlushError
 from projections.commands import CommandPublisher
+from projections.health import HealthMonitor
 from projections.lag import LagTracker
 from projections.metrics import ProjectorMetrics
 from schemas.codec import AvroCodec, DecodeError
@@ -225,9 +227,18 @@ async def run_projector(
     stop: asyncio.Event,
     auth,
     database: str = DEFAULT_DATABASE,
+    health: HealthMonitor | None = None,
+    heartbeat: Callable[[Projector], object] | None = None,
+    platforms: list[dict] = (),
 ) -> None:
     """Create the schema, run the projector threads and the HTTP API (guarded by `auth`, an
-    `api_auth.AuthConfig`) until `stop` is set."""
+    `api_auth.AuthConfig`) until `stop` is set.
+
+    `health` feeds /healthz (every stage's heartbeats, the broker); `heartbeat(projector)` makes this
+    process's own heartbeat sender (anything with start() and stop()).
+
+    `platforms`: the platform catalogue (code, names, capabilities) the API shows, given by whoever
+    runs the projector (the platform registry lives with the connectors)."""
     from aiohttp import web
 
     from projections.api import create_api
@@ -242,7 +253,10 @@ async def run_projector(
         database=database,
     )
     projector.start()
-    runner = web.AppRunner(create_api(projector, auth), handle_signals=False)
+    helpers = [h for h in (health, heartbeat(projector) if heartbeat else None) if h is not None]
+    for helper in helpers:
+        helper.start()
+    runner = web.AppRunner(create_api(projector, auth, health, platforms), handle_signals=False)
     await runner.setup()
     try:
         await web.TCPSite(runner, http_host, http_port).start()
@@ -251,3 +265,5 @@ async def run_projector(
     finally:
         await runner.cleanup()
         await asyncio.to_thread(projector.stop)
+        for helper in helpers:
+            await asyncio.to_thread(helper.stop)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 class TopicSpec:
     name: str
     compacted: bool = False
+    retention_ms: int | None = None  # None: the cluster's default
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,16 @@ class Topics:
     def alerts(self) -> str:
         return self._n("alerts")
 
+    @property
+    def heartbeats(self) -> str:
+        """`Heartbeat` records of every worker process (key stage:instance_id), read by the API's /healthz."""
+        return self._n("tonglu.heartbeats")
+
     def specs(self) -> list[TopicSpec]:
         return [TopicSpec(self.raw_orders), TopicSpec(self.raw_orders_dlq), TopicSpec(self.order_events),
                 TopicSpec(self.order_state, compacted=True), TopicSpec(self.connector_calls),
-                TopicSpec(self.order_anomalies), TopicSpec(self.order_commands), TopicSpec(self.alerts)]
+                TopicSpec(self.order_anomalies), TopicSpec(self.order_commands), TopicSpec(self.alerts),
+                TopicSpec(self.heartbeats, retention_ms=3_600_000)]
 
 def murmur2(data: bytes) -> int:
     """The 32-bit murmur2 hash exactly as Kafka's Java client computes it (seed 0x9747b28c)."""

@@ -38,6 +38,19 @@ class Page:
     kind: str = "order"
 
 
+@dataclass(frozen=True)
+class Push:
+    """A push whose signature verified: which shop it is for and its provenance (a platform folder's
+    `webhooks.authenticate` returns it)."""
+
+    shop_id: str
+    endpoint: str | None = None  # the push kind, e.g. Shopify's topic `orders/paid`
+    request_id: str | None = None
+    api_version: str | None = None
+    content_type: str = "json"
+    kind: str = "order"
+
+
 class Caller(Protocol):
     async def request(self, endpoint: str, build: Callable[[], RequestSpec],
                       classify: Callable[[Response], int]) -> Response:

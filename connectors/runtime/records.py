@@ -37,5 +37,10 @@ def raw_record(platform: str, shop_id: str, body: bytes, *, source: str, content
     })
 
 
+def raw_fetched_at(value: bytes) -> int:
+    """The fetched_at (epoch ms) of an encoded RawRecord."""
+    return _codec("RawRecord").decode(value)["fetched_at"]
+
+
 def connector_call(record: dict) -> bytes:
     return _codec("ConnectorCall").encode(record)

@@ -11,13 +11,15 @@ import aiohttp
 from aiohttp import web
 
 from connectors import platforms
+from connectors.runtime.archive import ArchiveWriter
 from connectors.runtime.base import ShopCredentials
 from connectors.runtime.caller import HttpCaller
 from connectors.runtime.checkpoints import CheckpointStore
 from connectors.runtime.poller import PollPolicy, ShopPoller
 from connectors.runtime.ratelimit import TokenBucket
+from connectors.runtime.raw_publisher import REPORT_DELIVERIES, RawPublisher
 from connectors.runtime.records import connector_call
-from connectors.runtime.webhooks import WebhookReceiver
+from connectors.runtime.webhooks import WebhookReceiver, push_path
 from schemas.kafka import Publisher
 
 log = logging.getLogger(__name__)
@@ -35,16 +37,19 @@ class ConnectorSettings:
     webhook_port: int = 8090
     policy: PollPolicy = field(default_factory=PollPolicy)
     rate_limits: dict = field(default_factory=dict)  # platform -> (requests/s, burst), overrides the defaults
+    archive_retention_days: float = 30.0  # of the raw record archive under data_dir/archive (0: forever)
 
 
 class ConnectorService:
     def __init__(self, settings: ConnectorSettings):
         self.s = settings
-        self.publisher = Publisher(settings.kafka_config)
+        self.publisher = Publisher(settings.kafka_config, **REPORT_DELIVERIES)
+        self.archive = ArchiveWriter(settings.data_dir / "archive", settings.archive_retention_days)
+        self.raw = RawPublisher(self.publisher, settings.raw_topic, self.archive)
         self.checkpoints = CheckpointStore(settings.data_dir / "checkpoints.json")
         self.pollers: dict[str, ShopPoller] = {}
         self.secrets: dict[tuple[str, str], str] = {}
-        self.receiver = WebhookReceiver(self.publisher, settings.raw_topic, self.secrets)
+        self.receiver = WebhookReceiver(self.raw, self.secrets)
         self._calls: list[tuple[str, bytes, bytes]] = []
         self._tasks: list[asyncio.Task] = []
 
@@ -56,7 +61,8 @@ class ConnectorService:
         runner = web.AppRunner(self._webhook_app())
         await runner.setup()
         await web.TCPSite(runner, self.s.webhook_host, self.s.webhook_port).start()
-        log.info("webhook receiver on http://%s:%d/webhooks/shopify", self.s.webhook_host, self.s.webhook_port)
+        log.info("webhook receiver on http://%s:%d%s", self.s.webhook_host, self.s.webhook_port,
+                 push_path("<platform>"))
         async with aiohttp.ClientSession() as session:
             self.session = session
             flusher = asyncio.create_task(self._flush_calls(stop))
@@ -72,6 +78,7 @@ class ConnectorService:
             await flusher
         await runner.cleanup()
         self.publisher.close()
+        self.archive.close()
 
     def _webhook_app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
@@ -83,16 +90,20 @@ class ConnectorService:
             key = f"{creds.platform}:{creds.shop_id}"
             if key in self.pollers:
                 continue
-            rate, burst = self.s.rate_limits.get(creds.platform) or platforms.RATE_LIMITS.get(creds.platform, (5, 5))
+            try:
+                rate, burst = self.s.rate_limits.get(creds.platform) or platforms.rate_limit(creds.platform)
+            except platforms.UnknownPlatform as exc:
+                log.error("shop %s skipped: %s", key, exc)
+                continue
             caller = HttpCaller(self.session, creds.platform, creds.shop_id, limiter=TokenBucket(rate, burst),
                                 on_call=self.record_call)
-            poller = ShopPoller(platforms.client(creds, caller), creds.shop_id, self.publisher, self.s.raw_topic,
-                                self.checkpoints, self.s.policy)
+            poller = ShopPoller(platforms.client(creds, caller), creds.shop_id, self.raw, self.checkpoints,
+                                self.s.policy)
             self.pollers[key] = poller
             self.secrets[(creds.platform, creds.shop_id)] = creds.app_secret
             self._tasks.append(asyncio.create_task(poller.run(stop)))
             await self._subscribe_webhooks(creds)
-            log.info("polling %s every %.1fs", key, self.s.policy.interval)
+            log.info("polling %s (%s) every %.1fs", key, platforms.label(creds.platform), self.s.policy.interval)
 
     async def _shops(self) -> list[ShopCredentials]:
         found = []
@@ -113,15 +124,16 @@ class ConnectorService:
         return found
 
     async def _subscribe_webhooks(self, creds: ShopCredentials) -> None:
-        if creds.platform != "shopify" or creds.platform not in self.s.simulators:
+        """A simulated shop of a pushing platform is told where to push (`POST /_sim/webhooks`)."""
+        if creds.platform not in self.s.simulators or not platforms.manifest(creds.platform).capabilities.push:
             return
-        address = f"http://{self.s.webhook_host}:{self.s.webhook_port}/webhooks/shopify"
+        address = f"http://{self.s.webhook_host}:{self.s.webhook_port}{push_path(creds.platform)}"
         try:
             async with self.session.post(f"{creds.base_url}/_sim/webhooks",
                                          json={"shop_id": creds.shop_id, "address": address}) as resp:
                 resp.raise_for_status()
         except aiohttp.ClientError as exc:
-            log.warning("could not subscribe webhooks of shopify:%s: %s", creds.shop_id, exc)
+            log.warning("could not subscribe webhooks of %s:%s: %s", creds.platform, creds.shop_id, exc)
 
     async def _flush_calls(self, stop: asyncio.Event) -> None:
         while True:

@@ -1,6 +1,8 @@
-"""Pushed orders: verify the platform's signature on the raw bytes, then publish them as received.
+"""Pushed orders: `/webhooks/<platform>` for every platform whose manifest says it pushes.
 
-A forged or unsigned push gets 401 and nothing is published.
+The platform folder's `webhooks.authenticate(headers, body, secret_of)` verifies the signature on the
+raw bytes and names the shop; the body is then published as received. A forged or unsigned push gets
+401, a platform that does not push 404, and nothing is published.
 """
 from __future__ import annotations
 
@@ -8,35 +10,45 @@ import logging
 
 from aiohttp import web
 
-from connectors.platforms.shopify.webhooks import verify as verify_shopify
+from connectors import platforms
+from connectors.runtime.raw_publisher import RawPublisher
 from connectors.runtime.records import raw_record
-from schemas.kafka import Publisher
 from schemas.topics import shop_key
 
 log = logging.getLogger(__name__)
 
 
+def push_path(platform: str) -> str:
+    """Where a platform's pushes arrive on the receiver."""
+    return f"/webhooks/{platform}"
+
+
 class WebhookReceiver:
-    def __init__(self, publisher: Publisher, raw_topic: str, secrets: dict[tuple[str, str], str]):
-        """`secrets[(platform, shop_domain_or_id)]` is the signing secret of that shop."""
-        self.publisher, self.raw_topic, self.secrets = publisher, raw_topic, secrets
+    def __init__(self, raw: RawPublisher, secrets: dict[tuple[str, str], str]):
+        """`secrets[(platform, shop_id)]` is the signing secret of that shop."""
+        self.raw, self.secrets = raw, secrets
         self.received = self.rejected = 0
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post("/webhooks/shopify", self.shopify)]
+        return [web.post(push_path("{platform}"), self.receive)]
 
-    async def shopify(self, request: web.Request) -> web.Response:
+    async def receive(self, request: web.Request) -> web.Response:
+        platform = request.match_info["platform"]
+        try:
+            pushes = platforms.manifest(platform).capabilities.push
+        except platforms.UnknownPlatform:
+            pushes = False
+        if not pushes:
+            return web.json_response({"error": f"no push receiver for platform {platform!r}"}, status=404)
         body = await request.read()
-        domain = request.headers.get("X-Shopify-Shop-Domain", "")
-        shop_id = domain.removesuffix(".myshopify.com")
-        secret = self.secrets.get(("shopify", shop_id))
-        if secret is None or not verify_shopify(body, request.headers.get("X-Shopify-Hmac-Sha256"), secret):
+        push = platforms.module(platform, "webhooks").authenticate(
+            request.headers, body, lambda shop_id: self.secrets.get((platform, shop_id)))
+        if push is None:
             self.rejected += 1
-            log.warning("rejected a Shopify webhook for %r: bad or missing signature", domain)
+            log.warning("rejected a push of %s (%s): bad or missing signature", platform, platforms.label(platform))
             return web.json_response({"error": "invalid signature"}, status=401)
-        await self.publisher.publish_async([(self.raw_topic, shop_key("shopify", shop_id), raw_record(
-            "shopify", shop_id, body, source="push", endpoint=request.headers.get("X-Shopify-Topic"),
-            request_id=request.headers.get("X-Shopify-Webhook-Id"),
-            api_version=request.headers.get("X-Shopify-API-Version")))])
+        await self.raw.publish_async([(shop_key(platform, push.shop_id), raw_record(
+            platform, push.shop_id, body, source="push", content_type=push.content_type, kind=push.kind,
+            endpoint=push.endpoint, request_id=push.request_id, api_version=push.api_version))])
         self.received += 1
         return web.json_response({"ok": True})

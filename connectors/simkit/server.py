@@ -120,6 +120,11 @@ async def _set_autopilot(request: web.Request) -> web.Response:
 async def _autopilot_ctx(app: web.Application):
     task = asyncio.create_task(_autopilot(app))
     yield
+    await cancel(task)
+
+
+async def cancel(task: asyncio.Task) -> None:
+    """Cancel a background task of a simulator app and wait until it has stopped."""
     task.cancel()
     try:
         await task

@@ -140,11 +140,21 @@ class World:
         self.region, self.currency, self.id_factory = region, currency, id_factory
         self.shops: dict[str, dict] = {}
         self.orders: dict[str, SimOrder] = {}
+        self.changes = 0  # counts changes, so a saver knows when there is something to save
         self._lock = threading.Lock()
 
     def ensure_shop(self, shop_id: str, **settings) -> dict:
         with self._lock:
+            if shop_id not in self.shops:
+                self.changes += 1
             return self.shops.setdefault(shop_id, {"shop_id": shop_id, **settings})
+
+    def restore(self, shops: dict[str, dict], orders: dict[str, SimOrder], rng_state: tuple) -> None:
+        """Take over a saved world (see simkit/persistence.py)."""
+        with self._lock:
+            self.shops, self.orders = shops, orders
+            self.rng.setstate(rng_state)
+            self.changes += 1
 
     def create_orders(self, shop_id: str, count: int, now_ms: int, paid: bool = True,
                       defect: str | None = None) -> list[SimOrder]:
@@ -173,6 +183,7 @@ class World:
         if paid:
             self._apply(order, "pay", now_ms)
         self.orders[order.external_id] = order
+        self.changes += 1
         return order
 
     def step(self, order: SimOrder, now_ms: int) -> str | None:
@@ -198,6 +209,7 @@ class World:
         return sorted(hits, key=lambda o: (o.updated_at, o.external_id), reverse=True)
 
     def _apply(self, order: SimOrder, name: str, now_ms: int) -> None:
+        self.changes += 1
         order.updated_at = max(now_ms, order.updated_at + 1000)
         now = order.updated_at
         if name == "pay":

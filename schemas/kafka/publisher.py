@@ -40,18 +40,29 @@ class Publisher:
 
     def __init__(self, kafka_config: dict, **overrides):
         self._failed: list[tuple[str, bytes | None, bytes]] = []
+        self._on_success = None  # set during one `publish(delivered=...)`; needs delivery.report.only.error off
         self._turn = threading.Lock()
         self.producer = Producer({**PRODUCER_DEFAULTS, **kafka_config, **overrides, "on_delivery": self._delivered})
 
     def _delivered(self, err, msg) -> None:
         if err is not None:
             self._failed.append((msg.topic(), msg.key(), msg.value()))
+        elif self._on_success is not None:
+            self._on_success(msg)
 
     def publish(self, messages: list[tuple[str, bytes | None, bytes]], retry_forever: bool = True,
-                timeout: float = 30.0) -> None:
-        """Deliver (topic, key, value) messages; blocks until every one is acknowledged by the broker."""
+                timeout: float = 30.0, delivered=None) -> None:
+        """Deliver (topic, key, value) messages; blocks until every one is acknowledged by the broker.
+
+        `delivered(msg)` is called with each acknowledged message (partition, offset) when the producer
+        was created with `delivery.report.only.error` off.
+        """
         with self._turn:
-            self._publish(messages, retry_forever, timeout)
+            self._on_success = delivered
+            try:
+                self._publish(messages, retry_forever, timeout)
+            finally:
+                self._on_success = None
 
     def _publish(self, messages, retry_forever: bool, timeout: float) -> None:
         pending = messages

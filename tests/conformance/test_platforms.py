@@ -1,11 +1,14 @@
-"""The connector conformance suite: every platform folder passes the same checks.
+"""The connector conformance suite: every platform folder the registry finds passes the same checks.
 
-A platform provides: `mapping.map_payload`, `render.page_body(orders, plaintext=False)` (receivers in
-clear with `plaintext=True`, as an app authorised to read them gets them), `simulator.create_app()`,
-its client (named in `connectors.platforms.CLIENT_CLASSES`) and `samples/` with expected output.
+The folder contract (connectors/platforms/README.md): `manifest.toml`, `mapping.map_payload`,
+`render.page_body(orders, plaintext=False)` (receivers in clear with `plaintext=True`, as an app
+authorised to read them gets them), `render.status_page(order, platform_status, refund_status)`,
+`simulator.create_app()`, `client.Client`, `webhooks.authenticate` / `webhooks.signed_headers` when the
+platform pushes, and `samples/` with expected output.
 """
 import json
-from pathlib import Path
+import subprocess
+import sys
 
 import aiohttp
 import pytest
@@ -21,11 +24,11 @@ from schemas.canonical import MappingError, order_json
 from schemas.free_text import mask_free_text
 from schemas.model import Order
 
-PLATFORMS = sorted({name for name, package in platforms.PACKAGES.items() if name == package.rsplit(".", 1)[1]})
+PLATFORMS = platforms.codes()
 
 
 def _samples(platform: str):
-    folder = Path(platforms.module(platform, "mapping").__file__).parent / "samples"
+    folder = platforms.get(platform).folder / "samples"
     for expected in sorted(folder.glob("*.expected.json")):
         stem = expected.name[: -len(".expected.json")]
         source = next((p for p in (folder / stem, folder / f"{stem}.json") if p.is_file()), None)
@@ -142,3 +145,96 @@ async def test_client_reads_every_order_from_its_simulator_over_http(platform):
             assert sum(c["records"] for c in calls) >= len(created)
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_the_folder_has_every_part_of_the_contract(platform):
+    p = platforms.get(platform)
+    assert p.manifest.names.zh and p.manifest.names.en
+    assert callable(platforms.module(platform, "mapping").map_payload)
+    assert callable(platforms.module(platform, "client").Client)
+    assert callable(platforms.module(platform, "simulator").create_app)
+    render = platforms.module(platform, "render")
+    assert callable(render.page_body) and callable(render.status_page)
+    assert list(_samples(platform)), f"{platform}: no samples/*.expected.json"
+    if p.manifest.capabilities.push:
+        hooks = platforms.module(platform, "webhooks")
+        assert callable(hooks.authenticate) and callable(hooks.signed_headers)
+
+
+def _sim_order(platform: str, status: str = "PAID"):
+    world = platforms.module(platform, "simulator").create_app()[WORLD]
+    (order,) = world.create_orders("conf", 1, 1_710_000_000_000, paid=status != "PENDING_PAYMENT")
+    return order
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_every_status_in_the_manifest_maps(platform):
+    """Each documented platform status, in a real-shaped page, maps to what the manifest's table says."""
+    m = platforms.manifest(platform)
+    render = platforms.module(platform, "render")
+    order = _sim_order(platform)
+    for platform_status, want in m.statuses.items():
+        (got,) = platforms.map_payload(platform, render.status_page(order, platform_status=platform_status), "json",
+                                       "conf")
+        assert (got["platform_status"], got["status"], got["refund_status"]) == \
+            (platform_status, want.status, want.refund), platform_status
+    for platform_refund, want in m.refund_statuses.items():
+        (got,) = platforms.map_payload(platform, render.status_page(order, refund_status=platform_refund), "json",
+                                       "conf")
+        assert got["refund_status"] == want and {line["refund_status"] for line in got["lines"]} == {want}, \
+            platform_refund
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_times_utc_ids_exact_strings_and_money_exact(platform):
+    """Simulated orders (ids above 2^53) rendered as the platform answers: the mapping gives back the
+    world's UTC instants, its ids digit for digit as strings, and its money to the fen/cent."""
+    app = platforms.module(platform, "simulator").create_app()
+    world = app[WORLD]
+    world.id_factory = lambda rng: str(2**53 + 1 + rng.randrange(10**12))
+    orders = world.create_orders("conf", 40, 1_735_660_799_000, paid=False)  # 23:59:59 Beijing, new year's eve
+    for n, order in enumerate(orders):
+        for step in range(n % 5):
+            world.step(order, 1_735_660_799_000 + (step + 1) * 3_600_000)
+    mapped = {o["external_id"]: o for o in platforms.map_payload(
+        platform, platforms.module(platform, "render").page_body(orders), "json", "conf")}
+    assert len(mapped) == len(orders)
+    for sim in orders:
+        got = mapped[sim.external_id]
+        assert isinstance(got["external_id"], str) and int(got["external_id"]) > 2**53
+        assert got["created_at"] // 1000 == sim.created_at // 1000
+        assert got["updated_at"] // 1000 == sim.updated_at // 1000
+        assert (got["paid_at"] // 1000 if got["paid_at"] is not None else None) == \
+            (sim.paid_at // 1000 if sim.paid_at is not None else None)
+        assert order_json(got)["created_at"].endswith("Z")
+        assert [(line["line_id"], line["unit_price"], line["total"]) for line in got["lines"]] == \
+            [(line.line_id, line.unit_price, line.total) for line in sim.lines]
+        assert (got["items_total"], got["shipping_fee"], got["paid_total"]) == \
+            (sim.items_total, sim.shipping_fee, sim.paid_total)
+
+
+@pytest.mark.parametrize("platform", [p for p in PLATFORMS if platforms.manifest(p).capabilities.push])
+def test_a_signed_push_is_accepted_and_a_forged_one_refused(platform):
+    hooks = platforms.module(platform, "webhooks")
+    body = platforms.module(platform, "render").page_body([_sim_order(platform)])
+    secret_of = {"conf": "s3cret"}.get
+    signed = hooks.signed_headers(body, "conf", "s3cret")
+    push = hooks.authenticate(signed, body, secret_of)
+    assert push is not None and push.shop_id == "conf"
+    assert hooks.authenticate(hooks.signed_headers(body, "conf", "forged"), body, secret_of) is None
+    assert hooks.authenticate(signed, body + b" ", secret_of) is None
+    assert hooks.authenticate({}, body, secret_of) is None
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_malformed_payload_is_a_one_line_cli_error(platform, tmp_path):
+    """`tonglu normalize` on a broken or wrong-shaped body: non-zero exit, one line on stderr, no traceback."""
+    for n, body in enumerate((b'{"truncated": ', b"<broken><xml>", b'{"unexpected": true}')):
+        path = tmp_path / f"bad{n}"
+        path.write_bytes(body)
+        run = subprocess.run([sys.executable, "-m", "infra.cli", "normalize", "--platform", platform, "--shop", "s",
+                              str(path)], capture_output=True, text=True, timeout=60, check=False)
+        assert run.returncode != 0 and run.stdout == "", body
+        assert len(run.stderr.strip().splitlines()) == 1 and run.stderr.startswith("error: "), run.stderr
+        assert "Traceback" not in run.stderr

@@ -4,74 +4,20 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from infra.broker import free_port
-from infra.config import write_local_routing
-
-TONGLU = [sys.executable, "-m", "infra.cli"]
-
-
-def _get(url: str):
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        return resp.status, json.loads(resp.read())
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{what} within {timeout:.0f}s")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
+from tests.e2e.helpers import TONGLU, get_json, port_free, running_stack, wait_until
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    ports = {name: free_port() for name in ("broker", "http", "taobao", "shopify", "webhooks", "alerts", "smtp")}
-    routing = write_local_routing(tmp_path_factory.mktemp("config") / "alert_routing.toml",
-                                  f"http://127.0.0.1:{ports['alerts']}", ports["smtp"])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TONGLU_")}
-    env.update({
-        "TONGLU_LOCAL_BROKER_PORT": str(ports["broker"]), "TONGLU_HTTP": f"http://127.0.0.1:{ports['http']}",
-        "TONGLU_SIMULATORS": f"taobao=http://127.0.0.1:{ports['taobao']},shopify=http://127.0.0.1:{ports['shopify']}",
-        "TONGLU_WEBHOOK_HTTP": f"http://127.0.0.1:{ports['webhooks']}",
-        "TONGLU_ALERT_SIM_HTTP": f"http://127.0.0.1:{ports['alerts']}", "TONGLU_ALERT_SMTP_PORT": str(ports["smtp"]),
-        "TONGLU_ALERT_ROUTING": str(routing),
-        "TONGLU_DATA_DIR": str(tmp_path_factory.mktemp("stack") / "data"), "PYTHONUNBUFFERED": "1",
-    })
-    log = tmp_path_factory.mktemp("logs") / "up.log"
-    proc = subprocess.Popen(TONGLU + ["up", "--demo-rate", "2"], env=env, stdout=open(log, "wb"),  # noqa: SIM115
-                            stderr=subprocess.STDOUT)
-    base = env["TONGLU_HTTP"]
-    try:
-        _wait(lambda: _get(f"{base}/healthz")[1].get("ok"), 90, "the API did not come up")
-        yield {"proc": proc, "env": env, "base": base, "ports": ports, "log": log,
-               "alerts": f"http://127.0.0.1:{ports['alerts']}"}
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with running_stack(tmp_path_factory) as running:
+        yield running
 
 
 def _cli(stack, *args) -> subprocess.CompletedProcess:
@@ -79,7 +25,7 @@ def _cli(stack, *args) -> subprocess.CompletedProcess:
 
 
 def test_demo_orders_flow_into_the_api(stack):
-    stats = _wait(lambda: (s := _get(f"{stack['base']}/api/stats")[1])["total_orders"] > 0 and s, 90,
+    stats = wait_until(lambda: (s := get_json(f"{stack['base']}/api/stats")[1])["total_orders"] > 0 and s, 90,
                   "no demo order reached the API")
     assert set(stats["orders_by_platform"]) <= {"taobao", "shopify"}
 
@@ -111,13 +57,13 @@ def test_sim_orders_are_polled_or_pushed_and_served_masked(stack, platform, shop
         out = []
         for oid in order_ids:
             try:
-                _, order = _get(f"{stack['base']}/api/orders/{urllib.request.quote(oid, safe='')}")
+                _, order = get_json(f"{stack['base']}/api/orders/{urllib.request.quote(oid, safe='')}")
             except urllib.error.HTTPError:
                 return None
             out.append(order)
         return out
 
-    orders = _wait(served, 90, f"{platform} orders were not served")
+    orders = wait_until(served, 90, f"{platform} orders were not served")
     for order in orders:
         assert order["version"] >= 1 and order["status"] in ("PAID", "PENDING_PAYMENT", "SHIPPED", "PARTIALLY_SHIPPED",
                                                              "DELIVERED", "COMPLETED", "CANCELLED")
@@ -126,7 +72,7 @@ def test_sim_orders_are_polled_or_pushed_and_served_masked(stack, platform, shop
 
 
 def _order(stack, order_id: str) -> dict:
-    return _get(f"{stack['base']}/api/orders/{urllib.request.quote(order_id, safe='')}")[1]
+    return get_json(f"{stack['base']}/api/orders/{urllib.request.quote(order_id, safe='')}")[1]
 
 
 def test_defective_orders_are_held_alerted_once_and_released(stack):
@@ -143,10 +89,10 @@ def test_defective_orders_are_held_alerted_once_and_released(stack):
         return orders if all(o["hold"] for o in orders) else None
 
     try:
-        orders = _wait(held, 90, "defective orders were not held")
+        orders = wait_until(held, 90, "defective orders were not held")
     except AssertionError:
         for oid in order_ids:
-            print(oid, _order(stack, oid), _get(f"{stack['base']}/api/anomalies?order_id={oid}")[1])
+            print(oid, _order(stack, oid), get_json(f"{stack['base']}/api/anomalies?order_id={oid}")[1])
         raise
     assert all(o["hold_reasons"][0]["rule"] == "zero_amount" and o["hold_reasons"][0]["message_zh"]
                for o in orders)
@@ -156,7 +102,7 @@ def test_defective_orders_are_held_alerted_once_and_released(stack):
             texts = [m["text"] for m in json.loads(resp.read())["messages"]]
         return texts if all(any(oid in t for t in texts) for oid in order_ids) else None
 
-    texts = _wait(alerted, 60, "no alert reached the DingTalk simulator")
+    texts = wait_until(alerted, 60, "no alert reached the DingTalk simulator")
     assert all(sum(oid in t for t in texts) == 1 for oid in order_ids), "an order was alerted twice"
     assert all("金额为 0" in t for t in texts if any(oid in t for oid in order_ids))
 
@@ -170,8 +116,8 @@ def test_defective_orders_are_held_alerted_once_and_released(stack):
                                      headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=10) as resp:
         assert resp.status == 202
-    _wait(lambda: not _order(stack, order_ids[0])["hold"], 60, "the released order is still held")
-    findings = _get(f"{stack['base']}/api/anomalies?order_id={urllib.request.quote(order_ids[0], safe='')}")[1]
+    wait_until(lambda: not _order(stack, order_ids[0])["hold"], 60, "the released order is still held")
+    findings = get_json(f"{stack['base']}/api/anomalies?order_id={urllib.request.quote(order_ids[0], safe='')}")[1]
     assert findings["anomalies"][0]["state"] == "resolved"
 
 
@@ -189,13 +135,14 @@ def test_status_page_renders_in_headless_chromium(stack, tmp_path):
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed (.ci/run installs it)")
         pytest.skip("chromium is not installed")
-    _wait(lambda: _get(f"{stack['base']}/api/stats")[1]["total_orders"] > 0, 60, "no orders yet")
+    wait_until(lambda: get_json(f"{stack['base']}/api/stats")[1]["total_orders"] > 0, 60, "no orders yet")
     dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
                           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=8000", "--dump-dom",
                           stack["base"] + "/"], capture_output=True, text=True, timeout=90, check=False).stdout
     assert "通路 Tonglu" in dom and "今日订单" in dom
-    assert "taobao" in dom or "shopify" in dom  # numbers and platforms filled in by the page's script
+    assert "淘宝/天猫" in dom or "Shopify" in dom  # platforms by their display names, filled in by the script
+    assert "✔ 正常 up · 消息代理" in dom and "标准化" in dom  # each stage with its up/down mark
 
 
 def _worker_niceness(base: str) -> dict[str, int]:
@@ -225,5 +172,5 @@ def test_ctrl_c_stops_everything(stack):
     proc = stack["proc"]
     proc.send_signal(signal.SIGINT)
     proc.wait(25)
-    assert _wait(lambda: all(_port_free(p) for p in stack["ports"].values()), 15, "ports still in use")
+    assert wait_until(lambda: all(port_free(p) for p in stack["ports"].values()), 15, "ports still in use")
     assert "stopped" in stack["log"].read_text()

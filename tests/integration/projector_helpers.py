@@ -33,9 +33,10 @@ async def wait_for(check, timeout: float = 45.0, interval: float = 0.2):
 
 @contextlib.asynccontextmanager
 async def running_projector(kafka_bootstrap: str, topic_names: dict, data_path: str, normalizer_group: str,
-                            tokens: TokenStore):
-    """Start `run_projector` on chdb at `data_path` whose API accepts the tokens of `tokens`; yields the API
-    base URL once /healthz answers."""
+                            tokens: TokenStore, expect_healthy: bool = True, **options):
+    """Start `run_projector` on chdb at `data_path` (with `options`, e.g. its health monitor) whose API
+    accepts the tokens of `tokens`; yields the API base URL once /healthz answers (200, or anything with
+    `expect_healthy=False`)."""
     from projections.api_auth import AuthConfig
     from projections.service import run_projector
 
@@ -44,7 +45,7 @@ async def running_projector(kafka_bootstrap: str, topic_names: dict, data_path: 
     task = asyncio.create_task(run_projector(
         kafka_config={"bootstrap.servers": kafka_bootstrap}, topics=topic_names, normalizer_group=normalizer_group,
         backend=backend, http_host="127.0.0.1", http_port=port, group_id=f"proj-{uuid.uuid4().hex[:6]}", stop=stop,
-        auth=AuthConfig(tokens)))
+        auth=AuthConfig(tokens), **options))
     base = f"http://127.0.0.1:{port}"
     async with aiohttp.ClientSession() as http:
 
@@ -53,7 +54,7 @@ async def running_projector(kafka_bootstrap: str, topic_names: dict, data_path: 
                 task.result()
             try:
                 async with http.get(f"{base}/healthz") as resp:
-                    return resp.status == 200
+                    return resp.status == 200 or not expect_healthy
             except aiohttp.ClientConnectionError:
                 return False
 

@@ -5,6 +5,7 @@ import json
 import aiohttp
 
 from connectors import platforms
+from connectors.runtime.archive import read_archive
 from connectors.runtime.poller import PollPolicy
 from connectors.runtime.service import ConnectorService, ConnectorSettings
 from infra.broker import free_port
@@ -71,6 +72,10 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
                                              "X-Shopify-Shop-Domain": "demo.myshopify.com"}) as resp:
                 assert resp.status == 401
             assert service.receiver.rejected == 1
+            for platform in ("taobao", "nowhere"):  # a platform that does not push has no receiver
+                async with session.post(f"http://127.0.0.1:{settings.webhook_port}/webhooks/{platform}",
+                                        data=forged) as resp:
+                    assert resp.status == 404
             # barrier: a genuine push of the same shop after the refusal; once it is on raw.orders, a
             # published forged push (same shop key, same partition) would be there before it
             marker = (await _post(session, f"{shopify_url}/_sim/orders", {"shop_id": "demo", "count": 1}))
@@ -86,6 +91,13 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
             await task
         checkpoints = json.loads((tmp_path / "checkpoints.json").read_text())
         assert set(checkpoints) == {"taobao:home", "shopify:demo"}
+        # write-ahead: every raw record the broker holds (polled or pushed) is in the archive, with its offset
+        archived = {r.value: r for r in read_archive(tmp_path / "archive")}
+        on_topic = [value for _, value in raw.records]
+        assert on_topic and set(on_topic) <= set(archived)
+        positions = [(archived[v].partition, archived[v].offset) for v in on_topic]
+        assert None not in {p for p, _ in positions} and len(set(positions)) == len(positions)
+        assert {RAW.decode(v)["source"] for v in on_topic} == {"poll", "push"}
 
         # restart: a new service resumes from the saved checkpoints instead of re-reading the first day
         before = len(raw.records)

@@ -10,6 +10,7 @@ from fastavro import schemaless_writer
 from fastavro.schema import parse_schema
 
 from connectors import platforms
+from connectors.platforms.manifest import load_manifest
 from connectors.runtime.records import raw_record
 from infra.raw_keys import LOCAL_KEYS_FILE, local_keys_env, opening_note, require_keys, rotated
 from schemas import registry, sealing
@@ -125,9 +126,16 @@ def test_a_kms_plugs_in_by_module_and_factory_and_is_called_once_per_data_key():
         sealing.provider_from_env({sealing.PROVIDER_ENV: "no_such_module:factory"})
 
 
-def test_every_platform_today_seals_and_unknown_platforms_are_sealed():
+def test_every_platform_today_seals_and_a_manifest_can_say_its_bodies_hold_no_personal_data(tmp_path):
     assert all(platforms.raw_body_personal(p) for p in platforms.names())
     assert platforms.raw_body_personal("not-a-platform")
+    shipped = (platforms.get("taobao").folder / "manifest.toml").read_text(encoding="utf-8")
+    assert "raw_body_personal = true" in shipped
+    (tmp_path / "manifest.toml").write_text(shipped.replace("raw_body_personal = true", ""), encoding="utf-8")
+    assert load_manifest(tmp_path / "manifest.toml").raw_body_personal  # default: sealed
+    (tmp_path / "manifest.toml").write_text(shipped.replace("raw_body_personal = true", "raw_body_personal = false"),
+                                            encoding="utf-8")
+    assert not load_manifest(tmp_path / "manifest.toml").raw_body_personal
 
 
 def _v1_record(body: bytes) -> bytes:

@@ -16,11 +16,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
 from connectors.runtime.errors import PermanentError, RateLimited, TransientError
 
 _LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?([a-z]+)"?')
-DAY_MS = 86_400_000
+_LIMITS = folder_manifest(__file__).limits
 
 
 def _header(headers: dict, name: str) -> str | None:
@@ -67,13 +68,14 @@ class ShopifyClient:
     """Lists orders modified in a window and fetches single orders of one shop."""
 
     platform = "shopify"
-    max_window_ms = 7 * DAY_MS  # Shopify has no window limit; this keeps one listing bounded
+    max_window_ms = _LIMITS.window_max_s * 1000  # Shopify has no window limit; this keeps one listing bounded
 
     def __init__(
-        self, creds: ShopCredentials, caller: Caller, page_size: int = 250, api_version: str = "2024-10"
+        self, creds: ShopCredentials, caller: Caller, page_size: int = _LIMITS.page_size_max,
+        api_version: str = "2024-10"
     ):
         self.creds, self.caller = creds, caller
-        self.page_size, self.api_version = min(max(page_size, 1), 250), api_version
+        self.page_size, self.api_version = min(max(page_size, 1), _LIMITS.page_size_max), api_version
         self.base = f"{creds.base_url.rstrip('/')}/admin/api/{api_version}"
 
     def _headers(self) -> dict:
@@ -124,3 +126,6 @@ class ShopifyClient:
             lambda r: classify(r, "order"),
         )
         return self._page(response, "orders/{id}.json", str(external_id), 1)
+
+
+Client = ShopifyClient  # what the platform registry builds for a shop

@@ -20,10 +20,11 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from connectors.platforms.shopify.render import order_json
-from connectors.platforms.shopify.webhooks import sign_body
 from connectors.simkit.server import WORLD, ensure_shop
 from connectors.simkit.world import SimOrder
+
+from .render import order_json
+from .webhooks import sign_body
 
 
 class WebhookHub:

@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 
 import orjson
 
-from connectors.platforms.shopify import render
 from connectors.simkit.world import SimOrder
+
+from . import render
 
 FILTERS = (
     "status",

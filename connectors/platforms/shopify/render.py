@@ -286,3 +286,21 @@ def page_body(orders: list[SimOrder], plaintext: bool = True) -> bytes:
     import json
 
     return json.dumps({"orders": [order_json(o, f"{o.shop_id}.myshopify.com") for o in orders]}).encode()
+
+
+def status_page(order: SimOrder, platform_status: str | None = None, refund_status: str | None = None) -> bytes:
+    """One order as a `GET /orders.json` page, its state forced to `platform_status`
+    ("{financial_status}/{fulfillment_status or 'unfulfilled'}[/cancelled]", see the manifest's table).
+    Shopify has no separate refund state (`refund_status` must be None)."""
+    import json
+
+    if refund_status is not None:
+        raise ValueError("shopify has no refund status of its own")
+    doc = order_json(order, f"{order.shop_id}.myshopify.com")
+    if platform_status is not None:
+        financial, fulfillment, *cancelled = platform_status.split("/")
+        doc["financial_status"] = financial
+        doc["fulfillment_status"] = None if fulfillment == "unfulfilled" else fulfillment
+        doc["cancelled_at"] = doc["updated_at"] if cancelled else None
+        doc["closed_at"] = doc["updated_at"] if cancelled else None
+    return json.dumps({"orders": [doc]}).encode()

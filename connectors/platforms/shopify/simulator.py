@@ -19,11 +19,12 @@ import uuid
 import orjson
 from aiohttp import web
 
-from connectors.platforms.shopify import listing
-from connectors.platforms.shopify.delivery import WebhookHub
-from connectors.platforms.shopify.render import order_json
 from connectors.simkit.server import FAULTS, ON_CHANGE, WORLD, new_sim_app
 from connectors.simkit.world import World
+
+from . import listing
+from .delivery import WebhookHub
+from .render import order_json
 
 RATE_LIMIT_BODY = (
     b'{"errors":"Exceeded 2 calls per second for api client. Reduce request rates to resume '

@@ -16,10 +16,12 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-from connectors.platforms.taobao.signing import sign
+from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
 from connectors.runtime.errors import PermanentError, RateLimited, TransientError
 from schemas.canonical import ms_to_beijing
+
+from .signing import sign
 
 INCREMENT = "taobao.trades.sold.increment.get"
 FULLINFO = "taobao.trade.fullinfo.get"
@@ -34,6 +36,7 @@ TRADE_TYPES = (
     "game_equipment,shopex_trade,netcn_trade,external_trade,instant_trade,b2c_cod,hotel_trade,super_market_trade,"
     "super_market_cod_trade,taohua,waimai,nopaid,eticket,tmall_i18n,o2o_offlinetrade"
 )
+_LIMITS = folder_manifest(__file__).limits
 _BAN = re.compile(r"(\d+(?:\.\d+)?)\s*more\s+second")
 
 
@@ -74,8 +77,9 @@ class TaobaoClient:
 
     platform = "taobao"
 
-    def __init__(self, creds: ShopCredentials, caller: Caller, page_size: int = 100, sign_method: str = "md5",
-                 fmt: str = "json", max_window_ms: int = 86_400_000, trade_types: str | None = TRADE_TYPES):
+    def __init__(self, creds: ShopCredentials, caller: Caller, page_size: int = _LIMITS.page_size_max,
+                 sign_method: str = "md5", fmt: str = "json", max_window_ms: int = _LIMITS.window_max_s * 1000,
+                 trade_types: str | None = TRADE_TYPES):
         self.creds, self.caller = creds, caller
         self.page_size, self.sign_method, self.fmt = page_size, sign_method, fmt
         self.max_window_ms = max_window_ms  # TOP rejects > 1 day; the runtime picks smaller windows
@@ -182,3 +186,6 @@ class TaobaoClient:
         """One trade's full detail (`taobao.trade.fullinfo.get`)."""
         page, _ = await self._call(FULLINFO, {"fields": TRADE_FIELDS, "tid": external_id}, None)
         return page
+
+
+Client = TaobaoClient  # what the platform registry builds for a shop

@@ -21,24 +21,16 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from connectors.platforms.taobao.payload import parse_body, trades_of
+from connectors.platforms.manifest import folder_manifest
 from schemas.canonical import MappingError, mask_name, mask_phone, mask_street, order_id, to_minor
 from schemas.free_text import mask_free_text
 from schemas.verdicts import phone_verdict, street_vague
 
-TRADE_STATUS = {
-    "TRADE_NO_CREATE_PAY": "PENDING_PAYMENT", "WAIT_BUYER_PAY": "PENDING_PAYMENT",
-    "PAY_PENDING": "PENDING_PAYMENT", "WAIT_PRE_AUTH_CONFIRM": "PENDING_PAYMENT",
-    "WAIT_SELLER_SEND_GOODS": "PAID", "PAID_FORBID_CONSIGN": "PAID",
-    "SELLER_CONSIGNED_PART": "PARTIALLY_SHIPPED", "WAIT_BUYER_CONFIRM_GOODS": "SHIPPED",
-    "TRADE_BUYER_SIGNED": "DELIVERED", "TRADE_FINISHED": "COMPLETED",
-    "TRADE_CLOSED": "CANCELLED", "TRADE_CLOSED_BY_TAOBAO": "CANCELLED",
-}
-LINE_REFUND_STATUS = {
-    "NO_REFUND": "NONE", "CLOSED": "NONE", "WAIT_SELLER_AGREE": "REQUESTED",
-    "WAIT_BUYER_RETURN_GOODS": "REQUESTED", "WAIT_SELLER_CONFIRM_GOODS": "REQUESTED",
-    "SELLER_REFUSE_BUYER": "REJECTED", "SUCCESS": "REFUNDED",
-}
+from .payload import parse_body, trades_of
+
+_MANIFEST = folder_manifest(__file__)
+TRADE_STATUS = {name: entry.status for name, entry in _MANIFEST.statuses.items()}  # manifest [statuses]
+LINE_REFUND_STATUS = dict(_MANIFEST.refund_statuses)  # manifest [refund_statuses]
 _EPOCH_BEIJING = datetime(1970, 1, 1, 8, 0, 0)  # naive Beijing wall clock at the Unix epoch
 
 

@@ -1,57 +1,23 @@
-"""Parsing TOP bodies: JSON as is, XML turned into the same shape.
-
-An XML element is a list when it says so (`list="true"`) or, since the gateway does not always say
-so, when it is named as the plural of its children (TOP's naming: `<trades><trade/></trades>`,
-`<orders><order/></orders>`, `<promotion_details><promotion_detail/>…`): a single child is then
-still a one-element list, as in the JSON form.
+"""Parsing TOP bodies: JSON as is, XML turned into the same shape by the shared XML helper, which
+keeps the elements the manifest lists under `xml_lists` (`<trades><trade/></trades>`,
+`<orders><order/></orders>`…) lists even when the gateway leaves out `list="true"` around one child.
 """
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-
 import orjson
 
+from connectors.platforms.manifest import folder_manifest
+from connectors.runtime.xml_body import xml_to_json_shape
 from schemas.canonical import MappingError
 
 LIST_RESPONSES = ("trades_sold_increment_get_response", "trades_sold_get_response")
-
-
-def _is_list(elem: ET.Element, children: list[ET.Element]) -> bool:
-    if elem.get("list") == "true":
-        return True
-    tag = elem.tag
-    return bool(children) and tag.endswith("s") and all(child.tag == tag[:-1] for child in children)
-
-
-def _xml_value(elem: ET.Element):
-    children = list(elem)
-    if _is_list(elem, children):
-        # <orders list="true"><order/>…</orders> -> {"order": [...]}, even for a single element
-        items: dict[str, list] = {}
-        for child in children:
-            items.setdefault(child.tag, []).append(_xml_value(child))
-        return items
-    if not children:
-        return elem.text or ""
-    out: dict = {}
-    for child in children:
-        value = _xml_value(child)
-        if child.tag in out:  # repeated element without list="true": still a list
-            prev = out[child.tag]
-            out[child.tag] = prev + [value] if isinstance(prev, list) else [prev, value]
-        else:
-            out[child.tag] = value
-    return out
+XML_LISTS = frozenset(folder_manifest(__file__).xml_lists)
 
 
 def parse_body(body: bytes, content_type: str):
     """A TOP response body (json or xml) -> Python objects, XML converted to the JSON shape."""
     if "xml" in (content_type or "").lower():
-        try:
-            root = ET.fromstring(body)
-        except ET.ParseError as exc:
-            raise MappingError(f"malformed XML: {exc}") from None
-        return {root.tag: _xml_value(root)}
+        return xml_to_json_shape(body, XML_LISTS)
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

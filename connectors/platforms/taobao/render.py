@@ -158,12 +158,26 @@ def to_xml(obj: dict, root_name: str) -> bytes:
     return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)
 
 
-def page_body(orders: list[SimOrder], plaintext: bool = False) -> bytes:
-    """A `taobao.trades.sold.increment.get` JSON answer listing `orders` (one page); receivers in clear
-    with `plaintext=True` (see trade_dict)."""
+def _page(trades: list[dict]) -> bytes:
     import json
 
     return json.dumps({"trades_sold_increment_get_response": {
-        "has_next": False, "trades": {"trade": [trade_dict(o, plaintext=plaintext) for o in orders]},
-        "request_id": "conformance"}},
-        ensure_ascii=False).encode()
+        "has_next": False, "trades": {"trade": trades}, "request_id": "conformance"}}, ensure_ascii=False).encode()
+
+
+def page_body(orders: list[SimOrder], plaintext: bool = False) -> bytes:
+    """A `taobao.trades.sold.increment.get` JSON answer listing `orders` (one page); receivers in clear
+    with `plaintext=True` (see trade_dict)."""
+    return _page([trade_dict(o, plaintext=plaintext) for o in orders])
+
+
+def status_page(order: SimOrder, platform_status: str | None = None, refund_status: str | None = None) -> bytes:
+    """One order as a list page, its trade `status` forced to `platform_status` and every sub-order's
+    `refund_status` to `refund_status` (the manifest's tables name both)."""
+    trade = trade_dict(order)
+    if platform_status is not None:
+        trade["status"] = platform_status
+    if refund_status is not None:
+        for sub in trade["orders"]["order"]:
+            sub["refund_status"] = refund_status
+    return _page([trade])

@@ -17,11 +17,12 @@ from datetime import datetime
 import orjson
 from aiohttp import web
 
-from connectors.platforms.taobao.render import to_xml, trade_dict
-from connectors.platforms.taobao.signing import SIGN_METHODS, sign
 from connectors.simkit.server import FAULTS, WORLD, new_sim_app, now_ms
 from connectors.simkit.world import World
 from schemas.canonical import BEIJING
+
+from .render import to_xml, trade_dict
+from .signing import SIGN_METHODS, sign
 
 APP_CALL_LIMITED, REMOTE_SERVICE_ERROR = 7, 15
 MISSING_METHOD, INVALID_METHOD, INVALID_FORMAT = 21, 22, 23

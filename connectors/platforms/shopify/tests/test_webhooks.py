@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from connectors.platforms.shopify.webhooks import sign_body, verify
+from ..webhooks import sign_body, verify
 
-SAMPLES = Path(__file__).resolve().parents[2] / "connectors/platforms/shopify/samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 SECRET = "shpss_demo_0f3c9a"
 
 

@@ -5,10 +5,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from connectors.platforms.shopify.mapping import map_payload
 from schemas.canonical import MappingError, ms_to_iso
 
-SAMPLES = Path(__file__).resolve().parents[2] / "connectors/platforms/shopify/samples"
+from ..mapping import map_payload
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 CASES = ["orders_list.json", "order_detail.json", "webhook_orders_paid.body.json"]
 
 

@@ -4,10 +4,11 @@ import random
 import orjson
 import pytest
 
-from connectors.platforms.taobao.mapping import map_payload
-from connectors.platforms.taobao.render import to_xml, trade_dict
 from connectors.simkit.world import World
 from schemas.canonical import beijing_to_ms
+
+from ..mapping import map_payload
+from ..render import to_xml, trade_dict
 
 START = beijing_to_ms("2024-03-18 10:00:00")
 # Taobao cannot show "delivered" for non-COD trades: it stays WAIT_BUYER_CONFIRM_GOODS until finished

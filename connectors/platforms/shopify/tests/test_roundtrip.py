@@ -4,11 +4,12 @@ import random
 
 import orjson
 
-from connectors.platforms.shopify.mapping import map_payload
-from connectors.platforms.shopify.render import order_json, seconds
-from connectors.platforms.shopify.simulator import shopify_id
 from connectors.simkit.world import World
 from schemas.canonical import mask_phone, mask_street
+
+from ..mapping import map_payload
+from ..render import order_json, seconds
+from ..simulator import shopify_id
 
 T0 = 1_716_900_000_123
 

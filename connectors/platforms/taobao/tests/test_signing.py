@@ -1,7 +1,7 @@
 """TOP signing against the worked example of taobao.md §2."""
 import pytest
 
-from connectors.platforms.taobao.signing import canonical_string, sign
+from ..signing import canonical_string, sign
 
 SECRET = "tb_demo_secret_9f8e"
 PARAMS = {

@@ -8,14 +8,15 @@ import orjson
 import pytest
 from aiohttp import web
 
-from connectors.platforms.shopify.client import ShopifyClient, classify, next_link
-from connectors.platforms.shopify.mapping import map_payload
-from connectors.platforms.shopify.simulator import create_app
-from connectors.platforms.shopify.webhooks import verify
 from connectors.runtime.base import RequestSpec, ShopCredentials
 from connectors.runtime.caller import HttpCaller
 from connectors.runtime.errors import PermanentError
 from connectors.runtime.ratelimit import TokenBucket
+
+from ..client import ShopifyClient, classify, next_link
+from ..mapping import map_payload
+from ..simulator import create_app
+from ..webhooks import verify
 
 SECRET = "shpss_demo_0f3c9a"
 

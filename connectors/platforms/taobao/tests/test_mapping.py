@@ -5,12 +5,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from connectors.platforms.taobao.mapping import map_payload
-from connectors.platforms.taobao.render import to_xml, trade_dict
 from connectors.simkit.world import World
 from schemas.canonical import MappingError, beijing_to_ms
 
-SAMPLES = Path(__file__).parents[2] / "connectors/platforms/taobao/samples"
+from ..mapping import map_payload
+from ..render import to_xml, trade_dict
+
+SAMPLES = Path(__file__).parents[1] / "samples"
 SHOP = "tonglu-home"
 def _payloads():
     return sorted(p for p in SAMPLES.iterdir() if not p.name.endswith(".expected.json"))

@@ -5,13 +5,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from connectors.platforms.taobao.client import TaobaoClient
-from connectors.platforms.taobao.mapping import map_payload
-from connectors.platforms.taobao.simulator import STATE, create_app
 from connectors.runtime.base import ShopCredentials
 from connectors.runtime.caller import HttpCaller
 from connectors.runtime.errors import PermanentError
 from connectors.simkit.world import World
+
+from ..client import TaobaoClient
+from ..mapping import map_payload
+from ..simulator import STATE, create_app
 
 SHOP = "tonglu-home"
 HOUR = 3_600_000
