@@ -1,4 +1,4 @@
-"""`tonglu`: the front door (normalize, up, sim, sql, bench, worker, topics, replay, reset)."""
+"""`tonglu`: the front door (normalize, up, sim, sql, bench, worker, topics, replay, reset, keys)."""
 from __future__ import annotations
 
 import dataclasses
@@ -18,6 +18,8 @@ from infra.config import Settings
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Tonglu (通路): order hub for multi-platform sellers")
 sim = typer.Typer(no_args_is_help=True, help="Drive the platform simulators of a running stack.")
 app.add_typer(sim, name="sim")
+keys = typer.Typer(no_args_is_help=True, help="Keys that seal raw.orders bodies (TONGLU_RAW_KEYS).")
+app.add_typer(keys, name="keys")
 token_app = typer.Typer(no_args_is_help=True, help="API tokens: create, list, revoke (hashed at rest).")
 app.add_typer(token_app, name="token")
 
@@ -295,6 +297,18 @@ def chaos(orders: int = typer.Option(100_000, help="orders the simulators create
         typer.echo(line)
     sys.exit(0 if figures.lost == 0 and figures.duplicate_event_rows == 0 and figures.duplicate_order_rows == 0
              else 1)
+
+
+@keys.command("rotate")
+def keys_rotate(key_id: str | None = typer.Option(None, "--id", help="id of the new key (default: k<UTC time>)")) -> None:
+    """Print TONGLU_RAW_KEYS with a new key first and the current keys after it (stdout alone)."""
+    from infra.raw_keys import rotated
+    from schemas.sealing import KEYS_ENV, KeyConfigError
+
+    try:
+        typer.echo(rotated(os.environ.get(KEYS_ENV, ""), key_id))
+    except KeyConfigError as exc:
+        _fail(str(exc))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from infra.broker import broker_answers, ensure_topics, spawn_broker, wait_for_broker
 from infra.config import Settings, local_alert_secrets
+from infra.raw_keys import local_keys_env
 from infra.replay import rebuild_after_broker_loss
 from infra.supervisor import RestartPolicy, RestartState, after_crash, restart_message, restarted
 
@@ -98,6 +99,9 @@ class Stack:
         _say(local_admin(s.tokens_path, s.admin_token_path, s.http))
         self._env = {**local_alert_secrets(), **os.environ, "TONGLU_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
                      "TONGLU_DEMO_RATE": str(self.demo_rate), "PYTHONUNBUFFERED": "1"}
+        keys_env, keys_note = local_keys_env(s.data_dir)
+        self._env.update(keys_env)
+        _say(keys_note)
         for name in PROCESSES:
             self.children[name] = Child(name, self._spawn(name), RestartState(time.monotonic()))
         _say(f"HTTP API and status page on {s.http}/  (Ctrl-C stops everything)")

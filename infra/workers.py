@@ -83,6 +83,9 @@ def _beat(settings: Settings, stage: str, **checks) -> HeartbeatSender:
 
 def connectors(settings: Settings) -> None:
     from connectors.runtime.service import ConnectorService, ConnectorSettings
+    from infra.raw_keys import require_keys
+
+    log.info(require_keys())  # refuses to start without a key unless plain bodies were chosen
 
     service = ConnectorService(ConnectorSettings(
         kafka_config=settings.kafka(), raw_topic=settings.topics.raw_orders,
@@ -97,8 +100,10 @@ def connectors(settings: Settings) -> None:
 def normalizer(settings: Settings) -> None:
     import faust
 
+    from infra.raw_keys import opening_note
     from streams.app import create_app
 
+    log.info(opening_note())  # a bad key configuration stops it here, not record by record
     datadir = settings.data_dir / "faust"
     datadir.mkdir(parents=True, exist_ok=True)
     app = create_app(kafka_config=settings.kafka(), topics=settings.topics, datadir=str(datadir))

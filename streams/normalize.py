@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from connectors import platforms
 from schemas.canonical import MappingError
 from schemas.codec import AvroCodec, DecodeError
+from schemas.sealing import open_body
 from streams.derive import derive_events
 from streams.state import OrderStore
 
@@ -93,7 +94,9 @@ class Normalizer:
         if rec.value is None:
             raise Dead("decode", "null value (a tombstone), not a RawRecord")
         try:
-            return self.raw_codec.decode(rec.value)
+            raw = self.raw_codec.decode(rec.value)
+            raw["body"] = open_body(raw)  # sealed bodies open only here; a SealError is a DecodeError
+            return raw
         except DecodeError as exc:
             raise Dead("decode", str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - whatever a corrupt body trips, it is not a RawRecord

@@ -125,6 +125,15 @@ def _mapper(platform: str):
     return module(platform, "mapping").map_payload
 
 
+def raw_body_personal(platform: str) -> bool:
+    """Whether the platform's raw bodies may hold buyers' personal data, so raw.orders seals them: the
+    manifest's `raw_body_personal` (default true); unknown platforms are sealed too."""
+    try:
+        return manifest(platform).raw_body_personal
+    except UnknownPlatform:
+        return True
+
+
 def map_payload(platform: str, body: bytes, content_type: str, shop_id: str) -> list[dict]:
     """Canonical orders (version 0) in one raw platform payload; raises MappingError on bad input."""
     return _mapper(platform)(body, content_type, shop_id, platform=platform)

@@ -81,6 +81,8 @@ class Manifest(_Strict):
     xml_lists: list[str] = Field(default_factory=list, description="XML elements that are always lists")
     sim_port: int | None = Field(None, ge=1, le=65535, description="local simulator port (TONGLU_SIMULATORS wins)")
     demo_shops: list[str] = Field(default_factory=list)
+    raw_body_personal: bool = Field(True, description="raw bodies may hold buyers' personal data: raw.orders "
+                                                      "seals them (false only when the API by design returns none)")
     unverified: list[str] = Field(default_factory=list, description="dotted keys of facts not confirmed")
 
     @field_validator("statuses", mode="before")

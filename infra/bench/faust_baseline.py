@@ -14,6 +14,7 @@ import faust
 
 from connectors import platforms
 from schemas.codec import AvroCodec
+from schemas.sealing import open_body
 from streams.derive import derive_events
 
 N = int(os.environ["BENCH_N"])
@@ -32,7 +33,7 @@ async def normalize_each(stream):
         if state["t0"] is None:
             state["t0"] = time.time()
         raw = raw_codec.decode(value)
-        for order in platforms.map_payload(raw["platform"], raw["body"], raw["content_type"], raw["shop_id"]):
+        for order in platforms.map_payload(raw["platform"], open_body(raw), raw["content_type"], raw["shop_id"]):
             for event in derive_events(None, order, int(time.time() * 1000)):
                 await sink.send(key=order["order_id"].encode(), value=event_codec.encode(event))
                 state["events"] += 1

@@ -30,6 +30,22 @@ def test_demo_orders_flow_into_the_api(stack):
     assert set(stats["orders_by_platform"]) <= {"taobao", "shopify"}
 
 
+def test_raw_bodies_are_sealed_with_a_key_the_stack_generated(stack):
+    from schemas.sealing import EnvKeyProvider
+    from tests.integration.helpers import TopicReader
+
+    keys = Path(stack["env"]["TONGLU_DATA_DIR"]) / "raw-keys"
+    assert "generated a local key" in stack["log"].read_text(errors="replace")
+    assert keys.stat().st_mode & 0o077 == 0
+    key_id = EnvKeyProvider(keys.read_text()).current
+    reader = TopicReader(f"127.0.0.1:{stack['ports']['broker']}", "raw.orders", "RawRecord")
+    try:
+        raws = [raw for _, raw in reader.until(3, timeout=90)]
+    finally:
+        reader.close()
+    assert all(raw["seal"] and raw["seal"]["key_id"] == key_id for raw in raws)
+
+
 @pytest.mark.parametrize("platform,shop", [("taobao", "e2e-home"), ("shopify", "e2e-us")])
 def test_sim_orders_are_polled_or_pushed_and_served_masked(stack, platform, shop):
     done = _cli(stack, "sim", "orders", "--platform", platform, "--shop", shop, "--count", "4")

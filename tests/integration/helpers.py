@@ -11,6 +11,19 @@ from schemas.kafka import Publisher, consumer_from_start, usable
 from schemas.topics import Topics
 
 
+async def serve_app(app) -> tuple:
+    """Serve an aiohttp app on a free loopback port: (runner to clean up, base URL)."""
+    from aiohttp import web
+
+    from infra.broker import free_port
+
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
+
+
 def worker_env(kafka_bootstrap: str, topics: Topics, **extra) -> dict:
     return {**os.environ, "TONGLU_KAFKA_BOOTSTRAP": kafka_bootstrap, "TONGLU_TOPIC_PREFIX": topics.prefix,
             "PYTHONUNBUFFERED": "1", **{k: str(v) for k, v in extra.items()}}

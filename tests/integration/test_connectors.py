@@ -3,7 +3,6 @@ import asyncio
 import json
 
 import aiohttp
-from aiohttp import web
 
 from connectors import platforms
 from connectors.runtime.archive import read_archive
@@ -11,17 +10,10 @@ from connectors.runtime.poller import PollPolicy
 from connectors.runtime.service import ConnectorService, ConnectorSettings
 from infra.broker import free_port
 from schemas.codec import AvroCodec
-from tests.integration.helpers import TopicReader
+from schemas.sealing import open_body
+from tests.integration.helpers import TopicReader, serve_app
 
 RAW = AvroCodec("RawRecord")
-
-
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{port}"
 
 
 async def _post(session, url, payload):
@@ -36,7 +28,7 @@ def _external_ids(records, source=None) -> set[str]:
         raw = RAW.decode(value)
         if source and raw["source"] != source:
             continue
-        ids |= {o["external_id"] for o in platforms.map_payload(raw["platform"], raw["body"], raw["content_type"],
+        ids |= {o["external_id"] for o in platforms.map_payload(raw["platform"], open_body(raw), raw["content_type"],
                                                                   raw["shop_id"])}
     return ids
 
@@ -52,8 +44,8 @@ async def _read_until(reader: TopicReader, predicate, timeout=60.0):
 
 
 async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(kafka_bootstrap, topics, tmp_path):
-    taobao_runner, taobao_url = await _serve(platforms.module("taobao", "simulator").create_app())
-    shopify_runner, shopify_url = await _serve(platforms.module("shopify", "simulator").create_app())
+    taobao_runner, taobao_url = await serve_app(platforms.module("taobao", "simulator").create_app())
+    shopify_runner, shopify_url = await serve_app(platforms.module("shopify", "simulator").create_app())
     settings = ConnectorSettings(
         kafka_config={"bootstrap.servers": kafka_bootstrap}, raw_topic=topics.raw_orders,
         calls_topic=topics.connector_calls, data_dir=tmp_path, webhook_port=free_port(),

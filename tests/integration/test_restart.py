@@ -9,9 +9,12 @@ import urllib.request
 from connectors import platforms
 from infra.broker import free_port
 from schemas.codec import AvroCodec
+from schemas.sealing import EnvKeyProvider, Opener, new_key_spec
 from tests.integration.helpers import TopicReader, start_worker, stop_worker, wait_for, worker_env
 
 RAW = AvroCodec("RawRecord")
+KEYS = new_key_spec("restart")  # the connectors seal raw bodies; the test opens them as the normalizer does
+OPENER = Opener(EnvKeyProvider(KEYS))
 
 
 def _call(base: str, path: str, payload: dict | None = None) -> dict:
@@ -34,7 +37,7 @@ def _ids_in(raw_values) -> set[str]:
     ids = set()
     for value in raw_values:
         raw = RAW.decode(value)
-        ids |= {o["order_id"] for o in platforms.map_payload(raw["platform"], raw["body"], raw["content_type"],
+        ids |= {o["order_id"] for o in platforms.map_payload(raw["platform"], OPENER.open(raw), raw["content_type"],
                                                                raw["shop_id"])}
     return ids
 
@@ -53,7 +56,7 @@ def test_a_restarted_simulator_and_connectors_see_the_same_world_and_emit_nothin
     sim = f"http://127.0.0.1:{free_port()}"
     data = tmp_path / "data"
     env = worker_env(kafka_bootstrap, topics, TONGLU_DATA_DIR=data, TONGLU_SIMULATORS=f"taobao={sim}",
-                     TONGLU_DEMO_RATE=0, TONGLU_ALERT_SIM_HTTP=f"http://127.0.0.1:{free_port()}",
+                     TONGLU_RAW_KEYS=KEYS, TONGLU_DEMO_RATE=0, TONGLU_ALERT_SIM_HTTP=f"http://127.0.0.1:{free_port()}",
                      TONGLU_ALERT_SMTP_PORT=free_port(), TONGLU_WEBHOOK_HTTP=f"http://127.0.0.1:{free_port()}")
     workers = {name: start_worker(name, env, tmp_path / f"{name}1.log")
                for name in ("simulators", "connectors", "normalizer")}
