@@ -66,7 +66,7 @@ class Topics:
 
     @property
     def logistics_updates(self) -> str:
-        """Carrier tracking pushes as received, as `RawRecord`s of kind logistics (key carrier:tracking_no)."""
+        """Carrier tracking pushes as received, as `RawRecord`s of kind logistics (key tracking_no)."""
         return self._n("logistics.updates")
 
     @property
