@@ -6,9 +6,12 @@ the platform still refuses as too wide (参数错误 naming the 时间间隔) is
 Our windows are [start_ms, end_ms): we send start floored to the second and (end_ms − 1 ms) floored
 to the second, so neighbouring slices overlap by under a second at most (duplicates are harmless).
 
-Paging: page 1 (page numbers from 1, `use_has_next=false`) tells `total_count`; the rest is read from
-the last page back, as the PDD doc advises: an order leaving the window mid-scan (it changed again)
-can then only make a row appear twice, never skip one. If the total moved during the pass, one more
+Paging: page 1 (page numbers from 1, `use_has_next=false`) tells `total_count`; when there is more
+than one page, every page is then read from the last back to page 1 again, as the PDD doc advises.
+An order leaving the window mid-scan (it changed again) shifts the rows after it one place forward:
+read backwards, such a row moves onto a page still to be read, so it can appear twice but is never
+skipped (page 1 is read again for the rows that moved onto it after the first read). Only a row
+entering the window can shift others onto read pages: if the total grew during the pass, one more
 full backward pass follows. A page whose `request_id` was already seen (a replayed answer) is
 refused as transient and asked again.
 
@@ -197,14 +200,16 @@ class PinduoduoClient:
                 yield page
             return
         yield first
-        last_total = total
-        for page_no in range(math.ceil((total or 0) / self.page_size), 1, -1):
-            page, last_total = await self._list_page(page_no, start_s, end_s)
-            yield page
-        if last_total != total:
-            for page_no in range(math.ceil(max(total or 0, last_total or 0) / self.page_size), 0, -1):
-                page, _ = await self._list_page(page_no, start_s, end_s)
+        pages = math.ceil((total or 0) / self.page_size)
+        while pages > 1:
+            most = total or 0
+            for page_no in range(pages, 0, -1):  # page 1 again last: see the module doc
+                page, now_total = await self._list_page(page_no, start_s, end_s)
+                most = max(most, now_total or 0)
                 yield page
+            if most <= (total or 0):
+                return
+            total, pages = most, math.ceil(most / self.page_size)  # orders came in mid-scan: one more pass
 
     async def fetch_window(self, start_ms: int, end_ms: int) -> AsyncIterator[Page]:
         """Every page of orders updated in [start_ms, end_ms), in slices of at most `max_window_ms`."""

@@ -282,9 +282,9 @@ def _shop_of(app: web.Application, token: str | None) -> str:
     for shop_id, shop in list(app[WORLD].shops.items()):
         if token and shop.get("access_token") == token:
             if shop.get("token_expires_at", 0) <= now_ms():
-                raise PddError(min(api.TOKEN_EXPIRED), "access_token已过期")
+                raise PddError(api.TOKEN_EXPIRED_CODE, "access_token已过期")
             return shop_id
-    raise PddError(min(api.TOKEN_EXPIRED), "access_token不存在或已过期")
+    raise PddError(api.TOKEN_EXPIRED_CODE, "access_token不存在或已过期")
 
 
 def _over_qps(cfg: dict) -> bool:
@@ -320,7 +320,7 @@ async def _router(request: web.Request) -> web.Response:
     if kind == "slow":
         await asyncio.sleep(seconds)
     if kind == "rate_limit" or _over_qps(cfg):
-        return _error(PddError(min(api.THROTTLED), "调用过于频繁，请调整调用频率"))
+        return _error(PddError(api.THROTTLED_CODE, "调用过于频繁，请调整调用频率"))
     if kind == "error_5xx":
         cfg["errors_5xx"] += 1
         if cfg["errors_5xx"] % 2:
