@@ -156,36 +156,56 @@ def _text(value) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
-def _is_cipher(value) -> bool:
-    """PDD ciphertext: `~…~~` (name, address) or `$…$$` (phone)."""
-    return value.__class__ is str and len(value) > 4 and (
-        (value[0] == "~" and value.endswith("~~")) or (value[0] == "$" and value.endswith("$$")))
+def _clear(value) -> str | None:
+    """The value when it is clear text; None when it is a PDD ciphertext (`~…~~` name/address, `$…$$`
+    phone) or empty."""
+    if value.__class__ is not str:
+        return None if value is None else str(value)
+    if not value or (len(value) > 4 and value[-2:] in ("~~", "$$") and value[0] in "~$"):
+        return None
+    return value
 
 
 def _split_extension(phone: str) -> tuple[str, str, str]:
+    """(number, separator, extension) of a virtual number such as 17012345678-1234 or 170****5678转1234."""
+    if len(phone) <= 11:
+        return phone, "", ""
     for sep in _EXTENSION_SEPARATORS:
-        main, found, ext = phone.partition(sep)
-        if found and main and ext:
+        main, found, ext = phone.rpartition(sep)
+        if found and ext.isdigit() and len(ext) <= 6 and sum(ch.isdigit() or ch == "*" for ch in main) == 11:
             return main, sep, ext
     return phone, "", ""
 
 
-def _phone_masked(mask, plain) -> str | None:
-    """The platform's mask (else our mask of the plaintext), a virtual number's extension starred."""
-    text = mask if mask.__class__ is str and mask else plain
-    if not text:
-        return None
-    main, sep, ext = _split_extension(text)
-    if "*" not in main:
-        main = mask_phone(main)
-    return main + sep + "*" * len(ext) if sep else main
-
-
-def _masked(mask, plain, mask_fn) -> str | None:
-    """The platform's mask when it masks something, else our own mask of what is there."""
-    if mask.__class__ is str and "*" in mask:
-        return mask
-    return mask_fn(plain or mask or None)
+def _receiver(get) -> dict:
+    """The canonical receiver: PDD's masks (ours where it gave clear text), its ciphertexts as the token."""
+    name, phone, street = get("receiver_name"), get("receiver_phone"), get("receiver_address")
+    plain_name, plain_phone, plain_street = _clear(name), _clear(phone), _clear(street)
+    name_mask, phone_mask = get("receiver_name_mask"), _text(get("receiver_phone_mask"))
+    street_mask = get("receiver_address_mask")
+    phone_masked = phone_valid = None
+    if plain_phone or phone_mask:
+        main, sep, ext = _split_extension(plain_phone or phone_mask)
+        phone_valid = phone_verdict(main, "CN")  # judged on the plainest number, not its extension
+        if phone_mask and "*" in phone_mask:
+            main, sep, ext = _split_extension(phone_mask)
+        elif "*" not in main:
+            main = mask_phone(main)
+        phone_masked = main + sep + "*" * len(ext) if sep else main
+    tokens = [value for value, plain in ((name, plain_name), (phone, plain_phone), (street, plain_street))
+              if value and plain is None]
+    if name_mask.__class__ is not str or "*" not in name_mask:
+        name_mask = mask_name(plain_name or _text(name_mask))
+    if street_mask.__class__ is not str or "*" not in street_mask:
+        street_mask = mask_street(plain_street or _text(street_mask))
+    return {
+        "name_masked": name_mask, "phone_masked": phone_masked,
+        "country": COUNTRIES.get(get("country") or "", None),
+        "province": _text(get("province")), "city": _text(get("city")), "district": _text(get("town")),
+        "address_masked": street_mask, "postal_code": None, "secure_token": ",".join(tokens) or None,
+        "phone_valid": phone_valid,
+        "address_vague": street_vague(plain_street or _text(get("receiver_address_mask")), "CN"),
+    }
 
 
 # ---- the order object ----
@@ -223,6 +243,8 @@ def _refund(o: dict) -> str:
 
 
 def _shipments(o: dict, line_ids: list[str], shipped_at: int | None) -> list[dict]:
+    if not o.get("tracking_number") and not o.get("extra_delivery_list"):
+        return []
     packages = []
     if o.get("tracking_number"):
         packages.append((o.get("logistics_id"), o["tracking_number"], shipped_at))
@@ -282,14 +304,6 @@ def map_order(o: dict, shop_id: str, platform: str = "pinduoduo") -> dict:
     change = (items_total - _fen(goods_amount, "goods_amount") if goods_amount not in (None, "")
               else _fen(get("order_change_amount"), "order_change_amount"))
     paid_total = _fen(get("pay_amount"), "pay_amount")
-    name, phone, street = get("receiver_name"), get("receiver_phone"), get("receiver_address")
-    plain_name = None if _is_cipher(name) else _text(name)
-    plain_phone = None if _is_cipher(phone) else _text(phone)
-    plain_street = None if _is_cipher(street) else _text(street)
-    phone_mask, street_mask = get("receiver_phone_mask"), get("receiver_address_mask")
-    judged_phone = plain_phone or _text(phone_mask)
-    judged_street = plain_street or _text(street_mask)
-    tokens = [c for c in (name, phone, street) if _is_cipher(c)]
     order_status = get("order_status")
     return {
         "order_id": order_id(platform, shop_id, sn),
@@ -306,16 +320,7 @@ def map_order(o: dict, shop_id: str, platform: str = "pinduoduo") -> dict:
         "tax_total": 0,
         "paid_total": paid_total,
         "buyer": {"id": None, "nick_masked": None, "message": mask_free_text(_text(get("buyer_memo")))},
-        "receiver": {
-            "name_masked": _masked(get("receiver_name_mask"), plain_name, mask_name),
-            "phone_masked": _phone_masked(phone_mask, plain_phone),
-            "country": COUNTRIES.get(get("country") or "", None),
-            "province": _text(get("province")), "city": _text(get("city")), "district": _text(get("town")),
-            "address_masked": _masked(street_mask, plain_street, mask_street),
-            "postal_code": None, "secure_token": ",".join(tokens) or None,
-            "phone_valid": phone_verdict(_split_extension(judged_phone)[0], "CN") if judged_phone else None,
-            "address_vague": street_vague(judged_street, "CN"),
-        },
+        "receiver": _receiver(get),
         "lines": lines,
         "shipments": _shipments(o, [line["line_id"] for line in lines], shipped_at),
         "version": 0,
