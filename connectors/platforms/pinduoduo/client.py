@@ -95,16 +95,17 @@ class PinduoduoClient:
         return _records(self._answer(response))
 
     def _answer(self, response: Response) -> dict:
-        if response.status >= 500:
-            raise TransientError(f"HTTP {response.status}", code=f"http_{response.status}")
-        if response.status == 429:
-            raise RateLimited("HTTP 429", retry_after=1.0, code="http_429")
-        if response.status >= 400:
-            raise PermanentError(f"HTTP {response.status}", code=f"http_{response.status}")
+        """The `<api>_response` object of a usable answer; raises for throttling, errors and broken bodies."""
+        status = response.status
+        if status != 200:
+            error = (RateLimited(f"HTTP {status}", retry_after=1.0, code="http_429") if status == 429 else
+                     TransientError(f"HTTP {status}", code=f"http_{status}") if status >= 500 else
+                     PermanentError(f"HTTP {status}", code=f"http_{status}"))
+            raise error
         doc = _decode(response.body)
         if doc is None:
             raise TransientError("malformed body", code="malformed")
-        name, resp = next(iter(doc.items()))
+        (name, resp), = doc.items()
         if name == "error_response":
             self._raise(resp if isinstance(resp, dict) else {})
         if not isinstance(resp, dict):

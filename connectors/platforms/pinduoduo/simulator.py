@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections import deque
 from datetime import datetime
 
 import orjson
@@ -288,14 +287,14 @@ def _shop_of(app: web.Application, token: str | None) -> str:
 
 
 def _over_qps(cfg: dict) -> bool:
-    limit = cfg["qps_limit"]
-    if not limit:
+    """Whether this call exceeds `qps_limit` calls in the current second (PDD counts per second)."""
+    if not cfg["qps_limit"]:
         return False
-    now, calls = time.monotonic(), cfg["calls"]
-    while calls and calls[0] < now - 1.0:
-        calls.popleft()
-    calls.append(now)
-    return len(calls) > limit
+    second = int(time.monotonic())
+    if cfg["second"] != second:
+        cfg["second"], cfg["in_second"] = second, 0
+    cfg["in_second"] += 1
+    return cfg["in_second"] > cfg["qps_limit"]
 
 
 async def _params(request: web.Request) -> dict:
@@ -370,7 +369,7 @@ def create_app(world: World | None = None, client_id: str = CLIENT_ID, secret: s
 
     app = new_sim_app(world, shop_defaults)
     app[STATE] = {"client_id": client_id, "secret": secret, "max_skew_s": max_skew_s, "qps_limit": qps_limit,
-                  "calls": deque(), "errors_5xx": 0, "last": None}
+                  "second": None, "in_second": 0, "errors_5xx": 0, "last": None}
     app.router.add_get("/api/router", _router)
     app.router.add_post("/api/router", _router)
     app.router.add_post("/_sim/expire_token", _expire)
