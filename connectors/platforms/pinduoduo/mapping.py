@@ -280,7 +280,9 @@ def map_order(o: dict, shop_id: str, platform: str = "pinduoduo") -> dict:
         raise MappingError("item_list must be a list")
     if get("order_status") is None:
         raise MappingError(f"order {sn}: missing required field 'order_status'")
-    created_at, paid_at = _ms(get("created_time"), "created_time"), _ms(get("pay_time"), "pay_time")
+    # 成交时间 confirm_time follows payment: it stands in when an answer leaves pay_time out
+    created_at = _ms(get("created_time"), "created_time")
+    paid_at = _ms(get("pay_time"), "pay_time") or _ms(get("confirm_time"), "confirm_time")
     updated_at, shipped_at = _ms(get("updated_at"), "updated_at"), _ms(get("shipping_time"), "shipping_time")
     received_at = _ms(get("receive_time"), "receive_time")
     refund = _refund(o)

@@ -175,6 +175,7 @@ def test_refunds_before_and_after_shipping(fields, status, refund, platform_stat
 
 @pytest.mark.parametrize("fields, status, platform_status", [
     ({"pay_time": "", "confirm_time": "", "confirm_status": 0, "group_status": 0}, "PENDING_PAYMENT", "unpaid"),
+    ({"pay_time": ""}, "PAID", "order_status=1"),  # confirm_time (成交) stands in for a missing pay_time
     ({"confirm_status": 0, "group_status": 0}, "PAID", "group_status=0"),  # 拼团中
     ({"confirm_status": 2}, "CANCELLED", "confirm_status=2"),
     ({"group_status": 2, "confirm_status": 2, "refund_status": 4}, "CANCELLED", "group_status=2"),
@@ -216,6 +217,9 @@ def test_plaintext_receivers_are_masked_and_never_kept():
     assert got["receiver"]["secure_token"] is None  # only ciphertexts travel as the token
     assert got["receiver"]["phone_valid"] is True and got["receiver"]["address_vague"] is False
     assert _one(_order(receiver_phone="110", receiver_phone_mask=""))["receiver"]["phone_valid"] is False
+    # older answers: the phone masked by PDD in receiver_phone itself, first seven digits kept
+    old = _one(_order(receiver_phone="1387677****", receiver_phone_mask=""))["receiver"]
+    assert (old["phone_masked"], old["phone_valid"], old["secure_token"].count(",")) == ("1387677****", True, 1)
 
 
 def test_buyer_memo_is_masked_free_text():
