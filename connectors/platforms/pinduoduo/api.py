@@ -11,7 +11,8 @@ DECRYPT_BATCH_MAX: int = _DATA["decrypt"]["batch_max"]
 
 TOKEN_EXPIRED = frozenset(ERRORS["access_token_expired"])
 THROTTLED = frozenset(ERRORS["rate_limited"])
-TOKEN_EXPIRED_CODE, THROTTLED_CODE = ERRORS["access_token_expired"][0], ERRORS["rate_limited"][0]  # as answered
+# the codes the simulator answers with
+TOKEN_EXPIRED_CODE, THROTTLED_CODE = ERRORS["access_token_expired"][0], ERRORS["rate_limited"][0]
 BUSY_FIRST, BUSY_LAST = ERRORS["system_busy"]
 
 

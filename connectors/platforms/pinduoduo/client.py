@@ -1,4 +1,4 @@
-"""PDD POP client for one shop: signed calls to `/api/router`, 30-minute windows paged from the last page back.
+"""PDD POP client for one shop: signed calls to `/api/router`, 30-minute windows read from the last page back.
 
 Windows: `pdd.order.number.list.increment.get` takes Unix seconds, both ends inclusive, at most 30
 minutes apart (manifest limits.window_max_s). A wider window is split into consecutive slices; a slice
@@ -79,7 +79,7 @@ class PinduoduoClient:
     # ---- one call ----
 
     def build(self, api_type: str, business: dict, with_token: bool = True):
-        """A RequestSpec factory: system params, a fresh timestamp (seconds) and the signature on every attempt."""
+        """A RequestSpec factory: system params, a fresh timestamp (seconds) and a signature per attempt."""
         def make() -> RequestSpec:
             params = {"type": api_type, "client_id": self.creds.app_key, "timestamp": str(int(self._now())),
                       "data_type": "JSON", "version": "V1",
@@ -130,8 +130,9 @@ class PinduoduoClient:
             return await self._call_once(api_type, business, page)
         except TokenExpired:
             if not self.creds.extra.get("refresh_token"):
-                raise PermanentError("拼多多授权已过期，请重新授权 the shop's PDD access token expired and there is no "
-                                     "refresh token: authorise the app again", code="token_expired") from None
+                raise PermanentError("拼多多授权已过期，请重新授权 the shop's PDD access token expired and "
+                                     "there is no refresh token: authorise the app again",
+                                     code="token_expired") from None
             await self.refresh_token()
             return await self._call_once(api_type, business, page)
 
@@ -152,8 +153,8 @@ class PinduoduoClient:
         rid = resp.get("request_id")
         if rid is not None:
             self._request_ids.append(rid)
-        return Page(body=response.body, content_type="json", endpoint=api_type, records=_records(resp), page=page,
-                    request_id=str(rid) if rid is not None else None, api_version="V1"), resp
+        return Page(body=response.body, content_type="json", endpoint=api_type, records=_records(resp),
+                    page=page, request_id=str(rid) if rid is not None else None, api_version="V1"), resp
 
     async def refresh_token(self) -> None:
         """Swap the shop's tokens for fresh ones (`pdd.pop.auth.token.refresh`)."""
@@ -180,8 +181,9 @@ class PinduoduoClient:
     # ---- windows and pages ----
 
     async def _list_page(self, page_no: int, start_s: int, end_s: int) -> tuple[Page, int | None]:
-        business = {"start_updated_at": start_s, "end_updated_at": end_s, "order_status": 5, "refund_status": 5,
-                    "is_lucky_flag": 0, "page": page_no, "page_size": self.page_size, "use_has_next": "false"}
+        business = {"start_updated_at": start_s, "end_updated_at": end_s, "order_status": 5,
+                    "refund_status": 5, "is_lucky_flag": 0, "page": page_no, "page_size": self.page_size,
+                    "use_has_next": "false"}
         page, resp = await self._call(INCREMENT, business, str(page_no))
         total = resp.get("total_count")
         return page, int(total) if isinstance(total, int) or str(total).isdigit() else None

@@ -65,7 +65,8 @@ SUMMARIES = {"order_basic_list_get_response": "pdd.order.basic.list.get"}
 DETAIL_CALL = "pdd.order.information.get"
 # canonical field <- PDD field (the functions below read them)
 FIELDS = {
-    "external_id": "order_sn", "created_at": "created_time", "paid_at": "pay_time", "updated_at": "updated_at",
+    "external_id": "order_sn", "created_at": "created_time", "paid_at": "pay_time (else confirm_time)",
+    "updated_at": "updated_at",
     "shipped_at": "shipping_time", "delivered_at": "receive_time (else updated_at once order_status 3)",
     "items_total": "Σ item_list[].goods_price × goods_count", "shipping_fee": "postage",
     "discount_total": "discount_amount + items_total − goods_amount", "paid_total": "pay_amount",
@@ -275,7 +276,8 @@ def map_order(o: dict, shop_id: str, platform: str = "pinduoduo") -> dict:
     sn = _id(get("order_sn"), "order_sn", required=True)
     items = get("item_list")
     if items is None or "pay_amount" not in o:
-        raise MappingError(f"order {sn} is a summary without item_list/pay_amount: fetch it with {DETAIL_CALL}")
+        raise MappingError(f"order {sn} is a summary without item_list/pay_amount: "
+                           f"fetch it with {DETAIL_CALL}")
     if not isinstance(items, list):
         raise MappingError("item_list must be a list")
     if get("order_status") is None:
@@ -294,8 +296,9 @@ def map_order(o: dict, shop_id: str, platform: str = "pinduoduo") -> dict:
     for n, item in enumerate(items, 1):
         if not isinstance(item, dict):
             raise MappingError("item_list items must be objects")
-        if "goods_count" not in item or "goods_price" not in item:
-            raise MappingError(f"order {sn}: item missing {'goods_count' if 'goods_count' not in item else 'goods_price'!r}")
+        missing = next((k for k in ("goods_count", "goods_price") if k not in item), None)
+        if missing:
+            raise MappingError(f"order {sn}: item missing {missing!r}")
         quantity, price = _count(item["goods_count"], "goods_count"), _fen(item["goods_price"], "goods_price")
         lines.append({"line_id": prefix + str(n), "sku_id": _id(item.get("sku_id"), "sku_id"),
                       "merchant_sku": _text(item.get("outer_id")) or _text(item.get("outer_goods_id")),
@@ -349,8 +352,8 @@ def orders_of(doc) -> list:
     if not isinstance(resp, dict):
         raise MappingError(f"{name} is not an object")
     if name in SUMMARIES:
-        raise MappingError(f"{SUMMARIES[name]} answers carry no receiver and no order times: fetch each order "
-                           f"with {DETAIL_CALL}")
+        raise MappingError(f"{SUMMARIES[name]} answers carry no receiver and no order times: "
+                           f"fetch each order with {DETAIL_CALL}")
     if name == "order_info_get_response":
         if not isinstance(resp.get("order_info"), dict):
             raise MappingError("order_info_get_response carries no order_info object")

@@ -28,6 +28,7 @@ LOGISTICS_ID = {name: int(code) for code, name in _MANIFEST.carriers.items()}  #
 _SIM_KEY = b"tonglu-pdd-simulated-cipher-key"
 _HEADER = b"\x02\x00\x00\x00"  # real ciphertexts start with AgAAAA… in base64
 _KEEP = frozenset("路街道巷弄号楼栋单元室院村区镇乡")
+_ORDER_STATUS = {"DELIVERED": 3, "COMPLETED": 3, "SHIPPED": 2, "PARTIALLY_SHIPPED": 2}  # else 1 待发货
 # an after-sales state and the order-level refund_status PDD shows beside it
 AFTER_SALES_REFUND = {0: 1, 2: 2, 3: 2, 4: 3, 5: 3, 6: 2, 7: 2, 8: 2, 9: 1, 10: 4, 11: 1, 12: 1, 13: 1, 14: 2,
                       15: 2, 16: 1, 17: 1, 18: 2, 21: 2, 22: 2, 24: 1, 25: 1, 27: 2, 31: 3, 32: 2}
@@ -64,7 +65,8 @@ def encrypt(plain: str, kind: str, version: int = 0) -> str:
     `~b64~index~ver~~`. Deterministic (the same receiver gives the same ciphertext), like the platform's."""
     data = plain.encode("utf-8")
     nonce = hashlib.sha256(b"nonce" + _SIM_KEY + data).digest()[:8]
-    body = base64.b64encode(_HEADER + nonce + bytes(a ^ b for a, b in zip(data, _stream(nonce, len(data))))).decode()
+    sealed = bytes(a ^ b for a, b in zip(data, _stream(nonce, len(data))))
+    body = base64.b64encode(_HEADER + nonce + sealed).decode()
     if kind == "phone":
         return f"${_index(plain, 12)}${body}${version}$$"
     return f"~{body}~{_index(plain, 36 if kind == 'address' else 8)}~{version}~~"
@@ -92,7 +94,7 @@ def decrypt(cipher: str) -> str | None:
 
 
 def mask_name_pdd(name: str) -> str:
-    """PDD's name mask: first and last character kept ('林*坤'), two-character names keep the first ('李*')."""
+    """PDD's name mask: first and last character kept ('林*坤'), of two characters the first ('李*')."""
     if len(name) <= 2:
         return name[:1] + "*"
     return name[0] + "*" * (len(name) - 2) + name[-1]
@@ -128,7 +130,7 @@ def receiver_fields(order: SimOrder, plaintext: bool = False) -> dict:
     """The receiver part of an order object: ciphertexts and masks (or, with `plaintext`, the clear values
     an app authorised to read them was once given, masks beside)."""
     phone = order.receiver_phone if plaintext else (virtual_number(order) or order.receiver_phone)
-    street = order.town + order.street  # PDD's receiver_address: the street part, without province/city/district
+    street = order.town + order.street  # PDD's receiver_address: no province/city/district
     full = f"{order.province}{order.city}{order.district}{street}"
     masked_street = order.town + mask_address_pdd(order.street)
     if plaintext:
@@ -165,7 +167,7 @@ def _state(order: SimOrder) -> dict:
         order_status = 3 if order.delivered_at is not None else 2 if order.shipped_at is not None else 1
         confirm = 1 if paid else 2
     else:
-        order_status = {"DELIVERED": 3, "COMPLETED": 3, "SHIPPED": 2, "PARTIALLY_SHIPPED": 2}.get(order.status, 1)
+        order_status = _ORDER_STATUS.get(order.status, 1)
         confirm = 1 if paid else 0
     refund, after = _refund_state(order)
     return {"order_status": order_status, "refund_status": refund, "after_sales_status": after,
@@ -178,7 +180,8 @@ def _packages(order: SimOrder) -> list[tuple[int, str, int]]:
     seen: dict[str, tuple[int, str, int]] = {}
     for line in order.lines:
         if line.tracking_no and line.tracking_no not in seen:
-            seen[line.tracking_no] = (LOGISTICS_ID.get(line.carrier_name or "", 0), line.tracking_no, line.shipped_at)
+            carrier = LOGISTICS_ID.get(line.carrier_name or "", 0)
+            seen[line.tracking_no] = (carrier, line.tracking_no, line.shipped_at)
     return sorted(seen.values(), key=lambda p: p[2] or 0)
 
 
@@ -211,10 +214,12 @@ def order_dict(order: SimOrder, plaintext: bool = False) -> dict:
         "discount_amount": _yuan(discount), "platform_discount": 0.0, "seller_discount": _yuan(discount),
         "postage": _yuan(order.shipping_fee), "order_change_amount": 0.0, "capital_free_discount": 0.0,
         "pay_no": "", "pay_type": "WEIXIN" if paid_time else "",
-        "country": "中国", "country_id": 0, "province": order.province, "city": order.city, "town": order.district,
+        "country": "中国", "country_id": 0, "province": order.province, "city": order.city,
+        "town": order.district,
         **receiver_fields(order, plaintext),
-        "buyer_memo": order.buyer_message, "remark": "", "invoice_status": 0, "is_pre_sale": 0, "pre_sale_time": "",
-        "self_contained": 0, "shipping_type": 0, "stock_out_handle_status": -1, "is_stock_out": 0, "free_sf": 0,
+        "buyer_memo": order.buyer_message, "remark": "", "invoice_status": 0, "is_pre_sale": 0,
+        "pre_sale_time": "", "self_contained": 0, "shipping_type": 0, "stock_out_handle_status": -1,
+        "is_stock_out": 0, "free_sf": 0,
         "item_list": [_item(line) for line in order.lines],
         "card_info_list": [], "gift_list": [], "promotion_detail_list": [], "service_fee_detail": [],
     }
@@ -260,7 +265,8 @@ def _force_status(obj: dict, key: str, order: SimOrder) -> None:
         raise ValueError(f"not a platform status of the manifest: {key!r}")
 
 
-def status_page(order: SimOrder, platform_status: str | None = None, refund_status: str | None = None) -> bytes:
+def status_page(order: SimOrder, platform_status: str | None = None,
+                refund_status: str | None = None) -> bytes:
     """One order as a list page, its state forced to a manifest `platform_status` (`order_status=2`,
     `group_status=0`, `unpaid`…) and/or a manifest refund key (`refund_status=4`, `after_sales_status=6`)."""
     obj = order_dict(order)

@@ -209,7 +209,8 @@ def _decrypt_batch(world: World, shop_id: str, params: dict) -> dict:
     except orjson.JSONDecodeError:
         raise PddError(E["invalid_parameter"], "参数错误", "data_list 必须是 JSON 数组") from None
     if not isinstance(items, list) or not 1 <= len(items) <= api.DECRYPT_BATCH_MAX:
-        raise PddError(E["invalid_parameter"], "参数错误", f"data_list 必须有 1 到 {api.DECRYPT_BATCH_MAX} 项")
+        raise PddError(E["invalid_parameter"], "参数错误",
+                       f"data_list 必须有 1 到 {api.DECRYPT_BATCH_MAX} 项")
     out = []
     for item in items:
         tag, cipher = str(item.get("data_tag", "")), str(item.get("encrypted_data", ""))
@@ -305,8 +306,9 @@ async def _params(request: web.Request) -> dict:
                 body = await request.json()
             except ValueError:
                 body = {}
-            params.update({k: v if isinstance(v, str) else orjson.dumps(v).decode() if isinstance(v, (list, dict))
-                           else str(v) for k, v in (body if isinstance(body, dict) else {}).items()})
+            for k, v in (body if isinstance(body, dict) else {}).items():  # complex params as JSON strings
+                params[k] = v if isinstance(v, str) else orjson.dumps(v).decode() if isinstance(
+                    v, (list, dict)) else str(v)
         else:
             params.update({k: str(v) for k, v in (await request.post()).items()})
     return params
