@@ -92,19 +92,20 @@ _FEN: dict = {}  # amounts repeat a lot (0.0, catalogue prices); bounded below
 
 def _fen(value, name: str) -> int:
     """Yuan as a JSON float, int or decimal string -> fen, exactly (never int(x * 100))."""
-    if value.__class__ is bool:
-        raise MappingError(f"{name} is not a money amount: {value!r}")
-    fen = _FEN.get(value)
-    if fen is None:
-        if value is None or value == "":
-            return 0
-        if value.__class__ not in (float, int, str):
-            raise MappingError(f"{name} is not a money amount: {value!r}")
-        # repr of a float is the shortest decimal that reads back as it: 64.35 -> '64.35' -> 6435 fen
-        fen = to_minor(repr(value) if value.__class__ is float else value, "CNY")
-        if len(_FEN) < 50_000:
-            _FEN[value] = fen
-    return fen
+    kind = value.__class__
+    if kind is float or kind is int or kind is str:  # bool is none of them
+        fen = _FEN.get(value)
+        if fen is None:
+            if value == "":
+                return 0
+            # repr of a float is the shortest decimal that reads back as it: 64.35 -> '64.35' -> 6435 fen
+            fen = to_minor(repr(value) if kind is float else value, "CNY")
+            if len(_FEN) < 50_000:
+                _FEN[value] = fen
+        return fen
+    if value is None:
+        return 0
+    raise MappingError(f"{name} is not a money amount: {value!r}")
 
 
 @lru_cache(maxsize=8192)
