@@ -15,7 +15,7 @@ Real API (wechat_channels.md §1-§9), every answer HTTP 200 with `errcode`/`err
 - Token errors: missing 41001, unknown 40001, expired 42001. Quotas: `minute_quota` calls per shop and
   minute → 45011; `daily_quota` per API, shop and day → 45009; simkit faults: rate_limit → 45011,
   error_5xx → HTTP 502 and errcode -1 in turn, slow, malformed (a truncated body), duplicate_page (the
-  previous answer again).
+  previous answer of the same API again).
 
 Simulator only (not WeChat): `POST /_sim/tokens/expire {shop_id}` expires a shop's tokens;
 `POST /_sim/webhooks`, `GET /_sim/webhooks`, `POST /_sim/webhooks/faults` (pushes.py).
@@ -307,15 +307,15 @@ async def _api(request: web.Request) -> web.Response:
                 return web.Response(status=502, text="<html><body>502 Bad Gateway</body></html>",
                                     content_type="text/html")
             raise ApiError(SYSTEM_BUSY, "system error")
-        if kind == "duplicate_page" and cfg["last"] is not None:
-            return web.Response(body=cfg["last"], content_type="application/json", charset="utf-8")
+        if kind == "duplicate_page" and api in cfg["last"]:
+            return web.Response(body=cfg["last"][api], content_type="application/json", charset="utf-8")
         body = await _json_body(request)
         result = await _deliver(request.app, shop_id, body) if api == "order/delivery/send" else \
             API[api](request.app, shop_id, body)
     except ApiError as exc:
         return _error(exc)
     response = _answer({"errcode": 0, "errmsg": "ok", **result})
-    cfg["last"] = response.body
+    cfg["last"][api] = response.body
     if kind == "malformed":
         response.body = response.body[: len(response.body) // 2]
     return response
@@ -344,7 +344,7 @@ def create_app(world: World | None = None, minute_quota: int | None = None,
 
     app = new_sim_app(world, shop_defaults)
     app[STATE] = {"minute_quota": minute_quota, "daily_quota": daily_quota, "minute_calls": {},
-                  "daily_calls": defaultdict(int), "errors_5xx": 0, "last": None}
+                  "daily_calls": defaultdict(int), "errors_5xx": 0, "last": {}}
     app[HUB] = PushHub(app)
     app[HUB].routes()
     app[ON_CHANGE].append(app[HUB].on_change)
