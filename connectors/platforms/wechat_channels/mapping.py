@@ -152,53 +152,69 @@ def _status(value) -> str:
     return str(_count(value, "status"))
 
 
-def _tel(tel: str | None) -> tuple[str | None, str | None]:
-    """(masked, number without extension): `13900002222-8512` -> `139****2222-8512`, `13900002222`."""
+def _tel(tel) -> tuple[str | None, str | None]:
+    """(masked, what the phone verdict judges): WeChat's `138****1111` stays as it is; a virtual number
+    `13900002222-8512` becomes `139****2222-8512`, judged by its masked shape (the platform issued it)."""
     if not tel:
         return None, None
+    if tel.__class__ is str and len(tel) == 11 and tel[3:7] == "****":
+        return tel, tel  # the usual case: WeChat's own mask
     tel = str(tel).strip()
     number, sep, ext = tel.rpartition("-")
     if sep and ext.isdigit() and len(number.replace("*", "").replace(" ", "")) >= 7:
-        return f"{mask_phone(number)}-{ext}", number
+        masked = mask_phone(number)
+        return f"{masked}-{ext}", masked
     return mask_phone(tel), tel
 
 
 # ---- lines and refunds ----
 
-def _lines(products: list, goods_paid: int) -> tuple[list[dict], list[tuple[int, int, int]], dict]:
-    """Canonical lines (refund status filled later), (sku_cnt, on, finish) per line, sku_id -> line_id."""
-    rows = []
+def _lines(products: list, goods_paid: int) -> tuple[list[dict], list[tuple[int, int, int]] | None, dict]:
+    """Canonical lines (refund status NONE, set later), (sku_cnt, on, finish) per line when any line is in
+    an after-sale (else None), sku_id -> line_id."""
+    lines, counts, by_sku, reals = [], [], {}, []
+    in_aftersale = several = False
     for p in products:
-        if not isinstance(p, dict):
+        if p.__class__ is not dict:
             raise MappingError("order_detail.product_infos[] is not an object")
         get = p.get
-        if "sku_cnt" not in p or "sale_price" not in p:
-            raise MappingError(f"product_infos[] missing required field {'sku_cnt' if 'sku_cnt' not in p else 'sale_price'!r}")
-        real = get("real_price")
-        rows.append((p, _count(p["sku_cnt"], "sku_cnt"), _fen(p["sale_price"], "sale_price"),
-                     None if real is None or real == "" else _fen(real, "real_price")))
-    per_unit = True
-    if rows and all(r[3] is not None for r in rows):
-        # real_price per unit (the recorded answers) or per line (some client libraries): see the module doc
-        as_total = sum([r[3] for r in rows])
-        per_unit = as_total != goods_paid or sum([r[3] * r[1] for r in rows]) == goods_paid
-    lines, counts, by_sku = [], [], {}
-    for p, qty, unit, real in rows:
-        get = p.get
-        sku = _id(get("sku_id"), "sku_id")
+        qty, unit, real = get("sku_cnt"), get("sale_price"), get("real_price")
+        if qty is None or unit is None:
+            raise MappingError(f"product_infos[] missing required field {'sku_cnt' if qty is None else 'sale_price'!r}")
+        if qty.__class__ is not int:
+            qty = _count(qty, "sku_cnt")
+        if unit.__class__ is not int:
+            unit = _fen(unit, "sale_price")
+        if real.__class__ is not int:
+            real = None if real is None or real == "" else _fen(real, "real_price")
+        reals.append(real)
+        sku = get("sku_id")
+        if sku.__class__ is not str or not sku.isdigit():
+            sku = _id(sku, "sku_id")
         line_id = sku if sku not in by_sku else f"{sku}#{len(lines) + 1}"
         by_sku.setdefault(sku, line_id)
-        total = qty * unit if real is None else real * qty if per_unit else real
+        total = qty * unit if real is None else real * qty
+        merchant = get("sku_code") or get("out_sku_id")
+        title = get("title")
         lines.append({
             "line_id": line_id, "sku_id": sku,
-            "merchant_sku": _text(get("sku_code")) or _text(get("out_sku_id")),
-            "title": str(get("title") or ""), "quantity": qty, "unit_price": unit,
+            "merchant_sku": merchant if merchant.__class__ is str or merchant is None else _text(merchant),
+            "title": title if title.__class__ is str else str(title or ""), "quantity": qty, "unit_price": unit,
             "total": total, "discount": qty * unit - total, "refund_status": "NONE",
         })
         on, done = get("on_aftersale_sku_cnt"), get("finish_aftersale_sku_cnt")
-        counts.append((qty, _count(on, "on_aftersale_sku_cnt") if on else 0,
-                       _count(done, "finish_aftersale_sku_cnt") if done else 0))
-    return lines, counts, by_sku
+        on = _count(on, "on_aftersale_sku_cnt") if on else 0
+        done = _count(done, "finish_aftersale_sku_cnt") if done else 0
+        in_aftersale = in_aftersale or bool(on or done)
+        counts.append((qty, on, done))
+        several = several or qty != 1
+    # real_price per unit (the recorded answers) or per line (some client libraries): see the module doc;
+    # with every quantity 1 both readings agree
+    if several and None not in reals and sum(reals) == goods_paid and \
+            sum([line["total"] for line in lines]) != goods_paid:
+        for line, real in zip(lines, reals):
+            line["total"], line["discount"] = real, line["quantity"] * line["unit_price"] - real
+    return lines, counts if in_aftersale else None, by_sku
 
 
 def _aftersale_states(aftersale: dict) -> list[str]:
@@ -214,36 +230,36 @@ def _first(states: list[str], order: tuple[str, ...], default: str) -> str:
     return next((s for s in order if s in states), default)
 
 
-def _set_refunds(lines: list[dict], counts: list[tuple[int, int, int]], states: list[str], status_refund: str) -> int:
+def _set_refunds(lines: list[dict], counts: list[tuple[int, int, int]] | None, states: list[str],
+                 status_refund: str) -> int:
     """Fill each line's refund_status (see the module doc); returns the refunded amount."""
-    touched = False
     refunded = 0
-    for line, (qty, on, done) in zip(lines, counts):
-        if done and done >= qty:
-            line["refund_status"] = "REFUNDED"
-            refunded += line["total"]
-        elif on:
-            line["refund_status"] = _first(states, ("REQUESTED", "REJECTED"), "REQUESTED")
-        elif done:
-            line["refund_status"] = "PARTIALLY_REFUNDED"
-            refunded += line["total"] * done // qty
-        else:
-            continue
-        touched = True
-    if not touched and lines:
-        state = _first(states, ("REQUESTED", "REJECTED", "REFUNDED", "UNKNOWN"), "NONE")
-        if state == "NONE" and status_refund == "REFUNDED":
-            state = "REFUNDED"
-        if state != "NONE":
-            for line in lines:
-                line["refund_status"] = state
-            if state == "REFUNDED":
-                refunded = sum([line["total"] for line in lines])
+    if counts is not None:
+        for line, (qty, on, done) in zip(lines, counts):
+            if done and done >= qty:
+                line["refund_status"] = "REFUNDED"
+                refunded += line["total"]
+            elif on:
+                line["refund_status"] = _first(states, ("REQUESTED", "REJECTED"), "REQUESTED")
+            elif done:
+                line["refund_status"] = "PARTIALLY_REFUNDED"
+                refunded += line["total"] * done // qty
+        return refunded
+    state = _first(states, ("REQUESTED", "REJECTED", "REFUNDED", "UNKNOWN"), "NONE") if states else "NONE"
+    if state == "NONE" and status_refund == "REFUNDED":
+        state = "REFUNDED"
+    if state != "NONE":
+        for line in lines:
+            line["refund_status"] = state
+        if state == "REFUNDED":
+            refunded = sum([line["total"] for line in lines])
     return refunded
 
 
 def _order_refund(lines: list[dict]) -> str:
     states = [line["refund_status"] for line in lines]
+    if states.count("NONE") == len(states):
+        return "NONE"
     if "REQUESTED" in states:
         return "REQUESTED"
     refunded = states.count("REFUNDED")
@@ -279,18 +295,30 @@ def _shipments(packages: list, by_sku: dict) -> list[dict]:
 
 def map_order(order: dict, shop_id: str, platform: str = "wechat_channels") -> dict:
     """One `order` object of order/get -> canonical order dict (version 0)."""
-    if not isinstance(order, dict):
+    if order.__class__ is not dict:
         raise MappingError(f"an order must be an object, got {type(order).__name__}")
     get = order.get
-    external_id = _id(get("order_id"), "order_id")
-    status = _status(get("status"))
+    external_id = get("order_id")
+    if external_id.__class__ is not str or not external_id.isdigit():
+        external_id = _id(external_id, "order_id")
+    status = get("status")
+    status = str(status) if status.__class__ is int else _status(status)
     if "order_detail" not in order:
         raise MappingError("missing required field 'order_detail'")
-    detail = _obj(order, "order_detail", "order")
-    price = _obj(detail, "price_info", "order_detail")
-    pay = _obj(detail, "pay_info", "order_detail")
-    delivery = _obj(detail, "delivery_info", "order_detail")
-    address = _obj(delivery, "address_info", "delivery_info")
+    # the usual shapes inline (this runs for every order); _obj/_list for the odd ones
+    detail = get("order_detail")
+    if detail.__class__ is not dict:
+        detail = _obj(order, "order_detail", "order")
+    price, pay, delivery = detail.get("price_info"), detail.get("pay_info"), detail.get("delivery_info")
+    if price.__class__ is not dict:
+        price = _obj(detail, "price_info", "order_detail")
+    if pay.__class__ is not dict:
+        pay = _obj(detail, "pay_info", "order_detail")
+    if delivery.__class__ is not dict:
+        delivery = _obj(detail, "delivery_info", "order_detail")
+    address = delivery.get("address_info")
+    if address.__class__ is not dict:
+        address = _obj(delivery, "address_info", "delivery_info")
     if "order_price" not in price:
         raise MappingError("missing required field 'price_info.order_price'")
     created_at, updated_at = _ms(get("create_time"), "create_time"), _ms(get("update_time"), "update_time")
@@ -300,25 +328,42 @@ def map_order(order: dict, shop_id: str, platform: str = "wechat_channels") -> d
     paid_total = _fen(price["order_price"], "order_price")
     discount_total = _fen(price.get("discounted_price"), "discounted_price") + \
         _fen(price.get("change_down_price"), "change_down_price")
-    lines, counts, by_sku = _lines(_list(detail, "product_infos", "order_detail"), paid_total - shipping_fee)
+    products = detail.get("product_infos")
+    if products.__class__ is not list:
+        products = _list(detail, "product_infos", "order_detail")
+    lines, counts, by_sku = _lines(products, paid_total - shipping_fee)
     status_refund = STATUS_REFUND.get(status, "NONE")
-    refunded_total = _set_refunds(lines, counts, _aftersale_states(_obj(detail, "aftersale_detail", "order_detail")),
-                                  status_refund)
-    shipments = _shipments(_list(delivery, "delivery_product_info", "delivery_info"), by_sku)
+    aftersale = detail.get("aftersale_detail")
+    if aftersale.__class__ is dict and not aftersale.get("aftersale_order_list"):
+        states = []
+    else:
+        states = _aftersale_states(_obj(detail, "aftersale_detail", "order_detail"))
+    if counts or states or status_refund != "NONE":
+        refunded_total = _set_refunds(lines, counts, states, status_refund)
+        refund_status = status_refund if status_refund != "NONE" else _order_refund(lines)
+    else:
+        refunded_total, refund_status = 0, "NONE"
+    packages = delivery.get("delivery_product_info")
+    shipments = (_shipments(packages if packages.__class__ is list else
+                            _list(delivery, "delivery_product_info", "delivery_info"), by_sku) if packages else [])
     delivered_at = _ms(delivery.get("ship_done_time"), "ship_done_time")
     canonical = ORDER_STATUS.get(status, "UNKNOWN")
     if status == SHIPPED and delivered_at is not None:
         canonical = "DELIVERED"
     street = (address.get("detail_info") or "") + (address.get("house_number") or "")
     phone_masked, phone = _tel(address.get("tel_number") or address.get("virtual_order_tel_number"))
+    ext = detail.get("ext_info")
+    notes = (ext if ext.__class__ is dict else _obj(detail, "ext_info", "order_detail")).get("customer_notes")
+    aget = address.get
     return {
         "order_id": order_id(platform, shop_id, external_id),
         "platform": platform, "shop_id": shop_id, "external_id": external_id,
         "status": canonical,
-        "refund_status": status_refund if status_refund != "NONE" else _order_refund(lines),
+        "refund_status": refund_status,
         "platform_status": status,
         "created_at": created_at, "paid_at": paid_at, "updated_at": updated_at,
-        "shipped_at": min([s["shipped_at"] for s in shipments if s["shipped_at"] is not None], default=None),
+        "shipped_at": min([s["shipped_at"] for s in shipments if s["shipped_at"] is not None], default=None)
+        if shipments else None,
         "delivered_at": delivered_at,
         "currency": "CNY",
         "items_total": sum([line["quantity"] * line["unit_price"] for line in lines]),
@@ -326,13 +371,12 @@ def map_order(order: dict, shop_id: str, platform: str = "wechat_channels") -> d
         "discount_total": discount_total,
         "tax_total": 0,
         "paid_total": paid_total,
-        "buyer": {"id": _text(get("openid")), "nick_masked": None,
-                  "message": mask_free_text(_text(_obj(detail, "ext_info", "order_detail").get("customer_notes")))},
-        "receiver": {"name_masked": mask_name(_text(address.get("user_name"))), "phone_masked": phone_masked,
-                     "country": "CN", "province": _text(address.get("province_name")),
-                     "city": _text(address.get("city_name")), "district": _text(address.get("county_name")),
-                     "address_masked": mask_street(street), "postal_code": _text(address.get("postal_code")),
-                     "secure_token": _text(address.get("hash_code")),
+        "buyer": {"id": _text(get("openid")), "nick_masked": None, "message": mask_free_text(notes or None)},
+        "receiver": {"name_masked": mask_name(_text(aget("user_name"))), "phone_masked": phone_masked,
+                     "country": "CN", "province": _text(aget("province_name")),
+                     "city": _text(aget("city_name")), "district": _text(aget("county_name")),
+                     "address_masked": mask_street(street), "postal_code": _text(aget("postal_code")),
+                     "secure_token": _text(aget("hash_code")),
                      "phone_valid": phone_verdict(phone, "CN"), "address_vague": street_vague(street, "CN")},
         "lines": lines,
         "shipments": shipments,
