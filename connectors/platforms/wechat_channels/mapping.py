@@ -5,7 +5,7 @@ Field table (wechat_channels.md §4-§6):
 | canonical | order/get |
 |---|---|
 | external_id | `order_id` (a decimal string; a bare number keeps its digits) |
-| status, platform_status | `status` through the manifest's [statuses]; 30 with `delivery_info.ship_done_time` set → DELIVERED |
+| status, platform_status | `status` through the manifest's [statuses]; a status with `delivery_info.ship_done_time` set is `"{status}/ship_done"` when the table names it (30/ship_done → DELIVERED) |
 | created_at / updated_at / paid_at | `create_time` / `update_time` / `order_detail.pay_info.pay_time`, Unix seconds (0 = not yet) |
 | shipped_at, shipments | `delivery_info.delivery_product_info[]`: one shipment per package (`waybill_id`, `delivery_name` or the manifest's [carriers] name of `delivery_id`, `delivery_time`, the lines of its `product_infos`) |
 | delivered_at | `delivery_info.ship_done_time` |
@@ -57,7 +57,7 @@ ORDER_STATUS = {code: entry.status for code, entry in _MANIFEST.statuses.items()
 STATUS_REFUND = {code: entry.refund for code, entry in _MANIFEST.statuses.items()}
 AFTERSALE_STATUS = dict(_MANIFEST.refund_statuses)  # manifest [refund_statuses]
 CARRIERS = dict(_MANIFEST.carriers)
-SHIPPED = "30"  # 待收货: DELIVERED once ship_done_time is set (delivered-not-completed is no status of its own)
+SHIP_DONE = "/ship_done"  # suffix of a status whose delivery_info.ship_done_time is set (manifest [statuses])
 _LAST_SECOND = 4_102_444_800  # 2100-01-01: a larger "Unix seconds" value is milliseconds or garbage
 
 
@@ -332,6 +332,9 @@ def map_order(order: dict, shop_id: str, platform: str = "wechat_channels") -> d
     if products.__class__ is not list:
         products = _list(detail, "product_infos", "order_detail")
     lines, counts, by_sku = _lines(products, paid_total - shipping_fee)
+    delivered_at = _ms(delivery.get("ship_done_time"), "ship_done_time")
+    if delivered_at is not None and status + SHIP_DONE in ORDER_STATUS:
+        status += SHIP_DONE  # delivered-not-completed is no status of its own (manifest: 30/ship_done)
     status_refund = STATUS_REFUND.get(status, "NONE")
     aftersale = detail.get("aftersale_detail")
     if aftersale.__class__ is dict and not aftersale.get("aftersale_order_list"):
@@ -346,10 +349,7 @@ def map_order(order: dict, shop_id: str, platform: str = "wechat_channels") -> d
     packages = delivery.get("delivery_product_info")
     shipments = (_shipments(packages if packages.__class__ is list else
                             _list(delivery, "delivery_product_info", "delivery_info"), by_sku) if packages else [])
-    delivered_at = _ms(delivery.get("ship_done_time"), "ship_done_time")
     canonical = ORDER_STATUS.get(status, "UNKNOWN")
-    if status == SHIPPED and delivered_at is not None:
-        canonical = "DELIVERED"
     street = (address.get("detail_info") or "") + (address.get("house_number") or "")
     phone_masked, phone = _tel(address.get("tel_number") or address.get("virtual_order_tel_number"))
     ext = detail.get("ext_info")

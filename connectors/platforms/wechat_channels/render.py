@@ -185,7 +185,10 @@ def status_page(order: SimOrder, platform_status: str | None = None, refund_stat
     answer = detail_answer(order)
     detail = answer["order"]["order_detail"]
     if platform_status is not None:
-        answer["order"]["status"] = int(platform_status)
+        code, _, ship_done = platform_status.partition("/")
+        answer["order"]["status"] = int(code)
+        if ship_done:  # "30/ship_done": delivery_info.ship_done_time set
+            detail["delivery_info"]["ship_done_time"] = answer["order"]["update_time"] + 86_400
     if refund_status is not None:
         state = _MANIFEST.refund_statuses[refund_status]
         for n, product in enumerate(detail["product_infos"]):

@@ -165,7 +165,11 @@ def test_partial_shipment():
         ["1000009876543201"], ["1000009876543301"]]
     doc["order"]["order_detail"]["delivery_info"]["ship_done_time"] = 1711000000
     got = _map(doc)
-    assert (got["status"], got["delivered_at"], got["platform_status"]) == ("DELIVERED", 1711000000 * 1000, "30")
+    assert (got["status"], got["delivered_at"], got["platform_status"]) == ("DELIVERED", 1711000000 * 1000,
+                                                                            "30/ship_done")
+    doc["order"]["status"] = 100  # completed: no "100/ship_done" in the table, the status stays as it is
+    got = _map(doc)
+    assert (got["status"], got["delivered_at"], got["platform_status"]) == ("COMPLETED", 1711000000 * 1000, "100")
 
 
 def _after_sale(doc, status: str, counts: list[tuple[int, int]]) -> dict:
@@ -260,3 +264,17 @@ def test_broken_orders_are_refused_with_a_reason(mutate, fragment):
     with pytest.raises(MappingError, match=fragment) as refused:
         _map(doc)
     assert "\n" not in str(refused.value)
+
+
+def test_delivered_from_ship_done_time_is_the_manifests_to_change(monkeypatch):
+    """Whether ship_done_time means "signed for" is unverified: the manifest's "30/ship_done" entry says."""
+    from .. import mapping
+
+    doc = _shipped_partly()
+    doc["order"]["status"] = 30
+    doc["order"]["order_detail"]["delivery_info"]["ship_done_time"] = 1711000000
+    assert _map(doc)["status"] == "DELIVERED"
+    monkeypatch.setitem(mapping.ORDER_STATUS, "30/ship_done", "SHIPPED")
+    assert (_map(doc)["status"], _map(doc)["platform_status"]) == ("SHIPPED", "30/ship_done")
+    monkeypatch.delitem(mapping.ORDER_STATUS, "30/ship_done")
+    assert (_map(doc)["status"], _map(doc)["platform_status"]) == ("SHIPPED", "30")
