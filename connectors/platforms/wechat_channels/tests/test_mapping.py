@@ -1,13 +1,12 @@
 """The channels/ec mapping on recorded answers and on hand-made edge cases."""
 import copy
 import json
-from datetime import datetime
 from pathlib import Path
 
 import orjson
 import pytest
 
-from schemas.canonical import MappingError, order_json
+from schemas.canonical import MappingError, iso_to_ms, order_json  # iso_to_ms: not used by the mapping
 
 from ..mapping import map_payload
 
@@ -24,11 +23,6 @@ def _map(doc, shop=SHOP) -> dict:
     return order
 
 
-def _utc_ms(text: str) -> int:
-    """ISO-8601 with its offset -> epoch ms (independent of the mapping's converters)."""
-    return int(datetime.fromisoformat(text).timestamp()) * 1000
-
-
 def test_order_get_by_hand():
     """Worked out from the payload and wechat_channels.md, not recorded from the mapping."""
     got = _map(_answer())
@@ -37,9 +31,9 @@ def test_order_get_by_hand():
         "external_id": "3718421563829481254",
         "status": "PAID", "refund_status": "NONE", "platform_status": "20",  # §5: 20 待发货 -> PAID
         # Unix seconds: 1710728100 = 2024-03-18 10:15:00 Beijing = 02:15:00 UTC
-        "created_at": _utc_ms("2024-03-18T10:15:00+08:00"),
-        "paid_at": _utc_ms("2024-03-18T10:16:00+08:00"),     # pay_info.pay_time 1710728160
-        "updated_at": _utc_ms("2024-03-18T10:16:01+08:00"),  # update_time 1710728161
+        "created_at": iso_to_ms("2024-03-18T10:15:00+08:00"),
+        "paid_at": iso_to_ms("2024-03-18T10:16:00+08:00"),     # pay_info.pay_time 1710728160
+        "updated_at": iso_to_ms("2024-03-18T10:16:01+08:00"),  # update_time 1710728161
         "shipped_at": None, "delivered_at": None,            # no delivery_product_info, ship_done_time 0
         "currency": "CNY",
         "items_total": 16980,     # 2 × 3990 + 1 × 9000 fen (= product_price)
@@ -78,9 +72,9 @@ def test_batch_sample_virtual_number_shipment_and_refund_by_hand():
     assert "13900002222" not in json.dumps(shipped)
     assert (shipped["status"], shipped["platform_status"]) == ("SHIPPED", "30")
     assert shipped["shipments"] == [{"carrier": "中通快递", "tracking_no": "78451236987412",
-                                     "shipped_at": _utc_ms("2024-03-18T09:40:00+08:00"),  # delivery_time 1710726000
+                                     "shipped_at": iso_to_ms("2024-03-18T09:40:00+08:00"),  # delivery_time 1710726000
                                      "line_ids": ["1000009876543401"]}]
-    assert shipped["shipped_at"] == _utc_ms("2024-03-18T09:40:00+08:00")
+    assert shipped["shipped_at"] == iso_to_ms("2024-03-18T09:40:00+08:00")
     # 200: every item after-sold, then cancelled; the line finished its after-sale (1 of 1)
     assert (cancelled["status"], cancelled["refund_status"]) == ("CANCELLED", "REFUNDED")
     assert cancelled["lines"][0]["refund_status"] == "REFUNDED" and cancelled["refunded_total"] == 4500

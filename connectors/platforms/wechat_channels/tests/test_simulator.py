@@ -4,7 +4,6 @@ import time
 import aiohttp
 import orjson
 import pytest
-from aiohttp import web
 
 from connectors.runtime.base import ShopCredentials
 from connectors.runtime.caller import HttpCaller
@@ -12,6 +11,7 @@ from connectors.runtime.errors import PermanentError, RateLimited
 from connectors.runtime.ratelimit import TokenBucket
 from connectors.simkit.server import WORLD, ensure_shop
 from connectors.simkit.world import World
+from tests.integration.helpers import serve_app
 
 from ..client import DETAIL, LIST, TOKEN, WeChatChannelsClient, _seconds_to_beijing_midnight
 from ..mapping import map_payload
@@ -58,13 +58,9 @@ class Sim:
 async def sim():
     app = create_app(World(seed=11))
     ensure_shop(app, SHOP)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    runner, url = await serve_app(app)
     async with aiohttp.ClientSession() as session:
-        yield Sim(app, f"http://127.0.0.1:{port}", session)
+        yield Sim(app, url, session)
     await runner.cleanup()
 
 

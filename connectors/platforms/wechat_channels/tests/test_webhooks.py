@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 
 from connectors.simkit.server import WORLD, ensure_shop
+from tests.integration.helpers import serve_app
 
 from ..mapping import map_payload
 from ..simulator import HUB, app_secret, create_app
@@ -100,13 +101,7 @@ async def test_the_simulator_pushes_signed_events_to_the_configured_message_serv
     server.router.add_post("/webhooks/wechat_channels", receive)
     sim_app = create_app()
     ensure_shop(sim_app, SHOP)
-    runners = []
-    for app in (server, sim_app):
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append((runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"))
+    runners = [await serve_app(server), await serve_app(sim_app)]
     (_, hub_url), (_, sim_url) = runners
     try:
         async with aiohttp.ClientSession() as session:
