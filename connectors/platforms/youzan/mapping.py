@@ -53,7 +53,7 @@ ORDER_REFUND = {0: "NONE", 1: "REQUESTED", 2: "PARTIALLY_REFUNDED", 11: "REQUEST
 CARRIERS = dict(_MANIFEST.carriers)
 TIMES = (("created_at", "created"), ("paid_at", "pay_time"), ("updated_at", "update_time"),
          ("shipped_at", "consign_time"))
-_VIRTUAL = re.compile(r"\s*((?:\+?86[\s-]?)?1\d{10})\s*(?:[-_,，#转]|ext\.?|分机)\s*(\d{1,6})\s*", re.IGNORECASE)
+_VIRTUAL = re.compile(r"(?:\+?86)?(1\d{10})(?:[-_,，#转]|ext\.?|分机)(\d{1,6})", re.IGNORECASE)
 
 
 class _LostPrecision(Exception):
@@ -125,7 +125,7 @@ def _cipher(value) -> bool:
 
 def _phone(text: str) -> tuple[str | None, str]:
     """(masked, the number to judge): extensions of virtual numbers are starred whole."""
-    match = _VIRTUAL.fullmatch(text)
+    match = _VIRTUAL.fullmatch(text.replace(" ", ""))
     if match:
         number, extension = match.groups()
         return f"{mask_phone(number)}-{'*' * len(extension)}", number

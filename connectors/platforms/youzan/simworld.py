@@ -36,12 +36,12 @@ class YouzanWorld(World):
         super().__init__(seed=seed, region="CN", currency="CNY", id_factory=tid_seed)
 
     def add(self, order: SimOrder, paid: bool, now_ms: int) -> SimOrder:
-        if _FRESH.fullmatch(order.external_id):
-            stamp = datetime.fromtimestamp(order.created_at / 1000, tz=BEIJING).strftime("%Y%m%d%H%M%S")
-            order.external_id = f"E{stamp}{order.external_id[1:]}"
         first = self.rng.randrange(2_870_000_000_000_000_000, 2_879_999_999_999_999_000)
         for n, line in enumerate(order.lines):
             line.line_id = str(first + n)
-        if _MOBILE.fullmatch(order.receiver_phone) and self.rng.random() < VIRTUAL_SHARE:
-            order.receiver_phone = f"170{self.rng.randrange(10**8):08d}-{self.rng.randrange(10**4):04d}"
+        if _FRESH.fullmatch(order.external_id):  # a new buyer (a re-placed copy keeps its buyer's number)
+            stamp = datetime.fromtimestamp(order.created_at / 1000, tz=BEIJING).strftime("%Y%m%d%H%M%S")
+            order.external_id = f"E{stamp}{order.external_id[1:]}"
+            if _MOBILE.fullmatch(order.receiver_phone) and self.rng.random() < VIRTUAL_SHARE:
+                order.receiver_phone = f"170{self.rng.randrange(10**8):08d}-{self.rng.randrange(10**4):04d}"
         return super().add(order, paid, now_ms)
