@@ -4,13 +4,13 @@ import time
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from connectors.runtime.base import ShopCredentials
 from connectors.runtime.caller import HttpCaller
 from connectors.runtime.errors import PermanentError
 from connectors.runtime.ratelimit import TokenBucket
 from connectors.simkit.server import WORLD, ensure_shop
+from tests.integration.helpers import serve_app
 
 from .. import api
 from ..client import YouzanClient
@@ -63,17 +63,9 @@ class Sim:
         return [c["endpoint"] for c in self.calls]
 
 
-async def _serve(app):
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-
-
 @pytest.fixture
 async def sim():
-    runner, url = await _serve(create_app(YouzanWorld(seed=99), qps_limit=None))
+    runner, url = await serve_app(create_app(YouzanWorld(seed=99), qps_limit=None))
     async with aiohttp.ClientSession() as session:
         yield Sim(runner.app, url, session)
     await runner.cleanup()
