@@ -40,6 +40,31 @@ def _utc(ms: int) -> str:
     return ms_to_iso(ms)
 
 
+def test_the_recorded_detail_by_hand():
+    """trade_get_4.0.2.json (the recorded fixture) worked out from the payload and youzan.md."""
+    (got,) = _map((SAMPLES / "trade_get_4.0.2.json").read_bytes(), "tonglu-youzan-home")
+    assert {k: v for k, v in got.items() if k not in ("receiver", "lines", "buyer")} == {
+        "order_id": "youzan:tonglu-youzan-home:E20240318101530012345678", "platform": "youzan",
+        "shop_id": "tonglu-youzan-home", "external_id": "E20240318101530012345678",
+        "status": "PAID", "refund_status": "NONE",  # WAIT_SELLER_SEND_GOODS, no package yet; both lines NO_REFUND
+        "platform_status": "WAIT_SELLER_SEND_GOODS",
+        "created_at": 1710728130000,  # 2024-03-18 10:15:30 +08:00 = 02:15:30 UTC
+        "paid_at": 1710728161000,  # 10:16:01
+        "updated_at": 1710728162000,  # 10:16:02
+        "shipped_at": None, "delivered_at": None, "currency": "CNY",
+        "items_total": 16980,  # 2 × 39.90 + 1 × 90.00 (= pay_info.total_fee 169.80)
+        "shipping_fee": 0,  # post_fee 0.00
+        "discount_total": 1200,  # 169.80 − (73.80 + 84.00): the 满100减12 of order_promotion, apportioned
+        "tax_total": 0, "paid_total": 15780,  # payment 157.80 = 169.80 + 0 − 12.00
+        "shipments": [], "version": 0, "refunded_total": 0}
+    assert got["buyer"] == {"id": "yzOpen_9f8e7d6c5b4a3210", "nick_masked": "同***", "message": None}
+    assert [(line["line_id"], line["unit_price"], line["quantity"], line["total"], line["discount"])
+            for line in got["lines"]] == [("2871234567890123456", 3990, 2, 7380, 600),
+                                          ("2871234567890123457", 9000, 1, 8400, 600)]
+    assert got["receiver"]["secure_token"] == \
+        "$Jk3mN2Qw9xTq8Lr$,$Pk7eH2jM9qT4vX1zB6nC3w==$,$Zt4kQ8pW2mX6vB9nR1yL5cH3jF7gD0sK$"
+
+
 def test_the_partial_shipment_detail_by_hand():
     """trade_get_partial_shipment.json worked out from the payload and youzan.md, not from the mapping."""
     (got,) = _map(_detail(), "tonglu-youzan-tea")
