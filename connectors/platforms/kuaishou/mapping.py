@@ -55,7 +55,7 @@ RECEIVER = {"name_masked": "desensitiseConsignee (else consignee, masked)",
 CIPHERTEXTS = ("encryptedConsignee", "encryptedMobile", "encryptedAddress")
 _MIN_MS = 100_000_000_000  # 1973-03-03 in ms; a smaller non-zero time is seconds or garbage
 # an 11-character mobile (clear or masked) followed by a short extension: a virtual (privacy) number
-_VIRTUAL = re.compile(r"^(?:\+?86)?\s*(1[0-9*]{10})\s*(?:-|－|转|,|，|#|＃|ext\.?|x)\s*([0-9]{1,6})$", re.IGNORECASE)
+_VIRTUAL = re.compile(r"^(?:\+?86)?(1[0-9*]{10})(?:-|－|转|,|，|#|＃|ext\.?|x)([0-9]{1,6})$", re.IGNORECASE)
 
 
 class _LostPrecision(Exception):
@@ -144,7 +144,7 @@ def _phone(text: str | None) -> tuple[str | None, bool | None]:
     """(masked phone, verdict) of a clear or masked number; an extension's digits are starred."""
     if not text:
         return None, None
-    virtual = _VIRTUAL.match(text.strip())
+    virtual = _VIRTUAL.match(text.replace(" ", "").replace("\u3000", ""))
     if virtual:
         main, extension = virtual.groups()
         return f"{mask_phone(main)}-{'*' * len(extension)}", phone_verdict(main, "CN")

@@ -18,6 +18,8 @@ Real API, as the sheet describes it:
 The numeric error codes other than 2001 (parameters) and 803 (flow control) are the simulator's own
 (the sheet marks the expired-token code 28 unverified). Simulator-only control, besides simkit's /_sim:
 - POST /_sim/tokens/expire {"shop_id"}      -> the shop's access token expires now
+- POST /_sim/settings {"qps_limit": 5, "summaries": true}  -> calls per second over all shops before
+  803 answers (null: off); listings that carry only `orderBaseInfo`, so details are needed
 - POST /_sim/webhooks {"shop_id", "address"} and friends: see delivery.py
 """
 from __future__ import annotations
@@ -263,6 +265,8 @@ async def _api(request: web.Request) -> web.Response:
         data = METHODS[params["method"]](request.app[WORLD], shop_id, param)
     except ApiError as exc:
         return _json(_error_body(exc))
+    if cfg["summaries"] and "orderList" in data:  # a listing that names orders only: details needed
+        data["orderList"] = [{"orderBaseInfo": entry["orderBaseInfo"]} for entry in data["orderList"]]
     body = answer(data)
     cfg["last"] = body
     return _json(body[: len(body) // 2] if kind == "malformed" else body)
@@ -286,6 +290,15 @@ async def _refresh(request: web.Request) -> web.Response:
     return web.json_response({"result": 1, "access_token": shop["access_token"], "expires_in": cfg["token_ttl_s"],
                               "refresh_token": shop["refresh_token"], "refresh_token_expires_in": REFRESH_TTL_S,
                               "open_id": shop["open_id"], "scopes": ["merchant_order", "merchant_refund"]})
+
+
+async def _settings(request: web.Request) -> web.Response:
+    body = await request.json()
+    cfg = request.app[STATE]
+    for key in ("qps_limit", "summaries"):
+        if key in body:
+            cfg[key] = body[key]
+    return web.json_response({"qps_limit": cfg["qps_limit"], "summaries": cfg["summaries"]})
 
 
 async def _expire_token(request: web.Request) -> web.Response:
@@ -318,10 +331,11 @@ def create_app(world: World | None = None, app_key: str = "ks_demo_appkey_001",
     app = new_sim_app(world, shop_defaults)
     app[STATE] = {"app_key": app_key, "sign_secret": sign_secret, "oauth_secret": oauth_secret,
                   "max_skew_s": max_skew_s, "qps_limit": qps_limit, "token_ttl_s": token_ttl_s,
-                  "calls": deque(), "errors_5xx": 0, "last": None}
+                  "summaries": False, "calls": deque(), "errors_5xx": 0, "last": None}
     app[HUB] = PushHub(app, retries=push_retries, backoff=push_backoff)
     app[ON_CHANGE].append(app[HUB].on_change)
     app.router.add_route("*", "/open/{path:.+}", _api)
     app.router.add_route("*", "/oauth2/refresh_token", _refresh)
     app.router.add_post("/_sim/tokens/expire", _expire_token)
+    app.router.add_post("/_sim/settings", _settings)
     return app
