@@ -31,7 +31,7 @@ from decimal import Decimal, InvalidOperation
 import orjson
 
 from connectors.platforms.manifest import folder_manifest
-from schemas.canonical import MappingError, mask_name, mask_phone, mask_street, order_id
+from schemas.canonical import MappingError, mask_name, mask_phone, mask_street
 from schemas.free_text import mask_free_text
 from schemas.verdicts import phone_verdict, street_vague
 
@@ -42,16 +42,32 @@ CARRIERS = dict(_MANIFEST.carriers)  # manifest [carriers]: "4" -> "中通快递
 # statuses during which a split delivery (packageNum < totalPackageNum) is a partial shipment
 SHIPPING_STATUSES = ("30", "40")
 
-# The field table: canonical field <- orderBaseInfo field (times in ms, money in fen)
-TIMES = (("created_at", "createTime"), ("paid_at", "payTime"), ("updated_at", "updateTime"),
-         ("shipped_at", "sendTime"), ("delivered_at", "recvTime"))
-MONEY = (("shipping_fee", "expressFee"), ("discount_total", "discountFee"), ("paid_total", "totalFee"))
-LINE = {"line_id": "orderItemId", "sku_id": "skuId", "merchant_sku": "skuNick (else goodsCode)",
-        "title": "itemTitle", "quantity": "num", "unit_price": "price", "discount": "discountFee"}
-RECEIVER = {"name_masked": "desensitiseConsignee (else consignee, masked)",
-            "phone_masked": "desensitiseMobile (else mobile, masked)",
-            "address_masked": "town + desensitiseAddress (else address), masked",
-            "secure_token": "encryptedConsignee,encryptedMobile,encryptedAddress"}
+# The field table: canonical field <- Kuaishou field (times in ms, money in fen); map_order reads them
+FIELDS = {
+    "external_id": "orderBaseInfo.oid", "platform_status": "orderBaseInfo.status",
+    "status": "orderBaseInfo.status via [statuses]; PARTIALLY_SHIPPED when orderDeliveryInfo.packageNum < "
+              "totalPackageNum", "refund_status": "orderRefundList[].refundStatus via [refund_statuses]",
+    "created_at": "orderBaseInfo.createTime", "paid_at": "orderBaseInfo.payTime",
+    "updated_at": "orderBaseInfo.updateTime", "shipped_at": "orderBaseInfo.sendTime",
+    "delivered_at": "orderBaseInfo.recvTime", "items_total": "orderItemInfo.num × orderItemInfo.price",
+    "shipping_fee": "orderBaseInfo.expressFee", "discount_total": "orderBaseInfo.discountFee",
+    "tax_total": "orderBaseInfo.orderTaxInfo.taxAmount", "paid_total": "orderBaseInfo.totalFee",
+    "buyer.id": "orderBaseInfo.buyerOpenId", "buyer.nick_masked": "orderBaseInfo.buyerNick, masked",
+    "buyer.message": "orderBaseInfo.remark, masked free text",
+    "receiver.name_masked": "orderAddress.desensitiseConsignee (else consignee, masked)",
+    "receiver.phone_masked": "orderAddress.desensitiseMobile (else mobile, masked)",
+    "receiver.province": "orderAddress.province", "receiver.city": "orderAddress.city",
+    "receiver.district": "orderAddress.district",
+    "receiver.address_masked": "orderAddress.town + desensitiseAddress (else address), masked",
+    "receiver.secure_token": "orderAddress.encryptedConsignee,encryptedMobile,encryptedAddress",
+    "lines[0].line_id": "orderItemInfo.orderItemId", "lines[0].sku_id": "orderItemInfo.skuId",
+    "lines[0].merchant_sku": "orderItemInfo.skuNick (else goodsCode)", "lines[0].title": "orderItemInfo.itemTitle",
+    "lines[0].quantity": "orderItemInfo.num", "lines[0].unit_price": "orderItemInfo.price",
+    "lines[0].discount": "orderItemInfo.discountFee",
+    "lines[0].total": "num × price − orderItemInfo.discountFee",
+    "shipments[]": "orderLogisticsInfo[] (expressNo, expressCode via [carriers]; shipped_at = sendTime)",
+    "refunded_total": "the line total once refunded",
+}
 CIPHERTEXTS = ("encryptedConsignee", "encryptedMobile", "encryptedAddress")
 _MIN_MS = 100_000_000_000  # 1973-03-03 in ms; a smaller non-zero time is seconds or garbage
 # an 11-character mobile (clear or masked) followed by a short extension: a virtual (privacy) number
@@ -129,21 +145,15 @@ def _int(value, name: str) -> int:
     raise MappingError(f"{name} is not an integer: {value!r}")
 
 
-def _obj(parent: dict, key: str, where: str) -> dict:
-    value = parent.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise MappingError(f"{where}.{key} is not an object")
-    return value
-
-
 # ---- receivers ----
 
 def _phone(text: str | None) -> tuple[str | None, bool | None]:
     """(masked phone, verdict) of a clear or masked number; an extension's digits are starred."""
     if not text:
         return None, None
+    if len(text) == 11 and text[3:7] == "****" and text[0] == "1" and "3" <= text[1] <= "9" \
+            and text[:3].isdigit() and text[7:].isdigit():
+        return text, True  # the usual input: the platform's own mainland mobile mask
     virtual = _VIRTUAL.match(text.replace(" ", "").replace("\u3000", ""))
     if virtual:
         main, extension = virtual.groups()
@@ -151,17 +161,22 @@ def _phone(text: str | None) -> tuple[str | None, bool | None]:
     return mask_phone(text), phone_verdict(text, "CN")
 
 
-def _receiver(address: dict) -> dict:
+def _receiver(address) -> dict:
+    if address is None:
+        address = {}
+    elif address.__class__ is not dict:
+        raise MappingError("order.orderAddress is not an object")
     get = address.get
     name = get("desensitiseConsignee") or get("consignee")
     # the verdicts judge the clearest number and street at hand (clear for authorised apps, else the mask)
     phone_masked, phone_valid = _phone(get("mobile") or get("desensitiseMobile"))
     street = (get("town") or "") + (get("address") or get("desensitiseAddress") or "")
-    ciphers = [get(key) for key in CIPHERTEXTS]
+    consignee, mobile, place = get("encryptedConsignee"), get("encryptedMobile"), get("encryptedAddress")
     return {"name_masked": mask_name(name), "phone_masked": phone_masked, "country": "CN",
             "province": _text(get("province")), "city": _text(get("city")), "district": _text(get("district")),
             "address_masked": mask_street(street), "postal_code": None,
-            "secure_token": ",".join(c or "" for c in ciphers) if any(ciphers) else None,
+            "secure_token": f"{consignee or ''},{mobile or ''},{place or ''}" if consignee or mobile or place
+            else None,
             "phone_valid": phone_valid, "address_vague": street_vague(street, "CN")}
 
 
@@ -221,13 +236,20 @@ def map_order(entry: dict, shop_id: str, platform: str = "kuaishou") -> dict:
     if code is None or code == "":
         raise MappingError(f"order {external_id}: missing required field 'status'")
     code = str(code)
-    times = {field: _ms(base.get(key), key) for field, key in TIMES}
-    if times["created_at"] is None or times["updated_at"] is None:
+    get = base.get
+    created_at, updated_at = _ms(get("createTime"), "createTime"), _ms(get("updateTime"), "updateTime")
+    if created_at is None or updated_at is None:
         raise MappingError(f"order {external_id}: missing createTime or updateTime")
-    money = {field: _fen(base.get(key), key) for field, key in MONEY}
+    paid_at, shipped_at = _ms(get("payTime"), "payTime"), _ms(get("sendTime"), "sendTime")
+    delivered_at = _ms(get("recvTime"), "recvTime")
     if "totalFee" not in base:
         raise MappingError(f"order {external_id}: missing required field 'totalFee'")
-    tax = _obj(base, "orderTaxInfo", "orderBaseInfo").get("taxAmount")
+    paid_total = _fen(base["totalFee"], "totalFee")
+    shipping_fee, discount_total = _fen(get("expressFee"), "expressFee"), _fen(get("discountFee"), "discountFee")
+    tax = get("orderTaxInfo")
+    if tax is not None and not isinstance(tax, dict):
+        raise MappingError("orderBaseInfo.orderTaxInfo is not an object")
+    tax_total = _fen(tax.get("taxAmount"), "orderTaxInfo.taxAmount") if tax else 0
 
     if "num" not in item or "price" not in item:
         raise MappingError(f"order {external_id}: orderItemInfo missing {'num' if 'num' not in item else 'price'!r}")
@@ -235,38 +257,43 @@ def map_order(entry: dict, shop_id: str, platform: str = "kuaishou") -> dict:
     discount = _fen(item.get("discountFee"), "orderItemInfo.discountFee")
     line_id = _id(item.get("orderItemId"), "orderItemId")
     refund = _refund_status(entry.get("orderRefundList"))
+    total = quantity * unit_price - discount
     line = {"line_id": line_id, "sku_id": _opt_id(item.get("skuId")),
             "merchant_sku": _text(item.get("skuNick")) or _text(item.get("goodsCode")),
             "title": str(item.get("itemTitle") or ""), "quantity": quantity, "unit_price": unit_price,
-            "total": quantity * unit_price - discount, "discount": discount, "refund_status": refund}
+            "total": total, "discount": discount, "refund_status": refund}
 
     state = ORDER_STATUS.get(code)
     status = state.status if state else "UNKNOWN"
-    delivery = _obj(entry, "orderDeliveryInfo", "order")
-    packages, total_packages = delivery.get("packageNum") or 0, delivery.get("totalPackageNum") or 0
-    if code in SHIPPING_STATUSES and 0 < _int(packages, "packageNum") < _int(total_packages, "totalPackageNum"):
-        status = "PARTIALLY_SHIPPED"  # a split delivery with packages still to go
+    delivery = entry.get("orderDeliveryInfo")
+    if delivery and code in SHIPPING_STATUSES:
+        if delivery.__class__ is not dict:
+            raise MappingError("order.orderDeliveryInfo is not an object")
+        packages, total_packages = delivery.get("packageNum") or 0, delivery.get("totalPackageNum") or 0
+        if 0 < _int(packages, "packageNum") < _int(total_packages, "totalPackageNum"):
+            status = "PARTIALLY_SHIPPED"  # a split delivery with packages still to go
     if refund == "NONE" and state is not None:
         refund = state.refund
-    shipped_at = times["shipped_at"]
+    remark = get("remark")
     return {
-        "order_id": order_id(platform, shop_id, external_id),
+        "order_id": f"{platform}:{shop_id}:{external_id}",
         "platform": platform, "shop_id": shop_id, "external_id": external_id,
         "status": status, "refund_status": refund, "platform_status": code,
-        **times,
+        "created_at": created_at, "paid_at": paid_at, "updated_at": updated_at, "shipped_at": shipped_at,
+        "delivered_at": delivered_at,
         "currency": "CNY",
         "items_total": quantity * unit_price,
-        "shipping_fee": money["shipping_fee"],
-        "discount_total": money["discount_total"],
-        "tax_total": _fen(tax, "orderTaxInfo.taxAmount"),
-        "paid_total": money["paid_total"],
-        "buyer": {"id": _text(base.get("buyerOpenId")), "nick_masked": mask_name(base.get("buyerNick")),
-                  "message": mask_free_text(_text(base.get("remark")))},
-        "receiver": _receiver(_obj(entry, "orderAddress", "order")),
+        "shipping_fee": shipping_fee,
+        "discount_total": discount_total,
+        "tax_total": tax_total,
+        "paid_total": paid_total,
+        "buyer": {"id": _text(get("buyerOpenId")), "nick_masked": mask_name(get("buyerNick")),
+                  "message": mask_free_text(str(remark)) if remark else None},
+        "receiver": _receiver(entry.get("orderAddress")),
         "lines": [line],
         "shipments": _shipments(entry.get("orderLogisticsInfo"), line_id, shipped_at),
         "version": 0,
-        "refunded_total": line["total"] if refund == "REFUNDED" else 0,
+        "refunded_total": total if refund == "REFUNDED" else 0,
     }
 
 

@@ -247,3 +247,13 @@ def test_wrong_bodies_are_one_line_errors(body, reason):
 def test_kuaishou_answers_only_json():
     with pytest.raises(MappingError, match="kuaishou answers are JSON, not 'xml'"):
         map_payload(b"<result>1</result>", "xml", SHOP)
+
+
+def test_the_field_table_names_a_source_for_every_platform_given_field():
+    from schemas import registry
+
+    from ..mapping import FIELDS
+
+    given_by_us = {"order_id", "platform", "shop_id", "currency", "version", "buyer", "receiver", "lines"}
+    top = {f["name"] for f in registry.current("Order")["fields"]} - given_by_us
+    assert top <= {key.split(".")[0].removesuffix("[]") for key in FIELDS}

@@ -114,7 +114,7 @@ async def test_connectors_poll_and_receive_signed_pushes_and_refuse_forged_ones(
             marker = {int(i) for i in (await post("/_sim/orders", {"shop_id": "home", "count": 1}))["external_ids"]}
             await _read_until(raw, lambda recs: marker <= _pushed_oids(recs))
             assert int(forged) not in _pushed_oids(raw.records), "a forged push was published"
-            assert forged in _polled_ids((await _read_until(raw, lambda recs: forged in _polled_ids(recs))))
+            await _read_until(raw, lambda recs: forged in _polled_ids(recs))  # the order still arrives by polling
             log = (await (await session.get(url + "/_sim/webhooks")).json())["deliveries"]
             assert any(d["status"] == 401 for d in log) and any(d["status"] == 200 for d in log)
         finally:
