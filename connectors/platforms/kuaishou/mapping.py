@@ -8,7 +8,8 @@ Accepted bodies (JSON only, `result` 1 for success):
 - an error answer (`result` ≠ 1, keys in snake or camel case): MappingError with result, code and messages.
 
 One order holds one item (`orderItemInfo` is an object): a cart of several SKUs arrives as several
-orders paid together, so every canonical order has one line. A list entry without `orderItemInfo` is a
+orders paid together, so a canonical order has one line (item-shaped `subOrderInfo` entries, which the
+recorded orders do not have, would be further lines; refunds, listed per order, apply to every line). A list entry without `orderItemInfo` is a
 summary, refused with the advice to fetch the detail (the client does so before publishing).
 
 Amounts (kuaishou.md §5) are integer fen: items_total = num × price, shipping_fee = expressFee,
@@ -49,7 +50,7 @@ FIELDS = {
               "totalPackageNum", "refund_status": "orderRefundList[].refundStatus via [refund_statuses]",
     "created_at": "orderBaseInfo.createTime", "paid_at": "orderBaseInfo.payTime",
     "updated_at": "orderBaseInfo.updateTime", "shipped_at": "orderBaseInfo.sendTime",
-    "delivered_at": "orderBaseInfo.recvTime", "items_total": "orderItemInfo.num × orderItemInfo.price",
+    "delivered_at": "orderBaseInfo.recvTime", "items_total": "Σ num × price over the lines",
     "shipping_fee": "orderBaseInfo.expressFee", "discount_total": "orderBaseInfo.discountFee",
     "tax_total": "orderBaseInfo.orderTaxInfo.taxAmount", "paid_total": "orderBaseInfo.totalFee",
     "buyer.id": "orderBaseInfo.buyerOpenId", "buyer.nick_masked": "orderBaseInfo.buyerNick, masked",
@@ -60,11 +61,10 @@ FIELDS = {
     "receiver.district": "orderAddress.district",
     "receiver.address_masked": "orderAddress.town + desensitiseAddress (else address), masked",
     "receiver.secure_token": "orderAddress.encryptedConsignee,encryptedMobile,encryptedAddress",
-    "lines[0].line_id": "orderItemInfo.orderItemId", "lines[0].sku_id": "orderItemInfo.skuId",
-    "lines[0].merchant_sku": "orderItemInfo.skuNick (else goodsCode)", "lines[0].title": "orderItemInfo.itemTitle",
-    "lines[0].quantity": "orderItemInfo.num", "lines[0].unit_price": "orderItemInfo.price",
-    "lines[0].discount": "orderItemInfo.discountFee",
-    "lines[0].total": "num × price − orderItemInfo.discountFee",
+    "lines[]": "orderItemInfo (then item-shaped subOrderInfo entries)",
+    "lines[].line_id": "orderItemId", "lines[].sku_id": "skuId", "lines[].merchant_sku": "skuNick (else goodsCode)",
+    "lines[].title": "itemTitle", "lines[].quantity": "num", "lines[].unit_price": "price",
+    "lines[].discount": "discountFee", "lines[].total": "num × price − discountFee",
     "shipments[]": "orderLogisticsInfo[] (expressNo, expressCode via [carriers]; shipped_at = sendTime)",
     "refunded_total": "the line total once refunded",
 }
@@ -199,7 +199,7 @@ def _refund_status(refunds) -> str:
     return "NONE"
 
 
-def _shipments(logistics, line_id: str, shipped_at: int | None) -> list[dict]:
+def _shipments(logistics, line_ids: list[str], shipped_at: int | None) -> list[dict]:
     """One shipment per package with a tracking number; the API gives one send time per order."""
     if not logistics:
         return []
@@ -215,8 +215,30 @@ def _shipments(logistics, line_id: str, shipped_at: int | None) -> list[dict]:
         code = package.get("expressCode")
         carrier = CARRIERS.get(str(code), _text(code)) if code not in (None, "", 0) else None
         out.append({"carrier": carrier, "tracking_no": str(tracking), "shipped_at": shipped_at,
-                    "line_ids": [line_id]})
+                    "line_ids": list(line_ids)})
     return out
+
+
+def _line(item: dict, refund: str, where: str) -> dict:
+    """One item (`orderItemInfo`, or an item-shaped `subOrderInfo` entry) -> canonical line."""
+    if "num" not in item or "price" not in item:
+        raise MappingError(f"{where} missing {'num' if 'num' not in item else 'price'!r}")
+    quantity, unit_price = _int(item["num"], "num"), _fen(item["price"], "price")
+    discount = _fen(item.get("discountFee"), "discountFee")
+    return {"line_id": _id(item.get("orderItemId"), "orderItemId"), "sku_id": _opt_id(item.get("skuId")),
+            "merchant_sku": _text(item.get("skuNick")) or _text(item.get("goodsCode")),
+            "title": str(item.get("itemTitle") or ""), "quantity": quantity, "unit_price": unit_price,
+            "total": quantity * unit_price - discount, "discount": discount, "refund_status": refund}
+
+
+def _more_items(subs, external_id: str) -> list[dict]:
+    """`subOrderInfo` entries shaped like `orderItemInfo` (recorded orders carry `[]`; the sheet documents
+    one item per order): further items of the order. Entries of another shape are not items."""
+    if not subs:
+        return []
+    if not isinstance(subs, list):
+        raise MappingError(f"order {external_id}: subOrderInfo is not a list")
+    return [sub for sub in subs if isinstance(sub, dict) and "orderItemId" in sub and "price" in sub]
 
 
 def map_order(entry: dict, shop_id: str, platform: str = "kuaishou") -> dict:
@@ -251,20 +273,16 @@ def map_order(entry: dict, shop_id: str, platform: str = "kuaishou") -> dict:
         raise MappingError("orderBaseInfo.orderTaxInfo is not an object")
     tax_total = _fen(tax.get("taxAmount"), "orderTaxInfo.taxAmount") if tax else 0
 
-    if "num" not in item or "price" not in item:
-        raise MappingError(f"order {external_id}: orderItemInfo missing {'num' if 'num' not in item else 'price'!r}")
-    quantity, unit_price = _int(item["num"], "num"), _fen(item["price"], "price")
-    discount = _fen(item.get("discountFee"), "orderItemInfo.discountFee")
-    line_id = _id(item.get("orderItemId"), "orderItemId")
-    refund = _refund_status(entry.get("orderRefundList"))
-    total = quantity * unit_price - discount
-    line = {"line_id": line_id, "sku_id": _opt_id(item.get("skuId")),
-            "merchant_sku": _text(item.get("skuNick")) or _text(item.get("goodsCode")),
-            "title": str(item.get("itemTitle") or ""), "quantity": quantity, "unit_price": unit_price,
-            "total": total, "discount": discount, "refund_status": refund}
-
     state = ORDER_STATUS.get(code)
     status = state.status if state else "UNKNOWN"
+    refund = _refund_status(entry.get("orderRefundList"))
+    if refund == "NONE" and state is not None:
+        refund = state.refund
+    where = f"order {external_id}: orderItemInfo"
+    lines = [_line(item, refund, where)]
+    subs = entry.get("subOrderInfo")
+    if subs:
+        lines += [_line(sub, refund, f"order {external_id}: subOrderInfo") for sub in _more_items(subs, external_id)]
     delivery = entry.get("orderDeliveryInfo")
     if delivery and code in SHIPPING_STATUSES:
         if delivery.__class__ is not dict:
@@ -272,8 +290,6 @@ def map_order(entry: dict, shop_id: str, platform: str = "kuaishou") -> dict:
         packages, total_packages = delivery.get("packageNum") or 0, delivery.get("totalPackageNum") or 0
         if 0 < _int(packages, "packageNum") < _int(total_packages, "totalPackageNum"):
             status = "PARTIALLY_SHIPPED"  # a split delivery with packages still to go
-    if refund == "NONE" and state is not None:
-        refund = state.refund
     remark = get("remark")
     return {
         "order_id": f"{platform}:{shop_id}:{external_id}",
@@ -282,7 +298,7 @@ def map_order(entry: dict, shop_id: str, platform: str = "kuaishou") -> dict:
         "created_at": created_at, "paid_at": paid_at, "updated_at": updated_at, "shipped_at": shipped_at,
         "delivered_at": delivered_at,
         "currency": "CNY",
-        "items_total": quantity * unit_price,
+        "items_total": sum([line["quantity"] * line["unit_price"] for line in lines]),
         "shipping_fee": shipping_fee,
         "discount_total": discount_total,
         "tax_total": tax_total,
@@ -290,10 +306,10 @@ def map_order(entry: dict, shop_id: str, platform: str = "kuaishou") -> dict:
         "buyer": {"id": _text(get("buyerOpenId")), "nick_masked": mask_name(get("buyerNick")),
                   "message": mask_free_text(str(remark)) if remark else None},
         "receiver": _receiver(entry.get("orderAddress")),
-        "lines": [line],
-        "shipments": _shipments(entry.get("orderLogisticsInfo"), line_id, shipped_at),
+        "lines": lines,
+        "shipments": _shipments(entry.get("orderLogisticsInfo"), [line["line_id"] for line in lines], shipped_at),
         "version": 0,
-        "refunded_total": total if refund == "REFUNDED" else 0,
+        "refunded_total": sum([line["total"] for line in lines]) if refund == "REFUNDED" else 0,
     }
 
 

@@ -79,16 +79,24 @@ def status_code(order: SimOrder) -> int:
     return STATUS_CODE[order.status]
 
 
-def _refunds(line: SimLine, seed: int) -> list[dict]:
-    code = REFUND_CODE.get(line.refund_status)
-    if code is None:
-        return []
-    return [{"refundId": int(line.line_id) * 10 + 3, "refundStatus": code,
-             "refundReason": REFUND_REASONS[seed % len(REFUND_REASONS)]}]
+def _refunds(order: SimOrder, seed: int) -> list[dict]:
+    """One refund entry per line under refund (Kuaishou refunds an order, which holds one item)."""
+    return [{"refundId": int(line.line_id) * 10 + 3, "refundStatus": REFUND_CODE[line.refund_status],
+             "refundReason": REFUND_REASONS[seed % len(REFUND_REASONS)]}
+            for line in order.lines if line.refund_status in REFUND_CODE]
 
 
-def _delivery(order: SimOrder, line: SimLine, open_address_id: str) -> dict:
-    sent = len(packages(line.tracking_no))
+def _packages(order: SimOrder) -> list[tuple[str, str]]:
+    """(tracking number, carrier name) of every package sent, in order, each once."""
+    out: dict[str, str] = {}
+    for line in order.lines:
+        names = packages(line.carrier_name)
+        for n, tracking in enumerate(packages(line.tracking_no)):
+            out.setdefault(tracking, names[n] if n < len(names) else "")
+    return list(out.items())
+
+
+def _delivery(order: SimOrder, sent: int, open_address_id: str) -> dict:
     if order.status == "PARTIALLY_SHIPPED":
         state = {"deliveryStatus": 1, "splitDeliveryOrder": True, "packageNum": sent, "totalPackageNum": sent + 1}
     elif sent:
@@ -98,50 +106,53 @@ def _delivery(order: SimOrder, line: SimLine, open_address_id: str) -> dict:
     return {**state, "openAddressId": open_address_id}
 
 
-def _logistics(line: SimLine) -> list[dict]:
-    names = packages(line.carrier_name)
-    return [{"logisticsId": int(tracking) // 7, "expressNo": tracking,
-             "expressCode": _CARRIER_CODE.get(names[n] if n < len(names) else "", 0)}
-            for n, tracking in enumerate(packages(line.tracking_no))]
+def _item(line: SimLine) -> dict:
+    return {
+        "orderItemId": int(line.line_id), "itemId": 21445500000 + int(line.sku_id) % 100000, "relItemId": 0,
+        "skuId": int(line.sku_id), "relSkuId": 0, "skuNick": line.merchant_sku, "goodsCode": line.merchant_sku,
+        "itemTitle": line.title, "skuDesc": line.title.rsplit(" ", 1)[-1], "num": line.quantity,
+        "price": line.unit_price, "originalPrice": line.unit_price, "discountFee": line.discount,
+        "itemType": 1, "itemPicUrl": f"https://p1.a.yximgs.com/ufile/demo/{line.merchant_sku.lower()}.jpg",
+        "itemLinkUrl": f"https://app.kwaixiaodian.com/merchant/shop/detail?id={line.sku_id}", "warehouseCode": "",
+    }
 
 
 def order_dict(order: SimOrder, plaintext: bool = False) -> dict:
-    """A simulated (one-item) order as `open.order.detail` returns it in `data`.
+    """A simulated order as `open.order.detail` returns it in `data`.
 
-    Receivers come as ciphertext plus masked copies, the clear fields empty, as for every app today;
-    `plaintext=True` fills the clear fields too, as an app authorised to decrypt receives them.
+    The simulator's own orders hold one item (`orderItemInfo`); an order of several lines handed in by
+    a caller carries the others in `subOrderInfo`, in the same shape. Receivers come as ciphertext plus
+    masked copies, the clear fields empty, as for every app today; `plaintext=True` fills the clear
+    fields too, as an app authorised to decrypt receives them.
     """
-    (line,) = order.lines
-    refunded = any(lin.refund_status != "NONE" for lin in order.lines)
+    first = order.lines[0]
+    sent = _packages(order)
     street = order.street
     seller = _open_id(order.shop_id)
     address_id = "kOA_" + hashlib.sha256(f"{order.shop_id}|{order.receiver_name}|{order.receiver_phone}|"
                                          f"{street}".encode()).hexdigest()[:16]
+    refunds = _refunds(order, int(order.external_id))
+    base = {
+        "oid": int(order.external_id), "status": status_code(order),
+        "totalFee": order.paid_total, "expressFee": order.shipping_fee,
+        "discountFee": order.line_discounts + order.order_discount,
+        "createTime": order.created_at, "payTime": order.paid_at or 0, "updateTime": order.updated_at,
+        "sendTime": order.shipped_at or 0, "recvTime": order.delivered_at or 0,
+        "refundTime": order.updated_at if refunds else 0,
+        "payType": 1, "payChannel": "WECHAT" if int(order.external_id) % 3 else "ALIPAY",
+        "buyerOpenId": order.buyer_id, "buyerNick": order.buyer_nick or "快***户",
+        "buyerImage": "https://p2.a.yximgs.com/uhead/AB/2024/03/demo.jpg",
+        "sellerOpenId": seller, "sellerNick": order.shop_id, "remark": order.buyer_message,
+        "cpsType": 1, "preSale": 0, "activityType": 0, "commentStatus": 0, "riskCode": 0,
+        "promiseTimeStampOfDelivery": (order.paid_at or order.created_at) + 48 * 3_600_000,
+        "theDayOfDeliverGoodsTime": 2, "orderLabels": [],
+        "enableSplitDeliveryOrder": any(line.quantity > 1 for line in order.lines),
+    }
+    if order.tax:  # cross-border orders
+        base["orderTaxInfo"] = {"taxAmount": order.tax, "sellerBearAmount": 0}
     return {
-        "orderBaseInfo": {
-            "oid": int(order.external_id), "status": status_code(order),
-            "totalFee": order.paid_total, "expressFee": order.shipping_fee,
-            "discountFee": order.line_discounts + order.order_discount,
-            "createTime": order.created_at, "payTime": order.paid_at or 0, "updateTime": order.updated_at,
-            "sendTime": order.shipped_at or 0, "recvTime": order.delivered_at or 0,
-            "refundTime": order.updated_at if refunded else 0,
-            "payType": 1, "payChannel": "WECHAT" if int(order.external_id) % 3 else "ALIPAY",
-            "buyerOpenId": order.buyer_id, "buyerNick": order.buyer_nick or "快***户",
-            "buyerImage": "https://p2.a.yximgs.com/uhead/AB/2024/03/demo.jpg",
-            "sellerOpenId": seller, "sellerNick": order.shop_id, "remark": order.buyer_message,
-            "cpsType": 1, "preSale": 0, "activityType": 0, "commentStatus": 0, "riskCode": 0,
-            "promiseTimeStampOfDelivery": (order.paid_at or order.created_at) + 48 * 3_600_000,
-            "theDayOfDeliverGoodsTime": 2, "orderLabels": [], "enableSplitDeliveryOrder": line.quantity > 1,
-        },
-        "orderItemInfo": {
-            "orderItemId": int(line.line_id), "itemId": 21445500000 + int(line.sku_id) % 100000, "relItemId": 0,
-            "skuId": int(line.sku_id), "relSkuId": 0, "skuNick": line.merchant_sku, "goodsCode": line.merchant_sku,
-            "itemTitle": line.title, "skuDesc": line.title.rsplit(" ", 1)[-1], "num": line.quantity,
-            "price": line.unit_price, "originalPrice": line.unit_price, "discountFee": line.discount,
-            "itemType": 1, "itemPicUrl": f"https://p1.a.yximgs.com/ufile/demo/{line.merchant_sku.lower()}.jpg",
-            "itemLinkUrl": f"https://app.kwaixiaodian.com/merchant/shop/detail?id={line.sku_id}",
-            "warehouseCode": "",
-        },
+        "orderBaseInfo": base,
+        "orderItemInfo": _item(first),
         "orderAddress": {
             "consignee": order.receiver_name if plaintext else "",
             "mobile": order.receiver_phone if plaintext else "",
@@ -156,10 +167,11 @@ def order_dict(order: SimOrder, plaintext: bool = False) -> dict:
             "district": order.district, "districtCode": DISTRICT_CODES.get(order.district, 0),
             "town": order.town, "townCode": DISTRICT_CODES.get(order.district, 0) * 1000 + 1 if order.town else 0,
         },
-        "orderLogisticsInfo": _logistics(line),
-        "orderRefundList": _refunds(line, int(order.external_id)),
-        "orderDeliveryInfo": _delivery(order, line, address_id),
-        "subOrderInfo": [],
+        "orderLogisticsInfo": [{"logisticsId": int(tracking) // 7, "expressNo": tracking,
+                                "expressCode": _CARRIER_CODE.get(name, 0)} for tracking, name in sent],
+        "orderRefundList": refunds,
+        "orderDeliveryInfo": _delivery(order, len(sent), address_id),
+        "subOrderInfo": [_item(line) for line in order.lines[1:]],
     }
 
 
@@ -187,8 +199,7 @@ def status_page(order: SimOrder, platform_status: str | None = None, refund_stat
     if platform_status is not None:
         entry["orderBaseInfo"]["status"] = int(platform_status)
     if refund_status is not None:
-        (line,) = order.lines
-        entry["orderRefundList"] = [{"refundId": int(line.line_id) * 10 + 3, "refundStatus": int(refund_status),
-                                     "refundReason": REFUND_REASONS[0]}]
+        entry["orderRefundList"] = [{"refundId": int(order.lines[0].line_id) * 10 + 3,
+                                     "refundStatus": int(refund_status), "refundReason": REFUND_REASONS[0]}]
     times = order.updated_at
     return answer(list_data([entry], "nomore", 1, times, times))

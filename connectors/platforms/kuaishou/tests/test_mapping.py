@@ -257,3 +257,20 @@ def test_the_field_table_names_a_source_for_every_platform_given_field():
     given_by_us = {"order_id", "platform", "shop_id", "currency", "version", "buyer", "receiver", "lines"}
     top = {f["name"] for f in registry.current("Order")["fields"]} - given_by_us
     assert top <= {key.split(".")[0].removesuffix("[]") for key in FIELDS}
+
+
+def test_item_shaped_sub_orders_are_further_lines_and_other_shapes_are_not():
+    entry = _entry()
+    second = {**entry["orderItemInfo"], "orderItemId": 214455669977, "skuNick": "TL-TOWEL-L-GRY", "num": 1,
+              "price": 9000, "discountFee": 0}
+    entry["subOrderInfo"] = [second, {"subOrderId": 1, "status": 30}]
+    entry["orderBaseInfo"]["totalFee"] = 7380 + 9000
+    entry["orderLogisticsInfo"] = [{"expressNo": "78451236987412", "expressCode": 4}]
+    got = _one(entry)
+    assert [(line["line_id"], line["total"]) for line in got["lines"]] == [("214455667777", 7380),
+                                                                           ("214455669977", 9000)]
+    assert got["items_total"] == 7980 + 9000 and got["shipments"][0]["line_ids"] == ["214455667777", "214455669977"]
+    assert got["items_total"] + got["shipping_fee"] - got["discount_total"] + got["tax_total"] == got["paid_total"]
+    entry["subOrderInfo"] = {"orderItemId": 1}
+    with pytest.raises(MappingError, match="subOrderInfo is not a list"):
+        _one(entry)
