@@ -72,3 +72,25 @@ def test_the_refunded_order_of_the_list_by_hand():
     assert shipped["shipments"] == [{"carrier": "中通快递", "tracking_no": "78451236987412",
                                      "shipped_at": _utc_ms("2024-03-18T09:40:00+08:00"),
                                      "line_ids": ["214455671177"]}]
+
+
+def test_the_edge_sample_by_hand():
+    orders = {o["external_id"]: o for o in map_payload(
+        (SAMPLES / "open_order_cursor_list_edges.json").read_bytes(), "json", SHOP)}
+    # oid 9007199254740993 = 2^53 + 1 as a bare number: a double would read ...992
+    split = orders["9007199254740993"]
+    assert (split["status"], split["platform_status"]) == ("PARTIALLY_SHIPPED", "30")  # packageNum 1 of 2
+    assert split["created_at"] == _utc_ms("2024-12-31T23:59:59+08:00")   # new year's eve in Beijing
+    assert split["paid_at"] == _utc_ms("2025-01-01T00:00:00+08:00")      # midnight, 2024-12-31T16:00Z
+    assert (split["items_total"], split["discount_total"], split["paid_total"]) == (2 * 4500, 600, 8400)
+    assert split["receiver"]["phone_masked"] == "170****5678-****"       # a virtual number's extension starred
+    assert split["shipments"][0]["carrier"] == "顺丰速运"                    # expressCode 1
+    asked = orders["9123456789012345678"]                                  # 19 digits, exact
+    assert (asked["status"], asked["refund_status"]) == ("PAID", "REQUESTED")  # refundStatus 10 before shipping
+    assert (asked["items_total"], asked["shipping_fee"], asked["paid_total"]) == (3990, 600, 4590)
+    assert asked["buyer"]["message"] == "到了打电话 138****5678"
+    returned = orders["2415000111222333"]                                  # status 40 + refundStatus 20
+    assert (returned["status"], returned["refund_status"], returned["refunded_total"]) == ("SHIPPED", "REQUESTED", 0)
+    closed = orders["2415000111222444"]                                    # status 80 + refundStatus 60 after delivery
+    assert (closed["status"], closed["refund_status"], closed["refunded_total"]) == ("CANCELLED", "REFUNDED", 12800)
+    assert closed["delivered_at"] == _utc_ms("2024-12-31T07:06:40+08:00")  # recvTime 1735600000000
