@@ -1,8 +1,9 @@
 """Pushed orders: `/webhooks/<platform>` for every platform whose manifest says it pushes.
 
 The platform folder's `webhooks.authenticate(headers, body, secret_of)` verifies the signature on the
-raw bytes and names the shop; the body is then published as received. A forged or unsigned push gets
-401, a platform that does not push 404, and nothing is published.
+raw bytes and names the shop; the body is then published as received and answered with the module's
+`ACKNOWLEDGEMENT` (the reply that stops the platform retrying; `{"ok": true}` when it has none). A
+forged or unsigned push gets 401, a platform that does not push 404, and nothing is published.
 """
 from __future__ import annotations
 
@@ -41,8 +42,8 @@ class WebhookReceiver:
         if not pushes:
             return web.json_response({"error": f"no push receiver for platform {platform!r}"}, status=404)
         body = await request.read()
-        push = platforms.module(platform, "webhooks").authenticate(
-            request.headers, body, lambda shop_id: self.secrets.get((platform, shop_id)))
+        hooks = platforms.module(platform, "webhooks")
+        push = hooks.authenticate(request.headers, body, lambda shop_id: self.secrets.get((platform, shop_id)))
         if push is None:
             self.rejected += 1
             log.warning("rejected a push of %s (%s): bad or missing signature", platform, platforms.label(platform))
@@ -51,4 +52,4 @@ class WebhookReceiver:
             platform, push.shop_id, body, source="push", content_type=push.content_type, kind=push.kind,
             endpoint=push.endpoint, request_id=push.request_id, api_version=push.api_version))])
         self.received += 1
-        return web.json_response({"ok": True})
+        return web.json_response(getattr(hooks, "ACKNOWLEDGEMENT", {"ok": True}))

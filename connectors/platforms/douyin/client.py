@@ -75,6 +75,13 @@ def _answer(response: Response) -> dict:
     raise PermanentError(text, code=sub_code or str(code))
 
 
+class _TooDeep(PermanentError):
+    """A window holding more orders than `page` × `size` may reach: split it."""
+
+    def __init__(self):
+        super().__init__("douyin: window too deep to page through", code=FACTS.paging.deep_sub_code)
+
+
 def _records(data: dict) -> int:
     if "shop_order_detail" in data:
         return 1
@@ -175,7 +182,13 @@ class DouyinClient:
     async def _list(self, lo: int, hi: int, page: int) -> tuple[Page, dict, int]:
         params = {"update_time_start": lo, "update_time_end": hi, "order_by": "update_time", "order_asc": False,
                   "page": page, "size": self.page_size}
-        response, doc = await self.call(SEARCH, params)
+        try:
+            response, doc = await self.call(SEARCH, params)
+        except PermanentError as exc:
+            if exc.code != FACTS.paging.deep_sub_code or page == 0:
+                raise
+            self.depth_max = min(self.depth_max, page * self.page_size)  # the gateway's cap is lower
+            raise _TooDeep() from None
         data = doc["data"]
         return self._page(response, doc, SEARCH, str(page)), data, int(data.get("total") or 0)
 
@@ -189,27 +202,20 @@ class DouyinClient:
             if isinstance(order, dict) and order.get("order_id"):
                 yield await self.fetch_order(str(order["order_id"]))
 
-    async def _scan(self, lo: int, hi: int) -> AsyncIterator[Page]:
-        try:
-            first, data, total = await self._list(lo, hi, 0)
-        except PermanentError as exc:
-            if exc.code != FACTS.paging.deep_sub_code or hi <= lo:
-                raise
-            total = self.depth_max + 1
-        if total > self.depth_max and hi > lo:  # too many to page through: halve the window
-            mid = (lo + hi) // 2
-            async for page in self._scan(lo, mid):
-                yield page
-            async for page in self._scan(mid + 1, hi):
-                yield page
-            return
+    async def _pass(self, lo: int, hi: int) -> AsyncIterator[Page]:
+        """One window [lo, hi] (seconds): page 0, then the last page back to 1, and once more if the
+        total moved. _TooDeep when it holds more orders than the paging cap lets through."""
+        first, data, total = await self._list(lo, hi, 0)
         if total > self.depth_max:
+            if hi > lo:
+                raise _TooDeep()
             log.warning("douyin %s: %d orders changed within one second (%d); only %d can be paged",
                         self.creds.shop_id, total, lo, self.depth_max)
+        pages = min(math.ceil(total / self.page_size), self.depth_max // self.page_size)
         async for page in self._publishable(first, data):
             yield page
         last_total = total
-        for page_no in range(min(math.ceil(total / self.page_size), self.depth_max // self.page_size) - 1, 0, -1):
+        for page_no in range(pages - 1, 0, -1):
             page, data, last_total = await self._list(lo, hi, page_no)
             async for out in self._publishable(page, data):
                 yield out
@@ -219,6 +225,23 @@ class DouyinClient:
                 page, data, _ = await self._list(lo, hi, page_no)
                 async for out in self._publishable(page, data):
                     yield out
+
+    async def _scan(self, lo: int, hi: int) -> AsyncIterator[Page]:
+        """A window, halved (recursively) while it is too deep to page through."""
+        try:
+            async for page in self._pass(lo, hi):
+                yield page
+            return
+        except _TooDeep:
+            if hi <= lo:  # one second: the cap is known now, page what it lets through
+                async for page in self._pass(lo, hi):
+                    yield page
+                return
+        mid = (lo + hi) // 2
+        async for page in self._scan(lo, mid):
+            yield page
+        async for page in self._scan(mid + 1, hi):
+            yield page
 
     async def fetch_window(self, start_ms: int, end_ms: int) -> AsyncIterator[Page]:
         """Every page of orders whose update_time lies in [start_ms, end_ms)."""
