@@ -128,8 +128,8 @@ def _text(value) -> str | None:
 def _area(node) -> str | None:
     """A `{name, id}` division (or a bare name) -> its name."""
     if node.__class__ is dict:
-        return _text(node.get("name"))
-    return _text(node)
+        node = node.get("name")
+    return node if node.__class__ is str and node else _text(node)
 
 
 # ---- receivers ----
@@ -144,15 +144,19 @@ def _split_extension(phone: str | None) -> tuple[str | None, str | None]:
 
 def _mask_tel(phone: str | None) -> str | None:
     """A mobile masked as 138****5678; a virtual number's extension hidden too (170****5678-****)."""
+    if phone.__class__ is str and len(phone) == 11 and phone[3:7] == "****" and phone[:3].isdigit() \
+            and phone[7:].isdigit():
+        return phone  # Douyin's own mask is already the canonical one
     number, extension = _split_extension(phone)
     masked = mask_phone(number)
     return f"{masked}-{'*' * len(extension)}" if extension else masked
 
 
-def _secure_token(order: dict, addr: dict) -> str | None:
+def _secure_token(name, phone, address) -> str | None:
     """The receiver's ciphertexts (opaque, for an authorised `order.batchDecrypt`), never decrypted here."""
-    token = {k: v for k, v in (("name", order.get("encrypt_post_receiver")), ("phone", order.get("encrypt_post_tel")),
-                               ("address", addr.get("encrypt_detail"))) if v}
+    if name and phone and address:
+        return orjson.dumps({"name": name, "phone": phone, "address": address}).decode()
+    token = {k: v for k, v in (("name", name), ("phone", phone), ("address", address)) if v}
     return orjson.dumps(token).decode() if token else None
 
 
@@ -166,27 +170,31 @@ def _receiver(order: dict) -> dict:
     detail = addr.get("detail") or shown.get("detail") or ""
     street = (_area(shown.get("street")) or "") + detail
     phone = get("post_tel") or get("mask_post_tel")
-    number, _ = _split_extension(phone)
+    number = _split_extension(phone)[0] if phone and len(phone) > 12 else phone
     return {"name_masked": mask_name(get("post_receiver") or get("mask_post_receiver")),
             "phone_masked": _mask_tel(phone), "country": "CN",
             "province": _area(shown.get("province")), "city": _area(shown.get("city")),
             "district": _area(shown.get("town")), "address_masked": mask_street(street) if street else None,
-            "postal_code": None, "secure_token": _secure_token(order, addr),
+            "postal_code": None,
+            "secure_token": _secure_token(get("encrypt_post_receiver"), get("encrypt_post_tel"),
+                                          addr.get("encrypt_detail")),
             "phone_valid": phone_verdict(number, "CN"), "address_vague": street_vague(street or None, "CN")}
 
 
 # ---- lines, refunds, shipments ----
 
-def _line_refund(sku: dict) -> str:
-    info = sku.get("after_sale_info")
+def _line_refund(info) -> str:
     if not info:
         return "NONE"
     if info.__class__ is not dict:
         raise MappingError("after_sale_info is not an object")
-    refund = str(info.get("refund_status", 0))
+    state, refund = info.get("after_sale_status", 0), info.get("refund_status", 0)
+    if state == 0 and refund == 0:
+        return "NONE"
+    refund = str(refund)
     if refund == "3":
         return "REFUNDED"
-    state = AFTER_SALE_STATUS.get(str(info.get("after_sale_status", 0)), "UNKNOWN")
+    state = AFTER_SALE_STATUS.get(str(state), "UNKNOWN")
     return "REQUESTED" if refund == "1" and state == "NONE" else state
 
 
@@ -195,18 +203,25 @@ def _line(sku: dict, with_post: bool) -> dict:
     if sku.__class__ is not dict:
         raise MappingError(f"a sku order must be an object, got {type(sku).__name__}")
     get = sku.get
-    line_id = _id(get("order_id"), "sku order_id")
-    quantity = _int(get("item_num"), "item_num")
+    line_id = get("order_id")
+    if line_id.__class__ is not str or not line_id.isdigit():
+        line_id = _id(line_id, "sku order_id")
+    quantity = get("item_num")
+    if quantity.__class__ is not int:
+        quantity = _int(quantity, "item_num")
     if quantity <= 0:
         raise MappingError(f"sku order {line_id}: item_num must be positive, got {quantity}")
-    if "pay_amount" not in sku:
-        raise MappingError(f"sku order {line_id}: missing required field 'pay_amount'")
-    total = _fen(get("pay_amount"), "pay_amount")
+    total = get("pay_amount")
+    if total.__class__ is not int:
+        if total is None:
+            raise MappingError(f"sku order {line_id}: missing required field 'pay_amount'")
+        total = _fen(total, "pay_amount")
     if with_post:
         total -= _fen(get("post_amount"), "post_amount")
     origin = get("origin_amount")
     if origin is not None:
-        origin = _fen(origin, "origin_amount")
+        if origin.__class__ is not int:
+            origin = _fen(origin, "origin_amount")
         unit_price = origin // quantity
         if unit_price * quantity != origin and get("sku_price") is not None:
             unit_price = _fen(get("sku_price"), "sku_price")
@@ -216,21 +231,26 @@ def _line(sku: dict, with_post: bool) -> dict:
         unit_price = _fen(get("sum_amount"), "sum_amount") // quantity
     else:
         raise MappingError(f"sku order {line_id}: no price (origin_amount, sku_price or sum_amount)")
+    sku_id = get("sku_id")
+    merchant_sku = get("out_sku_id") or get("code") or None
+    title = get("product_name") or ""
     return {
         "line_id": line_id,
-        "sku_id": _opt_id(get("sku_id"), "sku_id"),
-        "merchant_sku": _text(get("out_sku_id")) or _text(get("code")),
-        "title": str(get("product_name") or ""),
+        "sku_id": str(sku_id) if sku_id.__class__ is int and sku_id else _opt_id(sku_id, "sku_id"),
+        "merchant_sku": merchant_sku if merchant_sku.__class__ is str or merchant_sku is None else str(merchant_sku),
+        "title": title if title.__class__ is str else str(title),
         "quantity": quantity,
         "unit_price": unit_price,
         "total": total,
         "discount": quantity * unit_price - total,
-        "refund_status": _line_refund(sku),
+        "refund_status": _line_refund(get("after_sale_info")),
     }
 
 
 def _refund_status(lines: list[dict]) -> str:
     states = [line["refund_status"] for line in lines]
+    if states.count("NONE") == len(states):
+        return "NONE"
     if "REQUESTED" in states:
         return "REQUESTED"
     refunded = states.count("REFUNDED")
@@ -299,7 +319,12 @@ def map_order(order: dict, shop_id: str, platform: str = "douyin") -> dict:
                         or _ms(get("confirm_receipt_time"), "confirm_receipt_time"))
         if status == "SHIPPED" and delivered_at is not None:
             status = "DELIVERED"  # Douyin has no delivered status: the receipt time says it
-    items_total = sum([line["quantity"] * line["unit_price"] for line in lines])
+    items_total = discount_total = refunded_total = 0
+    for line in lines:
+        items_total += line["quantity"] * line["unit_price"]
+        discount_total += line["discount"]
+        if line["refund_status"] == "REFUNDED":
+            refunded_total += line["total"]
     return {
         "order_id": order_id(platform, shop_id, external_id),
         "platform": platform, "shop_id": shop_id, "external_id": external_id,
@@ -311,7 +336,7 @@ def map_order(order: dict, shop_id: str, platform: str = "douyin") -> dict:
         "currency": "CNY",
         "items_total": items_total,
         "shipping_fee": shipping_fee,
-        "discount_total": sum([line["discount"] for line in lines]),
+        "discount_total": discount_total,
         "tax_total": 0,  # domestic orders: prices include VAT
         "paid_total": paid_total,
         "buyer": {"id": _text(get("doudian_open_id")), "nick_masked": None,
@@ -320,7 +345,7 @@ def map_order(order: dict, shop_id: str, platform: str = "douyin") -> dict:
         "lines": lines,
         "shipments": shipments,
         "version": 0,
-        "refunded_total": sum([line["total"] for line in lines if line["refund_status"] == "REFUNDED"]),
+        "refunded_total": refunded_total,
     }
 
 
