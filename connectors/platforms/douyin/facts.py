@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import tomllib
+from functools import reduce
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -49,11 +50,10 @@ class Facts(_Strict):
     def _known_keys(self) -> Facts:
         fields = self.model_dump()
         for key in self.unverified:
-            node = fields
-            for part in key.split("."):
-                if not isinstance(node, dict) or part not in node:
-                    raise ValueError(f"unverified names {key!r}, which is not a key")
-                node = node[part]
+            try:
+                reduce(lambda node, part: node[part], key.split("."), fields)
+            except (KeyError, TypeError):
+                raise ValueError(f"unverified names {key!r}, which is not a key") from None
         return self
 
 

@@ -292,3 +292,26 @@ def test_a_sku_without_quantity_or_price_is_refused():
         order["sku_order_list"][0].pop(key)
     with pytest.raises(MappingError, match="no price"):
         map_payload(_page(order), "json", SHOP)
+
+
+def test_the_shipped_after_sale_sample_by_hand():
+    body = (SAMPLES / "order_searchList_shipped_after_sale.json").read_bytes()
+    part, delivered = (order_json(o) for o in map_payload(body, "json", "4463798"))
+    # 101 部分发货: the tea shipped (product_info names its sku), the socks refunded before shipping (售前退款)
+    assert (part["status"], part["refund_status"], part["platform_status"]) == \
+        ("PARTIALLY_SHIPPED", "PARTIALLY_REFUNDED", "101")
+    # 1735660799 = 2024-12-31 23:59:59 Beijing; 1735660800 = 2025-01-01 00:00:00 Beijing
+    assert (part["created_at"], part["paid_at"]) == ("2024-12-31T15:59:59.000Z", "2024-12-31T16:00:00.000Z")
+    # items 2 × 12800 + 3 × 2990 = 34570; shipping 600; discounts 1000 + 0; paid 34570 + 600 − 1000 = 34170
+    assert (part["items_total"], part["shipping_fee"], part["discount_total"], part["paid_total"],
+            part["refunded_total"]) == (34570, 600, 1000, 34170, 8970)
+    assert [(li["merchant_sku"], li["unit_price"], li["refund_status"]) for li in part["lines"]] == \
+        [("TL-TEA-500", 12800, "NONE"), ("TL-SOCKS-5P", 2990, "REFUNDED")]  # empty out_sku_id: the `code`
+    assert part["shipments"] == [{"carrier": "极兔速递", "tracking_no": "JT0001234567890",
+                                  "shipped_at": "2024-12-31T17:00:00.000Z", "line_ids": ["6934512300000000112"]}]
+    assert part["receiver"]["phone_masked"] == "170****5678-****"  # a virtual number: extension hidden
+    assert part["buyer"]["message"] == "请尽快发货，到了打电话 139****5678"
+    # 3 已发货 with a receipt time at Beijing midnight on new year's day: delivered; a return under way (退货中)
+    assert (delivered["status"], delivered["refund_status"], delivered["delivered_at"]) == \
+        ("DELIVERED", "REQUESTED", "2024-12-31T16:00:00.000Z")
+    assert (delivered["created_at"], delivered["updated_at"]) == ("2024-12-30T16:00:00.000Z", "2025-01-01T00:00:00.000Z")
