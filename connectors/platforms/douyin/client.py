@@ -14,8 +14,8 @@ again if the gateway still refuses a page as too deep.
 
 Errors (douyin.md §7): 60000 → RateLimited; 20000/20001/90000, HTTP 5xx, a malformed body or a repeated
 `log_id` (a replayed page) → TransientError; 40003 `isv.access-token-expired` → one `token.refresh`
-with the shop's refresh token and the call again (without a refresh token: a PermanentError saying to
-re-authorise the shop); every other code → PermanentError.
+with the shop's refresh token (failing that, `token.create` as a self-use app) and the call again, else
+a PermanentError saying to re-authorise the shop; every other code → PermanentError.
 
 A list entry without `sku_order_list` is a summary: such a page is not published, the client fetches
 `order.orderDetail` for each of its orders instead.
@@ -148,11 +148,17 @@ class DouyinClient:
         except PermanentError as exc:
             if exc.code not in EXPIRED:
                 raise
+            expired = exc
+        try:
             if not self.refresh_token:
-                raise PermanentError(f"douyin: access_token of shop {self.creds.shop_id} expired and no "
-                                     f"refresh_token is configured: re-authorise the shop ({exc})",
-                                     code=exc.code) from None
-        await self.refresh()
+                raise PermanentError("no refresh_token", code="token")
+            await self.refresh()
+        except PermanentError:
+            try:  # a self-use app may simply ask for a new token
+                await self.create_token()
+            except PermanentError:
+                raise PermanentError(f"douyin: access_token of shop {self.creds.shop_id} expired and could not "
+                                     f"be refreshed: re-authorise the shop ({expired})", code=expired.code) from None
         return await self._send(method, params)
 
     async def refresh(self) -> None:

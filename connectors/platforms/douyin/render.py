@@ -87,12 +87,15 @@ def mask_detail(detail: str) -> str:
 
 
 def virtual_number(order: SimOrder) -> str | None:
-    """Every fifth order with a real mobile gets a virtual number `170xxxxxxxx-ext` instead (隐私号)."""
+    """About one buyer in five hides the phone behind a virtual number `170xxxxxxxx-ext` (隐私号); the
+    same buyer gets the same one, so a re-placed order still looks like its original."""
     phone = order.receiver_phone
-    if len(phone) != 11 or not phone.startswith("1") or int(order.external_id) % 5:
+    if len(phone) != 11 or not phone.startswith("1"):
         return None
-    digits = int(hashlib.sha256(order.external_id.encode()).hexdigest()[:12], 16)
-    return f"170{digits % 10**8:08d}-{digits % 9000 + 1000}"
+    digits = int(hashlib.sha256(f"{order.shop_id}|{phone}".encode()).hexdigest()[:12], 16)
+    if digits % 5:
+        return None
+    return f"170{digits // 5 % 10**8:08d}-{digits % 9000 + 1000}"
 
 
 def _area(order: SimOrder) -> dict:

@@ -186,12 +186,18 @@ async def test_an_expired_token_is_refreshed_once_and_the_call_repeated(sim):
     assert sim.world.shops[SHOP]["access_token"] == client.access_token
 
 
-async def test_an_expired_token_without_a_refresh_token_says_what_to_do(sim):
-    await _orders(sim, 1)
+async def test_without_a_refresh_token_a_self_use_app_asks_for_a_new_token_or_says_what_to_do(sim):
+    created = await _orders(sim, 1)
     client = await sim.client(creds_override={"extra": {}})
     await sim.post("/_sim/tokens/expire", {"shop_id": SHOP})
+    _, ids = await _collect(client)
+    assert set(ids) == created
+    assert [(c["endpoint"], c["ok"]) for c in sim.calls] == [
+        ("order.searchList", False), ("token.create", True), ("order.searchList", True)]
+    other = await sim.client(creds_override={"extra": {"douyin_shop_id": "4463000"}})  # not this app's shop
+    await sim.post("/_sim/tokens/expire", {"shop_id": SHOP})
     with pytest.raises(PermanentError, match="re-authorise the shop") as err:
-        await _collect(client)
+        await _collect(other)
     assert err.value.code == "isv.access-token-expired"
 
 
@@ -201,7 +207,7 @@ async def test_a_refreshed_token_replaces_the_old_one_after_a_grace(sim):
     old = client.access_token
     await client.refresh()
     assert client.access_token != old
-    stale = await sim.client(creds_override={"access_token": old, "extra": {}})
+    stale = await sim.client(creds_override={"access_token": old, "extra": {"douyin_shop_id": "4463000"}})
     await _collect(stale)  # within the grace period the old token still works
     sim.world.shops[SHOP]["previous_valid_until"] = 0
     with pytest.raises(PermanentError) as err:
