@@ -329,9 +329,11 @@ async def _expire_token(request: web.Request) -> web.Response:
 
 
 def create_app(world: World | None = None, app_key: str = DEMO_APP_KEY, secret: str = DEMO_SECRET,
-               max_skew_s: float = 600.0, qps_limit: float | None = None, push_retries: int = 3,
-               push_backoff: float = 0.2) -> web.Application:
-    """The simulated Doudian gateway plus the shared /_sim control API and push delivery."""
+               max_skew_s: float = 600.0, qps_limit: float | None = None, push_retries: int = 4,
+               push_backoff: float = 0.5) -> web.Application:
+    """The simulated Doudian gateway plus the shared /_sim control API and push delivery (a push that is
+    not acknowledged is sent again after 0.5, 1, 2 and 4 s: a shop the receiver does not know yet is
+    answered 503 until the connectors discovered it)."""
     world = world or World(region="CN", currency="CNY", id_factory=douyin_order_id)
 
     def shop_defaults(shop_id: str) -> dict:
