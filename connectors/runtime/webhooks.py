@@ -1,10 +1,12 @@
 """Pushed orders: `/webhooks/<platform>` for every platform whose manifest says it pushes.
 
 The platform folder's `webhooks.authenticate(headers, body, secret_of)` verifies the signature on the
-raw bytes and names the shop; the body is then published as received. A forged or unsigned push gets
-401, a platform that does not push 404, and nothing is published. A platform whose pushes are signed in
-the query string (WeChat adds `signature`, `timestamp` and `nonce` to the URL) takes a `query` keyword
-argument in its `authenticate` and is given the request's query parameters.
+raw bytes and names the shop; the body is then published as received and answered with the module's
+`ACKNOWLEDGEMENT` (the reply that stops the platform retrying; `{"ok": true}` when it has none). A
+forged or unsigned push gets 401, a platform that does not push 404, and nothing is published. A
+platform whose pushes are signed in the query string (WeChat adds `signature`, `timestamp` and `nonce`
+to the URL) takes a `query` keyword argument in its `authenticate` and is given the request's query
+parameters.
 """
 from __future__ import annotations
 
@@ -58,9 +60,9 @@ class WebhookReceiver:
                 unknown.append(shop_id)
             return secret
 
-        authenticate = platforms.module(platform, "webhooks").authenticate
-        extra = {"query": request.query} if _takes_query(authenticate) else {}
-        push = authenticate(request.headers, body, secret_of, **extra)
+        hooks = platforms.module(platform, "webhooks")
+        extra = {"query": request.query} if _takes_query(hooks.authenticate) else {}
+        push = hooks.authenticate(request.headers, body, secret_of, **extra)
         if push is None and unknown:
             # a shop the connectors have not discovered yet (just created, or just after a restart): the
             # platform retries a push that was not accepted, by then its secret is known
@@ -77,4 +79,4 @@ class WebhookReceiver:
             platform, push.shop_id, body, source="push", content_type=push.content_type, kind=push.kind,
             endpoint=push.endpoint, request_id=push.request_id, api_version=push.api_version))])
         self.received += 1
-        return web.json_response({"ok": True})
+        return web.json_response(getattr(hooks, "ACKNOWLEDGEMENT", {"ok": True}))
