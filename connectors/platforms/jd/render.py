@@ -140,7 +140,7 @@ def _waybill(order: SimOrder) -> tuple[str, str]:
     shipped = [line for line in order.lines if line.tracking_no]
     if order.status not in ("SHIPPED", "DELIVERED", "COMPLETED") or not shipped:
         return "", ""
-    numbers = list(dict.fromkeys(line.tracking_no for line in shipped))
+    numbers = list(dict.fromkeys(n for line in shipped for n in line.tracking_no.split(WAYBILLS)))
     first = shipped[0]
     logistics = LOGISTICS_IDS.get(first.carrier_name or "", first.carrier if (first.carrier or "").isdigit() else "")
     return WAYBILLS.join(numbers), logistics

@@ -173,9 +173,10 @@ def _shipment(world: World, shop_id: str, params: dict, method: str) -> dict:
         now = max(now_ms(), order.updated_at + 1000)
         with world._lock:
             pending = [line for line in order.lines if line.shipped_at is None and line.refund_status != "REFUNDED"]
-            for n, line in enumerate(pending):
+            for n, line in enumerate(pending):  # more packages than lines: the last line's number lists the rest
                 line.shipped_at, line.carrier, line.carrier_name = now, carrier, name
-                line.tracking_no = numbers[n % len(numbers)]
+                rest = n == len(pending) - 1 and n < len(numbers)
+                line.tracking_no = render.WAYBILLS.join(numbers[n:]) if rest else numbers[n % len(numbers)]
             order.status, order.updated_at = "SHIPPED", now
             order.shipped_at = order.shipped_at or now
             world.changes += 1
