@@ -126,6 +126,8 @@ def _mobile(value) -> tuple[str | None, str | None]:
     if not value:
         return None, None
     text = str(value).strip()
+    if len(text) == 11 and text[3:7] == "****" and text[7:].isdigit():
+        return text, text  # JD's own mask (138****1111, *******1111): already what we keep
     base, sep, ext = text.partition(EXTENSION)
     if sep and len(base) == 11 and ext.isdigit() and len(ext) <= 6:
         return f"{mask_phone(base)}{sep}{'*' * len(ext)}", base
