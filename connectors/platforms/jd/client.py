@@ -32,7 +32,7 @@ import orjson
 
 from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError
+from connectors.runtime.errors import PermanentError, RateLimited, TransientError, raise_for_http
 from schemas.canonical import MappingError, ms_to_beijing
 
 from .answer import DETAIL_METHOD, LIST_METHOD, PLAIN_DETAIL_METHOD, PLAIN_LIST_METHOD, Answer, read
@@ -91,12 +91,7 @@ class JdClient:
     def classify(self, response: Response) -> Answer:
         """The answer of a usable response; raises RateLimited / TransientError / PermanentError (and its
         TokenExpired / WindowTooWide kinds) for one that is not usable."""
-        if response.status >= 500:
-            raise TransientError(f"HTTP {response.status}", code=f"http_{response.status}")
-        if response.status == 429:
-            raise RateLimited("HTTP 429", retry_after=1.0, code="http_429")
-        if response.status >= 400:
-            raise PermanentError(f"HTTP {response.status}", code=f"http_{response.status}")
+        raise_for_http(response.status)
         try:
             answer = read(orjson.loads(response.body))
         except (orjson.JSONDecodeError, MappingError):
@@ -174,8 +169,8 @@ class JdClient:
                                      "grant_type": "refresh_token", "refresh_token": token})
 
         def classify(response: Response) -> int:
-            if response.status >= 500:
-                raise TransientError(f"HTTP {response.status}", code=f"http_{response.status}")
+            if response.status >= 500 or response.status == 429:
+                raise_for_http(response.status)
             try:
                 doc = orjson.loads(response.body)
             except orjson.JSONDecodeError:

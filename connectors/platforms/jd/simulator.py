@@ -28,6 +28,7 @@ import orjson
 from aiohttp import web
 
 from connectors.platforms.manifest import folder_manifest
+from connectors.simkit.faults import over_qps
 from connectors.simkit.server import FAULTS, WORLD, new_sim_app, now_ms
 from connectors.simkit.world import World
 from schemas.canonical import BEIJING
@@ -227,17 +228,6 @@ def _check_system(app: web.Application, params: dict) -> str:
     raise JosError("token_invalid")
 
 
-def _over_qps(cfg: dict) -> bool:
-    limit = cfg["qps_limit"]
-    if not limit:
-        return False
-    now, calls = time.monotonic(), cfg["calls"]
-    while calls and calls[0] < now - 1.0:
-        calls.popleft()
-    calls.append(now)
-    return len(calls) > limit
-
-
 async def _params(request: web.Request) -> dict:
     params = dict(request.query)
     if request.method == "POST":
@@ -251,7 +241,7 @@ async def _router(request: web.Request) -> web.Response:
     kind, seconds = request.app[FAULTS].take() or (None, 0.0)
     if kind == "slow":
         await asyncio.sleep(seconds)
-    if kind == "rate_limit" or _over_qps(cfg):
+    if kind == "rate_limit" or over_qps(cfg["calls"], cfg["qps_limit"], time.monotonic()):
         return _json({"error_response": {"code": RATE_LIMITED, "zh_desc": DESCRIPTIONS["rate_limited"][0],
                                          "en_desc": DESCRIPTIONS["rate_limited"][1]}})
     if kind == "error_5xx":
