@@ -9,7 +9,8 @@ How the world's orders look on JD:
 - delivered but not confirmed stays WAIT_GOODS_RECEIVE_CONFIRM; completed is FINISHED_L; cancelled
   (refunded in full, or never paid) is TRADE_CANCELED;
 - line discounts are per-SKU entries of `couponDetailList`, and `sellerDiscount` their sum plus the
-  order's own discount; some receivers get a virtual number with an extension.
+  order's own discount; some receivers get a virtual number with an extension; some orders are one
+  shop's share of a cart JD split across shops (`parentOrderId`).
 """
 from __future__ import annotations
 
@@ -100,6 +101,12 @@ def virtual_number(order: SimOrder) -> str | None:
     return f"170{int(digest[2:10], 16) % 10**8:08d}{EXTENSION}{int(digest[10:14], 16) % 10**4:04d}"
 
 
+def split_parent(order: SimOrder) -> str | None:
+    """Every fifth order is this shop's share of a cart JD split across shops: it names its parent."""
+    digest = hashlib.sha256(f"parent:{order.external_id}".encode()).digest()
+    return str(int(order.external_id) - 1 - digest[1]) if digest[0] % 5 == 0 else None
+
+
 def _masked(phone: str) -> str:
     base, sep, ext = phone.partition(EXTENSION)
     return f"{base[:3]}****{base[-4:]}{sep}{ext}"
@@ -170,7 +177,7 @@ def order_info(order: SimOrder, fields=None, plaintext: bool = False, key: str =
         "paymentConfirmTime": ms_to_beijing(order.paid_at) if order.paid_at is not None else "",
         "orderEndTime": ms_to_beijing(end) if end is not None else "",
         "modified": ms_to_beijing(order.updated_at), "waybill": waybill, "logisticsId": logistics,
-        "parentOrderId": "0", "directParentOrderId": "",
+        "parentOrderId": split_parent(order) or "0", "directParentOrderId": split_parent(order) or "",
         "consigneeInfo": consignee(order, plaintext, key),
         "itemInfoList": [{"skuId": line.sku_id, "outerSkuId": line.merchant_sku,
                           "wareId": _digits(line.merchant_sku, 8, 10_000_000_000),

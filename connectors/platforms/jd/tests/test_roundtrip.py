@@ -102,6 +102,12 @@ def test_virtual_numbers_appear_and_are_masked():
     assert all(o["receiver"]["phone_masked"].startswith("170****") and o["receiver"]["phone_valid"] for o in virtual)
 
 
+def test_some_orders_are_children_of_a_split_cart():
+    parents = [order_info(o)["parentOrderId"] for o in ORDERS]
+    assert 20 < sum(p != "0" for p in parents) < 80
+    assert all(p == "0" or p != o.external_id for p, o in zip(parents, ORDERS, strict=True))
+
+
 def test_optional_fields_limit_the_answer():
     info = order_info(ORDERS[0], fields=["orderId", "orderState", "modified"])
     assert set(info) == {"orderId", "orderState", "modified"}
