@@ -83,11 +83,14 @@ _beijing_ms = lru_cache(maxsize=8192)(beijing_to_ms)
 
 
 def _ms(value) -> int | None:
-    """'yyyy-MM-dd HH:mm:ss' Beijing time -> UTC epoch ms; '' -> None."""
+    """'yyyy-MM-dd HH:mm:ss' Beijing time -> UTC epoch ms; '' -> None. A Java timestamp's fraction
+    ('…:12.0') is dropped: JOS times are whole seconds."""
     if not value:
         return None
     if value.__class__ is not str:
         raise MappingError(f"not a Beijing time 'yyyy-MM-dd HH:mm:ss': {value!r}")
+    if len(value) > 20 and value[19] == "." and value[20:].isdigit():
+        value = value[:19]
     return _beijing_ms(value)
 
 

@@ -80,6 +80,7 @@ def test_the_enget_sample_by_hand():
     ("2025-01-01 00:00:00", "2024-12-31T16:00:00+00:00"),  # new year in Beijing, old year in UTC
     ("2024-12-31 23:59:59", "2024-12-31T15:59:59+00:00"),
     ("2024-02-29 07:59:59", "2024-02-28T23:59:59+00:00"),  # leap day morning
+    ("2024-03-19 00:00:00.0", "2024-03-18T16:00:00+00:00"),  # a Java timestamp's text
 ])
 def test_beijing_wall_clock_to_utc(beijing, utc):
     got = _map(_with(orderStartTime=beijing, paymentConfirmTime=beijing, modified=beijing))
@@ -246,6 +247,7 @@ def test_bad_answers_are_refused_in_one_line(body, fragment):
     (lambda o: o.update(orderPayment=True), "money"),
     (lambda o: o.update(orderStartTime="18/03/2024 09:58"), "Beijing time"),
     (lambda o: o.update(orderStartTime=1710727092), "Beijing time"),
+    (lambda o: o.update(orderStartTime="2024-03-18 09:58:12.x"), "Beijing time"),
     (lambda o: o.update(couponDetailList="none"), "couponDetailList is not a list"),
     (lambda o: o.update(couponDetailList=[{"skuId": "100012345678", "couponPrice": "x"}]), "money"),
 ])
