@@ -27,7 +27,7 @@ class WebhookReceiver:
     def __init__(self, raw: RawPublisher, secrets: dict[tuple[str, str], str]):
         """`secrets[(platform, shop_id)]` is the signing secret of that shop."""
         self.raw, self.secrets = raw, secrets
-        self.received = self.rejected = 0
+        self.received = self.rejected = self.deferred = 0
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post(push_path("{platform}"), self.receive)]
@@ -41,8 +41,23 @@ class WebhookReceiver:
         if not pushes:
             return web.json_response({"error": f"no push receiver for platform {platform!r}"}, status=404)
         body = await request.read()
-        push = platforms.module(platform, "webhooks").authenticate(
-            request.headers, body, lambda shop_id: self.secrets.get((platform, shop_id)))
+        unknown: list[str] = []
+
+        def secret_of(shop_id: str) -> str | None:
+            secret = self.secrets.get((platform, shop_id))
+            if secret is None:
+                unknown.append(shop_id)
+            return secret
+
+        push = platforms.module(platform, "webhooks").authenticate(request.headers, body, secret_of)
+        if push is None and unknown:
+            # a shop the connectors have not discovered yet (just created, or just after a restart): the
+            # platform retries a push that was not accepted, by then its secret is known
+            self.deferred += 1
+            log.info("deferred a push of %s (%s) for shop %s: not discovered yet, the platform will retry",
+                     platform, platforms.label(platform), unknown[0])
+            return web.json_response({"error": "shop not known yet; retry later"}, status=503,
+                                     headers={"Retry-After": "5"})
         if push is None:
             self.rejected += 1
             log.warning("rejected a push of %s (%s): bad or missing signature", platform, platforms.label(platform))

@@ -13,7 +13,7 @@ def _render(platform: str, orders) -> bytes:
     return platforms.module(platform, "render").page_body(orders)
 
 
-@pytest.mark.parametrize("platform", ["taobao", "shopify"])
+@pytest.mark.parametrize("platform", platforms.codes())
 @pytest.mark.parametrize("defect", DEFECTS)
 def test_each_defect_raises_its_rule(platform, defect):
     world = platforms.module(platform, "simulator").create_app()[__import__("connectors.simkit.server",
