@@ -8,7 +8,7 @@ from __future__ import annotations
 import tomllib
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -84,8 +84,6 @@ class Manifest(_Strict):
     raw_body_personal: bool = Field(True, description="raw bodies may hold buyers' personal data: raw.orders "
                                                       "seals them (false only when the API by design returns none)")
     unverified: list[str] = Field(default_factory=list, description="dotted keys of facts not confirmed")
-    facts: dict[str, Any] = Field(default_factory=dict, description="platform-specific facts the folder's own "
-                                  "code reads (error codes, formats, lifetimes): data, so `unverified` can name them")
 
     @field_validator("statuses", mode="before")
     @classmethod

@@ -15,7 +15,7 @@ the pass is a replayed answer: it is retried (a transient error).
 Summaries: orders without `itemInfoList` (too few `optional_fields`) cannot be mapped; such a page is
 replaced by the detail answer (`order.enGet`) of each of its orders.
 
-Errors: `error_response` codes come from the manifest (`facts.errors`): an invalid or expired token is
+Errors: `error_response` codes come from api.toml: an invalid or expired token is
 refreshed once with the shop's refresh token (else a permanent error saying to re-authorise), a rate
 limit backs off and retries, "system busy" retries, anything else is permanent; `apiResult.success`
 false is a business failure (permanent, except a window too wide, which is split).
@@ -35,20 +35,20 @@ from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCre
 from connectors.runtime.errors import PermanentError, RateLimited, TransientError, raise_for_http
 from schemas.canonical import MappingError, ms_to_beijing
 
+from . import api
 from .answer import DETAIL_METHOD, LIST_METHOD, PLAIN_DETAIL_METHOD, PLAIN_LIST_METHOD, Answer, read
 from .signing import PARAM_JSON, param_json, sign
 
 _MANIFEST = folder_manifest(__file__)
-_LIMITS, _FACTS = _MANIFEST.limits, _MANIFEST.facts
-ERRORS = {name: frozenset(codes) for name, codes in _FACTS["errors"].items()}
-BUSINESS = {name: frozenset(codes) for name, codes in _FACTS["business_errors"].items()}
-OAUTH_BASE = _FACTS.get("oauth_base", "https://open-oauth.jd.com")
+_LIMITS = _MANIFEST.limits
+ERRORS = {name: frozenset(codes) for name, codes in api.ERRORS.items()}
+BUSINESS = {name: frozenset(codes) for name, codes in api.BUSINESS_ERRORS.items()}
 LISTED_STATES = ",".join(s for s in _MANIFEST.statuses if s != "NOT_PAY")  # unpaid orders are not listed
 OPTIONAL_FIELDS = (
     "orderId,venderId,orderType,payType,orderTotalPrice,orderSellerPrice,orderPayment,freightPrice,sellerDiscount,"
     "balanceUsed,orderState,orderStateRemark,deliveryType,invoiceCode,orderRemark,venderRemark,orderSource,pin,"
     "open_id_buyer,xid_buyer,orderStartTime,paymentConfirmTime,orderEndTime,modified,waybill,logisticsId,"
-    "parentOrderId,directParentOrderId,consigneeInfo,itemInfoList," + _FACTS.get("coupon_detail", "couponDetailList")
+    "parentOrderId,directParentOrderId,consigneeInfo,itemInfoList," + api.COUPONS
 )
 
 
@@ -157,7 +157,7 @@ class JdClient:
         token = self.creds.extra.get("refresh_token")
         if not token:
             return False
-        base = self.creds.extra.get("oauth_base") or OAUTH_BASE
+        base = self.creds.extra.get("oauth_base") or api.OAUTH_BASE
         if base == "/":  # served by the API host itself (the simulator)
             parts = urlsplit(self.url)
             base = f"{parts.scheme}://{parts.netloc}"

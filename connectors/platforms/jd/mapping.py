@@ -46,16 +46,11 @@ from schemas.free_text import mask_free_text
 from schemas.verdicts import phone_verdict, street_vague
 
 from .answer import decode, read
+from .api import BALANCE_IN_PAYMENT, COUPONS, EXTENSION, MASKED_MOBILE, WAYBILLS
 
 _MANIFEST = folder_manifest(__file__)
 STATUS = {name: (entry.status, entry.refund) for name, entry in _MANIFEST.statuses.items()}  # [statuses]
 CARRIERS = dict(_MANIFEST.carriers)  # logisticsId -> name
-_FACTS = _MANIFEST.facts
-MASKED_MOBILE = _FACTS.get("masked_mobile_field", "desen_mobile")
-EXTENSION = _FACTS.get("extension_separator", "-")
-WAYBILLS = _FACTS.get("waybill_separator", "|")
-COUPONS = _FACTS.get("coupon_detail", "couponDetailList")
-BALANCE_IN_PAYMENT = bool(_FACTS.get("balance_in_payment", False))
 REQUIRED = ("orderState", "modified", "orderPayment")
 # canonical field <- JD field
 TIMES = (("created_at", "orderStartTime"), ("paid_at", "paymentConfirmTime"), ("updated_at", "modified"))

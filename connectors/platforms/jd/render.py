@@ -5,7 +5,7 @@ How the world's orders look on JD:
 - unpaid: NOT_PAY (the list leaves them out unless asked for); paid: WAIT_SELLER_STOCK_OUT; a line
   waiting for a refund locks the order (LOCKED), before or after shipping;
 - JD has no partial-shipment state: the order waits for stock-out until the seller ships it, then shows
-  every package's number in `waybill` (joined by the manifest's separator) and one `logisticsId`;
+  every package's number in `waybill` (joined by api.toml's separator) and one `logisticsId`;
 - delivered but not confirmed stays WAIT_GOODS_RECEIVE_CONFIRM; completed is FINISHED_L; cancelled
   (refunded in full, or never paid) is TRADE_CANCELED;
 - line discounts are per-SKU entries of `couponDetailList`, and `sellerDiscount` their sum plus the
@@ -21,17 +21,13 @@ import orjson
 
 from connectors.platforms.manifest import folder_manifest
 from connectors.simkit.world import SimOrder
-from schemas.canonical import ms_to_beijing
+from schemas.canonical import mask_phone, ms_to_beijing
 
 from . import tde
 from .answer import DETAIL_METHOD, LIST_METHOD, PLAIN_LIST_METHOD, wrapper
+from .api import COUPONS, EXTENSION, MASKED_MOBILE, WAYBILLS
 
 _MANIFEST = folder_manifest(__file__)
-_FACTS = _MANIFEST.facts
-WAYBILLS = _FACTS.get("waybill_separator", "|")
-EXTENSION = _FACTS.get("extension_separator", "-")
-MASKED_MOBILE = _FACTS.get("masked_mobile_field", "desen_mobile")
-COUPONS = _FACTS.get("coupon_detail", "couponDetailList")
 LOGISTICS_IDS = {name: code for code, name in _MANIFEST.carriers.items()}  # carrier name -> logisticsId
 STATE_REMARKS = {"WAIT_SELLER_STOCK_OUT": "等待出库", "WAIT_SELLER_DELIVERY": "等待发货", "WAIT_SEND_CODE": "等待发码",
                  "POP_ORDER_PAUSE": "暂停", "PAUSE": "暂停", "LOCKED": "已锁定", "WAIT_GOODS_RECEIVE_CONFIRM": "等待确认收货",
@@ -94,8 +90,12 @@ def region(order: SimOrder) -> tuple[str, str, str, str]:
 
 
 def virtual_number(order: SimOrder) -> str | None:
-    """Every fourth receiver hides behind a virtual number with an extension (17012345678-1234)."""
-    digest = hashlib.sha256(f"{order.external_id}:{order.receiver_phone}".encode()).hexdigest()
+    """About every fourth receiver with a mobile hides behind a virtual number with an extension
+    (17012345678-1234), bound to the buyer and receiver (a re-placed order gets the same one)."""
+    phone = order.receiver_phone
+    if not (len(phone) == 11 and phone.isdigit() and phone.startswith("1")):
+        return None
+    digest = hashlib.sha256(f"{order.buyer_id}:{phone}".encode()).hexdigest()
     if int(digest[:2], 16) % 4:
         return None
     return f"170{int(digest[2:10], 16) % 10**8:08d}{EXTENSION}{int(digest[10:14], 16) % 10**4:04d}"
@@ -108,8 +108,9 @@ def split_parent(order: SimOrder) -> str | None:
 
 
 def _masked(phone: str) -> str:
+    """JD's `desen_mobile`: the number masked, an extension left as it is."""
     base, sep, ext = phone.partition(EXTENSION)
-    return f"{base[:3]}****{base[-4:]}{sep}{ext}"
+    return f"{mask_phone(base)}{sep}{ext}"
 
 
 def consignee(order: SimOrder, plaintext: bool = False, key: str = tde.DEMO_KEY) -> dict:

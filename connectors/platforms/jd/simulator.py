@@ -2,7 +2,7 @@
 
 - system params checked (app key, method, `sign` per §2 with `360buy_param_json` in the sort, timestamp,
   v=2.0, access token and its expiry); failures answer `error_response {code, zh_desc, en_desc}` with
-  the manifest's codes (`facts.errors`), HTTP 200 like the real gateway;
+  api.toml's codes, HTTP 200 like the real gateway;
 - business params parsed from `360buy_param_json`; order.search/enSearch require `start_date`/`end_date`
   within one month (and by modification time within three months), page from 1, page_size ≤ 100,
   `sortType` 1 = newest first, `dateType` 0 modified / 1 created, `order_state` a comma list (default:
@@ -33,7 +33,7 @@ from connectors.simkit.server import FAULTS, WORLD, new_sim_app, now_ms
 from connectors.simkit.world import World
 from schemas.canonical import BEIJING
 
-from . import render
+from . import api, render
 from .answer import (
     DETAIL_METHOD,
     LIST_METHOD,
@@ -46,11 +46,10 @@ from .signing import PARAM_JSON, sign
 from .world import JdWorld
 
 _MANIFEST = folder_manifest(__file__)
-_FACTS = _MANIFEST.facts
-ERRORS = {name: codes[0] for name, codes in _FACTS["errors"].items()}  # the code the simulator answers
-RATE_LIMITED = _FACTS["errors"]["rate_limited"][-1]
-BUSINESS = {name: codes[0] for name, codes in _FACTS["business_errors"].items()}
-TOKEN_LIFETIME_MS = int(_FACTS.get("token_lifetime_s", 31_536_000)) * 1000
+ERRORS = {name: codes[0] for name, codes in api.ERRORS.items()}  # the code the simulator answers
+RATE_LIMITED = api.ERRORS["rate_limited"][-1]
+BUSINESS = {name: codes[0] for name, codes in api.BUSINESS_ERRORS.items()}
+TOKEN_LIFETIME_MS = api.TOKEN_LIFETIME_S * 1000
 WINDOW_MS = _MANIFEST.limits.window_max_s * 1000
 LOOKBACK_MS = (_MANIFEST.limits.lookback_days or 90) * 86_400_000
 CREATED_LOOKBACK_MS = 2 * 365 * 86_400_000  # by-created queries reach about two years

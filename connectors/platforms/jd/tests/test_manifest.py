@@ -6,6 +6,8 @@ import pytest
 from connectors import platforms
 from connectors.platforms.manifest import ManifestError, load_manifest
 
+from .. import api
+
 MANIFEST = Path(__file__).parents[1] / "manifest.toml"
 # jd.md §5, every orderState the sheet names
 SHEET_STATES = {"WAIT_SELLER_STOCK_OUT": "PAID", "WAIT_GOODS_RECEIVE_CONFIRM": "SHIPPED", "WAIT_SELLER_DELIVERY": "PAID",
@@ -20,19 +22,25 @@ def test_the_status_table_is_the_sheets():
     assert {v.refund for k, v in m.statuses.items() if k != "LOCKED"} == {"NONE"}
 
 
-def test_unverified_facts_are_named_and_present():
+def test_unverified_facts_are_data():
+    """Manifest keys the sheet leaves unverified are named; the other unverified facts are in api.toml."""
     m = platforms.manifest("jd")
-    assert {"statuses.NOT_PAY", "carriers", "rate", "push", "facts.errors.token_invalid",
-            "facts.errors.rate_limited", "facts.refund_apply_statuses", "facts.waybill_separator"} <= set(m.unverified)
-    assert m.facts["errors"]["token_invalid"] == ["19"] and m.facts["errors"]["rate_limited"] == ["62", "66"]
+    assert set(m.unverified) == {"statuses.NOT_PAY", "carriers", "rate", "push"}
     assert m.carriers["2087"] == "京东快递" and m.sim_port == 8085
     assert not m.capabilities.push and m.push.channel == "message_queue"
+    assert api.ERRORS["token_invalid"] == ["19"] and api.ERRORS["rate_limited"] == ["62", "66"]
+    assert (api.WAYBILLS, api.EXTENSION, api.MASKED_MOBILE) == ("|", "-", "desen_mobile")
+    assert set(api.REFUND_APPLY_STATUSES) == {str(n) for n in range(10)}
+    text = (MANIFEST.parent / "api.toml").read_text(encoding="utf-8")
+    assert text.count("(unverified") >= 8
 
 
-def test_an_unverified_entry_must_name_a_fact(tmp_path):
-    text = MANIFEST.read_text(encoding="utf-8")
+def test_the_client_reads_api_toml_and_unverified_names_manifest_keys(tmp_path):
+    """The codes the client backs off on come from api.toml; an `unverified` entry must name a key."""
+    from ..client import ERRORS
+    assert ERRORS["rate_limited"] == frozenset(api.ERRORS["rate_limited"])
     bad = tmp_path / "manifest.toml"
-    bad.write_text(text.replace('"facts.waybill_separator",', '"facts.waybill_separators",'), encoding="utf-8")
-    with pytest.raises(ManifestError, match="unverified names 'facts.waybill_separators'"):
+    bad.write_text(MANIFEST.read_text(encoding="utf-8").replace('"statuses.NOT_PAY"', '"statuses.NOT_PAID"'),
+                   encoding="utf-8")
+    with pytest.raises(ManifestError, match="unverified names 'statuses.NOT_PAID'"):
         load_manifest(bad)
-    assert load_manifest(MANIFEST).facts["waybill_separator"] == "|"
