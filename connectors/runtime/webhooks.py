@@ -2,11 +2,15 @@
 
 The platform folder's `webhooks.authenticate(headers, body, secret_of)` verifies the signature on the
 raw bytes and names the shop; the body is then published as received. A forged or unsigned push gets
-401, a platform that does not push 404, and nothing is published.
+401, a platform that does not push 404, and nothing is published. A platform whose pushes are signed in
+the query string (WeChat adds `signature`, `timestamp` and `nonce` to the URL) takes a `query` keyword
+argument in its `authenticate` and is given the request's query parameters.
 """
 from __future__ import annotations
 
+import inspect
 import logging
+from functools import cache
 
 from aiohttp import web
 
@@ -21,6 +25,11 @@ log = logging.getLogger(__name__)
 def push_path(platform: str) -> str:
     """Where a platform's pushes arrive on the receiver."""
     return f"/webhooks/{platform}"
+
+
+@cache
+def _takes_query(authenticate) -> bool:
+    return "query" in inspect.signature(authenticate).parameters
 
 
 class WebhookReceiver:
@@ -49,7 +58,9 @@ class WebhookReceiver:
                 unknown.append(shop_id)
             return secret
 
-        push = platforms.module(platform, "webhooks").authenticate(request.headers, body, secret_of)
+        authenticate = platforms.module(platform, "webhooks").authenticate
+        extra = {"query": request.query} if _takes_query(authenticate) else {}
+        push = authenticate(request.headers, body, secret_of, **extra)
         if push is None and unknown:
             # a shop the connectors have not discovered yet (just created, or just after a restart): the
             # platform retries a push that was not accepted, by then its secret is known
