@@ -49,6 +49,7 @@ def simulators(settings: Settings, demo_rate: float = 5.0) -> None:
             log.info("%s 模拟器 simulator on http://127.0.0.1:%d (演示店铺 demo shops: %s)", platforms.label(platform),
                      port, ", ".join(demo_shops) or "无 none")
         runners.append(await _alert_simulators(settings))
+        runners.append(await _tracking_simulator(settings, demo_rate > 0))
         await stop.wait()
         for runner in runners:
             await runner.cleanup()
@@ -75,6 +76,24 @@ async def _alert_simulators(settings: Settings):
     return runner
 
 
+async def _tracking_simulator(settings: Settings, demo: bool):
+    """The courier-tracking simulator (Kuaidi100 conventions); the demo shops' parcels move in seconds."""
+    from aiohttp import web
+
+    from connectors import platforms
+    from connectors.tracking.simulator import create_app
+
+    shops = frozenset((code, shop) for code, p in platforms.registry().items() for shop in p.manifest.demo_shops)
+    runner = web.AppRunner(create_app(key=settings.kuaidi100_key, demo_shops=shops if demo else frozenset()),
+                           access_log=None)
+    await runner.setup()
+    host, port = settings.tracking_sim_host_port
+    await web.TCPSite(runner, host, port).start()
+    log.info("快递跟踪 courier-tracking simulator (Kuaidi100) on %s — parcels: %s/_sim/parcels",
+             settings.tracking_sim_http, settings.tracking_sim_http)
+    return runner
+
+
 def _beat(settings: Settings, stage: str, **checks) -> HeartbeatSender:
     """Start this process's heartbeat (see `infra.heartbeat`)."""
     return HeartbeatSender(settings.kafka(), settings.topics.heartbeats, stage, settings.heartbeat_seconds,
@@ -92,7 +111,8 @@ def connectors(settings: Settings) -> None:
         calls_topic=settings.topics.connector_calls, data_dir=settings.data_dir,
         shops_file=settings.shops_file, simulators=settings.simulators,
         webhook_host=settings.webhook_host_port[0], webhook_port=settings.webhook_host_port[1],
-        archive_retention_days=settings.archive_retention_days))
+        archive_retention_days=settings.archive_retention_days, logistics_topic=settings.topics.logistics_updates,
+        tracking_secret=settings.tracking_secret))
     _beat(settings, "connectors")
     _run(service.run)
 
@@ -172,5 +192,17 @@ def alerter(settings: Settings) -> None:
     _run(service.run)
 
 
+def tracker(settings: Settings) -> None:
+    """Every shipment a platform accepted, subscribed with the courier-tracking service."""
+    from connectors.tracking.subscriber import Subscriber
+
+    account = settings.tracking_account()
+    subscriber = Subscriber(settings.kafka(), settings.topics.fulfillment_results,
+                            f"{settings.topics.prefix}tonglu-tracker", account)
+    log.info("物流跟踪 tracker: uploaded shipments -> %s, pushes to %s", account.poll_url, account.callback)
+    _beat(settings, "tracker", progress=lambda: subscriber.subscribed)
+    _run(subscriber.run)
+
+
 WORKERS = {"simulators": simulators, "connectors": connectors, "normalizer": normalizer, "projector": projector,
-           "detector": detector, "alerter": alerter}
+           "detector": detector, "alerter": alerter, "tracker": tracker}

@@ -5,6 +5,7 @@ order.events (Avro bytes; updates that change no rule input come with a light sn
 """
 import pytest
 
+from schemas.canonical import with_tracking_fields
 from schemas.codec import AvroCodec, EventDecoder
 from streams.anomalies.config import parse_rules
 from streams.anomalies.detector import LIGHT_FIELDS, LIGHT_READ, Detector, anomaly_id
@@ -232,8 +233,8 @@ def test_an_update_that_changes_no_rule_input_is_judged_from_a_light_snapshot():
     found = [r for e in read(None, order, BASE_MS) for r in detector.detect(e, BASE_MS)]
     assert _states(found) == [("amount_mismatch", "raised")]
     shipped = changed(order, status="SHIPPED", shipped_at=BASE_MS + HOUR,
-                      shipments=[{"carrier": "ZTO", "tracking_no": "7", "shipped_at": BASE_MS + HOUR,
-                                  "line_ids": ["1", "2"]}])
+                      shipments=[with_tracking_fields({"carrier": "ZTO", "tracking_no": "7",
+                                                       "shipped_at": BASE_MS + HOUR, "line_ids": ["1", "2"]})])
     (event,) = read(order, shipped, BASE_MS + HOUR)
     assert set(event["order"]) == LIGHT_FIELDS and event["order"]["status"] == "SHIPPED"
     assert detector.detect(event, BASE_MS + HOUR) == []
