@@ -50,7 +50,6 @@ class Parcel:
     state: str | None = None  # Kuaidi100 state code of the newest step
     stage: int = 0  # the next step of LIFE
     done: bool = False  # signed for, returned or refused: no more steps of its own
-    unpushed: bool = False  # a step not yet acknowledged by the callback
 
     def push(self) -> dict:
         """The push body (before form encoding) of the parcel as it stands."""
@@ -115,7 +114,7 @@ class Parcels:
                               courier=parcel.courier, phone=parcel.phone, station=parcel.courier + "家")
         parcel.steps.insert(0, {"time": when, "ftime": when, "context": context, "status": word,
                                 "areaCode": "", "areaName": parcel.dest, "location": ""})
-        parcel.state, parcel.unpushed = code, True
+        parcel.state = code
         parcel.done = code in ("3", "6", "14")
 
     def tick(self, now: float) -> list[Parcel]:

@@ -43,7 +43,7 @@ def create_app(key: str = DEMO_KEY, demo_shops: frozenset[tuple[str, str]] = fro
     from the callback URL's order_id) take a step every `demo_pace` seconds, the others every `pace`."""
     app = web.Application()
     app[PARCELS] = Parcels(key, demo_shops, demo_pace, pace)
-    app[STATE] = {"retries": retries, "pushes": {}, "tasks": {}}
+    app[STATE] = {"retries": retries, "pushes": {}, "tasks": {}, "generations": {}, "locks": {}}
     app.router.add_post("/poll", subscribe)
     app.router.add_post("/_sim/advance", advance)
     app.router.add_get("/_sim/parcels", list_parcels)
@@ -109,33 +109,45 @@ def _describe(app: web.Application, parcel: Parcel) -> dict:
 
 
 def _push_soon(app: web.Application, parcel: Parcel) -> None:
-    """Push the parcel as it stands; a push still retrying for it is superseded."""
-    tasks = app[STATE]["tasks"]
-    previous = tasks.get(parcel.number)
-    if previous is not None and not previous.done():
-        previous.cancel()
-    tasks[parcel.number] = asyncio.get_running_loop().create_task(_deliver(app, parcel))
+    """Push the parcel as it stands. One push of a parcel is on the wire at a time, so they arrive in
+    the order of its steps; a push still waiting to be retried is superseded by the newer one."""
+    state = app[STATE]
+    generation = state["generations"][parcel.number] = state["generations"].get(parcel.number, 0) + 1
+    lock = state["locks"].setdefault(parcel.number, asyncio.Lock())
+    state["tasks"][parcel.number, generation] = asyncio.get_running_loop().create_task(
+        _deliver(app, parcel, kuaidi100.push_form(parcel.push(), parcel.salt), generation, lock))
 
 
-async def _deliver(app: web.Application, parcel: Parcel) -> None:
-    form = kuaidi100.push_form(parcel.push(), parcel.salt)
-    attempts = app[STATE]["pushes"].setdefault(parcel.number, [])
+async def _deliver(app: web.Application, parcel: Parcel, form: dict, generation: int, lock: asyncio.Lock) -> None:
+    state = app[STATE]
+    attempts = state["pushes"].setdefault(parcel.number, [])
     delay = 1.0
-    for _attempt in range(app[STATE]["retries"] + 1):
-        entry = {"state": parcel.state, "at": time.time(), "status": None}
-        attempts.append(entry)
-        try:
-            async with app[SESSION].post(parcel.callback, data=form, timeout=aiohttp.ClientTimeout(total=10)) as r:
-                entry["status"] = r.status
-                reply = await r.json(content_type=None) if r.status == 200 else {}
-                if isinstance(reply, dict) and reply.get("result") is True:
-                    parcel.unpushed = False
+    try:
+        for _attempt in range(state["retries"] + 1):
+            if state["generations"][parcel.number] != generation:
+                return  # a newer step's push carries this one's trace too
+            async with lock:
+                if await _post(app, parcel, form, attempts):
                     return
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            entry["error"] = f"{exc.__class__.__name__}: {exc}"
-        await asyncio.sleep(delay)
-        delay *= 2
-    log.warning("gave up pushing %s to %s after %d attempts", parcel.number, parcel.callback, len(attempts))
+            await asyncio.sleep(delay)
+            delay *= 2
+        log.warning("gave up pushing %s to %s after %d attempts", parcel.number, parcel.callback, len(attempts))
+    finally:
+        state["tasks"].pop((parcel.number, generation), None)
+
+
+async def _post(app: web.Application, parcel: Parcel, form: dict, attempts: list) -> bool:
+    entry = {"state": kuaidi100.STATES.get(json.loads(form["param"])["lastResult"]["state"], ("?",))[0],
+             "at": time.time(), "status": None}
+    attempts.append(entry)
+    try:
+        async with app[SESSION].post(parcel.callback, data=form, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            entry["status"] = resp.status
+            reply = await resp.json(content_type=None) if resp.status == 200 else {}
+            return isinstance(reply, dict) and reply.get("result") is True
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        entry["error"] = f"{exc.__class__.__name__}: {exc}"
+        return False
 
 
 async def _mover(app: web.Application):
@@ -151,7 +163,7 @@ async def _mover(app: web.Application):
     mover = asyncio.create_task(move())
     yield
     mover.cancel()
-    for task in [mover, *app[STATE]["tasks"].values()]:
+    for task in [mover, *list(app[STATE]["tasks"].values())]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
