@@ -7,6 +7,7 @@ from schemas.canonical import with_tracking_fields
 from schemas.codec import AvroCodec, EventDecoder
 from streams.anomalies.config import parse_rules
 from streams.anomalies.detector import LIGHT_READ, Detector
+from streams.anomaly_agent import in_order_of_happening
 from streams.derive import derive_events
 from streams.tracking import apply_tracking
 from tests.factories import BASE_MS, canonical_order, changed
@@ -134,3 +135,12 @@ def test_the_new_rules_can_be_switched_off():
     assert feed.carrier("EXCEPTION", BASE_MS + HOUR) == []
     moved = changed(feed.held, minutes=120, receiver=dict(order["receiver"], city="宁波市", district="鄞州区"))
     assert feed.platform(moved) == [] and feed.seen[-1]["event_type"] == "AddressChanged"
+
+
+def test_the_agent_judges_each_orders_events_in_their_sequence():
+    """A carrier's step may carry a later time than the platform update after it; across orders the
+    batch is judged in the order things happened."""
+    events = [{"order_id": "a", "version": 2, "occurred_at": 50}, {"order_id": "b", "version": 1, "occurred_at": 20},
+              {"order_id": "a", "version": 3, "occurred_at": 30}, {"order_id": "b", "version": 2, "occurred_at": 60}]
+    assert [(e["order_id"], e["version"]) for e in in_order_of_happening(events)] == [
+        ("b", 1), ("a", 2), ("a", 3), ("b", 2)]
