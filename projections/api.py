@@ -13,7 +13,7 @@ from typing import Protocol
 import orjson
 from aiohttp import web
 
-from projections import analyst_sql, anomaly_queries, api_anomalies, api_auth, queries
+from projections import analyst_sql, anomaly_queries, api_anomalies, api_auth, loop_queries, queries
 from projections.audit import AuditLog
 from projections.health import HealthMonitor
 
@@ -97,7 +97,7 @@ def _health(app: web.Application) -> dict:
 
 async def get_order(request: web.Request) -> web.Response:
     """The latest masked canonical order with its version and hold state (`hold`, `hold_reasons`,
-    `anomalies`: the open findings), or 404."""
+    `anomalies`: the open findings) and its `timeline` (`loop_queries.order_timeline`), or 404."""
     deps = request.app[DEPS]
     order_id = request.match_info["order_id"]
     order = await asyncio.to_thread(queries.get_order, deps.backend, deps.database, order_id)
@@ -106,6 +106,7 @@ async def get_order(request: web.Request) -> web.Response:
     order.update(
         await asyncio.to_thread(anomaly_queries.order_findings, deps.backend, deps.database, order_id)
     )
+    order["timeline"] = await asyncio.to_thread(loop_queries.order_timeline, deps.backend, deps.database, order_id)
     return _json(order)
 
 
@@ -138,6 +139,7 @@ async def stats(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     figures = await asyncio.to_thread(queries.stats, deps.backend, deps.database)
     figures.update(await asyncio.to_thread(anomaly_queries.anomaly_stats, deps.backend, deps.database))
+    figures["loop"] = await asyncio.to_thread(loop_queries.loop_figures, deps.backend, deps.database)
     counters = deps.counters()
     lag = deps.lag.snapshot()
     health = await asyncio.to_thread(_health, request.app)

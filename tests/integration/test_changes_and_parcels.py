@@ -3,32 +3,20 @@ an address change or refund request of an unshipped order is its own event; an a
 shipment and a parcel the carrier reports in trouble are findings; a carrier push for an order nobody
 knows is a dead letter."""
 import time
-from urllib.parse import urlencode
 
 from connectors.platforms.taobao.render import page_body
 from connectors.runtime.records import raw_record
 from connectors.simkit.world import World
-from connectors.tracking import kuaidi100
-from connectors.tracking.parcels import Parcels
 from connectors.tracking.receiver import tracking_record
 from schemas.topics import shop_key
 from tests.integration.helpers import TopicReader, publish, start_worker, stop_worker, wait_for, worker_env
+from tests.samples import carrier_push
 
 SHOP = "changes-shop"
 
 
 def _page(order) -> tuple[bytes, bytes]:
     return shop_key("taobao", SHOP), raw_record("taobao", SHOP, page_body([order]), source="poll")
-
-
-def _push(number: str, turn: str) -> bytes:
-    """A carrier push about parcel `number` after `turn`, as the service sends it (signed; the receiver
-    already checked it, so the salt does not matter here)."""
-    parcels = Parcels("k")
-    parcels.subscribe({"key": "k", "company": "zhongtong", "number": number,
-                       "parameters": {"callbackurl": "http://127.0.0.1/x", "salt": "s"}}, time.time(), None)
-    parcel = parcels.advance(number, turn, time.time())
-    return urlencode(kuaidi100.push_form(parcel.push(), "s")).encode()
 
 
 def test_changes_and_parcel_trouble_become_events_and_findings(kafka_bootstrap, topics, tmp_path):
@@ -58,9 +46,9 @@ def test_changes_and_parcel_trouble_become_events_and_findings(kafka_bootstrap, 
         unshipped.street, unshipped.updated_at = "文三路 90 号 3 幢 502 室", now
         world._apply(refunding, "request_refund", now)
         # the carrier has trouble with the shipped order's parcel; then the platform moves its address too
-        trouble = tracking_record(oid(shipped), _push(number, "exception"))
+        trouble = tracking_record(oid(shipped), carrier_push(number, "exception"))
         shipped.street, shipped.updated_at = "莫干山路 18 号 1 幢 1201 室", now + 1000
-        ghost = tracking_record(f"taobao:{SHOP}:999999", _push("ZT000999", "delivered"))
+        ghost = tracking_record(f"taobao:{SHOP}:999999", carrier_push("ZT000999"))
         publish(kafka_bootstrap, [(topics.raw_orders, *_page(unshipped)), (topics.raw_orders, *_page(refunding)),
                                   (topics.raw_orders, *trouble), (topics.raw_orders, *_page(shipped)),
                                   (topics.raw_orders, *ghost)])
