@@ -7,7 +7,8 @@
 5. the anomaly detector alone, and raw -> finding / alert latency with the whole stack at half that
    rate (with each process's CPU per order) and at 5,000 orders/s; then at 5,000 orders/s with the
    projector paused (as if it ran on other cores) and how long it takes to write that backlog after;
-6. peak RSS of every process.
+6. carrier push -> OrderDelivered on order.events while 2,000 orders/s flow (`tracking_bench`);
+7. peak RSS of every process.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from pathlib import Path
 from connectors.platforms.taobao.render import page_body
 from connectors.runtime.records import raw_record
 from connectors.simkit.world import World
-from infra.bench import anomaly_bench, measure, workload
+from infra.bench import anomaly_bench, measure, tracking_bench, workload
 from infra.broker import ensure_topics, free_port, start_broker
 from projections.access import Role
 from projections.tokens import TokenStore
@@ -237,6 +238,8 @@ def run(quick: bool = False) -> int:
             _say_anomaly_latency(ANOMALY_LOAD, figures)
             time.sleep(FRESH_BUDGET_SECONDS)
             apart, catch_up = _projector_elsewhere(bootstrap, pipe, side, steady_s)
+            tracking = tracking_bench.carrier_push_latency(bootstrap, pipe, workdir, seconds=steady_s)
+            tracking_bench.say_figures(tracking, _say)
         finally:
             rss = pipe.stop()
             if side is not None:
@@ -250,7 +253,8 @@ def run(quick: bool = False) -> int:
              f"1,000) and p99 raw->alert {figures['alert_p99']:.0f} ms (target < 2,000); at {rate / 2:,.0f} orders/s "
              f"{sustained['finding_p99']:.0f} ms and {sustained['alert_p99']:.0f} ms; at {ANOMALY_LOAD:,.0f} orders/s "
              f"with the projector off these cores {apart['finding_p99']:.0f} ms and {apart['alert_p99']:.0f} ms "
-             f"(its backlog written {catch_up:.0f} s after it resumed) · the whole stack needs "
+             f"(its backlog written {catch_up:.0f} s after it resumed) · carrier push -> OrderDelivered p99 "
+             f"{tracking['p99']:.0f} ms at {tracking['load']:,.0f} orders/s (target < 1,000) · the whole stack needs "
              f"{per_order * 1e6:.0f} µs CPU per order ({os.cpu_count() / per_order:,.0f} orders/s on "
              f"{os.cpu_count()} cores)")
     finally:
