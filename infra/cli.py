@@ -81,7 +81,8 @@ def up(demo_rate: float = typer.Option(5.0, help="new demo orders per second per
 
 
 @app.command()
-def worker(name: str = typer.Argument(..., help="simulators | connectors | normalizer | projector")) -> None:
+def worker(name: str = typer.Argument(
+        ..., help="simulators | connectors | normalizer | projector | detector | alerter | tracker")) -> None:
     """Run one process of the stack (what `tonglu up` starts)."""
     from infra import workers
 

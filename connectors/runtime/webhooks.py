@@ -6,7 +6,8 @@ raw bytes and names the shop; the body is then published as received and answere
 forged or unsigned push gets 401, a platform that does not push 404, and nothing is published. A
 platform whose pushes are signed in the query string (WeChat adds `signature`, `timestamp` and `nonce`
 to the URL) takes a `query` keyword argument in its `authenticate` and is given the request's query
-parameters.
+parameters. Courier tracking pushes arrive beside them at `/webhooks/kuaidi100`
+(`connectors.tracking.receiver`, registered first on the same app).
 """
 from __future__ import annotations
 
