@@ -127,8 +127,9 @@ def table_dump(backend, db: str, table: str) -> list[dict]:
 class EncodedEventsContract:
     """Events handed over undecoded (ClickHouse parses the Avro) end as the rows the Python path makes."""
 
-    def test_same_rows_as_decoded_events(self, backend):
-        values = normalized_events(300)
+    @staticmethod
+    def write_both_ways(backend, values: list[bytes]) -> None:
+        """`values` decoded in Python into DB, and handed to ClickHouse undecoded into DB_encoded."""
         decoder = ClickHouseSink(backend, DB)
         codec = AvroCodec("OrderEvent")
         for value in values:
@@ -140,6 +141,10 @@ class EncodedEventsContract:
             encoded.add_encoded_event(value)
         encoded.flush()
         assert encoded.take_rejected() == []
+
+    def test_same_rows_as_decoded_events(self, backend):
+        values = normalized_events(300)
+        self.write_both_ways(backend, values)
         for table in ("order_events", "orders"):
             rows = table_dump(backend, DB, table)
             assert len(rows) == (len(values) if table == "order_events" else 300)
@@ -147,18 +152,9 @@ class EncodedEventsContract:
 
     def test_tracking_rows_are_the_same_both_ways(self, backend):
         values = tracked_events(200)
-        decoder = ClickHouseSink(backend, DB)
-        codec = AvroCodec("OrderEvent")
-        for value in values:
-            decoder.add("order_event", codec.decode(value))
-        decoder.flush()
-        create_schema(backend, f"{DB}_encoded")
-        encoded = ClickHouseSink(backend, f"{DB}_encoded")
-        for value in values:
-            encoded.add_encoded_event(value)
-        encoded.flush()
+        self.write_both_ways(backend, values)
         rows = table_dump(backend, DB, "tracking")
-        steps = sum(codec.decode(v)["event_type"] == "TrackingUpdated" for v in values)
+        steps = sum(AvroCodec("OrderEvent").decode(v)["event_type"] == "TrackingUpdated" for v in values)
         assert len(rows) == steps and {r["tracking_state"] for r in rows} == {"EXCEPTION", "DELIVERED"}
         for table in ("tracking", "orders", "order_events"):
             assert table_dump(backend, f"{DB}_encoded", table) == table_dump(backend, DB, table)

@@ -33,16 +33,6 @@ def _external_ids(records, source=None) -> set[str]:
     return ids
 
 
-async def _read_until(reader: TopicReader, predicate, timeout=60.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        await loop.run_in_executor(None, reader.poll, 0.5)
-        if predicate(reader.records):
-            return reader.records
-    raise AssertionError(f"condition not met within {timeout}s ({len(reader.records)} records)")
-
-
 async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(kafka_bootstrap, topics, tmp_path):
     taobao_runner, taobao_url = await serve_app(platforms.module("taobao", "simulator").create_app())
     shopify_runner, shopify_url = await serve_app(platforms.module("shopify", "simulator").create_app())
@@ -61,10 +51,10 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
         service = ConnectorService(settings)
         task = asyncio.create_task(service.run(stop))
         try:
-            await _read_until(raw, lambda recs: set(tb) | set(sp) <= _external_ids(recs))
+            await raw.until_true(lambda recs: set(tb) | set(sp) <= _external_ids(recs))
             # pushes: the service subscribed to Shopify webhooks; new orders arrive as signed pushes
             pushed = (await _post(session, f"{shopify_url}/_sim/orders", {"shop_id": "demo", "count": 5}))
-            await _read_until(raw, lambda recs: set(pushed["external_ids"]) <= _external_ids(recs, "push"))
+            await raw.until_true(lambda recs: set(pushed["external_ids"]) <= _external_ids(recs, "push"))
             # a forged push is refused and publishes nothing
             forged = b'{"id": 1, "name": "#1"}'
             async with session.post(f"http://127.0.0.1:{settings.webhook_port}/webhooks/shopify", data=forged,
@@ -85,9 +75,9 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
             # barrier: a genuine push of the same shop after the refusal; once it is on raw.orders, a
             # published forged push (same shop key, same partition) would be there before it
             marker = (await _post(session, f"{shopify_url}/_sim/orders", {"shop_id": "demo", "count": 1}))
-            await _read_until(raw, lambda recs: set(marker["external_ids"]) <= _external_ids(recs, "push"))
+            await raw.until_true(lambda recs: set(marker["external_ids"]) <= _external_ids(recs, "push"))
             assert not any(forged in value for _, value in raw.records), "the forged push was published"
-            await _read_until(calls, lambda recs: any(not c["ok"] for _, c in recs) and any(
+            await calls.until_true(lambda recs: any(not c["ok"] for _, c in recs) and any(
                 c["ok"] and c["records"] > 0 for _, c in recs))
             failed = [c for _, c in calls.records if not c["ok"]]
             assert any(c["platform"] == "taobao" for c in failed) and all(c["error_code"] for c in failed)
@@ -111,7 +101,7 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
         stop = asyncio.Event()
         task = asyncio.create_task(ConnectorService(settings).run(stop))
         try:
-            await _read_until(raw, lambda recs: set(late) <= _external_ids(recs[before:]))
+            await raw.until_true(lambda recs: set(late) <= _external_ids(recs[before:]))
             again = _external_ids(raw.records[before:])
             assert len(again & set(tb)) < len(tb) / 2, "a restarted connector re-read history it had checkpointed"
         finally:

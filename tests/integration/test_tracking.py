@@ -35,16 +35,6 @@ def _receiver(kafka_bootstrap, topics, tmp_path) -> ConnectorService:
         logistics_topic=topics.logistics_updates, tracking_secret=SECRET))
 
 
-async def _read_until(reader: TopicReader, predicate, timeout=60.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        await loop.run_in_executor(None, reader.poll, 0.3)
-        if predicate(reader.records):
-            return reader.records
-    raise AssertionError(f"condition not met within {timeout}s ({len(reader.records)} records)")
-
-
 async def test_forged_pushes_are_refused_and_accepted_ones_published_raw(kafka_bootstrap, topics, tmp_path):
     service = _receiver(kafka_bootstrap, topics, tmp_path)
     stop = asyncio.Event()
@@ -75,7 +65,7 @@ async def test_forged_pushes_are_refused_and_accepted_ones_published_raw(kafka_b
             assert (status, reply) == (200, kuaidi100.ACKNOWLEDGEMENT)
         # the accepted push is the first record of the shop's partition: the refused ones, sent before it
         # on the same key, published nothing
-        records = await _read_until(raw, lambda recs: recs)
+        records = await raw.until_true(lambda recs: recs)
         (key, value), = records
         record = RAW.decode(value)
         assert key == shop_key("taobao", "shop-t")
@@ -84,7 +74,7 @@ async def test_forged_pushes_are_refused_and_accepted_ones_published_raw(kafka_b
         assert (record["platform"], record["shop_id"], record["external_id"]) == ("taobao", "shop-t", "4001")
         body = open_body(record)
         assert kuaidi100.read_push(body) == (param, kuaidi100.push_sign(param, salt))
-        (ukey, uvalue), = await _read_until(updates, lambda recs: recs)
+        (ukey, uvalue), = await updates.until_true(lambda recs: recs)
         assert ukey == b"SF1402938475610" and uvalue == value
     finally:
         stop.set()
@@ -121,13 +111,13 @@ async def test_an_uploaded_shipment_is_tracked_to_delivery(kafka_bootstrap, topi
     tracker = start_worker("tracker", env, tmp_path / "tracker.log")
     events = TopicReader(kafka_bootstrap, topics.order_events, "OrderEvent")
     try:
-        shipped = await _read_until(events, lambda recs: any(e["event_type"] == "OrderShipped" for _, e in recs))
+        shipped = await events.until_true(lambda recs: any(e["event_type"] == "OrderShipped" for _, e in recs))
         number = next(e for _, e in shipped)["order"]["shipments"][0]["tracking_no"]
         publish(kafka_bootstrap, [(topics.fulfillment_results, order_id.encode(), RESULT.encode({
             "shipment_id": "s1", "order_id": order_id, "status": "UPLOADED", "carrier_code": "ZTO",
             "tracking_no": number, "line_ids": [], "attempt": 1, "reason": None,
             "recorded_at": int(time.time() * 1000)}))])
-        records = await _read_until(events, lambda recs: any(e["event_type"] == "OrderDelivered" for _, e in recs),
+        records = await events.until_true(lambda recs: any(e["event_type"] == "OrderDelivered" for _, e in recs),
                                     timeout=90)
         mine = [e for _, e in records if e["order_id"] == order_id]
         tracked = [e for e in mine if e["event_type"] == "TrackingUpdated"]
@@ -187,11 +177,11 @@ async def test_the_simulator_answers_subscriptions_and_pushes_until_acknowledged
             assert await advance("exception") == 200  # the receiver is not listening yet: pushed again later
             await asyncio.sleep(1.5)
             task = asyncio.create_task(service.run(stop))
-            (_, first), = await _read_until(updates, lambda recs: recs, timeout=30)
+            (_, first), = await updates.until_true(lambda recs: recs, timeout=30)
             assert kuaidi100.tracking_update(kuaidi100.read_push(open_body(RAW.decode(first)))[0])["state"] == (
                 "EXCEPTION")
             assert await advance("returned") == 200
-            records = await _read_until(updates, lambda recs: len(recs) >= 2, timeout=30)
+            records = await updates.until_true(lambda recs: len(recs) >= 2, timeout=30)
             news = [kuaidi100.tracking_update(kuaidi100.read_push(open_body(RAW.decode(v)))[0]) for _, v in records]
             assert [n["state"] for n in news] == ["EXCEPTION", "RETURNING"] and news[1]["steps"] == 2
             async with session.get(f"{sim_url}/_sim/parcels") as resp:

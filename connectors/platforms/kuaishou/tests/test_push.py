@@ -69,16 +69,6 @@ def _polled_ids(records) -> set[str]:
     return out
 
 
-async def _read_until(reader: TopicReader, predicate, timeout=60.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        await loop.run_in_executor(None, reader.poll, 0.5)
-        if predicate(reader.records):
-            return reader.records
-    raise AssertionError(f"condition not met within {timeout}s ({len(reader.records)} records)")
-
-
 async def test_connectors_poll_and_receive_signed_pushes_and_refuse_forged_ones(kafka_bootstrap, topics, tmp_path):  # noqa: F811
     app = create_app(push_backoff=0.05)
     runner, url = await serve_app(app)
@@ -98,10 +88,10 @@ async def test_connectors_poll_and_receive_signed_pushes_and_refuse_forged_ones(
         service = ConnectorService(settings)
         task = asyncio.create_task(service.run(stop))
         try:
-            await _read_until(raw, lambda recs: first <= _polled_ids(recs))
+            await raw.until_true(lambda recs: first <= _polled_ids(recs))
             # the service subscribed the shop: new orders arrive as signed pushes naming them
             pushed = {int(i) for i in (await post("/_sim/orders", {"shop_id": "home", "count": 3}))["external_ids"]}
-            await _read_until(raw, lambda recs: pushed <= _pushed_oids(recs))
+            await raw.until_true(lambda recs: pushed <= _pushed_oids(recs))
             # a push with a forged signature is refused by the receiver and never published
             await post("/_sim/webhooks/faults", {"forged_signature": 2})  # addOrder + paySuccess of one order
             (forged,) = (await post("/_sim/orders", {"shop_id": "home", "count": 1}))["external_ids"]
@@ -112,9 +102,9 @@ async def test_connectors_poll_and_receive_signed_pushes_and_refuse_forged_ones(
             # barrier: a genuine push of the same shop after the refusals; once it is on raw.orders, a
             # published forged push (same shop key, same partition) would be there before it
             marker = {int(i) for i in (await post("/_sim/orders", {"shop_id": "home", "count": 1}))["external_ids"]}
-            await _read_until(raw, lambda recs: marker <= _pushed_oids(recs))
+            await raw.until_true(lambda recs: marker <= _pushed_oids(recs))
             assert int(forged) not in _pushed_oids(raw.records), "a forged push was published"
-            await _read_until(raw, lambda recs: forged in _polled_ids(recs))  # the order still arrives by polling
+            await raw.until_true(lambda recs: forged in _polled_ids(recs))  # the order still arrives by polling
             log = (await (await session.get(url + "/_sim/webhooks")).json())["deliveries"]
             assert any(d["status"] == 401 for d in log) and any(d["status"] == 200 for d in log)
         finally:
