@@ -143,6 +143,8 @@ async def stats(request: web.Request) -> web.Response:
     counters = deps.counters()
     lag = deps.lag.snapshot()
     health = await asyncio.to_thread(_health, request.app)
+    if not figures["loop"]["sent_to_erp"]:
+        figures["loop"]["sent_to_erp"] = loop_queries.stage_progress(health["stages"].get("erp"))
     figures.update(
         {
             "events_per_second": counters["events_per_second"],

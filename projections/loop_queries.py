@@ -2,8 +2,9 @@
 figures for the status page. Exact answers read with FINAL.
 
 `shipments` holds every outcome of every ship-back upload (fulfillment.results), `tracking` every
-tracking step Tonglu took (TrackingUpdated events); ERP deliveries are counted from `erp_deliveries`
-when a deployment has that table (0 otherwise).
+tracking step Tonglu took (TrackingUpdated events). Events sent to ERPs are counted from an
+`erp_deliveries` table when the database has one, else from what the running ERP deliverers report
+in their heartbeats (`stage_progress`), else 0.
 """
 
 from __future__ import annotations
@@ -84,3 +85,9 @@ def loop_figures(backend, db: str) -> dict[str, int]:
         late_to_ship=late.get("ship_overdue", 0), parcels_stalled=late.get("parcel_stalled", 0))
     figures["late"] = figures["late_to_ship"] + figures["parcels_stalled"]
     return figures
+
+
+def stage_progress(stage: dict | None) -> int:
+    """The sum of the progress figures the live instances of a stage report in their heartbeats (0 for a
+    stage that is not running or not known)."""
+    return sum(int(i.get("progress") or 0) for i in (stage or {}).get("instances") or ())

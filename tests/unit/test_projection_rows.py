@@ -215,3 +215,10 @@ def test_a_tracking_step_is_one_row_of_its_parcel_and_other_events_none():
     assert rows.tracking_rows(sample_event(version=3)) == []
     result = dict(zip(TABLE_COLUMNS["shipments"], rows.shipment_row(sample_shipment_result()), strict=True))
     assert (result["platform"], result["shop_id"], result["status"]) == ("taobao", "shop1", "UPLOADED")
+
+
+def test_a_stages_progress_is_the_sum_over_its_live_instances():
+    from projections.loop_queries import stage_progress
+
+    assert stage_progress({"ok": True, "instances": [{"progress": 120}, {"progress": 30}, {"progress": None}]}) == 150
+    assert stage_progress({"ok": False, "instances": []}) == 0 and stage_progress(None) == 0
