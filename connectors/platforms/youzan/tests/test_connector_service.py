@@ -10,7 +10,7 @@ from infra.broker import free_port
 from schemas.codec import AvroCodec
 from tests.conftest import kafka_bootstrap, topics  # noqa: F401 - the real broker, as the integration tests use it
 from tests.integration.helpers import TopicReader, serve_app
-from tests.integration.test_connectors import _external_ids, _post, _read_until
+from tests.integration.test_connectors import _external_ids, _post
 
 from ..simulator import create_app
 from ..webhooks import signed_headers
@@ -33,12 +33,12 @@ async def test_polled_details_and_signed_pushes_reach_raw_orders(kafka_bootstrap
         service = ConnectorService(settings)
         task = asyncio.create_task(service.run(stop))
         try:
-            await _read_until(raw, lambda recs: polled <= _external_ids(recs, "poll"))
+            await raw.until_true(lambda recs: polled <= _external_ids(recs, "poll"))
             endpoints = {RAW.decode(v)["endpoint"] for _, v in raw.records if RAW.decode(v)["source"] == "poll"}
             assert endpoints == {"youzan.trade.get"}  # details only: the list just finds them
             # the service subscribed the shop: new orders arrive as signed pushes carrying the order
             pushed = set((await _post(session, f"{url}/_sim/orders", {"shop_id": SHOP, "count": 3}))["external_ids"])
-            await _read_until(raw, lambda recs: pushed <= _external_ids(recs, "push"))
+            await raw.until_true(lambda recs: pushed <= _external_ids(recs, "push"))
             # a push signed with the wrong secret is refused, and so is one that is not signed at all
             forged = b'{"client_id": "tonglu-youzan-home", "id": "E1", "kdt_id": 1, "msg": "%7B%22tid%22%3A1%7D"}'
             for headers in (signed_headers(forged, SHOP, "not-the-secret"), {"Client-Id": SHOP}):
@@ -46,7 +46,7 @@ async def test_polled_details_and_signed_pushes_reach_raw_orders(kafka_bootstrap
                     assert resp.status == 401
             assert service.receiver.rejected == 2
             marker = set((await _post(session, f"{url}/_sim/orders", {"shop_id": SHOP, "count": 1}))["external_ids"])
-            await _read_until(raw, lambda recs: marker <= _external_ids(recs, "push"))  # same shop key: after the refusals
+            await raw.until_true(lambda recs: marker <= _external_ids(recs, "push"))  # same shop key: after the refusals
             assert not any(forged in value for _, value in raw.records), "a forged push was published"
         finally:
             stop.set()
