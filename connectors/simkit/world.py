@@ -81,6 +81,14 @@ class SimOrder:
         return sum(line.total for line in self.lines if line.refund_status == "REFUNDED")
 
 
+def bump_id(external_id: str, by: int = 1) -> str:
+    """The id `by` further on: its trailing digits count up (keeping their width) and a prefix stays,
+    so simulated ids need not be bare numbers (Xiaohongshu's `P734…`)."""
+    head = external_id.rstrip("0123456789")
+    digits = external_id[len(head):]
+    return head + str(int(digits or "0") + by).zfill(len(digits))
+
+
 def _big_id(rng: random.Random) -> str:
     return str(rng.randrange(2_800_000_000_000_000_000, 2_899_999_999_999_999_999))
 
@@ -179,7 +187,7 @@ class World:
     def add(self, order: SimOrder, paid: bool, now_ms: int) -> SimOrder:
         """Register an order under a fresh id (callers hold the lock or own the world)."""
         while order.external_id in self.orders:
-            order.external_id = str(int(order.external_id) + 1)
+            order.external_id = bump_id(order.external_id)
         if paid:
             self._apply(order, "pay", now_ms)
         self.orders[order.external_id] = order
