@@ -1,0 +1,252 @@
+"""Xiaohongshu API client for one shop: signed calls to the single gateway, list pages read from the
+last one back, a detail call for every listed order and one receiver call per page.
+
+Window bounds: `startTime`/`endTime` are Unix seconds and both ends count, while our windows are
+[start_ms, end_ms); we send start floored to the second and (end_ms − 1 ms) floored, so neighbouring
+windows overlap by under a second (duplicates are harmless, gaps are not). A window wider than the
+client's limit is cut into slices; one the platform still calls too wide, or one holding more pages than
+`pageNo` may reach, is halved until it fits.
+
+Paging: the list is sorted by update time, newest first. Page 1 tells `total` and `maxPageNo`; the
+other pages are read from the last back, so an order leaving the window during the scan can only make a
+row appear twice. When a page reports another total than page 1, one more full backward pass follows.
+An order already captured in this window with the same `updateTime` is not fetched again.
+
+Each list page becomes one capture (capture.py): the list answer, the detail answers and the receiver
+answer, byte for byte. An expired access token is refreshed with the shop's refresh token
+(`oauth.refreshToken`) and the call repeated once; without a refresh token the shop must be
+re-authorised, which the error says.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import orjson
+
+from connectors.platforms.manifest import folder_manifest
+from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
+from connectors.runtime.errors import PermanentError, RateLimited, TransientError
+
+from . import errors
+from .capture import DETAIL, LIST, RECEIVERS, capture
+from .signing import VERSION, sign
+
+log = logging.getLogger(__name__)
+PATH = "/ark/open_api/v3/common_controller"
+REFRESH = "oauth.refreshToken"
+_LIMITS = folder_manifest(__file__).limits
+
+
+class TokenExpired(PermanentError):
+    """The access token expired: refresh it, then repeat the call."""
+
+
+class WindowTooWide(PermanentError):
+    """The platform refused the time range: halve it."""
+
+
+class OrderGone(PermanentError):
+    """A listed order the detail call no longer finds."""
+
+
+def _seconds(ms: int) -> int:
+    return ms // 1000
+
+
+class XiaohongshuClient:
+    """PlatformClient for Xiaohongshu."""
+
+    platform = "xiaohongshu"
+
+    def __init__(self, creds: ShopCredentials, caller: Caller, page_size: int = _LIMITS.page_size_max,
+                 max_window_ms: int = _LIMITS.window_max_s * 1000, max_page_no: int = 100, concurrency: int = 8):
+        self.creds, self.caller = creds, caller
+        self.page_size = min(max(page_size, 1), _LIMITS.page_size_max)
+        self.max_window_ms, self.max_page_no = max_window_ms, max_page_no
+        self.token = creds.access_token
+        self.refresh_token = (creds.extra or {}).get("refresh_token") or ""
+        self._gate = asyncio.Semaphore(concurrency)
+        base = creds.base_url.rstrip("/")
+        self.url = base if base.endswith(PATH) else base + PATH
+
+    # ---- one call ----
+
+    def build(self, method: str, business: dict):
+        """A RequestSpec factory: a fresh timestamp and sign on every attempt, the current token."""
+        def make() -> RequestSpec:
+            stamp = str(int(time.time()))
+            body = {"method": method, "appId": self.creds.app_key, "timestamp": stamp, "version": VERSION,
+                    "sign": sign(method, self.creds.app_key, stamp, self.creds.app_secret)}
+            if not method.startswith("oauth."):
+                body["accessToken"] = self.token
+            return RequestSpec(method="POST", url=self.url, data=orjson.dumps({**body, **business}),
+                               headers={"Content-Type": "application/json; charset=utf-8"})
+        return make
+
+    @staticmethod
+    def data(response: Response) -> dict:
+        """The `data` of a usable answer; raises RateLimited / TransientError / PermanentError (and the
+        TokenExpired / WindowTooWide / OrderGone kinds of it) for one that is not."""
+        if response.status == 429:
+            raise RateLimited("HTTP 429", retry_after=1.0, code="http_429")
+        if response.status >= 500:
+            raise TransientError(f"HTTP {response.status}", code=f"http_{response.status}")
+        if response.status >= 400:
+            raise PermanentError(f"HTTP {response.status}", code=f"http_{response.status}")
+        try:
+            doc = orjson.loads(response.body)
+        except orjson.JSONDecodeError:
+            raise TransientError("malformed body", code="malformed") from None
+        if not isinstance(doc, dict):
+            raise TransientError("malformed body", code="malformed")
+        if errors.is_error(doc):
+            code, message = errors.code_and_message(doc)
+            text, meaning = f"xiaohongshu error {code}: {message}", errors.kind(code, message)
+            if meaning == errors.RATE_LIMIT:
+                raise RateLimited(text, retry_after=1.0, code=str(code))
+            if meaning == errors.TRANSIENT:
+                raise TransientError(text, code=str(code))
+            raise {errors.TOKEN: TokenExpired, errors.WINDOW: WindowTooWide,
+                   errors.NOT_FOUND: OrderGone}.get(meaning, PermanentError)(text, code=str(code))
+        data = doc.get("data")
+        if not isinstance(data, dict):
+            raise TransientError("answer without a data object", code="malformed")
+        return data
+
+    async def _call(self, method: str, business: dict, check=None) -> tuple[Response, dict]:
+        """One API call (retried by the caller); `check(data)` returns the record count of the answer or
+        raises TransientError for an answer to another request (a replayed page)."""
+        seen: dict = {}
+
+        def classify(response: Response) -> int:
+            data = self.data(response)
+            seen["data"] = data
+            return check(data) if check else 0
+
+        for attempt in (1, 2):
+            try:
+                response = await self.caller.request(method, self.build(method, business), classify)
+                return response, seen["data"]
+            except TokenExpired:
+                if attempt == 2 or method == REFRESH:
+                    raise
+                await self._refresh()
+        raise AssertionError("unreachable")
+
+    async def _refresh(self) -> None:
+        if not self.refresh_token:
+            raise PermanentError("xiaohongshu: 授权已过期，请重新授权店铺 the access token expired and there is "
+                                 "no refresh token: re-authorise the shop", code="token_expired")
+        _, data = await self._call(REFRESH, {"refreshToken": self.refresh_token})
+        self.token, self.refresh_token = data["accessToken"], data.get("refreshToken") or self.refresh_token
+        log.info("xiaohongshu:%s access token refreshed", self.creds.shop_id)
+
+    # ---- list, details, receivers ----
+
+    async def _list(self, start_s: int, end_s: int, page_no: int) -> tuple[Response, dict]:
+        def check(data: dict) -> int:
+            if data.get("pageNo") not in (None, page_no):
+                raise TransientError(f"answer for page {data.get('pageNo')}, not {page_no}", code="duplicate_page")
+            if not isinstance(data.get("orderList", []), list):
+                raise TransientError("orderList is not a list", code="malformed")
+            return len(data.get("orderList") or [])
+
+        return await self._call(LIST, {"startTime": start_s, "endTime": end_s, "timeType": 2, "orderType": 0,
+                                       "orderStatus": 0, "pageNo": page_no, "pageSize": self.page_size}, check)
+
+    async def _detail(self, order_id: str) -> tuple[bytes, dict] | None:
+        def check(data: dict) -> int:
+            if str(data.get("orderId")) != order_id:
+                raise TransientError(f"answer for order {data.get('orderId')}, not {order_id}", code="duplicate_page")
+            return 1
+
+        async with self._gate:
+            try:
+                response, data = await self._call(DETAIL, {"orderId": order_id}, check)
+            except OrderGone as exc:
+                log.warning("xiaohongshu:%s listed order %s has no detail, skipped: %s", self.creds.shop_id,
+                            order_id, exc)
+                return None
+        return response.body, data
+
+    async def _receivers(self, details: list[dict]) -> bytes | None:
+        queries = [{"orderId": str(d["orderId"]), "openAddressId": d["openAddressId"]}
+                   for d in details if d.get("openAddressId")]
+        if not queries:
+            return None
+        wanted = {q["orderId"] for q in queries}
+
+        def check(data: dict) -> int:
+            infos = data.get("receiverInfos")
+            if not isinstance(infos, list) or not {str(r.get("orderId")) for r in infos} <= wanted:
+                raise TransientError("receiver answer for other orders", code="duplicate_page")
+            return 0
+
+        response, _ = await self._call(RECEIVERS, {"receiverQueries": queries, "isReturn": False}, check)
+        return response.body
+
+    async def _capture(self, listed: Response, data: dict, done: dict) -> Page:
+        todo = [s for s in data.get("orderList") or []
+                if isinstance(s, dict) and done.get(str(s.get("orderId"))) != s.get("updateTime")]
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._detail(str(s["orderId"]))) for s in todo]
+        except ExceptionGroup as failed:  # the first failure, as the caller raised it
+            raise failed.exceptions[0] from None
+        found = [t.result() for t in tasks if t.result() is not None]
+        receivers = await self._receivers([d for _, d in found])
+        for s in todo:
+            done[str(s["orderId"])] = s.get("updateTime")
+        return Page(body=capture(listed.body, [body for body, _ in found], receivers), content_type="json",
+                    endpoint=LIST, records=len(found), page=str(data.get("pageNo")), api_version=VERSION)
+
+    # ---- windows ----
+
+    async def fetch_window(self, start_ms: int, end_ms: int) -> AsyncIterator[Page]:
+        """Every order modified in [start_ms, end_ms), one capture per list page."""
+        for low in range(start_ms, end_ms, self.max_window_ms):
+            async for page in self._window(low, min(end_ms, low + self.max_window_ms)):
+                yield page
+
+    async def _window(self, start_ms: int, end_ms: int) -> AsyncIterator[Page]:
+        start_s, end_s = _seconds(start_ms), _seconds(end_ms - 1)
+        try:
+            listed, first = await self._list(start_s, end_s, 1)
+            too_many = int(first.get("maxPageNo") or 1) > self.max_page_no
+        except WindowTooWide:
+            too_many = True
+        if too_many:
+            if end_ms - start_ms <= 1000:
+                raise PermanentError(f"xiaohongshu: the second {start_s} holds more orders than paging reaches",
+                                     code="window_too_wide")
+            middle = start_ms + (end_ms - start_ms) // 2
+            for low, high in ((start_ms, middle), (middle, end_ms)):
+                async for page in self._window(low, high):
+                    yield page
+            return
+        done: dict = {}
+        totals = {int(first.get("total") or 0)}
+        yield await self._capture(listed, first, done)
+        for page_no in range(int(first.get("maxPageNo") or 1), 1, -1):
+            listed, data = await self._list(start_s, end_s, page_no)
+            totals.add(int(data.get("total") or 0))
+            yield await self._capture(listed, data, done)
+        if len(totals) > 1:  # the window changed under the scan: once more, all of it from the back
+            for page_no in range(-(-max(totals) // self.page_size), 0, -1):
+                listed, data = await self._list(start_s, end_s, page_no)
+                yield await self._capture(listed, data, done)
+
+    async def fetch_order(self, external_id: str) -> Page:
+        """One order as a capture of its detail and receiver answers."""
+        found = await self._detail(external_id)
+        if found is None:
+            raise PermanentError(f"xiaohongshu: order {external_id} not found", code="not_found")
+        body, data = found
+        return Page(body=capture(None, [body], await self._receivers([data])), content_type="json",
+                    endpoint=DETAIL, records=1, page=None, api_version=VERSION)
+
+
+Client = XiaohongshuClient  # what the platform registry builds for a shop
