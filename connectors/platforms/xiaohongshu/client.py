@@ -4,8 +4,8 @@ last one back, a detail call for every listed order and one receiver call per pa
 Window bounds: `startTime`/`endTime` are Unix seconds and both ends count, while our windows are
 [start_ms, end_ms); we send start floored to the second and (end_ms − 1 ms) floored, so neighbouring
 windows overlap by under a second (duplicates are harmless, gaps are not). A window wider than the
-client's limit is cut into slices; one the platform still calls too wide, or one holding more pages than
-`pageNo` may reach, is halved until it fits.
+client's limit is cut into slices; one the platform still calls too wide is halved (and the narrower
+width kept), one holding more pages than `pageNo` may reach is halved until it fits.
 
 Paging: the list is sorted by update time, newest first. Page 1 tells `total` and `maxPageNo`; the
 other pages are read from the last back, so an order leaving the window during the scan can only make a
@@ -148,11 +148,11 @@ class XiaohongshuClient:
 
     async def _list(self, start_s: int, end_s: int, page_no: int) -> tuple[Response, dict]:
         def check(data: dict) -> int:
-            if data.get("pageNo") not in (None, page_no):
-                raise TransientError(f"answer for page {data.get('pageNo')}, not {page_no}", code="duplicate_page")
-            if not isinstance(data.get("orderList", []), list):
+            if data.get("pageNo") not in (None, page_no) or "orderList" not in data:
+                raise TransientError(f"not the list page {page_no} asked for", code="duplicate_page")
+            if not isinstance(data["orderList"] or [], list):
                 raise TransientError("orderList is not a list", code="malformed")
-            return len(data.get("orderList") or [])
+            return len(data["orderList"] or [])
 
         return await self._call(LIST, {"startTime": start_s, "endTime": end_s, "timeType": 2, "orderType": 0,
                                        "orderStatus": 0, "pageNo": page_no, "pageSize": self.page_size}, check)
@@ -206,31 +206,39 @@ class XiaohongshuClient:
     # ---- windows ----
 
     async def fetch_window(self, start_ms: int, end_ms: int) -> AsyncIterator[Page]:
-        """Every order modified in [start_ms, end_ms), one capture per list page."""
-        for low in range(start_ms, end_ms, self.max_window_ms):
-            async for page in self._window(low, min(end_ms, low + self.max_window_ms)):
+        """Every order modified in [start_ms, end_ms), one capture per list page. A slice the platform calls
+        too wide is halved, and the narrower width kept for the slices after it."""
+        low = start_ms
+        while low < end_ms:
+            high = min(end_ms, low + self.max_window_ms)
+            try:
+                first = await self._list(_seconds(low), _seconds(high - 1), 1)
+            except WindowTooWide:
+                if high - low <= 1000:
+                    raise
+                self.max_window_ms = (high - low) // 2
+                log.info("xiaohongshu:%s windows narrowed to %d s", self.creds.shop_id, self.max_window_ms // 1000)
+                continue
+            async for page in self._window(low, high, first):
                 yield page
+            low = high
 
-    async def _window(self, start_ms: int, end_ms: int) -> AsyncIterator[Page]:
+    async def _window(self, start_ms: int, end_ms: int, first=None) -> AsyncIterator[Page]:
         start_s, end_s = _seconds(start_ms), _seconds(end_ms - 1)
-        try:
-            listed, first = await self._list(start_s, end_s, 1)
-            too_many = int(first.get("maxPageNo") or 1) > self.max_page_no
-        except WindowTooWide:
-            too_many = True
-        if too_many:
+        listed, data = first or await self._list(start_s, end_s, 1)
+        if int(data.get("maxPageNo") or 1) > self.max_page_no:  # more pages than pageNo reaches: halve
             if end_ms - start_ms <= 1000:
                 raise PermanentError(f"xiaohongshu: the second {start_s} holds more orders than paging reaches",
-                                     code="window_too_wide")
+                                     code="too_many_pages")
             middle = start_ms + (end_ms - start_ms) // 2
             for low, high in ((start_ms, middle), (middle, end_ms)):
                 async for page in self._window(low, high):
                     yield page
             return
         done: dict = {}
-        totals = {int(first.get("total") or 0)}
-        yield await self._capture(listed, first, done)
-        for page_no in range(int(first.get("maxPageNo") or 1), 1, -1):
+        totals = {int(data.get("total") or 0)}
+        yield await self._capture(listed, data, done)
+        for page_no in range(int(data.get("maxPageNo") or 1), 1, -1):
             listed, data = await self._list(start_s, end_s, page_no)
             totals.add(int(data.get("total") or 0))
             yield await self._capture(listed, data, done)

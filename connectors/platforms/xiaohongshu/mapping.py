@@ -362,10 +362,10 @@ def _capture(doc: dict, shop_id: str, platform: str) -> list[dict]:
     summaries = listed.get("orderList") or []
     if not isinstance(summaries, list):
         raise MappingError("orderList must be a list")
-    if not details:
-        if listed and _says_empty(listed):
+    if not details:  # an empty page, or one whose orders were all captured before in the same window
+        if LIST in doc:
             return []
-        raise MappingError(f"capture holds no {DETAIL} answer and its list does not say it is empty")
+        raise MappingError(f"capture holds neither a {DETAIL} answer nor the list it was taken from")
     receivers = {}
     if doc.get(RECEIVERS) is not None:
         infos = data_of(doc[RECEIVERS], RECEIVERS).get("receiverInfos") or []
