@@ -12,8 +12,8 @@ other pages are read from the last back, so an order leaving the window during t
 row appear twice. When a page reports another total than page 1, one more full backward pass follows.
 An order already captured in this window with the same `updateTime` is not fetched again.
 
-Each list page becomes one capture (capture.py): the list answer, the detail answers and the receiver
-answer, byte for byte. An expired access token is refreshed with the shop's refresh token
+Each list page becomes one capture (capture.py): the detail answers and the receiver answer, byte for
+byte. An expired access token is refreshed with the shop's refresh token
 (`oauth.refreshToken`) and the call repeated once; without a refresh token the shop must be
 re-authorised, which the error says.
 """
@@ -200,7 +200,7 @@ class XiaohongshuClient:
         receivers = await self._receivers([d for _, d in found])
         for s in todo:
             done[str(s["orderId"])] = s.get("updateTime")
-        return Page(body=capture(listed.body, [body for body, _ in found], receivers), content_type="json",
+        return Page(body=capture([body for body, _ in found], receivers), content_type="json",
                     endpoint=LIST, records=len(found), page=str(data.get("pageNo")), api_version=VERSION)
 
     # ---- windows ----
@@ -253,7 +253,7 @@ class XiaohongshuClient:
         if found is None:
             raise PermanentError(f"xiaohongshu: order {external_id} not found", code="not_found")
         body, data = found
-        return Page(body=capture(None, [body], await self._receivers([data])), content_type="json",
+        return Page(body=capture([body], await self._receivers([data])), content_type="json",
                     endpoint=DETAIL, records=1, page=None, api_version=VERSION)
 
 

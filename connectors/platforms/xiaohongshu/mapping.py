@@ -3,9 +3,9 @@
 The order list answers summaries only (no lines, no amounts, no receiver), so an order is known from
 its `order.getOrderDetail` answer, and its receiver from `order.getOrderReceiverInfo`. Accepted bodies,
 JSON only:
-- a capture, what the client publishes per list page: `{"order.getOrderList": <answer>,
-  "order.getOrderDetail": [<answer>, …], "order.getOrderReceiverInfo": <answer>}`, every answer byte for
-  byte as received (capture.py); one order per detail answer, its receiver joined by `orderId`;
+- a capture, what the client publishes per list page: `{"order.getOrderDetail": [<answer>, …],
+  "order.getOrderReceiverInfo": <answer>}`, every answer byte for byte as received (capture.py); one
+  order per detail answer, its receiver joined by `orderId`; no detail at all: a page with nothing new;
 - one `order.getOrderDetail` answer (or its bare `data` object): its order;
 - a push, a JSON array of `{msgTag, sellerId, data}` messages: it only names the order, so [] (the poll
   reads the order itself);
@@ -162,16 +162,23 @@ def _phone(value) -> tuple[str | None, bool | None]:
     return (value if "*" in value else mask_phone(value)), phone_verdict(value, "CN")
 
 
-def _receiver(d: dict, rec: dict, summary: dict) -> dict:
-    def pick(field: str):
-        key = RECEIVER_FIELDS[field]
-        return _text(rec.get(key)) or _text(d.get(key)) or _text(summary.get(key))
+def _pick(key: str, *sources: dict) -> str | None:
+    """The first non-empty value of `key` in the sources (receiver info, then detail), as text."""
+    for source in sources:
+        value = source.get(key)
+        if value is not None and value != "":
+            return value if value.__class__ is str else str(value)
+    return None
 
-    name, address, town = pick("name"), pick("street"), pick("town")
-    phone_masked, phone_valid = _phone(pick("phone"))
+
+def _receiver(d: dict, rec: dict) -> dict:
+    sources = (rec, d)
+    name, address = _pick(RECEIVER_FIELDS["name"], *sources), _pick(RECEIVER_FIELDS["street"], *sources)
+    phone_masked, phone_valid = _phone(_pick(RECEIVER_FIELDS["phone"], *sources))
     if address is None or _cipher(address):
         address_masked, vague = address, None
     else:
+        town = _pick(RECEIVER_FIELDS["town"], *sources)
         street = address if not town or address.startswith(town) else town + address
         address_masked = street if "*" in street else mask_street(street)
         vague = street_vague(street, "CN")
@@ -179,9 +186,9 @@ def _receiver(d: dict, rec: dict, summary: dict) -> dict:
     return {"name_masked": name if name is None or _cipher(name) or "*" in name else mask_name(name),
             "phone_masked": phone_masked,
             "country": country if country and len(country) == 2 and country.isalpha() else "CN",
-            "province": pick("province"), "city": pick("city"), "district": pick("district"),
-            "address_masked": address_masked, "postal_code": None,
-            "secure_token": _text(d.get(F["secure_token"])),
+            "province": _pick(RECEIVER_FIELDS["province"], *sources), "city": _pick(RECEIVER_FIELDS["city"], *sources),
+            "district": _pick(RECEIVER_FIELDS["district"], *sources), "address_masked": address_masked,
+            "postal_code": None, "secure_token": _text(d.get(F["secure_token"])),
             "phone_valid": phone_valid, "address_vague": vague}
 
 
@@ -191,27 +198,35 @@ def _line(sku: dict, order_refund: str, seen: set) -> tuple[dict, int]:
     """One `skuList` entry -> (canonical line, its tax in fen)."""
     if not isinstance(sku, dict):
         raise MappingError("skuList holds a non-object")
+    sku_id = _id(sku.get(LINE["line_id"]), "skuId")
+    try:
+        return _sku_line(sku, sku_id, order_refund, seen)
+    except MappingError as exc:
+        raise MappingError(f"sku {sku_id}: {exc}") from None
+
+
+def _sku_line(sku: dict, sku_id: str, order_refund: str, seen: set) -> tuple[dict, int]:
     get = sku.get
-    sku_id = _id(get(LINE["line_id"]), "skuId")
     line_id = sku_id
     while line_id in seen:  # skus are aggregated per order; a repeated one still gets its own line
         line_id += "#"
     seen.add(line_id)
-    quantity = _count(get(LINE["quantity"]), f"sku {sku_id} skuQuantity")
-    paid = _fen(get(LINE["paid"]), f"sku {sku_id} totalPaidAmount")
-    tax = _fen(get(LINE["tax"]), f"sku {sku_id} totalTaxAmount")
+    quantity = _count(get(LINE["quantity"]), "skuQuantity")
+    paid = _fen(get(LINE["paid"]), "totalPaidAmount")
+    tax = _fen(get(LINE["tax"]), "totalTaxAmount")
     parts = get(LINE["parts"]) or ()
     if parts:
         value = 0
         for part in parts:
-            price = part.get(LINE["price"], part.get("pricePerSku"))  # both names are in use
-            value += _fen(price, f"sku {sku_id} price") * _count(part.get(LINE["part_quantity"]),
-                                                                 f"sku {sku_id} quantity")
+            price = part.get(LINE["price"])
+            if price is None:
+                price = part.get("pricePerSku")  # both names are in use
+            value += _fen(price, "price") * _count(part.get(LINE["part_quantity"]), "quantity")
     else:  # no prices given: the goods value is what was paid plus the stated discounts
-        value = (paid - tax + _fen(get(LINE["merchant_discount"]), f"sku {sku_id} totalMerchantDiscount")
-                 + _fen(get(LINE["red_discount"]), f"sku {sku_id} totalRedDiscount"))
+        value = (paid - tax + _fen(get(LINE["merchant_discount"]), "totalMerchantDiscount")
+                 + _fen(get(LINE["red_discount"]), "totalRedDiscount"))
     if quantity <= 0 or value % quantity:
-        raise MappingError(f"sku {sku_id}: goods value {value} fen is no whole price for quantity {quantity}")
+        raise MappingError(f"goods value {value} fen is no whole price for quantity {quantity}")
     refund = get(LINE["refund"])
     merchant_sku = get(LINE["merchant_sku"]) or get("erpCode")
     if not merchant_sku and len(parts) == 1:  # a bundle has no code of its own, its single part may
@@ -267,20 +282,19 @@ def _shipments(d: dict, lines: list[dict], shipped_at: int | None) -> list[dict]
 
 # ---- one order ----
 
-def map_order(d: dict, shop_id: str, platform: str = "xiaohongshu", receiver: dict | None = None,
-              summary: dict | None = None) -> dict:
-    """One order detail (`data` of order.getOrderDetail), with its receiver-info entry and list summary
-    when known, -> canonical order dict (version 0)."""
+def map_order(d: dict, shop_id: str, platform: str = "xiaohongshu", receiver: dict | None = None) -> dict:
+    """One order detail (`data` of order.getOrderDetail), with its receiver-info entry when known, ->
+    canonical order dict (version 0)."""
     if not isinstance(d, dict):
         raise MappingError(f"an order must be an object, got {type(d).__name__}")
     external_id = _id(d.get(F["external_id"]), "orderId")
     try:
-        return _map(d, external_id, shop_id, platform, receiver or {}, summary or {})
+        return _map(d, external_id, shop_id, platform, receiver or {})
     except MappingError as exc:
         raise MappingError(f"xiaohongshu order {external_id}: {exc}") from None
 
 
-def _map(d: dict, external_id: str, shop_id: str, platform: str, receiver: dict, summary: dict) -> dict:
+def _map(d: dict, external_id: str, shop_id: str, platform: str, receiver: dict) -> dict:
     get = d.get
     code = _code(get(F["platform_status"]), "orderStatus")
     refund_code = get(F["refund"])
@@ -323,8 +337,8 @@ def _map(d: dict, external_id: str, shop_id: str, platform: str, receiver: dict,
         "tax_total": tax_total,
         "paid_total": paid_total,
         "buyer": {"id": _text(get(F["buyer_id"])), "nick_masked": None,
-                  "message": mask_free_text(_text(get(F["message"])) or _text(summary.get(F["message"])))},
-        "receiver": _receiver(d, receiver, summary),
+                  "message": mask_free_text(_text(get(F["message"])))},
+        "receiver": _receiver(d, receiver),
         "lines": lines,
         "shipments": _shipments(d, lines, shipped_at),
         "version": 0,
@@ -358,26 +372,19 @@ def _capture(doc: dict, shop_id: str, platform: str) -> list[dict]:
     details = doc[DETAIL]
     if not isinstance(details, list):
         raise MappingError(f"capture: {DETAIL} must be a list of answers")
-    listed = data_of(doc[LIST], LIST) if LIST in doc else {}
-    summaries = listed.get("orderList") or []
-    if not isinstance(summaries, list):
-        raise MappingError("orderList must be a list")
-    if not details:  # an empty page, or one whose orders were all captured before in the same window
-        if LIST in doc:
-            return []
-        raise MappingError(f"capture holds neither a {DETAIL} answer nor the list it was taken from")
+    if not details:  # a page whose orders were all captured before in the same window
+        return []
     receivers = {}
     if doc.get(RECEIVERS) is not None:
         infos = data_of(doc[RECEIVERS], RECEIVERS).get("receiverInfos") or []
         if not isinstance(infos, list):
             raise MappingError("receiverInfos must be a list")
         receivers = {str(r.get("orderId")): r for r in infos if isinstance(r, dict) and r.get("matched", True)}
-    by_id = {str(s.get("orderId")): s for s in summaries if isinstance(s, dict)}
     out = []
     for answer in details:
         d = data_of(answer, DETAIL)
         oid = str(d.get("orderId"))
-        out.append(map_order(d, shop_id, platform, receivers.get(oid), by_id.get(oid)))
+        out.append(map_order(d, shop_id, platform, receivers.get(oid)))
     return out
 
 

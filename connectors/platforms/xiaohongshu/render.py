@@ -196,8 +196,7 @@ def list_data(orders: list[SimOrder], page_no: int = 1, page_size: int = 50, tot
 
 
 def _capture(orders: list[SimOrder], details: list[dict], plaintext: bool) -> bytes:
-    return capture(answer(list_data(orders, page_size=100)), [answer(d) for d in details],
-                   answer({"receiverInfos": [receiver_info(o, plaintext) for o in orders]}))
+    return capture([answer(d) for d in details], answer({"receiverInfos": [receiver_info(o, plaintext) for o in orders]}))
 
 
 def page_body(orders: list[SimOrder], plaintext: bool = False) -> bytes:

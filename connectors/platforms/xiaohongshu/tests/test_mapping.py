@@ -31,7 +31,7 @@ def _detail(**changes) -> dict:
 
 
 def _one(answer, receivers=None) -> dict:
-    body = orjson.dumps(answer) if receivers is None else capture(None, [orjson.dumps(answer)], orjson.dumps(receivers))
+    body = orjson.dumps(answer) if receivers is None else capture([orjson.dumps(answer)], orjson.dumps(receivers))
     (order,) = map_payload(body, "json", SHOP)
     Order.model_validate(order)
     assert order["items_total"] + order["shipping_fee"] - order["discount_total"] + order["tax_total"] \
@@ -216,19 +216,19 @@ def test_buyer_remarks_are_masked():
     assert got["buyer"]["message"] == "到了打电话 138****5678，送到文三路***号"
 
 
-def test_a_capture_of_a_list_page_needs_its_details():
+def test_summaries_need_a_detail_call():
     listed = (SAMPLES / "order_getOrderList.json").read_bytes()
-    details = [orjson.dumps(DETAIL)]
-    orders = map_payload(capture(listed, details, orjson.dumps(RECEIVERS)), "json", SHOP)
-    assert [o["external_id"] for o in orders] == ["P734212345678901234"]
-    assert map_payload(capture(listed, []), "json", SHOP) == []  # all captured before in the same window
-    with pytest.raises(MappingError, match="neither a order.getOrderDetail answer nor the list"):
-        map_payload(capture(None, []), "json", SHOP)
-    empty = orjson.dumps({"success": True, "code": 0, "data": {"total": 0, "pageNo": 1, "pageSize": 100,
-                                                               "maxPageNo": 0, "orderList": []}})
-    assert map_payload(capture(empty, []), "json", SHOP) == [] == map_payload(empty, "json", SHOP)
     with pytest.raises(MappingError, match="3 order summaries without lines or amounts"):
         map_payload(listed, "json", SHOP)
+    orders = map_payload(capture([orjson.dumps(DETAIL)], orjson.dumps(RECEIVERS)), "json", SHOP)
+    assert [o["external_id"] for o in orders] == ["P734212345678901234"]
+    assert map_payload(capture([]), "json", SHOP) == []  # nothing new on the page
+    empty = orjson.dumps({"success": True, "code": 0, "data": {"total": 0, "pageNo": 1, "pageSize": 100,
+                                                               "maxPageNo": 0, "orderList": []}})
+    assert map_payload(empty, "json", SHOP) == []
+    with pytest.raises(MappingError, match="does not say the page is empty"):
+        map_payload(empty.replace(b'"total":0', b'"total":5').replace(b'"maxPageNo":0', b'"maxPageNo":1'), "json",
+                    SHOP)
 
 
 @pytest.mark.parametrize("body, reason", [
