@@ -18,7 +18,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from connectors.simkit.server import ensure_shop
+from connectors.simkit.server import cancel, ensure_shop
 from connectors.simkit.world import SimOrder
 
 from .render import order_status
@@ -103,8 +103,6 @@ class PushHub:
         return web.json_response({"forged_signature": self.forge_next})
 
     async def _close(self, app: web.Application) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(cancel(task) for task in list(self._tasks)))
         if self._session is not None:
             await self._session.close()

@@ -242,12 +242,13 @@ def _sku_line(sku: dict, sku_id: str, order_refund: str, seen: set) -> tuple[dic
 
 
 def _refund(lines: list[dict], order_refund: str, cancelled: bool) -> str:
-    states = [line["refund_status"] for line in lines]
-    if "REQUESTED" in states:
-        return "REQUESTED"
-    refunded = states.count("REFUNDED")
-    if refunded:
-        return "REFUNDED" if refunded == len(states) else "PARTIALLY_REFUNDED"
+    """The order's refund state from its lines; the order's own after-sale state when no line has one."""
+    states = {line["refund_status"] for line in lines}
+    for asked in ("REQUESTED", "UNKNOWN"):
+        if asked in states:
+            return asked
+    if "REFUNDED" in states:
+        return "REFUNDED" if states == {"REFUNDED"} else "PARTIALLY_REFUNDED"
     if "REJECTED" in states:
         return "REJECTED"
     if order_refund == "REFUNDED":  # money went back but no line says so: all of it when the order closed

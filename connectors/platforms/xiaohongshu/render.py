@@ -43,19 +43,27 @@ def _keystream(shop_id: str, size: int) -> bytes:
     return out[:size]
 
 
+_TAG = 9  # bytes of a per-value tag in front, so that short names do not give short ciphertexts
+
+
 def encrypt(shop_id: str, text: str) -> str:
     """The simulated ciphertext of a receiver value: `#` + base64 + `#`, like the platform's."""
     data = text.encode("utf-8")
-    sealed = bytes(a ^ b for a, b in zip(data, _keystream(shop_id, len(data)), strict=True))
-    return "#" + base64.b64encode(sealed).decode() + "#"
+    tag = hashlib.sha256(f"{shop_id}|{text}".encode()).digest()[:_TAG]
+    sealed = bytes(a ^ b for a, b in zip(data, _keystream(shop_id + tag.hex(), len(data)), strict=True))
+    return "#" + base64.b64encode(tag + sealed).decode() + "#"
 
 
 def decrypt(shop_id: str, cipher: str) -> str:
     """The value `encrypt` sealed (ValueError when it is not one of this shop's ciphertexts)."""
     if len(cipher) < 3 or cipher[0] != "#" or cipher[-1] != "#":
         raise ValueError("not a ciphertext")
-    data = base64.b64decode(cipher[1:-1], validate=True)
-    return bytes(a ^ b for a, b in zip(data, _keystream(shop_id, len(data)), strict=True)).decode("utf-8")
+    raw = base64.b64decode(cipher[1:-1], validate=True)
+    tag, data = raw[:_TAG], raw[_TAG:]
+    plain = bytes(a ^ b for a, b in zip(data, _keystream(shop_id + tag.hex(), len(data)), strict=True)).decode()
+    if hashlib.sha256(f"{shop_id}|{plain}".encode()).digest()[:_TAG] != tag:
+        raise ValueError("not a ciphertext of this shop")
+    return plain
 
 
 def open_address_id(order: SimOrder) -> str:

@@ -15,7 +15,6 @@ import asyncio
 import hashlib
 import secrets
 import time
-from collections import deque
 
 import orjson
 from aiohttp import web
@@ -143,15 +142,20 @@ def _order_detail(app: web.Application, shop_id: str, params: dict) -> dict:
     return detail(order)
 
 
+def _batch(params: dict, name: str) -> list[dict]:
+    """A batch parameter: a list of 1-100 objects."""
+    items = params.get(name)
+    if not isinstance(items, list) or not 1 <= len(items) <= 100 or not all(isinstance(i, dict) for i in items):
+        raise _param(f"{name} 为 1-100 个对象")
+    return items
+
+
 def _receiver_info(app: web.Application, shop_id: str, params: dict) -> dict:
-    queries = params.get("receiverQueries")
-    if not isinstance(queries, list) or not 1 <= len(queries) <= 100:
-        raise _param("receiverQueries 为 1-100 条")
     out = []
-    for query in queries:
-        order = _mine(app, shop_id, (query or {}).get("orderId"))
+    for query in _batch(params, "receiverQueries"):
+        order = _mine(app, shop_id, query.get("orderId"))
         if order is None:
-            raise XhsError(errors.ORDER_NOT_FOUND, f"订单不存在 {(query or {}).get('orderId')}", legacy=False)
+            raise XhsError(errors.ORDER_NOT_FOUND, f"订单不存在 {query.get('orderId')}", legacy=False)
         if query.get("openAddressId") != open_address_id(order):  # the address changed since
             out.append({"orderId": order.external_id, "matched": False})
         else:
@@ -167,12 +171,9 @@ def virtual_number(order_id: str) -> str | None:
 
 
 def _batch_decrypt(app: web.Application, shop_id: str, params: dict) -> dict:
-    infos = params.get("baseInfos")
-    if not isinstance(infos, list) or not 1 <= len(infos) <= 100:
-        raise _param("baseInfos 为 1-100 条")
     out = []
-    for info in infos:
-        tag, cipher = str((info or {}).get("dataTag") or ""), str((info or {}).get("encryptedData") or "")
+    for info in _batch(params, "baseInfos"):
+        tag, cipher = str(info.get("dataTag") or ""), str(info.get("encryptedData") or "")
         try:
             plain = decrypt(shop_id, cipher)
         except (ValueError, UnicodeDecodeError):
@@ -225,13 +226,14 @@ def _check(app: web.Application, params: dict) -> str | None:
 
 
 def _over_qps(cfg: dict) -> bool:
+    """More calls in this second than `qps_limit` allows (a fixed one-second window, as gateways count)."""
     if not cfg["qps_limit"]:
         return False
-    now, calls = time.monotonic(), cfg["calls"]
-    while calls and calls[0] < now - 1.0:
-        calls.popleft()
-    calls.append(now)
-    return len(calls) > cfg["qps_limit"]
+    second = int(time.monotonic())
+    if cfg["second"] != second:
+        cfg["second"], cfg["calls"] = second, 0
+    cfg["calls"] += 1
+    return cfg["calls"] > cfg["qps_limit"]
 
 
 def _json(body: bytes) -> web.Response:
@@ -242,21 +244,28 @@ def _fail(exc: XhsError) -> web.Response:
     return _json(orjson.dumps(errors.body(exc.code, exc.msg, exc.legacy)))
 
 
-async def _gateway(request: web.Request) -> web.Response:
-    cfg = request.app[STATE]
-    fault = request.app[FAULTS].take()
-    kind, seconds = fault if fault else (None, 0.0)
-    if kind == "slow":
-        await asyncio.sleep(seconds)
+def _fault(cfg: dict, kind: str | None) -> web.Response | None:
+    """How the gateway answers a fault planned through /_sim/faults (or its own QPS limit)."""
     if kind == "rate_limit" or _over_qps(cfg):
         return _fail(XhsError(errors.RATE_LIMITED, "请求过于频繁，请稍后再试"))
-    if kind == "error_5xx":
+    if kind == "error_5xx":  # the load balancer's 502, or the platform saying it is busy
         cfg["errors_5xx"] += 1
         if cfg["errors_5xx"] % 2:
             return web.Response(status=502, text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
         return _fail(XhsError(errors.SYSTEM_BUSY, "系统繁忙，请稍后重试"))
     if kind == "duplicate_page" and cfg["last"] is not None:
         return _json(cfg["last"])
+    return None
+
+
+async def _gateway(request: web.Request) -> web.Response:
+    cfg = request.app[STATE]
+    kind, seconds = request.app[FAULTS].take() or (None, 0.0)
+    if kind == "slow":
+        await asyncio.sleep(seconds)
+    answered = _fault(cfg, kind)
+    if answered is not None:
+        return answered
     try:
         params = orjson.loads(await request.read())
     except orjson.JSONDecodeError:
@@ -286,7 +295,7 @@ def create_app(world: World | None = None, app_id: str = "xhs_demo_app_01", secr
     world = world or World(region="CN", currency="CNY", id_factory=xhs_order_id)
     state = {"app_id": app_id, "secret": secret, "max_skew_s": max_skew_s, "qps_limit": qps_limit,
              "window_max_s": window_max_s, "lookback_days": lookback_days, "max_page_no": max_page_no,
-             "access_ttl_s": access_ttl_s, "refresh_ttl_s": refresh_ttl_s, "calls": deque(), "errors_5xx": 0,
+             "access_ttl_s": access_ttl_s, "refresh_ttl_s": refresh_ttl_s, "second": 0, "calls": 0, "errors_5xx": 0,
              "last": None}
 
     def shop_defaults(shop_id: str) -> dict:

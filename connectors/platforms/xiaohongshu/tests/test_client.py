@@ -5,13 +5,13 @@ import time
 import aiohttp
 import orjson
 import pytest
-from aiohttp import web
 
 from connectors.runtime.base import ShopCredentials
 from connectors.runtime.caller import HttpCaller
 from connectors.runtime.errors import PermanentError
 from connectors.simkit.server import WORLD, ensure_shop
 from connectors.simkit.world import World
+from tests.integration.helpers import serve_app
 
 from .. import errors
 from ..client import XiaohongshuClient
@@ -25,14 +25,19 @@ HOUR = 3_600_000
 
 
 class Sim:
+    """A running simulator, the session to it and the connector.calls records of the clients made here."""
+
     def __init__(self, app, base_url, session):
-        self.app, self.base_url, self.session = app, base_url, session
-        self.calls: list[dict] = []
+        self.app, self.base_url, self.session, self.calls = app, base_url, session, []
 
     async def post(self, path, body):
         async with self.session.post(self.base_url + path, json=body) as resp:
             assert resp.status == 200, await resp.text()
             return await resp.json()
+
+    async def orders(self, count=250, shop_id=SHOP) -> set[str]:
+        """Ids of `count` new paid orders in a shop."""
+        return set((await self.post("/_sim/orders", {"shop_id": shop_id, "count": count}))["external_ids"])
 
     async def shop(self, shop_id=SHOP) -> dict:
         async with self.session.get(self.base_url + "/_sim/shops") as resp:
@@ -54,42 +59,27 @@ class Sim:
         return [c["error_code"] for c in self.calls if not c["ok"]]
 
 
-async def _serve(app):
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, site._server.sockets[0].getsockname()[1]
-
-
 @pytest.fixture
 async def sim():
-    runner, port = await _serve(create_app(World(seed=99, id_factory=xhs_order_id)))
+    app = create_app(World(seed=99, id_factory=xhs_order_id))
+    runner, url = await serve_app(app)
     async with aiohttp.ClientSession() as session:
-        yield Sim(runner.app, f"http://127.0.0.1:{port}", session)
+        yield Sim(app, url, session)
     await runner.cleanup()
-
-
-async def _orders(sim, count=250, shop_id=SHOP) -> set[str]:
-    return set((await sim.post("/_sim/orders", {"shop_id": shop_id, "count": count}))["external_ids"])
-
-
-def _window():
-    now = int(time.time() * 1000)
-    return now - HOUR, now + 2000
 
 
 async def _collect(client, window=None):
     pages, orders = [], []
-    async for page in client.fetch_window(*(window or _window())):
+    now = int(time.time() * 1000)
+    async for page in client.fetch_window(*(window or (now - HOUR, now + 2000))):
         pages.append(page)
         orders += map_payload(page.body, page.content_type, client.creds.shop_id)
     return pages, orders
 
 
 async def test_pages_backwards_with_a_detail_per_order_and_receivers_per_page(sim):
-    created = await _orders(sim)
-    await _orders(sim, 5, shop_id="other-shop")
+    created = await sim.orders()
+    await sim.orders(5, shop_id="other-shop")
     pages, orders = await _collect(await sim.client())
     assert [p.page for p in pages] == ["1", "3", "2"] and [p.records for p in pages] == [100, 50, 100]
     assert all(p.endpoint == "order.getOrderList" and p.content_type == "json" for p in pages)
@@ -107,7 +97,7 @@ async def test_pages_backwards_with_a_detail_per_order_and_receivers_per_page(si
 
 
 async def test_the_list_holds_summaries_only(sim):
-    await _orders(sim, 3)
+    await sim.orders(3)
     client = await sim.client()
     now = int(time.time())
     _, data = await client._list(now - 3600, now + 2, 1)
@@ -116,7 +106,7 @@ async def test_the_list_holds_summaries_only(sim):
 
 
 async def test_fetch_order(sim):
-    order_id = min(await _orders(sim, 3))
+    order_id = min(await sim.orders(3))
     page = await (await sim.client()).fetch_order(order_id)
     assert page.endpoint == "order.getOrderDetail" and page.records == 1
     (order,) = map_payload(page.body, "json", SHOP)
@@ -124,7 +114,7 @@ async def test_fetch_order(sim):
 
 
 async def test_a_bad_sign_is_refused_in_the_platforms_words(sim):
-    await _orders(sim, 1)
+    await sim.orders(1)
     with pytest.raises(PermanentError) as err:
         await _collect(await sim.client(creds_override={"app_secret": "wrong"}))
     assert err.value.code == str(errors.INVALID_SIGN) and "签名错误" in str(err.value)
@@ -140,7 +130,7 @@ async def test_a_bad_sign_is_refused_in_the_platforms_words(sim):
 
 
 async def test_an_expired_token_is_refreshed_and_the_call_repeated(sim):
-    created = await _orders(sim, 30)
+    created = await sim.orders(30)
     client = await sim.client()
     shop = sim.app[WORLD].shops[SHOP]
     shop["access_token_expires_at"] = 0
@@ -152,7 +142,7 @@ async def test_an_expired_token_is_refreshed_and_the_call_repeated(sim):
 
 
 async def test_an_expired_token_without_refresh_token_says_to_reauthorise(sim):
-    await _orders(sim, 1)
+    await sim.orders(1)
     client = await sim.client(creds_override={"extra": {}})
     sim.app[WORLD].shops[SHOP]["access_token_expires_at"] = 0
     with pytest.raises(PermanentError, match="re-authorise the shop"):
@@ -164,7 +154,7 @@ async def test_an_expired_token_without_refresh_token_says_to_reauthorise(sim):
 
 
 async def test_a_wide_window_is_cut_into_slices_the_platform_accepts(sim):
-    created = await _orders(sim, 40)
+    created = await sim.orders(40)
     sim.app[STATE]["window_max_s"] = 600
     client = await sim.client(max_window_ms=30 * 60_000)  # the client thinks 30 min are fine
     now = int(time.time() * 1000)
@@ -188,7 +178,7 @@ async def test_more_pages_than_page_numbers_reach_are_split_by_time(sim):
 
 
 async def test_rate_limit_is_backed_off_and_retried(sim):
-    created = await _orders(sim, 20)
+    created = await sim.orders(20)
     await sim.post("/_sim/faults", {"kind": "rate_limit", "count": 1})
     started = time.monotonic()
     _, orders = await _collect(await sim.client())
@@ -197,7 +187,7 @@ async def test_rate_limit_is_backed_off_and_retried(sim):
 
 
 async def test_qps_limit_knob(sim):
-    (order_id,) = await _orders(sim, 1)
+    (order_id,) = await sim.orders(1)
     sim.app[STATE]["qps_limit"] = 1
     client = await sim.client()
     for _ in range(3):
@@ -208,7 +198,7 @@ async def test_qps_limit_knob(sim):
 @pytest.mark.parametrize("kind, count, codes", [("malformed", 1, {"malformed"}), ("error_5xx", 2, {"http_502", "-1"}),
                                                 ("slow", 1, set()), ("duplicate_page", 3, {"duplicate_page"})])
 async def test_faults_are_retried(sim, kind, count, codes):
-    created = await _orders(sim, 120)
+    created = await sim.orders(120)
     client = await sim.client()
     await client.fetch_order(min(created))  # something for a duplicate page to replay
     sim.calls.clear()
@@ -236,7 +226,7 @@ async def test_no_order_is_lost_while_orders_change_during_the_scan(sim):
 
 
 async def test_decrypt_stub_opens_ciphertexts_with_virtual_numbers(sim):
-    ids = sorted(await _orders(sim, 12))
+    ids = sorted(await sim.orders(12))
     client = await sim.client()
     phones = []
     for order_id in ids:
