@@ -1,5 +1,5 @@
 """Xiaohongshu API client for one shop: signed calls to the single gateway, list pages read from the
-last one back, a detail call for every listed order and one receiver call per page.
+last one back, a detail call for every listed order, one receiver call and the masks per page.
 
 Window bounds: `startTime`/`endTime` are Unix seconds and both ends count, while our windows are
 [start_ms, end_ms); we send start floored to the second and (end_ms − 1 ms) floored, so neighbouring
@@ -12,8 +12,8 @@ other pages are read from the last back, so an order leaving the window during t
 row appear twice. When a page reports another total than page 1, one more full backward pass follows.
 An order already captured in this window with the same `updateTime` is not fetched again.
 
-Each list page becomes one capture (capture.py): the detail answers and the receiver answer, byte for
-byte. An expired access token is refreshed with the shop's refresh token
+Each list page becomes one capture (capture.py): the detail answers, the receiver answer and the
+platform's masks of the receivers' ciphertexts (`data.batchDesensitise`), byte for byte. An expired access token is refreshed with the shop's refresh token
 (`oauth.refreshToken`) and the call repeated once; without a refresh token the shop must be
 re-authorised, which the error says.
 """
@@ -31,12 +31,13 @@ from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCre
 from connectors.runtime.errors import PermanentError, RateLimited, TransientError
 
 from . import errors
-from .capture import DETAIL, LIST, RECEIVERS, capture
+from .capture import DETAIL, LIST, MASKS, RECEIVERS, capture
 from .signing import VERSION, sign
 
 log = logging.getLogger(__name__)
 PATH = "/ark/open_api/v3/common_controller"
 REFRESH = "oauth.refreshToken"
+MASK_BATCH = 100  # values per data.batchDesensitise call
 _LIMITS = folder_manifest(__file__).limits
 
 
@@ -69,6 +70,7 @@ class XiaohongshuClient:
         self.token = creds.access_token
         self.refresh_token = (creds.extra or {}).get("refresh_token") or ""
         self._gate = asyncio.Semaphore(concurrency)
+        self._masks_off_until = 0.0
         base = creds.base_url.rstrip("/")
         self.url = base if base.endswith(PATH) else base + PATH
 
@@ -172,7 +174,8 @@ class XiaohongshuClient:
                 return None
         return response.body, data
 
-    async def _receivers(self, details: list[dict]) -> bytes | None:
+    async def _receivers(self, details: list[dict]) -> tuple[bytes, list] | None:
+        """The receiver answer for the orders of `details` and its entries."""
         queries = [{"orderId": str(d["orderId"]), "openAddressId": d["openAddressId"]}
                    for d in details if d.get("openAddressId")]
         if not queries:
@@ -185,10 +188,39 @@ class XiaohongshuClient:
                 raise TransientError("receiver answer for other orders", code="duplicate_page")
             return 0
 
-        response, _ = await self._call(RECEIVERS, {"receiverQueries": queries, "isReturn": False}, check)
-        return response.body
+        response, data = await self._call(RECEIVERS, {"receiverQueries": queries, "isReturn": False}, check)
+        return response.body, data["receiverInfos"]
 
-    async def _capture(self, listed: Response, data: dict, done: dict) -> Page:
+    async def _masks(self, infos: list) -> list[bytes]:
+        """The platform's masks of the receivers' ciphertexts, 100 a call. An app the platform refuses them
+        (no permission, daily quota) goes on with the ciphertexts alone for an hour."""
+        wanted = [{"dataTag": str(r.get("orderId")), "encryptedData": r[key]} for r in infos if isinstance(r, dict)
+                  for key in ("receiverName", "receiverPhone", "receiverAddress") if r.get(key)]
+        if not wanted or time.monotonic() < self._masks_off_until:
+            return []
+        out = []
+        for n in range(0, len(wanted), MASK_BATCH):
+            batch = wanted[n:n + MASK_BATCH]
+            ciphers = {b["encryptedData"] for b in batch}
+
+            def check(data: dict, ciphers=ciphers) -> int:
+                entries = data.get("desensitiseInfoList")
+                if not isinstance(entries, list) or not {e.get("encryptedData") for e in entries} <= ciphers:
+                    raise TransientError("masks for other values", code="duplicate_page")
+                return 0
+
+            try:
+                response, _ = await self._call(MASKS, {"baseInfos": batch, "actionType": "4",
+                                                       "appUserId": "tonglu"}, check)
+            except PermanentError as exc:
+                self._masks_off_until = time.monotonic() + 3600
+                log.warning("xiaohongshu:%s receivers stay ciphertexts for an hour, masks refused: %s",
+                            self.creds.shop_id, exc)
+                return out
+            out.append(response.body)
+        return out
+
+    async def _capture(self, data: dict, done: dict) -> Page:
         todo = [s for s in data.get("orderList") or []
                 if isinstance(s, dict) and done.get(str(s.get("orderId"))) != s.get("updateTime")]
         try:
@@ -197,11 +229,18 @@ class XiaohongshuClient:
         except ExceptionGroup as failed:  # the first failure, as the caller raised it
             raise failed.exceptions[0] from None
         found = [t.result() for t in tasks if t.result() is not None]
-        receivers = await self._receivers([d for _, d in found])
+        body = await self._bundle(found)
         for s in todo:
             done[str(s["orderId"])] = s.get("updateTime")
-        return Page(body=capture([body for body, _ in found], receivers), content_type="json",
-                    endpoint=LIST, records=len(found), page=str(data.get("pageNo")), api_version=VERSION)
+        return Page(body=body, content_type="json", endpoint=LIST, records=len(found), page=str(data.get("pageNo")),
+                    api_version=VERSION)
+
+    async def _bundle(self, found: list[tuple[bytes, dict]]) -> bytes:
+        """The capture of detail answers with their receivers and the platform's masks."""
+        receivers = await self._receivers([d for _, d in found])
+        if receivers is None:
+            return capture([body for body, _ in found])
+        return capture([body for body, _ in found], receivers[0], await self._masks(receivers[1]))
 
     # ---- windows ----
 
@@ -225,7 +264,7 @@ class XiaohongshuClient:
 
     async def _window(self, start_ms: int, end_ms: int, first=None) -> AsyncIterator[Page]:
         start_s, end_s = _seconds(start_ms), _seconds(end_ms - 1)
-        listed, data = first or await self._list(start_s, end_s, 1)
+        _, data = first or await self._list(start_s, end_s, 1)
         if int(data.get("maxPageNo") or 1) > self.max_page_no:  # more pages than pageNo reaches: halve
             if end_ms - start_ms <= 1000:
                 raise PermanentError(f"xiaohongshu: the second {start_s} holds more orders than paging reaches",
@@ -237,24 +276,23 @@ class XiaohongshuClient:
             return
         done: dict = {}
         totals = {int(data.get("total") or 0)}
-        yield await self._capture(listed, data, done)
+        yield await self._capture(data, done)
         for page_no in range(int(data.get("maxPageNo") or 1), 1, -1):
-            listed, data = await self._list(start_s, end_s, page_no)
+            _, data = await self._list(start_s, end_s, page_no)
             totals.add(int(data.get("total") or 0))
-            yield await self._capture(listed, data, done)
+            yield await self._capture(data, done)
         if len(totals) > 1:  # the window changed under the scan: once more, all of it from the back
             for page_no in range(-(-max(totals) // self.page_size), 0, -1):
-                listed, data = await self._list(start_s, end_s, page_no)
-                yield await self._capture(listed, data, done)
+                _, data = await self._list(start_s, end_s, page_no)
+                yield await self._capture(data, done)
 
     async def fetch_order(self, external_id: str) -> Page:
         """One order as a capture of its detail and receiver answers."""
         found = await self._detail(external_id)
         if found is None:
             raise PermanentError(f"xiaohongshu: order {external_id} not found", code="not_found")
-        body, data = found
-        return Page(body=capture([body], await self._receivers([data])), content_type="json",
-                    endpoint=DETAIL, records=1, page=None, api_version=VERSION)
+        return Page(body=await self._bundle([found]), content_type="json", endpoint=DETAIL, records=1, page=None,
+                    api_version=VERSION)
 
 
 Client = XiaohongshuClient  # what the platform registry builds for a shop

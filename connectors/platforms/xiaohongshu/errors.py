@@ -21,6 +21,7 @@ INVALID_REFRESH_TOKEN = -1007
 PARAM_ERROR = 100001         # business errors (code/msg envelope)
 WINDOW_TOO_WIDE = 100002
 ORDER_NOT_FOUND = 100003
+NO_PERMISSION = 100004
 
 RATE_LIMIT, TOKEN, WINDOW, NOT_FOUND, TRANSIENT, PERMANENT = (
     "rate_limit", "token_expired", "window_too_wide", "not_found", "transient", "permanent")

@@ -4,8 +4,9 @@ The order list answers summaries only (no lines, no amounts, no receiver), so an
 its `order.getOrderDetail` answer, and its receiver from `order.getOrderReceiverInfo`. Accepted bodies,
 JSON only:
 - a capture, what the client publishes per list page: `{"order.getOrderDetail": [<answer>, …],
-  "order.getOrderReceiverInfo": <answer>}`, every answer byte for byte as received (capture.py); one
-  order per detail answer, its receiver joined by `orderId`; no detail at all: a page with nothing new;
+  "order.getOrderReceiverInfo": <answer>, "data.batchDesensitise": [<answer>, …]}`, every answer byte
+  for byte as received (capture.py); one order per detail answer, its receiver joined by `orderId`, the
+  platform's masks by ciphertext; no detail at all: a page with nothing new;
 - one `order.getOrderDetail` answer (or its bare `data` object): its order;
 - a push, a JSON array of `{msgTag, sellerId, data}` messages: it only names the order, so [] (the poll
   reads the order itself);
@@ -25,9 +26,10 @@ order-level discount fields are not used: they can disagree with the skus (the r
 
 Times are epoch milliseconds (a value below 10^11 is taken as seconds, a 'yyyy-MM-dd HH:mm:ss' string
 as Beijing time); 0 means "not yet". Ids are kept as given (`P734…` strings); a bare number keeps
-every digit. Receivers: the platform gives name, phone and address as `#…#` ciphertexts; they are kept
-as given (never decrypted) and cannot be judged (verdicts None); masked values are kept and judged by
-shape; plaintext (an app authorised to decrypt) is masked here, a virtual number's extension too.
+every digit. Receivers: the platform gives name, phone and address as `#…#` ciphertexts. Where the
+capture has the platform's masks of them (`data.batchDesensitise`) the masks are kept and judged by
+shape; else the ciphertexts are kept as given (never decrypted) and cannot be judged (verdicts None).
+Plaintext (an app authorised to decrypt) is masked here; a privacy number's extension is starred.
 `customerRemark` is free text typed by the buyer and is masked (schemas/free_text.py).
 """
 from __future__ import annotations
@@ -44,7 +46,7 @@ from schemas.free_text import mask_free_text
 from schemas.verdicts import phone_verdict, street_vague
 
 from . import errors
-from .capture import DETAIL, LIST, RECEIVERS
+from .capture import DETAIL, LIST, MASKS, RECEIVERS
 
 _MANIFEST = folder_manifest(__file__)
 STATUS = {code: entry.status for code, entry in _MANIFEST.statuses.items()}  # manifest [statuses]
@@ -66,7 +68,9 @@ LINE = {"line_id": "skuId", "merchant_sku": "erpcode", "title": "skuName", "quan
 RECEIVER_FIELDS = {"name": "receiverName", "phone": "receiverPhone", "street": "receiverAddress",
                    "province": "receiverProvinceName", "city": "receiverCityName",
                    "district": "receiverDistrictName", "town": "receiverTownName"}
-_EXTENSION = re.compile(r"^(?P<main>.*\d)\s*(?:-|_|#|,|，|转|ext\.?|EXT\.?)\s*(?P<ext>\d{1,6})$")
+R_NAME, R_PHONE, R_STREET, R_PROVINCE, R_CITY, R_DISTRICT, R_TOWN = RECEIVER_FIELDS.values()
+# a phone with an extension (a privacy number): 17012345678-1234, 170****5678转****
+_EXTENSION = re.compile(r"^(?P<main>[\d*][\d* ]{5,}[\d*])\s*(?:-|_|#|,|，|转|ext\.?|EXT\.?)\s*(?P<ext>[\d*]{1,6})$")
 
 
 class _LostPrecision(Exception):
@@ -149,46 +153,49 @@ def _cipher(value: str) -> bool:
 # ---- receiver ----
 
 def _phone(value) -> tuple[str | None, bool | None]:
-    """(kept form, verdict): ciphertext as given, a mask as given, plaintext masked (an extension too)."""
+    """(kept form, verdict): ciphertext as given, a mask as given, plaintext masked; the verdict is on the
+    number without its extension, which is starred."""
     if not value:
         return None, None
-    value = str(value).strip()
     if _cipher(value):
         return value, None
     match = _EXTENSION.match(value)
-    if match and sum(ch.isdigit() for ch in match["main"]) >= 7:  # a virtual number with its extension
-        main = match["main"]
-        return f"{mask_phone(main)}-{'*' * len(match['ext'])}", phone_verdict(main, "CN")
-    return (value if "*" in value else mask_phone(value)), phone_verdict(value, "CN")
+    main, extension = (match["main"], match["ext"]) if match else (value, None)
+    masked = main if "*" in main else mask_phone(main)
+    if extension is not None:
+        masked += "-" + "*" * len(extension)
+    return masked, phone_verdict(main, "CN")
 
 
-def _pick(key: str, *sources: dict) -> str | None:
-    """The first non-empty value of `key` in the sources (receiver info, then detail), as text."""
-    for source in sources:
-        value = source.get(key)
-        if value is not None and value != "":
-            return value if value.__class__ is str else str(value)
-    return None
+def _pick(key: str, rec: dict, d: dict) -> str | None:
+    """The receiver-info entry's value of `key`, else the detail's, as text (None when neither has one)."""
+    value = rec.get(key)
+    if value is None or value == "":
+        value = d.get(key)
+        if value is None or value == "":
+            return None
+    return value if value.__class__ is str else str(value)
 
 
-def _receiver(d: dict, rec: dict) -> dict:
-    sources = (rec, d)
-    name, address = _pick(RECEIVER_FIELDS["name"], *sources), _pick(RECEIVER_FIELDS["street"], *sources)
-    phone_masked, phone_valid = _phone(_pick(RECEIVER_FIELDS["phone"], *sources))
+def _receiver(d: dict, rec: dict, masks: dict) -> dict:
+    """The canonical receiver: the platform's masks of its ciphertexts where known, else the ciphertexts."""
+    name, phone = _pick(R_NAME, rec, d), _pick(R_PHONE, rec, d)
+    address = _pick(R_STREET, rec, d)
+    if masks:
+        name, phone, address = masks.get(name, name), masks.get(phone, phone), masks.get(address, address)
+    phone_masked, phone_valid = _phone(phone)
     if address is None or _cipher(address):
         address_masked, vague = address, None
     else:
-        town = _pick(RECEIVER_FIELDS["town"], *sources)
+        town = _pick(R_TOWN, rec, d)
         street = address if not town or address.startswith(town) else town + address
-        address_masked = street if "*" in street else mask_street(street)
-        vague = street_vague(street, "CN")
-    country = _text(d.get(F["country"]))
-    return {"name_masked": name if name is None or _cipher(name) or "*" in name else mask_name(name),
+        address_masked, vague = mask_street(street), street_vague(street, "CN")
+    country = d.get(F["country"])
+    return {"name_masked": name if name is None or "*" in name or _cipher(name) else mask_name(name),
             "phone_masked": phone_masked,
-            "country": country if country and len(country) == 2 and country.isalpha() else "CN",
-            "province": _pick(RECEIVER_FIELDS["province"], *sources), "city": _pick(RECEIVER_FIELDS["city"], *sources),
-            "district": _pick(RECEIVER_FIELDS["district"], *sources), "address_masked": address_masked,
-            "postal_code": None, "secure_token": _text(d.get(F["secure_token"])),
+            "country": country if country.__class__ is str and len(country) == 2 and country.isalpha() else "CN",
+            "province": _pick(R_PROVINCE, rec, d), "city": _pick(R_CITY, rec, d), "district": _pick(R_DISTRICT, rec, d),
+            "address_masked": address_masked, "postal_code": None, "secure_token": _text(d.get(F["secure_token"])),
             "phone_valid": phone_valid, "address_vague": vague}
 
 
@@ -258,12 +265,14 @@ def _refund(lines: list[dict], order_refund: str, cancelled: bool) -> str:
 
 def _shipments(d: dict, lines: list[dict], shipped_at: int | None) -> list[dict]:
     """Packages with a waybill (`simpleDeliveryOrderList`), else the order's own waybill for every line."""
-    by_sku = {line["sku_id"]: line["line_id"] for line in reversed(lines)}
-    groups: dict[tuple, dict] = {}
     packages = d.get(F["packages"]) or ()
-    if not packages and d.get("expressTrackingNo"):
+    if not packages:
+        if not d.get("expressTrackingNo"):
+            return []
         packages = ({"expressTrackingNo": d["expressTrackingNo"], "expressCompanyCode": d.get("expressCompanyCode"),
                      "skuIdList": [line["sku_id"] for line in lines]},)
+    by_sku = {line["sku_id"]: line["line_id"] for line in reversed(lines)}
+    groups: dict[tuple, dict] = {}
     for package in packages:
         tracking = _text(package.get("expressTrackingNo"))
         if tracking is None:
@@ -283,19 +292,20 @@ def _shipments(d: dict, lines: list[dict], shipped_at: int | None) -> list[dict]
 
 # ---- one order ----
 
-def map_order(d: dict, shop_id: str, platform: str = "xiaohongshu", receiver: dict | None = None) -> dict:
-    """One order detail (`data` of order.getOrderDetail), with its receiver-info entry when known, ->
-    canonical order dict (version 0)."""
+def map_order(d: dict, shop_id: str, platform: str = "xiaohongshu", receiver: dict | None = None,
+              masks: dict | None = None) -> dict:
+    """One order detail (`data` of order.getOrderDetail), with its receiver-info entry and the platform's
+    masks of ciphertexts (ciphertext -> mask) when known, -> canonical order dict (version 0)."""
     if not isinstance(d, dict):
         raise MappingError(f"an order must be an object, got {type(d).__name__}")
     external_id = _id(d.get(F["external_id"]), "orderId")
     try:
-        return _map(d, external_id, shop_id, platform, receiver or {})
+        return _map(d, external_id, shop_id, platform, receiver or {}, masks or {})
     except MappingError as exc:
         raise MappingError(f"xiaohongshu order {external_id}: {exc}") from None
 
 
-def _map(d: dict, external_id: str, shop_id: str, platform: str, receiver: dict) -> dict:
+def _map(d: dict, external_id: str, shop_id: str, platform: str, receiver: dict, masks: dict) -> dict:
     get = d.get
     code = _code(get(F["platform_status"]), "orderStatus")
     refund_code = get(F["refund"])
@@ -311,20 +321,23 @@ def _map(d: dict, external_id: str, shop_id: str, platform: str, receiver: dict)
     if not isinstance(skus, list) or not skus:
         raise MappingError("skuList must be a non-empty list (an order summary needs its detail call)")
     seen: set = set()
-    lines, tax_total = [], 0
+    lines = []
+    items_total = discount_total = tax_total = refunded_total = 0
     for sku in skus:
         line, tax = _line(sku, order_refund, seen)
         lines.append(line)
+        items_total += line["quantity"] * line["unit_price"]
+        discount_total += line["discount"]
         tax_total += tax
+        if line["refund_status"] == "REFUNDED":
+            refunded_total += line["total"]
     status = STATUS.get(code, "UNKNOWN")
     if code == EXCHANGE and finished_at is not None:
         status = "COMPLETED"
     refund_status = _refund(lines, order_refund, status == "CANCELLED")
     paid_total = _fen(get(F["paid_total"]), "totalPayAmount")
-    refunded_total = sum([line["total"] for line in lines if line["refund_status"] == "REFUNDED"])
     if refund_status == "REFUNDED" and not refunded_total:
         refunded_total = paid_total
-    items_total = sum([line["quantity"] * line["unit_price"] for line in lines])
     return {
         "order_id": order_id(platform, shop_id, external_id),
         "platform": platform, "shop_id": shop_id, "external_id": external_id,
@@ -334,12 +347,12 @@ def _map(d: dict, external_id: str, shop_id: str, platform: str, receiver: dict)
         "currency": "CNY",
         "items_total": items_total,
         "shipping_fee": _fen(get(F["shipping_fee"]), "totalShippingFree"),
-        "discount_total": sum([line["discount"] for line in lines]),
+        "discount_total": discount_total,
         "tax_total": tax_total,
         "paid_total": paid_total,
         "buyer": {"id": _text(get(F["buyer_id"])), "nick_masked": None,
                   "message": mask_free_text(_text(get(F["message"])))},
-        "receiver": _receiver(d, receiver),
+        "receiver": _receiver(d, receiver, masks),
         "lines": lines,
         "shipments": _shipments(d, lines, shipped_at),
         "version": 0,
@@ -381,11 +394,16 @@ def _capture(doc: dict, shop_id: str, platform: str) -> list[dict]:
         if not isinstance(infos, list):
             raise MappingError("receiverInfos must be a list")
         receivers = {str(r.get("orderId")): r for r in infos if isinstance(r, dict) and r.get("matched", True)}
+    masks = {}
+    for answer in doc.get(MASKS) or ():
+        for entry in data_of(answer, MASKS).get("desensitiseInfoList") or ():
+            if isinstance(entry, dict) and entry.get("desensitisedData") and entry.get("errorCode") in (0, None):
+                masks[entry.get("encryptedData")] = str(entry["desensitisedData"])
     out = []
     for answer in details:
         d = data_of(answer, DETAIL)
         oid = str(d.get("orderId"))
-        out.append(map_order(d, shop_id, platform, receivers.get(oid)))
+        out.append(map_order(d, shop_id, platform, receivers.get(oid), masks))
     return out
 
 

@@ -4,7 +4,8 @@ Shapes follow the recorded answers (samples/) and the public field lists: ids `P
 fen, times in epoch milliseconds, 0 for "not yet". The receiver's name, phone and street come only from
 `order.getOrderReceiverInfo`, as `#…#` ciphertexts (deterministic per shop and value, so the same buyer
 gives the same ciphertext, and reversible by the simulator's decrypt stub), next to the clear province,
-city, district and town names.
+city, district and town names; `data.batchDesensitise` masks them (some mobiles shown as privacy
+numbers with an extension).
 """
 from __future__ import annotations
 
@@ -64,6 +65,32 @@ def decrypt(shop_id: str, cipher: str) -> str:
     if hashlib.sha256(f"{shop_id}|{plain}".encode()).digest()[:_TAG] != tag:
         raise ValueError("not a ciphertext of this shop")
     return plain
+
+
+_KEEP_IN_STREET = frozenset("路街道巷弄号楼栋幢院室单元村镇乡")
+
+
+def virtual_number(shop_id: str, phone: str) -> str | None:
+    """The privacy number a quarter of the buyers' mobiles are shown as: 170 + 8 digits and a 4-digit
+    extension, bound to the shop and the mobile (so one buyer keeps one)."""
+    if not (len(phone) == 11 and phone.isdigit()):
+        return None
+    digest = int(hashlib.md5(f"{shop_id}|{phone}".encode()).hexdigest(), 16)
+    return None if digest % 4 else f"170{digest % 10**8:08d}-{digest // 10**8 % 10**4:04d}"
+
+
+def desensitised(shop_id: str, plain: str, kind: str) -> str:
+    """The platform's mask of a receiver value (`data.batchDesensitise`), `kind` phone, street or name:
+    a phone (or the privacy number shown for it) keeps 3 + 4 digits, its extension starred; a street its
+    first character and its road and number words; a name its first character."""
+    if kind == "phone":
+        main, _, extension = (virtual_number(shop_id, plain) or plain).partition("-")
+        keep = 3 if len(main) >= 8 else 1
+        masked = main[:keep] + "*" * max(len(main) - keep - (4 if keep == 3 else 1), 1) + main[-(4 if keep == 3 else 1):]
+        return masked + ("-" + "*" * len(extension) if extension else "")
+    if kind == "street":
+        return plain[:1] + "".join(ch if ch in _KEEP_IN_STREET else "*" for ch in plain[1:])
+    return plain[:1] + "*" * max(len(plain) - 1, 1)
 
 
 def open_address_id(order: SimOrder) -> str:
@@ -192,6 +219,16 @@ def receiver_info(order: SimOrder, plaintext: bool = False) -> dict:
             "receiverTownName": order.town}
 
 
+def masks(order: SimOrder) -> list[dict]:
+    """`data.batchDesensitise` entries for an order's three ciphertexts."""
+    out = []
+    for kind, plain in (("name", order.receiver_name), ("phone", order.receiver_phone), ("street", order.street)):
+        if plain:
+            out.append({"dataTag": order.external_id, "encryptedData": encrypt(order.shop_id, plain),
+                        "desensitisedData": desensitised(order.shop_id, plain, kind), "errorCode": 0, "errorMsg": ""})
+    return out
+
+
 def answer(data) -> bytes:
     """A successful answer around `data`."""
     return orjson.dumps({"success": True, "code": 0, "msg": "成功", "data": data})
@@ -204,7 +241,9 @@ def list_data(orders: list[SimOrder], page_no: int = 1, page_size: int = 50, tot
 
 
 def _capture(orders: list[SimOrder], details: list[dict], plaintext: bool) -> bytes:
-    return capture([answer(d) for d in details], answer({"receiverInfos": [receiver_info(o, plaintext) for o in orders]}))
+    receivers = answer({"receiverInfos": [receiver_info(o, plaintext) for o in orders]})
+    masked = None if plaintext else [answer({"desensitiseInfoList": [m for o in orders for m in masks(o)]})]
+    return capture([answer(d) for d in details], receivers, masked)
 
 
 def page_body(orders: list[SimOrder], plaintext: bool = False) -> bytes:

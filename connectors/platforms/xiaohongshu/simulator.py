@@ -4,8 +4,9 @@ Faithful to xiaohongshu.md §9: one endpoint, dispatch on the body's `method`; t
 method/appId/timestamp/version + secret and the timestamp's freshness (the body is not signed);
 `oauth.getAccessToken` / `oauth.refreshToken` on the same endpoint with ms-epoch expiries; the list
 answers summaries only, newest update first, with `total` and `maxPageNo`; the detail has lines and
-amounts but no receiver, which `order.getOrderReceiverInfo` gives as ciphertexts; `data.batchDecrypt`
-is a stub that opens them (some phones are virtual numbers with an extension). Errors are HTTP 200
+amounts but no receiver, which `order.getOrderReceiverInfo` gives as ciphertexts; `data.batchDesensitise`
+masks them and `data.batchDecrypt` opens them (a quarter of the mobiles are shown as privacy numbers
+with an extension). Errors are HTTP 200
 with `success: false` in the platform's two envelopes (errors.py). Knobs: `qps_limit`, the window and
 page limits, token lifetimes; the shared `/_sim` faults; pushes through delivery.py.
 """
@@ -28,11 +29,13 @@ from .delivery import PushHub
 from .render import (
     answer,
     decrypt,
+    desensitised,
     detail,
     list_data,
     open_address_id,
     order_status,
     receiver_info,
+    virtual_number,
     xhs_order_id,
 )
 from .signing import VERSION, sign
@@ -163,33 +166,47 @@ def _receiver_info(app: web.Application, shop_id: str, params: dict) -> dict:
     return {"receiverInfos": out}
 
 
-def virtual_number(order_id: str) -> str | None:
-    """The privacy number a quarter of the orders get instead of the buyer's mobile: 170 + 8 digits and a
-    4-digit extension."""
-    digest = int(hashlib.md5(order_id.encode()).hexdigest(), 16)
-    return None if digest % 4 else f"170{digest % 10**8:08d}-{digest // 10**8 % 10**4:04d}"
+def _opened(shop_id: str, params: dict):
+    """(dataTag, ciphertext, plaintext or None) of each entry of a decrypt/desensitise batch."""
+    for info in _batch(params, "baseInfos"):
+        tag, cipher = str(info.get("dataTag") or ""), str(info.get("encryptedData") or "")
+        try:
+            yield tag, cipher, decrypt(shop_id, cipher)
+        except ValueError:
+            yield tag, cipher, None
+
+
+def _kind(plain: str) -> str:
+    if plain.replace("-", "").isdigit():
+        return "phone"
+    return "street" if len(plain) > 4 or any(ch.isdigit() for ch in plain) else "name"
 
 
 def _batch_decrypt(app: web.Application, shop_id: str, params: dict) -> dict:
     out = []
-    for info in _batch(params, "baseInfos"):
-        tag, cipher = str(info.get("dataTag") or ""), str(info.get("encryptedData") or "")
-        try:
-            plain = decrypt(shop_id, cipher)
-        except (ValueError, UnicodeDecodeError):
-            out.append({"dataTag": tag, "encryptedData": cipher, "decryptedData": None, "errorCode": 1,
-                        "errorMsg": "密文无效"})
-            continue
-        if plain.isdigit() and len(plain) == 11:
-            plain = virtual_number(tag) or plain
-        out.append({"dataTag": tag, "encryptedData": cipher, "decryptedData": plain, "errorCode": 0,
-                    "errorMsg": ""})
+    for tag, cipher, plain in _opened(shop_id, params):
+        if plain is not None and _kind(plain) == "phone":
+            plain = virtual_number(shop_id, plain) or plain
+        out.append({"dataTag": tag, "encryptedData": cipher, "decryptedData": plain,
+                    "errorCode": 0 if plain is not None else 1, "errorMsg": "" if plain is not None else "密文无效"})
     return {"dataInfoList": out}
+
+
+def _batch_desensitise(app: web.Application, shop_id: str, params: dict) -> dict:
+    if not app[STATE]["masks_allowed"]:  # an app without the permission, or past its daily quota
+        raise XhsError(errors.NO_PERMISSION, "无权限调用该接口或已超出当日调用限额", legacy=False)
+    out = []
+    for tag, cipher, plain in _opened(shop_id, params):
+        masked = None if plain is None else desensitised(shop_id, plain, _kind(plain))
+        out.append({"dataTag": tag, "encryptedData": cipher, "desensitisedData": masked,
+                    "errorCode": 0 if masked is not None else 1, "errorMsg": "" if masked is not None else "密文无效"})
+    return {"desensitiseInfoList": out}
 
 
 OAUTH = {"oauth.getAccessToken": _get_access_token, "oauth.refreshToken": _refresh_token}
 METHODS = {**OAUTH, "order.getOrderList": _order_list, "order.getOrderDetail": _order_detail,
-           "order.getOrderReceiverInfo": _receiver_info, "data.batchDecrypt": _batch_decrypt}
+           "order.getOrderReceiverInfo": _receiver_info, "data.batchDecrypt": _batch_decrypt,
+           "data.batchDesensitise": _batch_desensitise}
 
 
 # ---- the gateway ----
@@ -295,7 +312,8 @@ def create_app(world: World | None = None, app_id: str = "xhs_demo_app_01", secr
     world = world or World(region="CN", currency="CNY", id_factory=xhs_order_id)
     state = {"app_id": app_id, "secret": secret, "max_skew_s": max_skew_s, "qps_limit": qps_limit,
              "window_max_s": window_max_s, "lookback_days": lookback_days, "max_page_no": max_page_no,
-             "access_ttl_s": access_ttl_s, "refresh_ttl_s": refresh_ttl_s, "second": 0, "calls": 0, "errors_5xx": 0,
+             "access_ttl_s": access_ttl_s, "refresh_ttl_s": refresh_ttl_s, "masks_allowed": True, "second": 0,
+             "calls": 0, "errors_5xx": 0,
              "last": None}
 
     def shop_defaults(shop_id: str) -> dict:

@@ -16,7 +16,7 @@ from tests.integration.helpers import serve_app
 from .. import errors
 from ..client import XiaohongshuClient
 from ..mapping import map_payload
-from ..render import decrypt, xhs_order_id
+from ..render import decrypt, virtual_number, xhs_order_id
 from ..signing import sign
 from ..simulator import PATH, STATE, create_app
 
@@ -88,12 +88,28 @@ async def test_pages_backwards_with_a_detail_per_order_and_receivers_per_page(si
     endpoints = [c["endpoint"] for c in sim.calls]
     assert endpoints.count("order.getOrderList") == 3 and endpoints.count("order.getOrderDetail") == 250
     assert endpoints.count("order.getOrderReceiverInfo") == 3 and all(c["ok"] for c in sim.calls)
-    for order in orders:  # receivers only as the platform's ciphertexts, which the simulator can open
-        receiver = order["receiver"]
-        assert receiver["name_masked"].startswith("#") and receiver["secure_token"] and receiver["city"]
-        sim_order = sim.app[WORLD].orders[order["external_id"]]
-        assert decrypt(SHOP, receiver["phone_masked"]) == sim_order.receiver_phone
+    assert endpoints.count("data.batchDesensitise") == 3 + 2 + 3  # 3 ciphertexts an order, 100 a call
+    for order in orders:  # receivers as the platform masks their ciphertexts
+        receiver, sim_order = order["receiver"], sim.app[WORLD].orders[order["external_id"]]
+        shown = virtual_number(SHOP, sim_order.receiver_phone) or sim_order.receiver_phone
+        assert receiver["phone_masked"].startswith(shown[:3] + "****" + shown[7:11]) and receiver["phone_valid"]
+        assert receiver["name_masked"] == sim_order.receiver_name[0] + "*" * (len(sim_order.receiver_name) - 1)
+        assert receiver["address_vague"] is False and receiver["secure_token"] and receiver["city"]
         assert order["paid_total"] == sim_order.paid_total and order["lines"]
+    assert any("-" in o["receiver"]["phone_masked"] for o in orders)  # privacy numbers with an extension
+
+
+async def test_refused_masks_leave_the_ciphertexts(sim):
+    created = await sim.orders(30)
+    sim.app[STATE]["masks_allowed"] = False
+    client = await sim.client()
+    _, orders = await _collect(client)
+    assert {o["external_id"] for o in orders} == created
+    assert sim.failed() == [str(errors.NO_PERMISSION)]  # asked once, then not for an hour
+    for order in orders:
+        receiver = order["receiver"]
+        assert decrypt(SHOP, receiver["phone_masked"]) == sim.app[WORLD].orders[order["external_id"]].receiver_phone
+        assert receiver["name_masked"].startswith("#") and receiver["phone_valid"] is None
 
 
 async def test_the_list_holds_summaries_only(sim):
@@ -230,8 +246,9 @@ async def test_decrypt_stub_opens_ciphertexts_with_virtual_numbers(sim):
     client = await sim.client()
     phones = []
     for order_id in ids:
-        (order,) = map_payload((await client.fetch_order(order_id)).body, "json", SHOP)
-        phones.append({"dataTag": order_id, "encryptedData": order["receiver"]["phone_masked"]})
+        capture = orjson.loads((await client.fetch_order(order_id)).body)
+        (info,) = capture["order.getOrderReceiverInfo"]["data"]["receiverInfos"]
+        phones.append({"dataTag": order_id, "encryptedData": info["receiverPhone"]})
     _, data = await client._call("data.batchDecrypt", {"baseInfos": phones, "actionType": "4", "appUserId": "t"})
     plain = [d["decryptedData"] for d in data["dataInfoList"]]
     assert any("-" in p for p in plain) and all(p[:3].isdigit() for p in plain)

@@ -204,6 +204,25 @@ def test_plaintext_receivers_are_masked_and_virtual_numbers_lose_their_extension
     assert _one(DETAIL, receivers)["receiver"]["phone_valid"] is False
 
 
+def _masked(phone_mask: str) -> dict:
+    info = RECEIVERS["data"]["receiverInfos"][0]
+    entries = [(info["receiverName"], "张*"), (info["receiverPhone"], phone_mask), (info["receiverAddress"], "文*路***号")]
+    return {"success": True, "code": 0, "msg": "成功", "data": {"desensitiseInfoList": [
+        {"dataTag": "P734212345678901234", "encryptedData": c, "desensitisedData": m, "errorCode": 0, "errorMsg": ""}
+        for c, m in entries]}}
+
+
+@pytest.mark.parametrize("phone_mask, valid", [("138****5678", True), ("170****5678-****", True), ("1*0", False)])
+def test_the_platforms_masks_replace_ciphertexts_and_are_judged(phone_mask, valid):
+    body = capture([orjson.dumps(DETAIL)], orjson.dumps(RECEIVERS), [orjson.dumps(_masked(phone_mask))])
+    (got,) = map_payload(body, "json", SHOP)
+    receiver = got["receiver"]
+    assert (receiver["name_masked"], receiver["phone_masked"], receiver["phone_valid"]) == ("张*", phone_mask, valid)
+    # 文新街道 + 文*路***号 (11 characters): the first 2 kept; a road and a number: not vague
+    assert receiver["address_masked"] == "文新" + "*" * 9 and receiver["address_vague"] is False
+    assert receiver["secure_token"] == "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+
+
 def test_an_unmatched_receiver_leaves_the_detail_alone():
     receivers = {"success": True, "code": 0, "data": {"receiverInfos": [
         {"orderId": "P734212345678901234", "matched": False}]}}

@@ -7,7 +7,7 @@ from connectors.simkit.world import World
 from schemas.canonical import ORDER_STATUSES, beijing_to_ms
 
 from ..mapping import map_payload
-from ..render import page_body, xhs_order_id
+from ..render import page_body, virtual_number, xhs_order_id
 
 START = beijing_to_ms("2024-12-31 23:30:00")  # lives that cross Beijing midnight and the new year
 EXPECTED_STATUS = {"DELIVERED": "SHIPPED"}
@@ -64,7 +64,9 @@ def test_roundtrip():
         receiver = got["receiver"]
         assert (receiver["province"], receiver["city"], receiver["district"]) == \
             (order.province, order.city, order.district)
-        assert receiver["phone_masked"].startswith("#") and receiver["phone_valid"] is None
+        shown = virtual_number(order.shop_id, order.receiver_phone) or order.receiver_phone
+        assert receiver["phone_masked"].startswith(shown[:3] + "****" + shown[7:11]) and receiver["phone_valid"]
+        assert receiver["address_vague"] is False and receiver["secure_token"]
         assert order.receiver_phone not in str(got) and order.street not in str(got)
 
 
