@@ -81,12 +81,11 @@ class SimOrder:
         return sum(line.total for line in self.lines if line.refund_status == "REFUNDED")
 
 
-def bump_id(external_id: str, by: int = 1) -> str:
-    """The id `by` further on: its trailing digits count up (keeping their width) and a prefix stays,
-    so simulated ids need not be bare numbers (Xiaohongshu's `P734…`)."""
+def bump_id(external_id: str, step: int = 1) -> str:
+    """The id `step` further on: the trailing digits count up, a platform's prefix (Youzan `E…`) stays."""
     head = external_id.rstrip("0123456789")
-    digits = external_id[len(head):]
-    return head + str(int(digits or "0") + by).zfill(len(digits))
+    digits = external_id[len(head):] or "0"
+    return head + str(int(digits) + step).zfill(len(digits))
 
 
 def _big_id(rng: random.Random) -> str:
