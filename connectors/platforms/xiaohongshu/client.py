@@ -28,7 +28,7 @@ import orjson
 
 from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError
+from connectors.runtime.errors import PermanentError, RateLimited, TransientError, raise_for_http
 
 from . import errors
 from .capture import DETAIL, LIST, MASKS, RECEIVERS, capture
@@ -92,12 +92,7 @@ class XiaohongshuClient:
     def data(response: Response) -> dict:
         """The `data` of a usable answer; raises RateLimited / TransientError / PermanentError (and the
         TokenExpired / WindowTooWide / OrderGone kinds of it) for one that is not."""
-        if response.status == 429:
-            raise RateLimited("HTTP 429", retry_after=1.0, code="http_429")
-        if response.status >= 500:
-            raise TransientError(f"HTTP {response.status}", code=f"http_{response.status}")
-        if response.status >= 400:
-            raise PermanentError(f"HTTP {response.status}", code=f"http_{response.status}")
+        raise_for_http(response.status)
         try:
             doc = orjson.loads(response.body)
         except orjson.JSONDecodeError:
