@@ -7,8 +7,8 @@ Control API (simulator only):
 
 Each change of a shop's orders is one POST of a JSON array with one message per order: `msgTag`
 `msg_after_sale_create` when a refund was asked, else `msg_fulfillment_status_change`; `data` a JSON
-string naming the order, its status and update time. A failed delivery is retried `retries` times with
-`backoff * 2**n` seconds between, the same bytes and headers every time.
+string naming the order, its status and update time. A delivery not answered 2xx with `"success": true`
+is retried `retries` times with `backoff * 2**n` seconds between, the same bytes and headers every time.
 """
 from __future__ import annotations
 
@@ -72,12 +72,13 @@ class PushHub:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5, connect=1))
         status = 0
         for attempt in range(self.retries + 1):
+            reply = b""
             try:
                 async with self._session.post(address, data=body, headers=headers) as resp:
-                    status = resp.status
+                    status, reply = resp.status, await resp.read()
             except (TimeoutError, aiohttp.ClientError):
                 status = 0
-            if 200 <= status < 300:
+            if 200 <= status < 300 and _acknowledged(reply):
                 break
             if attempt < self.retries:
                 await asyncio.sleep(self.backoff * 2 ** attempt)
@@ -106,3 +107,12 @@ class PushHub:
         await asyncio.gather(*(cancel(task) for task in list(self._tasks)))
         if self._session is not None:
             await self._session.close()
+
+
+def _acknowledged(reply: bytes) -> bool:
+    """Whether the receiver answered with the success envelope (`"success": true`)."""
+    try:
+        doc = orjson.loads(reply)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(doc, dict) and doc.get("success") is True
