@@ -10,9 +10,10 @@ platform's rate budget. The checkpoint moves to the window end only after every 
 archived and acknowledged by Kafka.
 
 Orders a push named without carrying them (`fetch_soon`) are read at once with the client's
-`fetch_orders` and published like polled pages, beside the polling and sharing its rate budget; ids named
-while a read is under way are read together next. A read that fails is tried again after 1 s and 2 s
-(a platform may push before its detail call shows the order), then left to the poll.
+`fetch_orders` and published like polled pages, between polls (a client is not made for two callers at
+once: token renewal) and within the shop's rate budget; ids named while a read or a poll is under way
+are read together next. A read that fails is tried again after 1 s and 2 s (a platform may push before
+its detail call shows the order), then left to the poll.
 """
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ class ShopPoller:
         self._swept = float("-inf")  # the first window after a (re)start sweeps
         self._named: dict[str, None] = {}  # ids pushes named, not read yet (ordered, each once)
         self._reader: asyncio.Task | None = None
+        self._client_busy = asyncio.Lock()  # polls and reads of named orders take turns
 
     def _record(self, page: Page) -> tuple[bytes, bytes]:
         return shop_key(self.client.platform, self.shop_id), raw_record(
@@ -83,7 +85,8 @@ class ShopPoller:
             ids, self._named = list(self._named), {}
             for delay in (1.0, 2.0, None):
                 try:
-                    batch = [self._record(page) async for page in self.client.fetch_orders(ids) if page.records]
+                    async with self._client_busy:
+                        batch = [self._record(page) async for page in self.client.fetch_orders(ids) if page.records]
                     await self.raw.publish_async(batch)
                     self.fetched += len(ids)
                     break
@@ -132,7 +135,8 @@ class ShopPoller:
         while not stop.is_set():
             caught_up = True
             try:
-                await self.poll_once()
+                async with self._client_busy:
+                    await self.poll_once()
                 caught_up = self.checkpoints.get(self.key) >= time.time() * 1000 - self.policy.settle_ms - 5000
             except ConnectorError as exc:
                 log.warning("%s: poll failed, will retry: %s", self.key, exc)
