@@ -89,15 +89,28 @@ def connector_health(backend, db: str, minutes: int = 5) -> list[dict]:
     )
 
 
+def connector_health_by_platform(backend, db: str, minutes: int = 5) -> list[dict]:
+    """Per platform over the last `minutes`: calls, success rate, p50/p99 latency (ms)."""
+    db = check_identifier(db)
+    return backend.query(
+        "SELECT platform, count() AS calls, avg(ok) AS success_rate, "
+        "quantileExact(0.5)(latency_ms) AS p50_ms, quantileExact(0.99)(latency_ms) AS p99_ms "
+        f"FROM {db}.connector_calls FINAL WHERE started_at >= now64(3) - INTERVAL {int(minutes)} MINUTE "
+        "GROUP BY platform ORDER BY platform"
+    )
+
+
 def stats(backend, db: str) -> dict:
     """Everything the dashboard shows that lives in ClickHouse."""
     counts = order_counts(backend, db)
     by_platform: dict[str, int] = {}
     by_status: dict[str, int] = {}
     by_platform_status: dict[str, dict[str, int]] = {}
+    today_by_platform: dict[str, int] = {}
     for row in counts:
         n = int(row["orders"])
         by_platform[row["platform"]] = by_platform.get(row["platform"], 0) + n
+        today_by_platform[row["platform"]] = today_by_platform.get(row["platform"], 0) + int(row["today"])
         by_status[row["status"]] = by_status.get(row["status"], 0) + n
         by_platform_status.setdefault(row["platform"], {})[row["status"]] = n
     return {
@@ -109,4 +122,6 @@ def stats(backend, db: str) -> dict:
         "stored_events": event_count(backend, db),
         "dlq_count": dead_letter_count(backend, db),
         "connector_calls": connector_health(backend, db),
+        "orders_today_by_platform": today_by_platform,
+        "connector_calls_by_platform": connector_health_by_platform(backend, db),
     }
