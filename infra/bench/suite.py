@@ -7,7 +7,10 @@
 5. the anomaly detector alone, and raw -> finding / alert latency with the whole stack at half that
    rate (with each process's CPU per order) and at 5,000 orders/s; then at 5,000 orders/s with the
    projector paused (as if it ran on other cores) and how long it takes to write that backlog after;
-6. peak RSS of every process.
+6. peak RSS of every process;
+7. every registered platform: its mapping's CPU per order on its recorded list pages (vs Taobao's), and
+   Tonglu end to end (as 3.) on a mixed workload of all of them, on a fresh pipeline, vs the Taobao-only
+   figure — both done while the alert side waits out a fresh DingTalk minute, so they add no time.
 """
 from __future__ import annotations
 
@@ -21,10 +24,11 @@ import time
 import uuid
 from pathlib import Path
 
+from connectors import platforms
 from connectors.platforms.taobao.render import page_body
 from connectors.runtime.records import raw_record
 from connectors.simkit.world import World
-from infra.bench import anomaly_bench, measure, workload
+from infra.bench import anomaly_bench, measure, platforms_bench, workload
 from infra.broker import ensure_topics, free_port, start_broker
 from projections.access import Role
 from projections.tokens import TokenStore
@@ -132,7 +136,7 @@ class Pipeline:
         return rss
 
 
-def end_to_end(bootstrap: str, pipe: Pipeline, values, orders: int) -> float:
+def end_to_end(bootstrap: str, pipe: Pipeline, values, orders: int, what: str = "tonglu end to end") -> float:
     publisher = Publisher({"bootstrap.servers": bootstrap})
     base = max(pipe.visible_orders(), 0)
     t0 = time.time()
@@ -140,9 +144,46 @@ def end_to_end(bootstrap: str, pipe: Pipeline, values, orders: int) -> float:
     published = time.time() - t0
     t1 = pipe.wait_visible(base + orders, timeout=600)
     rate = orders / (t1 - t0)
-    _say(f"tonglu end to end       {orders:,} orders in {len(values)} pages: published in {published:.2f}s, all "
+    _say(f"{what:<23} {orders:,} orders in {len(values)} pages: published in {published:.2f}s, all "
          f"visible in ClickHouse after {t1 - t0:.2f}s  => {rate:,.0f} orders/s")
     return rate
+
+
+def every_platform(bootstrap: str, workdir: Path, orders: int, taobao_rate: float) -> tuple[float, float, str]:
+    """Mapping cost per order of every registered platform (a table), then the end-to-end phase on a mixed
+    workload of all of them, on a fresh normalizer and projector. Returns (mixed rate, its ratio to the
+    Taobao-only rate, the summary of the mapping costs)."""
+    costs = platforms_bench.mapping_costs()
+    _say("mapping cost per order  one core, each platform's recorded list pages mapped over and over:")
+    for line in platforms_bench.mapping_table(costs):
+        _say(line)
+    worst = max(costs, key=lambda c: c.ratio or 0.0)
+    slow = [c.platform for c in costs if c.too_slow]
+    mapping = (f"mapping at most {worst.ratio:.2f}x Taobao's per order ({worst.platform} {worst.content_type}; "
+               f"target <= {platforms_bench.LIMIT}x" + (f"; above it: {', '.join(slow)})" if slow else ")"))
+    codes = platforms.codes()
+    values = workload.encode_pages(platforms_bench.mixed_pages(orders))
+    (workdir / "mixed").mkdir()
+    pipe = Pipeline(bootstrap, workdir / "mixed")
+    try:
+        warm = workload.encode_pages(platforms_bench.mixed_pages(10 * len(codes), seed=5, shop_prefix="warm"))
+        Publisher({"bootstrap.servers": bootstrap}).publish([(pipe.topics.raw_orders, k, v) for k, v, _ in warm])
+        pipe.wait_visible(10 * len(codes), timeout=120)
+        rate = end_to_end(bootstrap, pipe, values, orders, f"mixed, {len(codes)} platforms")
+    finally:
+        pipe.stop()
+    ratio = rate / taobao_rate
+    _say(f"mixed vs Taobao only    {rate:,.0f} vs {taobao_rate:,.0f} orders/s: {ratio:.0%} "
+         f"(target >= 80 %; {', '.join(codes)})")
+    return rate, ratio, mapping
+
+
+def _meanwhile(seconds: float, work):
+    """`work()` now, then sleep what is left of `seconds`; returns what `work` returned."""
+    start = time.time()
+    result = work()
+    time.sleep(max(0.0, start + seconds - time.time()))
+    return result
 
 
 def latency(bootstrap: str, pipe: Pipeline, rate: float, seconds: float, quick: bool) -> tuple[float, float]:
@@ -232,7 +273,9 @@ def run(quick: bool = False) -> int:
                  + ", ".join(f"{name} {sec * 1e6:.0f} µs" for name, sec in cpu.items())
                  + f" · whole stack {per_order * 1e6:.0f} µs => {os.cpu_count()} cores carry at most "
                  f"{os.cpu_count() / per_order:,.0f} orders/s")
-            time.sleep(FRESH_BUDGET_SECONDS)
+            # the alert side waits for a fresh budget; the whole stack is idle meanwhile
+            mixed, mixed_ratio, mapping = _meanwhile(FRESH_BUDGET_SECONDS,
+                                                     lambda: every_platform(bootstrap, workdir, orders, rate))
             figures = anomaly_bench.latencies(bootstrap, pipe, side, ANOMALY_LOAD, steady_s, seed=43)
             _say_anomaly_latency(ANOMALY_LOAD, figures)
             time.sleep(FRESH_BUDGET_SECONDS)
@@ -252,7 +295,8 @@ def run(quick: bool = False) -> int:
              f"with the projector off these cores {apart['finding_p99']:.0f} ms and {apart['alert_p99']:.0f} ms "
              f"(its backlog written {catch_up:.0f} s after it resumed) · the whole stack needs "
              f"{per_order * 1e6:.0f} µs CPU per order ({os.cpu_count() / per_order:,.0f} orders/s on "
-             f"{os.cpu_count()} cores)")
+             f"{os.cpu_count()} cores) · a mixed workload of {len(platforms.codes())} platforms {mixed:,.0f} "
+             f"orders/s end to end, {mixed_ratio:.0%} of Taobao only (target >= 80 %) · {mapping}")
     finally:
         broker.terminate()
         broker.wait(10)

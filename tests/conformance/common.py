@@ -12,13 +12,9 @@ PLATFORMS = platforms.codes()
 
 
 def samples(platform: str):
-    """(platform, payload, expected) for every `samples/<name>.expected.json` beside its payload."""
-    folder = platforms.get(platform).folder / "samples"
-    for expected in sorted(folder.glob("*.expected.json")):
-        stem = expected.name[: -len(".expected.json")]
-        source = next((p for p in (folder / stem, folder / f"{stem}.json") if p.is_file()), None)
-        if source is not None:
-            yield platform, source, expected
+    """(platform, payload, expected) for every recorded sample (`platforms.samples`)."""
+    for source, expected in platforms.samples(platform):
+        yield platform, source, expected
 
 
 def content_type(body: bytes) -> str:
