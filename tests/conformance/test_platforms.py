@@ -178,6 +178,7 @@ def test_the_status_table_covers_every_status_the_platform_renders(platform):
     seen = {}
     for got in platforms.map_payload(platform, rendered, "json", "conf"):
         seen.setdefault(got["platform_status"], got)
+        assert_amount_identity(platform, got)  # in every state of an order's life
     missing = sorted(set(seen) - set(table))
     assert not missing, f"{platform}: statuses rendered but not in the manifest's [statuses]: {missing}"
     for status, got in seen.items():  # a delivery or closing may refine a shipped one (Shopify)
