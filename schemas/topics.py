@@ -55,6 +55,26 @@ class Topics:
         return self._n("alerts")
 
     @property
+    def fulfillment_commands(self) -> str:
+        """`ShipmentCommand`s (key order_id): shipments to upload to the platforms."""
+        return self._n("fulfillment.commands")
+
+    @property
+    def fulfillment_results(self) -> str:
+        """`ShipmentResult`s (key order_id): what the platforms answered to each upload."""
+        return self._n("fulfillment.results")
+
+    @property
+    def logistics_updates(self) -> str:
+        """Carrier tracking pushes as received, as `RawRecord`s of kind logistics (key tracking_no)."""
+        return self._n("logistics.updates")
+
+    @property
+    def erp_dlq(self) -> str:
+        """Order events an ERP endpoint refused after every retry, with the endpoint and the reason."""
+        return self._n("erp.dlq")
+
+    @property
     def heartbeats(self) -> str:
         """`Heartbeat` records of every worker process (key stage:instance_id), read by the API's /healthz."""
         return self._n("tonglu.heartbeats")
@@ -63,6 +83,8 @@ class Topics:
         return [TopicSpec(self.raw_orders), TopicSpec(self.raw_orders_dlq), TopicSpec(self.order_events),
                 TopicSpec(self.order_state, compacted=True), TopicSpec(self.connector_calls),
                 TopicSpec(self.order_anomalies), TopicSpec(self.order_commands), TopicSpec(self.alerts),
+                TopicSpec(self.fulfillment_commands), TopicSpec(self.fulfillment_results),
+                TopicSpec(self.logistics_updates), TopicSpec(self.erp_dlq),
                 TopicSpec(self.heartbeats, retention_ms=3_600_000)]
 
 def murmur2(data: bytes) -> int:

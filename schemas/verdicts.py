@@ -13,8 +13,10 @@ from phonenumbers import NumberParseException, PhoneNumberType
 
 _MOBILE_TYPES = frozenset((PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE))
 _SEPARATORS = str.maketrans("", "", " -()\u3000")
-# masks seen in the wild: canonical 138****5678 (3-digit carrier prefix 13x-19x), Taobao *******5678
-_CN_MOBILE_MASKS = (re.compile(r"1[3-9]\d\*{4}\d{4}"), re.compile(r"\*{7}\d{4}"))
+# masks seen in the wild: canonical 138****5678 (3-digit carrier prefix 13x-19x), Taobao *******5678,
+# Pinduoduo's older 1387677**** (first seven digits kept)
+_CN_MOBILE_MASKS = (re.compile(r"1[3-9]\d\*{4}\d{4}"), re.compile(r"\*{7}\d{4}"),
+                    re.compile(r"1[3-9]\d{5}\*{4}"))
 _CN_MOBILE_MASK_RE = re.compile("|".join(mask.pattern for mask in _CN_MOBILE_MASKS))
 
 # "don't know / anywhere / whatever": a courier cannot deliver to these, whatever else is written
@@ -42,8 +44,8 @@ def phone_verdict(phone: str | None, country: str | None) -> bool | None:
 
     Plain numbers are judged with `phonenumbers` (valid and of type MOBILE or FIXED_LINE_OR_MOBILE;
     numbers with a `+` prefix need no country). Masked numbers (containing `*`) can only be judged
-    by shape: an 11-character Chinese mobile mask (`138****5678`) or Taobao's `*******5678` is
-    plausible, anything else is not. Without a country and without `+`, the answer is None.
+    by shape: an 11-character Chinese mobile mask (`138****5678`, `1387677****`) or Taobao's
+    `*******5678` is plausible, anything else is not. Without a country and without `+`, the answer is None.
     """
     if phone is None:
         return None

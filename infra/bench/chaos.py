@@ -241,8 +241,9 @@ def _event_ids(stack: ChaosStack) -> tuple[int, int]:
 
 def run_chaos(orders: int = 100_000, rate: float = 1_500.0, kill_every: float = 10.0, external_broker: bool = False,
               kill_broker: bool = True, settle_timeout: float = 600.0, seed: int = 11, say=print) -> Figures:
-    """Create `orders` at `rate`/s over the chaos shops while killing a random worker every `kill_every` s
-    (and the broker once, halfway); wait until every order is visible (or `settle_timeout`), then count."""
+    """Create `orders` at `rate`/s over the chaos shops while killing a worker every `kill_every` s (each in
+    turn, in a random order per round) and the broker once, halfway; wait until every order is visible (or
+    `settle_timeout`), then count."""
     rng = random.Random(seed)
     figures = Figures()
     with tempfile.TemporaryDirectory(prefix="tonglu-chaos-") as tmp:
@@ -259,6 +260,7 @@ def run_chaos(orders: int = 100_000, rate: float = 1_500.0, kill_every: float = 
             next_kill, broker_at = t0 + kill_every, t0 + orders / rate / 2
             broker_done = not kill_broker
             tick, n = 0.5, 0
+            victims: list[str] = []
             while len(created_ids) < orders:
                 want = min(orders - len(created_ids), max(1, int(rate * tick)))
                 platform, shop = SHOPS[n % len(SHOPS)]
@@ -275,7 +277,9 @@ def run_chaos(orders: int = 100_000, rate: float = 1_500.0, kill_every: float = 
                         stack.kill("broker")
                     say(f"chaos: {now - t0:5.1f} s broker {'frozen for 10 s' if external_broker else 'killed'}")
                 elif now >= next_kill:
-                    victim = rng.choice(WORKERS)
+                    if not victims:  # every worker in turn, in a random order each round
+                        victims = rng.sample(WORKERS, len(WORKERS))
+                    victim = victims.pop()
                     if stack.kill(victim):
                         figures.kills.append((now - t0, victim))
                         say(f"chaos: {now - t0:5.1f} s kill -9 {victim}")

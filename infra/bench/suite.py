@@ -300,7 +300,18 @@ def run(quick: bool = False) -> int:
     finally:
         broker.terminate()
         broker.wait(10)
+    _chaos_phase(quick)
     return 0
+
+
+def _chaos_phase(quick: bool) -> None:
+    """`make chaos`, shorter: the whole local stack while workers and the broker are killed."""
+    from infra.bench.chaos import run_chaos
+
+    _say("")
+    figures = run_chaos(orders=5_000 if quick else 20_000, rate=1_000.0, kill_every=10.0, say=_say)
+    for line in figures.lines():
+        _say(line)
 
 
 def _projector_elsewhere(bootstrap: str, pipe: Pipeline, side, steady_s: float) -> tuple[dict, float]:

@@ -72,6 +72,12 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
                                              "X-Shopify-Shop-Domain": "demo.myshopify.com"}) as resp:
                 assert resp.status == 401
             assert service.receiver.rejected == 1
+            # a push for a shop not discovered yet is deferred (the platform retries), not called forged
+            async with session.post(f"http://127.0.0.1:{settings.webhook_port}/webhooks/shopify", data=forged,
+                                    headers={"X-Shopify-Hmac-Sha256": "Zm9yZ2Vk",
+                                             "X-Shopify-Shop-Domain": "ghost.myshopify.com"}) as resp:
+                assert resp.status == 503 and resp.headers["Retry-After"] == "5"
+            assert service.receiver.deferred == 1 and service.receiver.rejected == 1
             for platform in ("taobao", "nowhere"):  # a platform that does not push has no receiver
                 async with session.post(f"http://127.0.0.1:{settings.webhook_port}/webhooks/{platform}",
                                         data=forged) as resp:

@@ -1,5 +1,5 @@
 """Buyers' plaintext appears nowhere: simulated shops run through connectors, normalizer and projector, then
-every topic's bytes, every ClickHouse table, the API's answers and the processes' logs are scanned for the
+every topic's bytes, the raw record archive on disk, every ClickHouse table, the API's answers and the processes' logs are scanned for the
 simulators' buyers' phones, names, emails and streets."""
 import asyncio
 import json
@@ -10,6 +10,7 @@ import sys
 import aiohttp
 
 from connectors import platforms
+from connectors.runtime.archive import read_archive
 from connectors.simkit.server import AUTOPILOT, WORLD, ensure_shop
 from infra.broker import free_port
 from projections.clickhouse import ChdbBackend
@@ -118,6 +119,9 @@ async def test_no_buyer_plaintext_in_topics_tables_api_or_logs(kafka_bootstrap, 
         buyers, True), f"the shops' buyers did not reach raw.orders: {plain}"
 
     sources = {f"topic {name}": b"\n".join(values) for name, values in by_topic.items()}
+    archived = list(read_archive(tmp_path / "data" / "archive"))
+    assert len(archived) >= len(raws) // 2, "the connectors archived nothing"  # it holds what raw.orders holds
+    sources["the raw record archive"] = b"\n".join(record.value for record in archived)
     backend = ChdbBackend(str(tmp_path / "data" / "chdb"))
     try:
         tables = [r["name"] for r in backend.query("SELECT name FROM system.tables WHERE database = 'tonglu'")]
