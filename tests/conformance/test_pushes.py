@@ -14,6 +14,7 @@ from connectors.runtime.base import ShopCredentials
 from connectors.runtime.caller import HttpCaller
 from connectors.runtime.webhooks import acknowledgement, authenticate
 from connectors.simkit.server import WORLD, ensure_shop
+from tests.conformance.common import content_type
 from tests.integration.helpers import serve_app
 
 PUSHING = [p for p in platforms.codes() if platforms.manifest(p).capabilities.push]
@@ -21,11 +22,8 @@ PUSHING = [p for p in platforms.codes() if platforms.manifest(p).capabilities.pu
 
 def _push_samples():
     for platform in PUSHING:
-        folder = platforms.get(platform).folder / "samples"
-        for expected in sorted([*folder.glob("push*.expected.json"), *folder.glob("webhook*.expected.json")]):
-            stem = expected.name[: -len(".expected.json")]
-            source = next((p for p in (folder / stem, folder / f"{stem}.json") if p.is_file()), None)
-            if source is not None:
+        for source, _ in platforms.samples(platform):
+            if source.name.startswith(("push", "webhook")):
                 yield platform, source
 
 
@@ -47,11 +45,10 @@ def test_a_recorded_push_carries_its_orders_or_names_them(platform, source):
     as bare JSON numbers included), and its platform's client can read them; one that carries its orders
     names none."""
     body = source.read_bytes()
-    content_type = "xml" if body.lstrip()[:1] == b"<" else "json"
     headers = platforms.module(platform, "webhooks").signed_headers(body, "conf", "s3cret")
     push = _authenticate(platform, headers, body)
     assert push is not None
-    carried = platforms.map_payload(platform, body, content_type, push.shop_id)
+    carried = platforms.map_payload(platform, body, content_type(body), push.shop_id)
     assert bool(carried) != bool(push.external_ids), (carried, push.external_ids)
     for external_id in push.external_ids:
         assert isinstance(external_id, str) and external_id.encode() in body
@@ -155,7 +152,6 @@ async def test_the_simulator_resends_a_push_until_the_receiver_acknowledges_it(p
     headers, query, body = receiver.about(answered)[0]
     push = authenticate(platforms.module(platform, "webhooks"), headers, body, {"conf": secret}.get, query)
     assert push is not None and push.shop_id == "conf"
-    content_type = "xml" if body.lstrip()[:1] == b"<" else "json"
-    carried = {o["external_id"] for o in platforms.map_payload(platform, body, content_type, "conf")}
+    carried = {o["external_id"] for o in platforms.map_payload(platform, body, content_type(body), "conf")}
     assert answered in carried | set(push.external_ids)
 
