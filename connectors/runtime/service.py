@@ -52,7 +52,7 @@ class ConnectorService:
         self.checkpoints = CheckpointStore(settings.data_dir / "checkpoints.json")
         self.pollers: dict[str, ShopPoller] = {}
         self.secrets: dict[tuple[str, str], str] = {}
-        self.receiver = WebhookReceiver(self.raw, self.secrets)
+        self.receiver = WebhookReceiver(self.raw, self.secrets, on_named=self._read_named)
         self.tracking = (TrackingReceiver(self.raw, settings.logistics_topic, settings.tracking_secret)
                          if settings.logistics_topic and settings.tracking_secret else None)
         self._calls: list[tuple[str, bytes, bytes]] = []
@@ -91,6 +91,12 @@ class ConnectorService:
             app.add_routes(self.tracking.routes())
         app.add_routes(self.receiver.routes())
         return app
+
+    def _read_named(self, platform: str, shop_id: str, external_ids: tuple[str, ...]) -> None:
+        """A push named orders without carrying them: the shop's poller reads them now."""
+        poller = self.pollers.get(f"{platform}:{shop_id}")
+        if poller is not None:
+            poller.fetch_soon(external_ids)
 
     async def _discover(self, stop: asyncio.Event) -> None:
         for creds in await self._shops():

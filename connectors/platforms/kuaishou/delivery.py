@@ -7,8 +7,8 @@ Control API (simulator only):
 
 An event is chosen from what changed (a new order, its status, its refund), e.g.
 `kwaishop_order_paySuccess`; its `info` names the order as the platform does (oid, sellerId, status,
-updateTime), in clear like the recorded sample. A delivery answered other than 2xx is retried
-`retries` times, `backoff * 2**n` seconds apart, with the identical bytes.
+updateTime), in clear like the recorded sample. A delivery not answered 2xx with `{"result": 1}` is
+retried `retries` times, `backoff * 2**n` seconds apart, with the identical bytes.
 """
 from __future__ import annotations
 
@@ -97,17 +97,17 @@ class PushHub:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self.timeout)
         for attempt in range(1, self.retries + 2):
-            status, error = 0, None
+            status, reply, error = 0, b"", None
             try:
                 async with self._session.post(address, data=body, headers=headers) as resp:
-                    status = resp.status
-                    await resp.read()
+                    status, reply = resp.status, await resp.read()
             except (TimeoutError, aiohttp.ClientError) as exc:
                 error = f"{exc.__class__.__name__}: {exc}"
+            acked = 200 <= status < 300 and _acknowledged(reply)
             self.deliveries.append({"address": address, "event": headers["X-Ks-Event"], "attempt": attempt,
-                                    "status": status, "error": error})
+                                    "status": status, "acked": acked, "error": error})
             del self.deliveries[:-1000]
-            if 200 <= status < 300:
+            if acked:
                 return
             if attempt <= self.retries:
                 await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
@@ -142,3 +142,12 @@ class PushHub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
+
+
+def _acknowledged(reply: bytes) -> bool:
+    """Whether the receiver answered with Kuaishou's acknowledgement `{"result": 1}`."""
+    try:
+        doc = orjson.loads(reply)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(doc, dict) and doc.get("result") == 1

@@ -5,9 +5,9 @@ Control API (simulator only):
 - GET  /_sim/webhooks                                  -> subscriptions and the delivery log
 - POST /_sim/webhooks/faults  {"forged_signature": N}  -> the next N pushes are signed with a wrong secret
 
-Youzan resends a message until the receiver answers HTTP 200 (documented body `{"code":0,"msg":"success"}`);
-here `retries` resends with `backoff * 2**n` seconds between them, `sendCount` counting up in each. The log
-says whether the answer was the documented body.
+Youzan resends a message until the receiver answers HTTP 200 with `{"code":0,"msg":"success"}`; here
+`retries` resends with `backoff * 2**n` seconds between them, `sendCount` counting up in each. The log
+says whether each answer was that acknowledgement.
 """
 from __future__ import annotations
 
@@ -112,10 +112,10 @@ class PushHub:
                         status, answer = resp.status, await resp.read()
                 except (TimeoutError, aiohttp.ClientError) as exc:
                     error = f"{exc.__class__.__name__}: {exc}"
+            acknowledged = status == 200 and _acknowledged(answer)
             self._log({"address": address, "type": kind, "tid": order.external_id, "send_count": attempt,
-                       "status": status, "error": error, "forged": forged,
-                       "acknowledged": _acknowledged(answer)})
-            if status == 200:
+                       "status": status, "error": error, "forged": forged, "acknowledged": acknowledged})
+            if acknowledged:
                 return
             if attempt < self.retries:
                 await asyncio.sleep(self.backoff * 2 ** attempt)
