@@ -61,6 +61,8 @@ class Settings:
     heartbeat_seconds: float = 2.0  # every worker process beats this often on the heartbeats topic
     health_stale_seconds: float = 10.0  # a stage none of whose processes beat for this long is down
     archive_retention_days: float = 30.0  # raw record archive under data_dir/archive; 0 keeps everything
+    erp_routing: Path = INFRA_DIR / "erp.toml"  # ERP endpoints every order event is delivered to
+    erp_sim_http: str = "http://127.0.0.1:8084"  # local ERP/WMS simulator (and its warehouse)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -92,6 +94,8 @@ class Settings:
             heartbeat_seconds=float(_env("TONGLU_HEARTBEAT_SECONDS", str(cls.heartbeat_seconds))),
             health_stale_seconds=float(_env("TONGLU_HEALTH_STALE_SECONDS", str(cls.health_stale_seconds))),
             archive_retention_days=float(_env("TONGLU_ARCHIVE_RETENTION_DAYS", str(cls.archive_retention_days))),
+            erp_routing=Path(_env("TONGLU_ERP_ROUTING", str(cls.erp_routing))),
+            erp_sim_http=_env("TONGLU_ERP_SIM_HTTP", cls.erp_sim_http).rstrip("/"),
         )
 
     def kafka(self, **overrides) -> dict:
@@ -133,6 +137,19 @@ class Settings:
     def webhook_host_port(self) -> tuple[str, int]:
         return _host_port(self.webhook_http)
 
+    @property
+    def erp_sim_host_port(self) -> tuple[str, int]:
+        return _host_port(self.erp_sim_http)
+
+    @property
+    def erp_sim_token_path(self) -> Path:
+        """The operator token the local ERP simulator's warehouse posts shipments with (written by `tonglu up`)."""
+        return self.data_dir / "erp-sim.token"
+
+    def erp_variables(self) -> dict[str, str]:
+        """What `${...}` in the ERP routing file may name: the environment, and the simulator's address."""
+        return {**os.environ, "TONGLU_ERP_SIM_HTTP": self.erp_sim_http}
+
 
 def _host_port(url: str) -> tuple[str, int]:
     host, _, port = url.split("://", 1)[-1].split("/", 1)[0].rpartition(":")
@@ -145,6 +162,13 @@ def local_alert_secrets() -> dict[str, str]:
 
     return {"TONGLU_DINGTALK_SECRET": DINGTALK_DEMO_SECRET, "TONGLU_FEISHU_SECRET": FEISHU_DEMO_SECRET,
             "TONGLU_SMS_SECRET": SMS_DEMO_SECRET}
+
+
+def local_erp_secrets() -> dict[str, str]:
+    """The local ERP simulator's demo secrets, as the shipped ERP routing file's `secret_env` variables."""
+    from connectors.erp.simulator import DEMO_SECRET, QIMEN_DEMO_SECRET
+
+    return {"TONGLU_ERP_SECRET": DEMO_SECRET, "TONGLU_QIMEN_SECRET": QIMEN_DEMO_SECRET}
 
 
 def write_local_routing(path: Path, alert_sim_http: str, smtp_port: int | None = None,
