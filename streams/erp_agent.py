@@ -17,6 +17,8 @@ rebalance callbacks then run on the loop, where the lanes live.
 from __future__ import annotations
 
 import asyncio
+import collections
+import functools
 import logging
 import random
 import time
@@ -33,6 +35,7 @@ from streams.erp.sender import Sender, dead_letter
 
 log = logging.getLogger(__name__)
 
+CONSUME_BATCH = 500  # records taken per turn of the loop: answers are read between two turns
 MAX_BUFFERED = 4096  # records per partition read but not yet committed; reading pauses above it
 COMMIT_EVERY_S = 0.5
 DLQ_EVERY_S = 0.1
@@ -57,12 +60,17 @@ class EndpointDeliverer:
         self.dlq_codec = AvroCodec("ErpDeadLetter")
         self.max_buffered = max_buffered
         self.consumer = Consumer(consumer_config(kafka_config, group_id(topics, endpoint.name), **{
-            "auto.offset.reset": endpoint.start, "fetch.wait.max.ms": 50, "enable.partition.eof": False,
-            "session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": 1000}))
+            "auto.offset.reset": endpoint.start, "fetch.wait.max.ms": 10, "enable.partition.eof": False,
+            "session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": 1000,
+            "queued.max.messages.kbytes": 16384}))
         self.lanes: dict[int, PartitionLane] = {}
         self.paused: set[int] = set()
         self.retrying: dict[Delivery, asyncio.TimerHandle] = {}
-        self.tasks: set[asyncio.Task] = set()
+        # deliveries whose turn came, per partition, started as its connection has room (a partition's
+        # requests share one connection: more in flight than it pipelines would only wait)
+        self.ready: dict[int, collections.deque[Delivery]] = {}
+        self.running: dict[int, int] = {}
+        self.per_partition = 2 * endpoint.pipeline
         self.dlq_pending: list[tuple[Delivery, dict]] = []
         self.failing_since: float | None = None
         self.delivered = self.dead_lettered = self.skipped = 0
@@ -78,6 +86,7 @@ class EndpointDeliverer:
         for tp in partitions:
             self.lanes.pop(tp.partition, None)
             self.paused.discard(tp.partition)
+            self.ready.pop(tp.partition, None)
         for delivery in [d for d in self.retrying if d.partition not in self.lanes]:
             self.retrying.pop(delivery).cancel()
 
@@ -89,30 +98,28 @@ class EndpointDeliverer:
         last_commit = time.monotonic()
         try:
             while not stop.is_set():
-                messages = usable(self.consumer.consume(2000, 0))
+                messages = usable(self.consumer.consume(CONSUME_BATCH, 0))
                 if messages:
                     self._take(messages)
+                    self._flow_control()
                     await asyncio.sleep(0)  # let the answers in before the next batch
                 else:
                     await asyncio.sleep(IDLE_SLEEP_S)
                 if time.monotonic() - last_commit >= COMMIT_EVERY_S:
                     self._commit()
-                    self._flow_control()
+                    self._flow_control()  # resumes partitions whose deliveries caught up
                     last_commit = time.monotonic()
         finally:
             flusher.cancel()
             for timer in self.retrying.values():
                 timer.cancel()
-            for task in list(self.tasks):
-                task.cancel()
-            await asyncio.gather(*self.tasks, flusher, return_exceptions=True)
+            await asyncio.gather(flusher, return_exceptions=True)
             await self._publish_dead_letters()
             self._commit(sync=True)
             self.consumer.close()
             await self.sender.close()
 
     def _take(self, messages) -> None:
-        snapshots, rendered = {}, {}
         for msg in messages:
             lane = self.lanes.get(msg.partition())
             if lane is None:  # revoked meanwhile
@@ -121,28 +128,41 @@ class EndpointDeliverer:
             delivery = Delivery(msg.partition(), msg.offset(), key.decode("utf-8", "replace") if key else "",
                                 msg.value() or b"")
             try:
-                self.sender.render(delivery, snapshots, rendered)
-            except (DecodeError, KeyError, TypeError, ValueError) as exc:
-                if lane.add(delivery):
-                    self._give_up(delivery, Outcome(False, f"undecodable order event: {exc}"))
-                continue
-            if not self.endpoint.wants(delivery.event["event_type"]):
+                self.sender.read(delivery)
+            except (DecodeError, KeyError, TypeError, ValueError):
+                delivery.event = None  # dead-lettered once its turn comes
+            if delivery.event is not None and not self.endpoint.wants(delivery.event["event_type"]):
                 lane.skip(delivery)
                 self.skipped += 1
             elif lane.add(delivery):
                 self._go(delivery)
 
     def _go(self, delivery: Delivery) -> None:
-        task = asyncio.ensure_future(self._attempt(delivery))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _attempt(self, delivery: Delivery) -> None:
+        """`delivery` may be sent: start it, or queue it behind its partition's requests in flight."""
         self.retrying.pop(delivery, None)
-        if delivery.event is None:  # undecodable: dead-lettered at once, once its turn came
-            self._give_up(delivery, Outcome(False, "undecodable order event"))
-            return
-        outcome = await self.sender.attempt(delivery)
+        self.ready.setdefault(delivery.partition, collections.deque()).append(delivery)
+        self._start(delivery.partition)
+
+    def _start(self, partition: int) -> None:
+        queue = self.ready.get(partition)
+        while queue and self.running.get(partition, 0) < self.per_partition:
+            delivery = queue.popleft()
+            try:
+                if delivery.event is None:
+                    raise DecodeError("the event's head")
+                self.running[partition] = self.running.get(partition, 0) + 1
+                self.sender.submit(delivery, functools.partial(self._answered, delivery))
+            except (DecodeError, KeyError, TypeError, ValueError) as exc:
+                if delivery.event is not None:
+                    self.running[partition] -= 1
+                self._give_up(delivery, Outcome(False, f"undecodable order event: {exc}"))
+
+    def _answered(self, delivery: Delivery, outcome: Outcome) -> None:
+        self.running[delivery.partition] -= 1
+        self._settle(delivery, outcome)
+        self._start(delivery.partition)
+
+    def _settle(self, delivery: Delivery, outcome: Outcome) -> None:
         if self.lanes.get(delivery.partition) is not delivery.lane:
             return  # revoked while in flight: its partition's next owner sends it again
         if outcome.ok:

@@ -12,7 +12,7 @@ What an ERP and a WMS would do with Tonglu's deliveries:
 Control API (not part of any real service):
 - `GET /_sim/received[?order_id=][&format=qimen]` → `{"received": [{"headers": {…}, "body": {…},
   "raw": "<the body exactly as received>", "received_at": ms}]}` in arrival order (the last
-  TONGLU_ERP_SIM_KEEP, default 20,000); `DELETE /_sim/received` forgets them.
+  TONGLU_ERP_SIM_KEEP, default 20,000); `DELETE /_sim/received` forgets them and the counts.
 - `POST /_sim/faults {"kind": "down"|"error_5xx"|"slow", "count": N}` — the next N deliveries: `down`
   drops the connection without an answer, `error_5xx` answers 500, `slow` answers after `"seconds"`
   (default 2); `"for_seconds": S` instead of a count applies the fault to everything for S seconds.
@@ -73,6 +73,34 @@ class FaultPlan:
 
 
 @dataclass
+class Tally:
+    """What a receiver counts of the webhooks it accepted: repeats (an event id seen before) and events out
+    of order (older than an event of the same order received before), with each first arrival's time."""
+
+    counts: dict = field(default_factory=lambda: {"received": 0, "rejected": 0, "repeats": 0, "out_of_order": 0,
+                                                  "qimen_received": 0, "qimen_rejected": 0})
+    seen_events: set = field(default_factory=set)
+    latest_version: dict = field(default_factory=dict)
+    arrivals: deque = field(default_factory=lambda: deque(maxlen=2_000_000))  # (event_id, order_id, version, ms)
+
+    def accepted(self, event_id, order_id, version, now_ms: int) -> None:
+        self.counts["received"] += 1
+        if event_id in self.seen_events:
+            self.counts["repeats"] += 1
+            return
+        self.seen_events.add(event_id)
+        self.arrivals.append((event_id, order_id, version, now_ms))
+        if isinstance(version, int):
+            if version < self.latest_version.get(order_id, -1):
+                self.counts["out_of_order"] += 1
+            else:
+                self.latest_version[order_id] = version
+
+    def public(self) -> dict:
+        return {**self.counts, "orders": len(self.latest_version)}
+
+
+@dataclass
 class ErpSim:
     secret: str
     qimen_secret: str
@@ -80,13 +108,9 @@ class ErpSim:
     keep: int = 20_000
     received: deque = field(default_factory=deque)  # (headers, raw, order_id, received_at_ms)
     qimen: deque = field(default_factory=deque)
-    arrivals: deque = field(default_factory=lambda: deque(maxlen=2_000_000))
     faults: FaultPlan = field(default_factory=FaultPlan)
-    seen_events: set = field(default_factory=set)
-    latest_version: dict = field(default_factory=dict)
+    tally: Tally = field(default_factory=Tally)
     delivery_orders: dict = field(default_factory=dict)
-    counts: dict = field(default_factory=lambda: {"received": 0, "rejected": 0, "repeats": 0, "out_of_order": 0,
-                                                  "qimen_received": 0, "qimen_rejected": 0})
 
     def __post_init__(self):
         self.received = deque(maxlen=self.keep)
@@ -154,37 +178,23 @@ async def _deliver(request: web.Request) -> web.StreamResponse:
     reason = verify_webhook(sim.secret, headers.get("X-Tonglu-Timestamp"), headers.get("X-Tonglu-Signature"), raw,
                             time.time())
     if reason is not None:
-        sim.counts["rejected"] += 1
+        sim.tally.counts["rejected"] += 1
         return _json({"ok": False, "error": f"签名无效 {reason}"}, 401)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        sim.counts["rejected"] += 1
+        sim.tally.counts["rejected"] += 1
         return _json({"ok": False, "error": "body is not JSON"}, 400)
     if not isinstance(body, dict):
-        sim.counts["rejected"] += 1
+        sim.tally.counts["rejected"] += 1
         return _json({"ok": False, "error": "body is not a JSON object"}, 400)
     now_ms = int(time.time() * 1000)
-    order_id, event_id, version = body.get("order_id"), body.get("event_id"), body.get("version")
+    order_id = body.get("order_id")
     sim.received.append(({str(k): v for k, v in headers.items()}, raw, order_id, now_ms))
-    sim.arrivals.append((event_id, order_id, version, now_ms))
-    _count(sim, event_id, order_id, version)
+    sim.tally.accepted(body.get("event_id"), order_id, body.get("version"), now_ms)
     if sim.warehouse is not None:
         sim.warehouse.offer(body)
     return web.Response(body=_OK, content_type="application/json")
-
-
-def _count(sim: ErpSim, event_id, order_id, version) -> None:
-    sim.counts["received"] += 1
-    if event_id in sim.seen_events:
-        sim.counts["repeats"] += 1
-        return
-    sim.seen_events.add(event_id)
-    if isinstance(version, int):
-        if version < sim.latest_version.get(order_id, -1):
-            sim.counts["out_of_order"] += 1
-        else:
-            sim.latest_version[order_id] = version
 
 
 def _qimen_answer(flag: str, code: str, message: str, **more: str) -> web.Response:
@@ -198,7 +208,7 @@ def _qimen(request: web.Request, sim: ErpSim, raw: bytes) -> web.Response:
     params = dict(parse_qsl(request.query_string, keep_blank_values=True))
     expected = qimen_sign(sim.qimen_secret, params, raw)
     if not hmac.compare_digest(params.get("sign", "").upper().encode(), expected.encode()):
-        sim.counts["qimen_rejected"] += 1
+        sim.tally.counts["qimen_rejected"] += 1
         return _qimen_answer("failure", "sign-check-failure", "Illegal request: sign check failure")
     text = raw.decode("utf-8", "replace")
     code = _between(text, "deliveryOrderCode") or ""
@@ -206,7 +216,7 @@ def _qimen(request: web.Request, sim: ErpSim, raw: bytes) -> web.Response:
     body = {"deliveryOrderCode": code, "tongluEventId": _between(text, "tongluEventId"), "method": params.get("method")}
     headers = {str(k): v for k, v in request.headers.items()}
     sim.qimen.append(({**headers, "_query": params}, raw, body, int(time.time() * 1000)))
-    sim.counts["qimen_received"] += 1
+    sim.tally.counts["qimen_received"] += 1
     return _qimen_answer("success", "0", "创建成功", createTime=time.strftime("%Y-%m-%d %H:%M:%S"),
                          deliveryOrderId=known)
 
@@ -232,7 +242,7 @@ async def _forget(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     sim.received.clear()
     sim.qimen.clear()
-    sim.arrivals.clear()
+    sim.tally = Tally()
     return _json({"ok": True})
 
 
@@ -267,12 +277,11 @@ async def _shipments(request: web.Request) -> web.Response:
 
 
 async def _stats(request: web.Request) -> web.Response:
-    sim = request.app[SIM]
-    return _json({**sim.counts, "orders": len(sim.latest_version)})
+    return _json(request.app[SIM].tally.public())
 
 
 async def _arrivals(request: web.Request) -> web.Response:
-    return _json({"arrivals": list(request.app[SIM].arrivals)})
+    return _json({"arrivals": list(request.app[SIM].tally.arrivals)})
 
 
 def main() -> None:

@@ -7,7 +7,8 @@
 5. the anomaly detector alone, and raw -> finding / alert latency with the whole stack at half that
    rate (with each process's CPU per order) and at 5,000 orders/s; then at 5,000 orders/s with the
    projector paused (as if it ran on other cores) and how long it takes to write that backlog after;
-6. peak RSS of every process.
+6. peak RSS of every process;
+7. the ERP deliverer: events/s to one endpoint, event -> ERP latency at 2,000 orders/s (`erp_bench`).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from pathlib import Path
 from connectors.platforms.taobao.render import page_body
 from connectors.runtime.records import raw_record
 from connectors.simkit.world import World
-from infra.bench import anomaly_bench, measure, workload
+from infra.bench import anomaly_bench, erp_bench, measure, workload
 from infra.broker import ensure_topics, free_port, start_broker
 from projections.access import Role
 from projections.tokens import TokenStore
@@ -242,6 +243,7 @@ def run(quick: bool = False) -> int:
             if side is not None:
                 rss.update(side.stop())
         _say("peak RSS                " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in rss.items()))
+        erp = erp_bench.run_phase(bootstrap, workdir, quick)
         _say("")
         _say(f"summary: {rate:,.0f} orders/s end to end (target >= 30,000) · {rate / baseline:.1f}x the plain Faust "
              f"baseline (target >= 7x) · broker pass-through {passthrough:,.0f} orders/s · p99 raw->event "
@@ -253,6 +255,9 @@ def run(quick: bool = False) -> int:
              f"(its backlog written {catch_up:.0f} s after it resumed) · the whole stack needs "
              f"{per_order * 1e6:.0f} µs CPU per order ({os.cpu_count() / per_order:,.0f} orders/s on "
              f"{os.cpu_count()} cores)")
+        _say(f"summary (ERP): the deliverer sends {erp['events_per_second']:,.0f} events/s to one endpoint (target >= "
+             f"5,000) · event -> ERP p99 {erp['p99_ms']:.0f} ms at {erp_bench.LATENCY_RATE:,.0f} orders/s (target < "
+             f"1,000)")
     finally:
         broker.terminate()
         broker.wait(10)

@@ -20,7 +20,9 @@ class Delivery:
     offset: int
     order_id: str
     value: bytes  # the order.events record, as read
-    event: dict | None = None  # decoded (None: undecodable, dead-lettered at once)
+    event: dict | None = None  # the event without its order (None: undecodable, dead-lettered at once)
+    order_at: int | None = None  # where the order snapshot starts in `value`
+    order: dict | None = None  # the order snapshot once decoded (until the body is rendered)
     body: bytes = b""
     failed_attempts: int = 0
     first_attempt_at: float | None = None

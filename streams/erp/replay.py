@@ -65,7 +65,8 @@ async def _deliver_order(sender: Sender, rows: list[dict], attempts: int, retry:
     for row in rows:
         delivery = Delivery(lane, row["offset"], row["order_id"], row["event"])
         try:
-            sender.render(delivery, {}, {})
+            sender.read(delivery)
+            sender.render(delivery)
         except (DecodeError, KeyError, TypeError, ValueError):
             undecodable += 1  # it stays in erp.dlq as it is: sending it again cannot help
             continue

@@ -3,14 +3,16 @@ judge the answer — shared by the deliverer and `tonglu erp replay`.
 """
 from __future__ import annotations
 
+import asyncio
+import os
 import time
-import uuid
+from collections.abc import Callable
 from functools import lru_cache
 
 from connectors import platforms
 from connectors.erp import payloads, qimen
-from connectors.erp.http1 import Http1Client, TransportError
-from schemas.codec import EventDecoder
+from connectors.erp.http1 import Http1Client, Response, TransportError
+from schemas.codec import AvroCodec
 from streams.erp.config import Endpoint
 from streams.erp.lanes import Delivery
 from streams.erp.policy import Outcome, judge
@@ -25,10 +27,7 @@ def qimen_source(platform: str) -> tuple[str, str]:
         return "OTHER", platform
 
 
-def summary(event: dict) -> dict:
-    """What a delivery keeps of its decoded event once the body is rendered."""
-    return {"event_id": event["event_id"], "event_type": event["event_type"], "order_id": event["order_id"],
-            "version": event["version"]}
+RENDERED_KEPT = 4096  # order versions whose rendered order is kept: the events of one version share it
 
 
 class Sender:
@@ -37,47 +36,72 @@ class Sender:
     def __init__(self, endpoint: Endpoint, secret: str):
         self.endpoint, self.secret = endpoint, secret
         self.client = Http1Client(endpoint.url, endpoint.connections, endpoint.pipeline, endpoint.timeout_s)
-        self.decoder = EventDecoder()
+        self.events, self.orders = AvroCodec("OrderEvent"), AvroCodec("Order")
+        self._rendered: dict[tuple[str, int], object] = {}
 
-    def render(self, delivery: Delivery, snapshots: dict, rendered: dict) -> None:
-        """Decode the record and render its body (`snapshots`, `rendered`: per-batch caches by order
-        version, since the events of one version carry the same order). Raises DecodeError."""
-        event = self.decoder.decode(delivery.value, snapshots)
+    def read(self, delivery: Delivery) -> None:
+        """Decode the event's head into `delivery.event`, leaving its order snapshot for `render` (a record
+        of another schema version is decoded whole). Raises DecodeError."""
+        head, order_at = self.events.decode_head(delivery.value)
+        if order_at is None:
+            delivery.order = head.pop("order")
+        delivery.event, delivery.order_at = head, order_at
+
+    def render(self, delivery: Delivery) -> None:
+        """Render the body once, just before its first attempt (decoding the order now, or taking it from
+        the event before it of the same version). Raises DecodeError."""
+        if delivery.body:
+            return
+        event = delivery.event
+        key = (event["order_id"], event["version"])
+        order = self._rendered.get(key)
+        if order is None:
+            if delivery.order is None:
+                delivery.order = self.orders.decode_body(delivery.value, delivery.order_at)
+            order = payloads.order_json_bytes(delivery.order) if self.endpoint.format == "json" else delivery.order
+            if len(self._rendered) >= RENDERED_KEPT:
+                self._rendered.clear()  # a version's events are adjacent: older entries are seldom wanted
+            self._rendered[key] = order
         if self.endpoint.format == "json":
-            key = (event["order_id"], event["version"])
-            order_bytes = rendered.get(key)
-            if order_bytes is None:
-                order_bytes = rendered[key] = payloads.order_json_bytes(event["order"])
-            delivery.body = payloads.webhook_body(event, order_bytes)
+            delivery.body = payloads.webhook_body(event, order)
         else:
-            code, name = qimen_source(event["order"]["platform"])
-            delivery.body = qimen.deliveryorder_xml(event, self.endpoint.qimen, code, name)
-        delivery.event = summary(event)
+            code, name = qimen_source(order["platform"])
+            delivery.body = qimen.deliveryorder_xml({**event, "order": order}, self.endpoint.qimen, code, name)
+        delivery.order = None
 
     def request(self, delivery: Delivery, now: float) -> bytes:
         """The bytes of one signed attempt at `now` (unix seconds)."""
         event = delivery.event
         if self.endpoint.format == "json":
             headers = payloads.webhook_headers(event["event_id"], event["event_type"], delivery.body, self.secret,
-                                               int(now), uuid.uuid4().hex)
+                                               int(now), os.urandom(16).hex())
             return self.client.prepare(headers, delivery.body)
         query = qimen.request_query(self.endpoint.qimen, self.secret, delivery.body, int(now * 1000))
         headers = [("Content-Type", qimen.CONTENT_TYPE), ("X-Tonglu-Event-Id", event["event_id"])]
         return self.client.prepare(headers, delivery.body, query=query)
 
-    async def attempt(self, delivery: Delivery) -> Outcome:
-        """One attempt: the endpoint's verdict, or the transport error as a failed outcome."""
+    def submit(self, delivery: Delivery, done: Callable[[Outcome], None]) -> None:
+        """Start one attempt (rendering the body first if need be: DecodeError is raised here); `done` gets
+        the endpoint's verdict, or the transport error as a failed outcome."""
         now = time.time()
         if delivery.first_attempt_at is None:
             delivery.first_attempt_at = now
-        try:
-            answer = await self.client.send(self.request(delivery, now), lane=delivery.partition)
-        except TransportError as exc:
-            return Outcome(False, str(exc))
+        self.render(delivery)
+        self.client.submit(self.request(delivery, now), delivery.partition, lambda answer: done(self.judge(answer)))
+
+    def judge(self, answer: Response | TransportError) -> Outcome:
+        if isinstance(answer, TransportError):
+            return Outcome(False, str(answer))
         body_error = None
         if self.endpoint.format == "qimen" and 200 <= answer.status < 300:
             body_error = qimen.response_error(answer.body)
         return judge(answer.status, answer.body, answer.headers, body_error)
+
+    async def attempt(self, delivery: Delivery) -> Outcome:
+        """`submit`, awaited."""
+        future = asyncio.get_running_loop().create_future()
+        self.submit(delivery, future.set_result)
+        return await future
 
     async def close(self) -> None:
         await self.client.close()

@@ -60,6 +60,15 @@ class SimServer:
     def sim(self):
         return self.app[SIM]
 
+    @property
+    def counts(self) -> dict:
+        return self.sim.tally.counts
+
+    @property
+    def seen(self) -> set:
+        """Every event id accepted."""
+        return self.sim.tally.seen_events
+
     async def start(self) -> SimServer:
         self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self.runner.setup()

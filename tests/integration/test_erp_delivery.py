@@ -50,8 +50,8 @@ async def test_every_event_arrives_signed_in_version_order_per_order(kafka_boots
     publish(kafka_bootstrap, messages)
     worker = start_worker("erp", _env(kafka_bootstrap, topics, routing), tmp_path / "erp.log")
     try:
-        await wait_until(lambda: server.sim.counts["received"] >= orders * versions
-                         and server.sim.counts["qimen_received"] >= orders, 60, "every event delivered")
+        await wait_until(lambda: server.counts["received"] >= orders * versions
+                         and server.counts["qimen_received"] >= orders, 60, "every event delivered")
     finally:
         stop_worker(worker)
         await server.stop()
@@ -68,7 +68,7 @@ async def test_every_event_arrives_signed_in_version_order_per_order(kafka_boots
                               time.time()) is None
         assert list(body) == ["event_id", "event_type", "order_id", "version", "occurred_at", "order"]
     # the WMS got a signed deliveryorder.create per paid order (the simulator checked each sign)
-    assert server.sim.counts["qimen_rejected"] == 0
+    assert server.counts["qimen_rejected"] == 0
     codes = {body["deliveryOrderCode"] for _, _, body, _ in server.sim.qimen}
     assert len(codes) == orders and all(body["method"] == "taobao.qimen.deliveryorder.create"
                                         for _, _, body, _ in server.sim.qimen)
@@ -90,7 +90,7 @@ async def test_refused_events_are_retried_then_dead_lettered_and_replayed(kafka_
         # the deliverer went past what it gave up: later events still arrive
         later = event_messages(topics.order_events, 3, 1, prefix="later")
         await asyncio.to_thread(publish, kafka_bootstrap, later)
-        await wait_until(lambda: server.sim.counts["received"] >= 3, 30, "later events delivered")
+        await wait_until(lambda: server.counts["received"] >= 3, 30, "later events delivered")
     finally:
         stop_worker(worker)
         dlq.close()
@@ -133,29 +133,29 @@ async def test_an_endpoint_down_gets_everything_in_order_after_and_slows_no_othe
     worker = start_worker("erp", _env(kafka_bootstrap, topics, routing), tmp_path / "erp.log")
     try:
         await asyncio.to_thread(publish, kafka_bootstrap, event_messages(topics.order_events, 20, 1, prefix="before"))
-        await wait_until(lambda: down.sim.counts["received"] >= 20 and other.sim.counts["received"] >= 20, 60,
+        await wait_until(lambda: down.counts["received"] >= 20 and other.counts["received"] >= 20, 60,
                          "both endpoints up")
         await down.stop()
         stopped, lags, batch = time.time(), [], 0
         while time.time() - stopped < DOWN_S:  # orders keep flowing while one endpoint is down
             batch += 1
             messages = event_messages(topics.order_events, 10, 3, prefix=f"during{batch}-")
-            sent_at, expected = time.time(), other.sim.counts["received"] + len(messages)
+            sent_at, expected = time.time(), other.counts["received"] + len(messages)
             await asyncio.to_thread(publish, kafka_bootstrap, messages)
-            await wait_until(lambda e=expected: other.sim.counts["received"] >= e, 30, "the other endpoint",
+            await wait_until(lambda e=expected: other.counts["received"] >= e, 30, "the other endpoint",
                              interval=0.02)
             lags.append(time.time() - sent_at)
             await asyncio.sleep(1.0)
-        assert down.sim.counts["received"] == 20  # positive control: nothing reached the dead endpoint
+        assert down.counts["received"] == 20  # positive control: nothing reached the dead endpoint
         await down.start()
-        total = other.sim.counts["received"]
-        await wait_until(lambda: down.sim.counts["received"] >= total, 120, "everything after the outage")
+        total = other.counts["received"]
+        await wait_until(lambda: down.counts["received"] >= total, 120, "everything after the outage")
     finally:
         stop_worker(worker)
         await down.stop()
         await other.stop()
     assert max(lags) < 5.0, lags  # the other endpoint kept its pace while one was down
-    assert down.sim.counts["out_of_order"] == 0
+    assert down.counts["out_of_order"] == 0
     got = _versions_in_arrival_order(down)
     assert all(v == [1, 2, 3] for order, v in got.items() if "during" in order)
     assert {json.loads(raw)["event_id"] for _, raw in down.bodies()} == {
@@ -171,19 +171,19 @@ async def test_kill_9_mid_stream_loses_nothing_and_repeats_carry_the_same_event_
     publish(kafka_bootstrap, messages)
     worker = start_worker("erp", env, tmp_path / "erp1.log")
     try:
-        await wait_until(lambda: server.sim.counts["received"] >= 2500, 60, "the stream under way")
+        await wait_until(lambda: server.counts["received"] >= 2500, 60, "the stream under way")
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(10)
-        at_kill = server.sim.counts["received"]
+        at_kill = server.counts["received"]
         assert at_kill < len(messages)  # positive control: killed mid-stream
         worker = start_worker("erp", env, tmp_path / "erp2.log")
-        await wait_until(lambda: len(server.sim.seen_events) >= len(messages), 120, "every event after the restart")
+        await wait_until(lambda: len(server.seen) >= len(messages), 120, "every event after the restart")
     finally:
         stop_worker(worker)
         await server.stop()
     codec = AvroCodec("OrderEvent")
-    assert {codec.decode(v)["event_id"] for _, _, v in messages} == server.sim.seen_events
-    assert server.sim.counts["out_of_order"] == 0
+    assert {codec.decode(v)["event_id"] for _, _, v in messages} == server.seen
+    assert server.counts["out_of_order"] == 0
     for headers, raw in server.bodies():
         assert headers["X-Tonglu-Event-Id"] == json.loads(raw)["event_id"]
     got = _versions_in_arrival_order(server)

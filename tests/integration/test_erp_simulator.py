@@ -63,7 +63,7 @@ async def test_signed_webhooks_are_recorded_forged_ones_refused(server):
     assert len(one) == 1 and one[0]["raw"] == body.decode("utf-8") and one[0]["body"] == json.loads(body)
     assert one[0]["headers"]["X-Tonglu-Event-Id"] == genuine["event_id"]
     assert one[0]["headers"]["X-Tonglu-Signature"] == headers["X-Tonglu-Signature"]
-    assert server.sim.counts["rejected"] == 4
+    assert server.counts["rejected"] == 4
 
 
 async def test_qimen_requests_are_checked_and_answered_idempotently(server):
@@ -80,7 +80,7 @@ async def test_qimen_requests_are_checked_and_answered_idempotently(server):
     order_id = [a.split(b"<deliveryOrderId>")[1].split(b"<")[0] for a in answers[:2]]
     assert order_id[0] == order_id[1]  # the same deliveryOrderCode -> the same delivery order
     assert "sign-check-failure" in qimen.response_error(answers[2])
-    assert server.sim.counts["qimen_received"] == 2 and server.sim.counts["qimen_rejected"] == 1
+    assert server.counts["qimen_received"] == 2 and server.counts["qimen_rejected"] == 1
 
 
 async def test_faults_down_5xx_and_slow(server):
@@ -101,7 +101,7 @@ async def test_faults_down_5xx_and_slow(server):
         assert (await _post(session, f"{server.url}/hooks/tonglu", *_signed(event)))[0] == 200
         assert time.monotonic() - started >= 0.5
         assert (await _post(session, f"{server.url}/hooks/tonglu", *_signed(event)))[0] == 200  # faults used up
-    assert server.sim.counts["received"] == 2
+    assert server.counts["received"] == 2
 
 
 class FakeTonglu:
