@@ -104,3 +104,20 @@ def test_qimen_responses():
     failure = qimen.response_error((samples / "qimen_deliveryorder_create_failure.xml").read_bytes())
     assert failure.startswith("flag failure: ITEM_NOT_EXIST: 商品 TL-MUG-BLK")
     assert qimen.response_error(b"<html>oops</html>").startswith("not a Qimen response")
+
+
+def test_the_documented_example_is_what_the_deliverer_sends():
+    """connectors/erp/samples/webhook_order_paid.* (shown in the README) against the renderer and the signer."""
+    from connectors import platforms
+
+    samples = Path(__file__).parents[2] / "connectors" / "erp" / "samples"
+    order = platforms.map_payload("taobao", SAMPLE.read_bytes(), "json", "tonglu-home")[0]
+    order["version"] = 2
+    event = {"event_id": "9c1e5f3a7b2d4e6f8a0b1c2d3e4f5a6b", "event_type": "OrderPaid", "order_id": order["order_id"],
+             "version": 2, "occurred_at": order["paid_at"], "order": order}
+    body = (samples / "webhook_order_paid.body.json").read_bytes()
+    assert payloads.webhook_body(event) == body
+    lines = (samples / "webhook_order_paid.headers.txt").read_text(encoding="utf-8").splitlines()[1:]
+    documented = dict(line.split(": ", 1) for line in lines if not line.startswith("#"))
+    assert documented == dict(payloads.webhook_headers(event["event_id"], "OrderPaid", body, "whsec_tonglu_demo",
+                                                       1710727125, documented["X-Tonglu-Delivery"]))

@@ -59,3 +59,19 @@ def test_qimen_sign_of_the_recorded_request():
     body = (SAMPLES / "qimen_deliveryorder_create_request.xml").read_bytes()
     assert re.fullmatch(r"[0-9A-F]{32}", params["sign"])
     assert qimen_sign("qimen_demo_secret", params, body) == params["sign"]
+
+
+def test_the_readme_verification_snippet_accepts_the_documented_example_and_nothing_else():
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    snippet = re.search(r"```python\n(import hashlib, hmac, time\n.*?)```", readme, re.DOTALL).group(1)
+    namespace: dict = {}
+    exec(snippet, namespace)  # noqa: S102 - the documented code itself is under test
+    genuine = namespace["genuine"]
+    body = (SAMPLES / "webhook_order_paid.body.json").read_bytes()
+    lines = (SAMPLES / "webhook_order_paid.headers.txt").read_text(encoding="utf-8").splitlines()[1:]
+    headers = dict(line.split(": ", 1) for line in lines if not line.startswith("#"))
+    forever = 10 ** 10
+    assert genuine(b"whsec_tonglu_demo", headers, body, tolerance_s=forever)
+    assert not genuine(b"another", headers, body, tolerance_s=forever)
+    assert not genuine(b"whsec_tonglu_demo", headers, body + b" ", tolerance_s=forever)
+    assert not genuine(b"whsec_tonglu_demo", headers, body)  # a 2024 timestamp is stale today
