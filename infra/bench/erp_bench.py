@@ -130,15 +130,7 @@ class ErpSide:
         raise TimeoutError(f"only {self.stats()['received']} of {count} events reached the ERP simulator")
 
     def stop(self) -> dict[str, float]:
-        rss = {name: measure.peak_rss_mb(p.pid) for name, p in self.procs.items()}
-        for proc in self.procs.values():
-            proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        return rss
+        return measure.stop_processes(self.procs)
 
 
 def throughput(bootstrap: str, side: ErpSide, orders: int, versions: int = 5) -> float:

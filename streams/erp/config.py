@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from connectors.erp.qimen import QimenParty
+from streams.config_files import first_problem, read_toml
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -148,19 +148,11 @@ def load_erp_routing(path: str | Path, variables: Mapping[str, str] | None = Non
     `variables` fill `${NAME}` in URLs (default: the environment).
     """
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ErpConfigError(f"{path}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ErpConfigError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, ErpConfigError)
     try:
         routing = RoutingFile.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ErpConfigError(f"{path}: {where}: {first['msg']}{more}") from None
+        raise ErpConfigError(f"{path}: {first_problem(exc)}") from None
     variables = os.environ if variables is None else variables
     try:
         return [_resolve(spec, routing.defaults, variables) for spec in routing.endpoints if spec.enabled]
