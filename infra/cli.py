@@ -284,18 +284,21 @@ def erp_replay(endpoint: str = typer.Option(..., "--endpoint", "-e", help="the e
     """Deliver an endpoint's dead letters (erp.dlq) again, each order's in version order."""
     import asyncio
 
+    from infra.config import local_erp_secrets
     from projections.anomaly_queries import parse_since
     from streams.erp.config import ErpConfigError, load_erp_routing
     from streams.erp.replay import replay as replay_dead_letters
 
     settings = _settings()
+    # against the local stack, the simulator's demo secrets unless the environment names others
+    env = os.environ if "TONGLU_KAFKA_BOOTSTRAP" in os.environ else {**local_erp_secrets(), **os.environ}
     try:
         since_ms = parse_since(since)
         endpoints = {e.name: e for e in load_erp_routing(settings.erp_routing, settings.erp_variables())}
         if endpoint not in endpoints:
             _fail(f"未知端点 unknown endpoint {endpoint!r} in {settings.erp_routing}; "
                   f"known: {', '.join(endpoints) or 'none'}")
-        secret = endpoints[endpoint].secret()
+        secret = endpoints[endpoint].secret(env)
     except (ValueError, ErpConfigError) as exc:
         _fail(str(exc))
     _require_broker(settings)

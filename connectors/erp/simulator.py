@@ -81,10 +81,14 @@ class Tally:
                                                   "qimen_received": 0, "qimen_rejected": 0})
     seen_events: set = field(default_factory=set)
     latest_version: dict = field(default_factory=dict)
-    arrivals: deque = field(default_factory=lambda: deque(maxlen=2_000_000))  # (event_id, order_id, version, ms)
+    arrivals: deque = field(default_factory=lambda: deque(maxlen=200_000))  # (event_id, order_id, version, ms)
+    remember: int = 1_000_000  # event ids kept for spotting repeats; then they start afresh (bounded memory)
 
     def accepted(self, event_id, order_id, version, now_ms: int) -> None:
         self.counts["received"] += 1
+        if len(self.seen_events) >= self.remember:
+            self.seen_events.clear()
+            self.latest_version.clear()
         if event_id in self.seen_events:
             self.counts["repeats"] += 1
             return

@@ -83,6 +83,7 @@ class Warehouse:
     delay_s: tuple[float, float] = (2.0, 5.0)
     retry_s: float = 2.0
     max_attempts: int = 30  # about a minute: the order may not be visible to the API yet (404)
+    keep: int = 10_000  # finished pickings remembered (a repeat of an older one posts the same parcel again)
     pickings: dict[str, Picking] = field(default_factory=dict)
     _tasks: set = field(default_factory=set)
     _session: aiohttp.ClientSession | None = None
@@ -100,6 +101,9 @@ class Warehouse:
         request = shipment_for(body, self.demo_shops)
         if request is None:
             return
+        if len(self.pickings) >= 2 * self.keep:
+            recent = list(self.pickings.items())[-self.keep:]
+            self.pickings = {k: p for k, p in self.pickings.items() if p.status == "PICKING"} | dict(recent)
         picking = self.pickings[order_id] = Picking(order_id, request, time.time() + random.uniform(*self.delay_s))
         task = asyncio.ensure_future(self._post(picking))
         self._tasks.add(task)

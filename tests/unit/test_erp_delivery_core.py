@@ -181,3 +181,38 @@ def test_the_warehouse_leaves_out_shipped_and_refunded_lines_and_ships_abroad_by
 def test_refunds_and_cancellations_intercept_a_parcel_not_yet_gone():
     assert intercepted(_body(refund_status="REQUESTED")) and intercepted(_body(status="CANCELLED"))
     assert not intercepted(_body()) and not intercepted({"x": 1})
+
+
+# -- replay selection -------------------------------------------------------------------------------------------
+
+
+def _letter(endpoint: str, event_id: str, order: str, version: int, failed_at: int, offset: int = 0) -> dict:
+    return {"endpoint": endpoint, "event_id": event_id, "order_id": order, "version": version,
+            "failed_at": failed_at, "offset": offset}
+
+
+def test_replay_takes_the_endpoint_s_letters_since_a_time_once_per_event():
+    from streams.erp.replay import per_order, select
+
+    letters = [_letter("erp", "e1", "o1", 2, 100), _letter("wms", "e1", "o1", 2, 100),
+               _letter("erp", "e2", "o1", 1, 200), _letter("erp", "e1", "o1", 2, 300),  # e1 failed again
+               _letter("erp", "", "o2", -1, 400), _letter("erp", "", "o3", -1, 500), _letter("erp", "e5", "o2", 3, 50)]
+    chosen = select(letters, "erp", since_ms=100)
+    assert [(r["event_id"], r["failed_at"]) for r in chosen] == [("e1", 100), ("e2", 200), ("", 400), ("", 500)]
+    assert [r["event_id"] for r in select(letters, "erp", None)] == ["e1", "e2", "", "", "e5"]
+    assert select(letters, "nope", None) == []
+    orders = per_order(chosen)
+    assert [r["event_id"] for r in orders["o1"]] == ["e2", "e1"]  # version order within the order
+    assert set(orders) == {"o1", "o2", "o3"}
+
+
+def test_the_simulator_tally_counts_repeats_and_events_out_of_order():
+    from connectors.erp.simulator import Tally
+
+    tally = Tally(remember=4)
+    for event_id, order, version in (("a1", "a", 1), ("a2", "a", 2), ("a1", "a", 1), ("b2", "b", 2), ("b1", "b", 1)):
+        tally.accepted(event_id, order, version, 0)
+    assert tally.public() == {"received": 5, "rejected": 0, "repeats": 1, "out_of_order": 1, "qimen_received": 0,
+                              "qimen_rejected": 0, "orders": 2}
+    tally.accepted("c1", "c", 1, 0)  # the fifth id: memory starts afresh
+    assert len(tally.seen_events) == 1 and tally.counts["received"] == 6
