@@ -188,3 +188,25 @@ async def test_kill_9_mid_stream_loses_nothing_and_repeats_carry_the_same_event_
         assert headers["X-Tonglu-Event-Id"] == json.loads(raw)["event_id"]
     got = _versions_in_arrival_order(server)
     assert all(v == [1, 2, 3, 4, 5] for v in got.values())
+
+
+async def test_an_undecodable_record_is_dead_lettered_with_the_reason_and_the_rest_delivered(
+        kafka_bootstrap, topics, tmp_path):
+    server = await SimServer().start()
+    routing = routing_file(tmp_path, [{"name": "erp", "url": f"{server.url}/hooks/tonglu"}])
+    good = event_messages(topics.order_events, 3, 2, prefix="fine")
+    garbage = (topics.order_events, b"taobao:erp-test:broken", b"\xc3\x01not an order event at all")
+    publish(kafka_bootstrap, [garbage, *good])
+    worker = start_worker("erp", _env(kafka_bootstrap, topics, routing), tmp_path / "erp.log")
+    dlq = TopicReader(kafka_bootstrap, topics.erp_dlq, "ErpDeadLetter")
+    try:
+        [(key, letter)] = await asyncio.to_thread(dlq.until, 1, 60)
+        await wait_until(lambda: server.counts["received"] >= len(good), 30, "the good events")
+    finally:
+        stop_worker(worker)
+        dlq.close()
+        await server.stop()
+    assert key == b"taobao:erp-test:broken" and letter["order_id"] == "taobao:erp-test:broken"
+    assert letter["reason"].startswith("undecodable order event") and letter["event"] == garbage[2]
+    assert letter["event_id"] == "" and letter["version"] == -1 and letter["attempts"] == 0
+    assert server.counts["received"] == len(good) and server.counts["out_of_order"] == 0
