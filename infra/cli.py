@@ -1,4 +1,4 @@
-"""`tonglu`: the front door (normalize, up, sim, sql, bench, worker, topics, replay, reset, keys)."""
+"""`tonglu`: the front door (normalize, up, sim, sql, bench, worker, topics, replay, reset, keys, erp)."""
 from __future__ import annotations
 
 import dataclasses
@@ -22,6 +22,8 @@ keys = typer.Typer(no_args_is_help=True, help="Keys that seal raw.orders bodies 
 app.add_typer(keys, name="keys")
 token_app = typer.Typer(no_args_is_help=True, help="API tokens: create, list, revoke (hashed at rest).")
 app.add_typer(token_app, name="token")
+erp_app = typer.Typer(no_args_is_help=True, help="ERP delivery: replay what an endpoint refused (erp.dlq).")
+app.add_typer(erp_app, name="erp")
 
 
 def _fail(message: str) -> None:
@@ -83,7 +85,7 @@ def up(demo_rate: float = typer.Option(5.0, help="new demo orders per second in 
 
 @app.command()
 def worker(name: str = typer.Argument(
-        ..., help="simulators | connectors | normalizer | projector | detector | alerter | tracker")) -> None:
+        ..., help="simulators | connectors | normalizer | projector | detector | alerter | tracker | erp")) -> None:
     """Run one process of the stack (what `tonglu up` starts)."""
     from infra import workers
 
@@ -273,6 +275,45 @@ def token_revoke(name_or_id: str = typer.Argument(..., help="a token id, or the 
     except TokenError as exc:
         _fail(str(exc))
     typer.echo(f"已吊销 revoked {record.id} ({record.name}, {record.role})")
+
+
+@erp_app.command("replay")
+def erp_replay(endpoint: str = typer.Option(..., "--endpoint", "-e", help="the endpoint's name in the ERP routing file"),
+               since: str | None = typer.Option(None, help="only dead letters failed at or after: ISO time or epoch ms"),
+               attempts: int = typer.Option(3, min=1, max=20, help="attempts per event before it is dead-lettered again"),
+               as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object")) -> None:
+    """Deliver an endpoint's dead letters (erp.dlq) again, each order's in version order."""
+    import asyncio
+
+    from infra.config import local_erp_secrets
+    from projections.anomaly_queries import parse_since
+    from streams.erp.config import ErpConfigError, load_erp_routing
+    from streams.erp.replay import replay as replay_dead_letters
+
+    settings = _settings()
+    # against the local stack, the simulator's demo secrets unless the environment names others
+    env = os.environ if "TONGLU_KAFKA_BOOTSTRAP" in os.environ else {**local_erp_secrets(), **os.environ}
+    try:
+        since_ms = parse_since(since)
+        endpoints = {e.name: e for e in load_erp_routing(settings.erp_routing, settings.erp_variables())}
+        if endpoint not in endpoints:
+            _fail(f"未知端点 unknown endpoint {endpoint!r} in {settings.erp_routing}; "
+                  f"known: {', '.join(endpoints) or 'none'}")
+        secret = endpoints[endpoint].secret(env)
+    except (ValueError, ErpConfigError) as exc:
+        _fail(str(exc))
+    _require_broker(settings)
+    result = asyncio.run(replay_dead_letters(settings.kafka(), settings.topics, endpoints[endpoint], secret, since_ms,
+                                             attempts))
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        typer.echo(f"{endpoint}: 重投 {result['selected']} 条死信，成功 {result['delivered']}，再次失败 "
+                   f"{result['failed_again']}（已重新写入 {result['topic']}） · replayed {result['selected']} dead "
+                   f"letters: {result['delivered']} delivered, {result['failed_again']} failed again "
+                   f"(dead-lettered again)")
+    if result["failed_again"]:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -66,6 +66,8 @@ class Settings:
     kuaidi100_key: str = "kd100demoKey"  # the subscriber's authorisation key (the simulator's demo key)
     tracking_secret: str = "tonglu-tracking-demo-secret"  # derives each subscription's push salt
     tracking_callback: str | None = None  # public URL of /webhooks/kuaidi100; default: on webhook_http
+    erp_routing: Path = INFRA_DIR / "erp.toml"  # ERP endpoints every order event is delivered to
+    erp_sim_http: str = "http://127.0.0.1:8084"  # local ERP/WMS simulator (and its warehouse)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -102,6 +104,8 @@ class Settings:
             kuaidi100_key=_env("TONGLU_KUAIDI100_KEY", cls.kuaidi100_key),
             tracking_secret=_env("TONGLU_TRACKING_SECRET", cls.tracking_secret),
             tracking_callback=_env("TONGLU_TRACKING_CALLBACK_URL", None),
+            erp_routing=Path(_env("TONGLU_ERP_ROUTING", str(cls.erp_routing))),
+            erp_sim_http=_env("TONGLU_ERP_SIM_HTTP", cls.erp_sim_http).rstrip("/"),
         )
 
     def kafka(self, **overrides) -> dict:
@@ -154,6 +158,17 @@ class Settings:
 
         return TrackingAccount(poll_url=self.kuaidi100_url or f"{self.tracking_sim_http}/poll", key=self.kuaidi100_key,
                                secret=self.tracking_secret, callback=self.tracking_callback or f"{self.webhook_http}{PATH}")
+    def erp_sim_host_port(self) -> tuple[str, int]:
+        return _host_port(self.erp_sim_http)
+
+    @property
+    def erp_sim_token_path(self) -> Path:
+        """The operator token the local ERP simulator's warehouse posts shipments with (written by `tonglu up`)."""
+        return self.data_dir / "erp-sim.token"
+
+    def erp_variables(self) -> dict[str, str]:
+        """What `${...}` in the ERP routing file may name: the environment, and the simulator's address."""
+        return {**os.environ, "TONGLU_ERP_SIM_HTTP": self.erp_sim_http}
 
 
 def _host_port(url: str) -> tuple[str, int]:
@@ -167,6 +182,13 @@ def local_alert_secrets() -> dict[str, str]:
 
     return {"TONGLU_DINGTALK_SECRET": DINGTALK_DEMO_SECRET, "TONGLU_FEISHU_SECRET": FEISHU_DEMO_SECRET,
             "TONGLU_SMS_SECRET": SMS_DEMO_SECRET}
+
+
+def local_erp_secrets() -> dict[str, str]:
+    """The local ERP simulator's demo secrets, as the shipped ERP routing file's `secret_env` variables."""
+    from connectors.erp.simulator import DEMO_SECRET, QIMEN_DEMO_SECRET
+
+    return {"TONGLU_ERP_SECRET": DEMO_SECRET, "TONGLU_QIMEN_SECRET": QIMEN_DEMO_SECRET}
 
 
 def write_local_routing(path: Path, alert_sim_http: str, smtp_port: int | None = None,

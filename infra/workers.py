@@ -61,6 +61,7 @@ def simulators(settings: Settings, demo_rate: float = 5.0) -> None:
                      platforms.label(platform), port, ", ".join(demo_shops) or "无 none", rates[platform])
         runners.append(await _alert_simulators(settings))
         runners.append(await _tracking_simulator(settings, demo_rate > 0))
+        runners.append(await _erp_simulator(settings, demo_rate > 0))
         await stop.wait()
         for runner in runners:
             await runner.cleanup()
@@ -102,6 +103,32 @@ async def _tracking_simulator(settings: Settings, demo: bool):
     await web.TCPSite(runner, host, port).start()
     log.info("快递跟踪 courier-tracking simulator (Kuaidi100) on %s — parcels: %s/_sim/parcels",
              settings.tracking_sim_http, settings.tracking_sim_http)
+
+
+async def _erp_simulator(settings: Settings, demo: bool):
+    """The ERP/WMS simulator; its warehouse ships the demo shops' paid orders through the API."""
+    from aiohttp import web
+
+    from connectors import platforms
+    from connectors.erp.simulator import create_app
+    from connectors.erp.warehouse import Warehouse
+
+    shops = frozenset((code, shop) for code, p in platforms.registry().items() for shop in p.manifest.demo_shops)
+    token_path = settings.erp_sim_token_path
+
+    def token() -> str | None:
+        try:
+            return token_path.read_text(encoding="ascii").strip() or None
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    warehouse = Warehouse(settings.http, token, shops if demo else frozenset())
+    runner = web.AppRunner(create_app(warehouse=warehouse), access_log=None)
+    await runner.setup()
+    host, port = settings.erp_sim_host_port
+    await web.TCPSite(runner, host, port).start()
+    log.info("ERP/WMS 模拟器 simulator on %s (仓库 warehouse ships demo shops' paid orders) — received: "
+             "%s/_sim/received", settings.erp_sim_http, settings.erp_sim_http)
     return runner
 
 
@@ -215,5 +242,22 @@ def tracker(settings: Settings) -> None:
     _run(subscriber.run)
 
 
+def erp(settings: Settings) -> None:
+    """The ERP deliverer: order.events to every endpoint of the ERP routing file."""
+    from streams.erp.config import ErpConfigError, load_erp_routing
+    from streams.erp_agent import ErpService
+
+    try:
+        endpoints = load_erp_routing(settings.erp_routing, settings.erp_variables())
+        secrets = {e.name: e.secret() for e in endpoints}
+    except ErpConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    service = ErpService(settings.kafka(), settings.topics, endpoints, secrets)
+    log.info("ERP deliverer: %s from %s", ", ".join(f"{e.name} ({e.format}) → {e.url}" for e in endpoints)
+             or "无端点 no endpoints", settings.erp_routing)
+    _beat(settings, "erp", progress=service.delivered)
+    _run(service.run)
+
+
 WORKERS = {"simulators": simulators, "connectors": connectors, "normalizer": normalizer, "projector": projector,
-           "detector": detector, "alerter": alerter, "tracker": tracker}
+           "detector": detector, "alerter": alerter, "tracker": tracker, "erp": erp}

@@ -51,6 +51,7 @@ ROUTES: dict[tuple[str, str], RouteRule] = {
     ("GET", "/healthz"): RouteRule(OPEN),
     ("GET", "/metrics"): RouteRule(OPEN),
     ("GET", "/"): RouteRule(OPEN),
+    ("GET", "/api/openapi.json"): RouteRule(OPEN),
     ("GET", "/api/stats"): RouteRule(Role.VIEWER),
     ("GET", "/api/platforms"): RouteRule(Role.VIEWER),
     ("GET", "/api/orders"): RouteRule(Role.VIEWER),

@@ -13,7 +13,7 @@ from typing import Protocol
 import orjson
 from aiohttp import web
 
-from projections import analyst_sql, anomaly_queries, api_anomalies, api_auth, loop_queries, queries
+from projections import analyst_sql, anomaly_queries, api_anomalies, api_auth, loop_queries, openapi, queries
 from projections.audit import AuditLog
 from projections.health import HealthMonitor
 
@@ -62,6 +62,7 @@ def create_api(deps: ApiDeps, auth: api_auth.AuthConfig, health: HealthMonitor |
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/openapi.json", openapi_document)
     app.router.add_get("/api/stats", stats)
     app.router.add_get("/api/platforms", list_platforms)
     app.router.add_get("/api/orders", list_orders)
@@ -76,6 +77,11 @@ async def index(request: web.Request) -> web.Response:
     """The self-contained status page (Chinese first, English below each label)."""
     html = resources.files("projections").joinpath("static/index.html").read_text(encoding="utf-8")
     return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 description of this API and of the webhooks Tonglu sends to ERPs."""
+    return _json(openapi.document())
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -33,6 +33,12 @@ def to_minor(amount, currency: str = "CNY") -> int:
     return int((value * scale).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+def from_minor(amount: int | None, currency: str = "CNY") -> str:
+    """Integer minor units -> a decimal string of major units, as receivers of yuan strings want: 15780 -> '157.80'."""
+    exponent = _EXPONENTS.get(currency.upper(), 2)
+    return str((Decimal(amount or 0) / (Decimal(10) ** exponent)).quantize(Decimal(1).scaleb(-exponent)))
+
+
 def beijing_to_ms(text: str | None) -> int | None:
     """'yyyy-MM-dd HH:mm:ss' in Beijing time (UTC+8) -> UTC epoch milliseconds."""
     if not text:

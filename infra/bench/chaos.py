@@ -70,7 +70,7 @@ class Figures:
 
 def _free_ports() -> dict[str, int]:
     return {name: free_port() for name in ("broker", "http", "taobao", "shopify", "webhooks", "alerts", "smtp",
-                                           "tracking")}
+                                           "tracking", "erp")}
 
 
 class ChaosStack:
@@ -93,6 +93,7 @@ class ChaosStack:
             "TONGLU_ALERT_SMTP_PORT": str(self.ports["smtp"]), "TONGLU_ALERT_ROUTING": str(routing),
             "TONGLU_TRACKING_SIM_HTTP": f"http://127.0.0.1:{self.ports['tracking']}",
             "TONGLU_DATA_DIR": str(workdir / "data"), "PYTHONUNBUFFERED": "1",
+            "TONGLU_ERP_SIM_HTTP": f"http://127.0.0.1:{self.ports['erp']}",
         })
         if external_broker:
             self.external = start_broker(self.ports["broker"], workdir / "external-broker.log")

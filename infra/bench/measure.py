@@ -98,6 +98,23 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def stop_processes(procs: dict, timeout: float = 15.0) -> dict[str, float]:
+    """Terminate every process of `procs` (name -> Popen), killing those still there after `timeout`
+    seconds; their peak RSS in MB, read before they go."""
+    import subprocess
+
+    rss = {name: peak_rss_mb(p.pid) for name, p in procs.items()}
+    for proc in procs.values():
+        proc.terminate()
+    for proc in procs.values():
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return rss
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")

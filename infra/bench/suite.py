@@ -11,7 +11,8 @@
 7. peak RSS of every process;
 8. every registered platform: its mapping's CPU per order on its recorded list pages (vs Taobao's), and
    Tonglu end to end (as 3.) on a mixed workload of all of them, on a fresh pipeline, vs the Taobao-only
-   figure — both done while the alert side waits out a fresh DingTalk minute, so they add no time.
+   figure — both done while the alert side waits out a fresh DingTalk minute, so they add no time;
+8. the ERP deliverer: events/s to one endpoint, event -> ERP latency at 2,000 orders/s (`erp_bench`).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from connectors import platforms
 from connectors.platforms.taobao.render import page_body
 from connectors.runtime.records import raw_record
 from connectors.simkit.world import World
-from infra.bench import anomaly_bench, measure, platforms_bench, tracking_bench, workload
+from infra.bench import anomaly_bench, erp_bench, measure, platforms_bench, tracking_bench, workload
 from infra.broker import ensure_topics, free_port, start_broker
 from projections.access import Role
 from projections.tokens import TokenStore
@@ -127,15 +128,7 @@ class Pipeline:
             os.kill(self.procs[name].pid, signal.SIGCONT)
 
     def stop(self) -> dict[str, float]:
-        rss = {name: measure.peak_rss_mb(p.pid) for name, p in self.procs.items()}
-        for proc in self.procs.values():
-            proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        return rss
+        return measure.stop_processes(self.procs)
 
 
 @dataclass(frozen=True)
@@ -308,6 +301,7 @@ def run(quick: bool = False) -> int:
             if side is not None:
                 rss.update(side.stop())
         _say("peak RSS                " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in rss.items()))
+        erp = erp_bench.run_phase(bootstrap, workdir, quick)
         _say("")
         _say(f"summary: {rate:,.0f} orders/s end to end (target >= 30,000) · {rate / baseline:.1f}x the plain Faust "
              f"baseline (target >= 7x) · broker pass-through {passthrough:,.0f} orders/s · p99 raw->event "
@@ -320,6 +314,9 @@ def run(quick: bool = False) -> int:
              f"{tracking['p99']:.0f} ms at {tracking['load']:,.0f} orders/s (target < 1,000) · the whole stack needs "
              f"{per_order * 1e6:.0f} µs CPU per order ({os.cpu_count() / per_order:,.0f} orders/s on "
              f"{os.cpu_count()} cores) · {every}")
+        _say(f"summary (ERP): the deliverer sends {erp['events_per_second']:,.0f} events/s to one endpoint (target >= "
+             f"5,000) · event -> ERP p99 {erp['p99_ms']:.0f} ms at {erp_bench.LATENCY_RATE:,.0f} orders/s (target < "
+             f"1,000)")
     finally:
         broker.terminate()
         broker.wait(10)

@@ -82,7 +82,7 @@ def test_the_local_stack_runs_the_copy(copied, tmp_path):
     script = "import json; from infra.config import Settings; print(json.dumps(Settings.from_env().simulators))"
     defaults = _run([sys.executable, "-c", script], env)
     assert json.loads(defaults.stdout)[CODE] == f"http://127.0.0.1:{copied['sim_port']}", defaults.stderr
-    ports = {name: free_port() for name in ("broker", "http", "webhooks", "alerts", "smtp", "tracking")}
+    ports = {name: free_port() for name in ("broker", "http", "webhooks", "alerts", "smtp", "tracking", "erp")}
     routing = write_local_routing(tmp_path / "alert_routing.toml", f"http://127.0.0.1:{ports['alerts']}",
                                   ports["smtp"])
     base = f"http://127.0.0.1:{ports['http']}"
@@ -94,6 +94,7 @@ def test_the_local_stack_runs_the_copy(copied, tmp_path):
         "TONGLU_ALERT_SIM_HTTP": f"http://127.0.0.1:{ports['alerts']}", "TONGLU_ALERT_SMTP_PORT": str(ports["smtp"]),
         "TONGLU_ALERT_ROUTING": str(routing), "TONGLU_DATA_DIR": str(tmp_path / "data"),
         "TONGLU_TRACKING_SIM_HTTP": f"http://127.0.0.1:{ports['tracking']}",
+        "TONGLU_ERP_SIM_HTTP": f"http://127.0.0.1:{ports['erp']}",
     })
     log = tmp_path / "up.log"
     with open(log, "wb") as out:

@@ -78,6 +78,33 @@ def _order(stack, order_id: str) -> dict:
     return get_json(f"{stack['base']}/api/orders/{urllib.request.quote(order_id, safe='')}")[1]
 
 
+def test_demo_orders_reach_the_erp_simulator_signed_and_its_warehouse_reaches_the_api(stack):
+    from urllib.parse import quote
+
+    erp = stack["env"]["TONGLU_ERP_SIM_HTTP"]
+    received = wait_until(lambda: get_json(f"{erp}/_sim/received")[1]["received"], 90,
+                          "no order event reached the ERP simulator")
+    first = received[0]
+    assert first["headers"]["X-Tonglu-Event-Id"] == first["body"]["event_id"]
+    assert json.loads(first["raw"]) == first["body"] and first["headers"]["X-Tonglu-Signature"].startswith("sha256=")
+    order_id = first["body"]["order_id"]
+    _, served = wait_until(lambda: get_json(f"{stack['base']}/api/orders/{quote(order_id, safe='')}"), 60,
+                           "the order in the API")
+    assert served["order_id"] == order_id and served["receiver"] == first["body"]["order"]["receiver"]
+    # the warehouse picks the paid orders of demo shops and posts them with the operator token `tonglu up` made
+    picked = wait_until(lambda: [s for s in get_json(f"{erp}/_sim/shipments")[1]["shipments"]
+                                 if s["answer"] and s["answer"]["status"]], 60, "the warehouse reaching the API")
+    assert all(s["answer"]["status"] not in (401, 403) for s in picked)
+    token = (Path(stack["env"]["TONGLU_DATA_DIR"]) / "erp-sim.token").read_text().strip()
+    request = urllib.request.Request(f"{stack['base']}/api/tokens", headers={"Authorization": f"Bearer {token}"})
+    with pytest.raises(urllib.error.HTTPError) as refused:  # an operator may not manage tokens
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.code == 403 and json.loads(refused.value.read())["role"] == "operator"
+    assert any(r["body"]["order"]["status"] == "PAID" for r in received)
+    stages = get_json(f"{stack['base']}/api/stats")[1]["stages"]
+    assert stages["erp"]["ok"]
+
+
 def test_defective_orders_are_held_alerted_once_and_released(stack):
     done = _cli(stack, "sim", "orders", "--platform", "taobao", "--shop", "e2e-bad", "--count", "2",
                 "--anomaly", "zero_amount")
