@@ -158,6 +158,7 @@ class Settings:
 
         return TrackingAccount(poll_url=self.kuaidi100_url or f"{self.tracking_sim_http}/poll", key=self.kuaidi100_key,
                                secret=self.tracking_secret, callback=self.tracking_callback or f"{self.webhook_http}{PATH}")
+    @property
     def erp_sim_host_port(self) -> tuple[str, int]:
         return _host_port(self.erp_sim_http)
 
