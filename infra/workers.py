@@ -103,6 +103,7 @@ async def _tracking_simulator(settings: Settings, demo: bool):
     await web.TCPSite(runner, host, port).start()
     log.info("快递跟踪 courier-tracking simulator (Kuaidi100) on %s — parcels: %s/_sim/parcels",
              settings.tracking_sim_http, settings.tracking_sim_http)
+    return runner
 
 
 async def _erp_simulator(settings: Settings, demo: bool):
