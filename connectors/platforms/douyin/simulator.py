@@ -26,10 +26,11 @@ from collections import deque
 import orjson
 from aiohttp import web
 
-from connectors.simkit.server import FAULTS, ON_CHANGE, WORLD, new_sim_app, now_ms
+from connectors.simkit.pushes import PushHub
+from connectors.simkit.server import FAULTS, WORLD, new_sim_app, now_ms
 from connectors.simkit.world import World
 
-from .delivery import PushHub
+from .delivery import DouyinPushes
 from .facts import FACTS
 from .render import (
     STATUS_CODE,
@@ -347,9 +348,7 @@ def create_app(world: World | None = None, app_key: str = DEMO_APP_KEY, secret: 
     app[STATE] = {"app_key": app_key, "secret": secret, "max_skew_s": max_skew_s, "qps_limit": qps_limit,
                   "calls": deque(), "errors_5xx": 0, "last": None, "summaries": False,
                   "depth_max": FACTS.paging.depth_max, "decrypt_quota": 10_000, "decrypted": {}}
-    app[HUB] = PushHub(app, retries=push_retries, backoff=push_backoff)
-    app[HUB].routes()
-    app[ON_CHANGE].append(app[HUB].on_change)
+    app[HUB] = PushHub(app, DouyinPushes(), retries=push_retries, backoff=push_backoff)
     app.router.add_post("/_sim/tokens/expire", _expire_token)
     app.router.add_post("/{group:[A-Za-z]+}/{name:[A-Za-z]+}", _gateway)
     return app

@@ -36,10 +36,11 @@ import orjson
 from aiohttp import web
 
 from connectors.platforms.manifest import folder_manifest
-from connectors.simkit.server import FAULTS, ON_CHANGE, WORLD, new_sim_app, now_ms
+from connectors.simkit.pushes import PushHub
+from connectors.simkit.server import FAULTS, WORLD, new_sim_app, now_ms
 from connectors.simkit.world import SimOrder, World
 
-from .delivery import PushHub
+from .delivery import KuaishouPushes
 from .render import answer, decrypt, list_data, order_dict, status_code
 from .signing import SIGN_METHODS, sign
 from .world import KuaishouWorld
@@ -332,8 +333,7 @@ def create_app(world: World | None = None, app_key: str = "ks_demo_appkey_001",
     app[STATE] = {"app_key": app_key, "sign_secret": sign_secret, "oauth_secret": oauth_secret,
                   "max_skew_s": max_skew_s, "qps_limit": qps_limit, "token_ttl_s": token_ttl_s,
                   "summaries": False, "calls": deque(), "errors_5xx": 0, "last": None}
-    app[HUB] = PushHub(app, retries=push_retries, backoff=push_backoff)
-    app[ON_CHANGE].append(app[HUB].on_change)
+    app[HUB] = PushHub(app, KuaishouPushes(), retries=push_retries, backoff=push_backoff)
     app.router.add_route("*", "/open/{path:.+}", _api)
     app.router.add_route("*", "/oauth2/refresh_token", _refresh)
     app.router.add_post("/_sim/tokens/expire", _expire_token)

@@ -19,11 +19,12 @@ import uuid
 import orjson
 from aiohttp import web
 
-from connectors.simkit.server import FAULTS, ON_CHANGE, WORLD, new_sim_app
+from connectors.simkit.pushes import PushHub
+from connectors.simkit.server import FAULTS, WORLD, new_sim_app
 from connectors.simkit.world import World
 
 from . import listing
-from .delivery import WebhookHub
+from .delivery import WebhookStyle
 from .render import order_json
 
 RATE_LIMIT_BODY = (
@@ -34,7 +35,7 @@ INVALID_TOKEN_BODY = (
     b'{"errors":"[API] Invalid API key or access token (unrecognized login or wrong password)"}'
 )
 CONFIG = web.AppKey("shopify_config", dict)
-HUB = web.AppKey("shopify_webhooks", WebhookHub)
+HUB = web.AppKey("shopify_webhooks", PushHub)
 _VERSION = re.compile(r"^\d{4}-(01|04|07|10)$")
 
 
@@ -94,9 +95,7 @@ def create_app(
         "buckets": {},
         "last_page": {},
     }
-    app[HUB] = WebhookHub(app, api_version, retries=webhook_retries, backoff=webhook_backoff)
-    app[HUB].routes()
-    app[ON_CHANGE].append(app[HUB].on_change)
+    app[HUB] = PushHub(app, WebhookStyle(api_version), retries=webhook_retries, backoff=webhook_backoff)
     for prefix in ("", "/shops/{shop_id}"):
         base = prefix + "/admin/api/{version}/orders"
         app.router.add_get(base + ".json", _list_orders)

@@ -34,10 +34,11 @@ from collections import defaultdict
 import orjson
 from aiohttp import web
 
-from connectors.simkit.server import FAULTS, ON_CHANGE, WORLD, ensure_shop, new_sim_app, notify, now_ms
+from connectors.simkit.pushes import PushHub
+from connectors.simkit.server import FAULTS, WORLD, ensure_shop, new_sim_app, notify, now_ms
 from connectors.simkit.world import World
 
-from .pushes import PushHub
+from .pushes import WeChatPushes
 from .render import detail_answer, order_status
 
 TOKEN_TTL_S, OVERLAP_S = 7200, 300
@@ -345,9 +346,7 @@ def create_app(world: World | None = None, minute_quota: int | None = None,
     app = new_sim_app(world, shop_defaults)
     app[STATE] = {"minute_quota": minute_quota, "daily_quota": daily_quota, "minute_calls": {},
                   "daily_calls": defaultdict(int), "errors_5xx": 0, "last": {}}
-    app[HUB] = PushHub(app)
-    app[HUB].routes()
-    app[ON_CHANGE].append(app[HUB].on_change)
+    app[HUB] = PushHub(app, WeChatPushes())
     app.router.add_get("/cgi-bin/token", _token)
     app.router.add_post("/cgi-bin/stable_token", _stable_token)
     app.router.add_post("/channels/ec/{api:.+}", _api)

@@ -21,11 +21,12 @@ import orjson
 from aiohttp import web
 
 from connectors.platforms.manifest import folder_manifest
-from connectors.simkit.server import FAULTS, ON_CHANGE, WORLD, ensure_shop, new_sim_app, now_ms
+from connectors.simkit.pushes import PushHub
+from connectors.simkit.server import FAULTS, WORLD, ensure_shop, new_sim_app, now_ms
 from connectors.simkit.world import SimOrder, World
 
 from . import errors
-from .delivery import PushHub
+from .delivery import XiaohongshuPushes
 from .render import (
     answer,
     decrypt,
@@ -321,7 +322,6 @@ def create_app(world: World | None = None, app_id: str = "xhs_demo_app_01", secr
 
     app = new_sim_app(world, shop_defaults)
     app[STATE] = state
-    app[HUB] = PushHub(app, app_id, retries=push_retries, backoff=push_backoff)
-    app[ON_CHANGE].append(app[HUB].on_change)
+    app[HUB] = PushHub(app, XiaohongshuPushes(app_id), retries=push_retries, backoff=push_backoff)
     app.router.add_post(PATH, _gateway)
     return app

@@ -28,12 +28,13 @@ import orjson
 from aiohttp import web
 
 from connectors.platforms.manifest import folder_manifest
-from connectors.simkit.server import FAULTS, ON_CHANGE, WORLD, new_sim_app, now_ms
+from connectors.simkit.pushes import PushHub
+from connectors.simkit.server import FAULTS, WORLD, new_sim_app, now_ms
 from connectors.simkit.world import World
 from schemas.canonical import BEIJING
 
 from . import api
-from .delivery import PushHub
+from .delivery import YouzanPushes
 from .render import detail_data, envelope, list_data, trace_id, trade_status
 from .simworld import YouzanWorld, kdt_id
 
@@ -244,9 +245,7 @@ def create_app(world: World | None = None, token_ttl_s: float = api.TOKEN_TTL_S,
     app[STATE] = {"token_ttl_s": token_ttl_s, "qps_limit": qps_limit, "max_window_s": max_window_s,
                   "deep_page_cap": deep_page_cap, "plaintext": plaintext, "versions": dict(versions or api.VERSIONS),
                   "tokens": {}, "refresh": {}, "calls": {}, "errors_5xx": 0, "last": None}
-    app[HUB] = PushHub(app, plaintext, retries=push_retries, backoff=push_backoff)
-    app[HUB].routes()
-    app[ON_CHANGE].append(app[HUB].on_change)
+    app[HUB] = PushHub(app, YouzanPushes(plaintext), retries=push_retries, backoff=push_backoff)
     app.router.add_post(api.TOKEN_PATH, _token)
     app.router.add_post("/api/{api}/{version}", _api)
     app.router.add_post("/_sim/tokens/expire", _expire)
