@@ -25,3 +25,9 @@ def test_qps_cap_counts_the_last_second():
     calls = deque()
     assert [over_qps(calls, 2, t) for t in (0.0, 0.1, 0.2, 0.9, 1.15, 2.5)] == [False, False, True, True, True, False]
     assert not any(over_qps(deque(), limit, 0.0) for limit in (None, 0))
+
+
+def test_qps_cap_per_second_counts_whole_seconds():
+    calls = deque()
+    assert [over_qps(calls, 2, t, per_second=True) for t in (0.1, 0.5, 0.9, 1.0, 1.1, 1.95, 2.0)] == \
+        [False, False, True, False, False, True, False]

@@ -26,6 +26,7 @@ from collections import deque
 import orjson
 from aiohttp import web
 
+from connectors.simkit.faults import over_qps
 from connectors.simkit.pushes import PushHub
 from connectors.simkit.server import FAULTS, WORLD, new_sim_app, now_ms
 from connectors.simkit.world import World
@@ -266,17 +267,6 @@ def _check_system(app: web.Application, method: str, query, body: bytes) -> None
         raise _bad_param("isv.signature-invalid", "签名无效")
 
 
-def _over_qps(cfg: dict) -> bool:
-    limit = cfg["qps_limit"]
-    if not limit:
-        return False
-    now, calls = time.monotonic(), cfg["calls"]
-    while calls and calls[0] < now - 1.0:
-        calls.popleft()
-    calls.append(now)
-    return len(calls) > limit
-
-
 async def _gateway(request: web.Request) -> web.Response:
     app, cfg = request.app, request.app[STATE]
     method = f"{request.match_info['group']}.{request.match_info['name']}"
@@ -285,7 +275,7 @@ async def _gateway(request: web.Request) -> web.Response:
     kind, seconds = fault if fault else (None, 0.0)
     if kind == "slow":
         await asyncio.sleep(seconds)
-    if kind == "rate_limit" or _over_qps(cfg):
+    if kind == "rate_limit" or over_qps(cfg["calls"], cfg["qps_limit"], time.monotonic()):
         return _error(DouyinError(60000, "触发限流，请稍后重试", FACTS.errors.rate_limited_sub_code,
                                   "当前接口调用频率超过限制"))
     if kind == "error_5xx":

@@ -36,6 +36,7 @@ import orjson
 from aiohttp import web
 
 from connectors.platforms.manifest import folder_manifest
+from connectors.simkit.faults import over_qps
 from connectors.simkit.pushes import PushHub
 from connectors.simkit.server import FAULTS, WORLD, new_sim_app, now_ms
 from connectors.simkit.world import SimOrder, World
@@ -224,17 +225,6 @@ def _check(app: web.Application, path_method: str, params: dict) -> tuple[str, d
     return shop["shop_id"], param
 
 
-def _over_qps(cfg: dict) -> bool:
-    limit = cfg["qps_limit"]
-    if not limit:
-        return False
-    now, calls = time.monotonic(), cfg["calls"]
-    while calls and calls[0] < now - 1.0:
-        calls.popleft()
-    calls.append(now)
-    return len(calls) > limit
-
-
 async def _params(request: web.Request) -> dict:
     params = dict(request.query)
     if request.method == "POST":
@@ -249,7 +239,7 @@ async def _api(request: web.Request) -> web.Response:
     kind, seconds = fault if fault else (None, 0.0)
     if kind == "slow":
         await asyncio.sleep(seconds)
-    if kind == "rate_limit" or _over_qps(cfg):
+    if kind == "rate_limit" or over_qps(cfg["calls"], cfg["qps_limit"], time.monotonic()):
         return _json(orjson.dumps({"result": RATE_LIMITED, "code": str(RATE_LIMITED), "msg": "调用频率超出限制",
                                    "error_msg": "api call frequency exceeded, please retry later",
                                    "sub_code": "flow.limit", "sub_msg": "当前应用调用该接口频率过高",

@@ -16,11 +16,13 @@ import asyncio
 import hashlib
 import secrets
 import time
+from collections import deque
 
 import orjson
 from aiohttp import web
 
 from connectors.platforms.manifest import folder_manifest
+from connectors.simkit.faults import over_qps
 from connectors.simkit.pushes import PushHub
 from connectors.simkit.server import FAULTS, WORLD, ensure_shop, new_sim_app, now_ms
 from connectors.simkit.world import SimOrder, World
@@ -243,17 +245,6 @@ def _check(app: web.Application, params: dict) -> str | None:
     raise XhsError(errors.INVALID_TOKEN, "accessToken无效")
 
 
-def _over_qps(cfg: dict) -> bool:
-    """More calls in this second than `qps_limit` allows (a fixed one-second window, as gateways count)."""
-    if not cfg["qps_limit"]:
-        return False
-    second = int(time.monotonic())
-    if cfg["second"] != second:
-        cfg["second"], cfg["calls"] = second, 0
-    cfg["calls"] += 1
-    return cfg["calls"] > cfg["qps_limit"]
-
-
 def _json(body: bytes) -> web.Response:
     return web.Response(body=body, content_type="application/json", charset="utf-8")
 
@@ -264,7 +255,7 @@ def _fail(exc: XhsError) -> web.Response:
 
 def _fault(cfg: dict, kind: str | None) -> web.Response | None:
     """How the gateway answers a fault planned through /_sim/faults (or its own QPS limit)."""
-    if kind == "rate_limit" or _over_qps(cfg):
+    if kind == "rate_limit" or over_qps(cfg["calls"], cfg["qps_limit"], time.monotonic(), per_second=True):
         return _fail(XhsError(errors.RATE_LIMITED, "请求过于频繁，请稍后再试"))
     if kind == "error_5xx":  # the load balancer's 502, or the platform saying it is busy
         cfg["errors_5xx"] += 1
@@ -313,8 +304,8 @@ def create_app(world: World | None = None, app_id: str = "xhs_demo_app_01", secr
     world = world or World(region="CN", currency="CNY", id_factory=xhs_order_id)
     state = {"app_id": app_id, "secret": secret, "max_skew_s": max_skew_s, "qps_limit": qps_limit,
              "window_max_s": window_max_s, "lookback_days": lookback_days, "max_page_no": max_page_no,
-             "access_ttl_s": access_ttl_s, "refresh_ttl_s": refresh_ttl_s, "masks_allowed": True, "second": 0,
-             "calls": 0, "errors_5xx": 0,
+             "access_ttl_s": access_ttl_s, "refresh_ttl_s": refresh_ttl_s, "masks_allowed": True,
+             "calls": deque(), "errors_5xx": 0,
              "last": None}
 
     def shop_defaults(shop_id: str) -> dict:

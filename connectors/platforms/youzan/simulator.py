@@ -28,6 +28,7 @@ import orjson
 from aiohttp import web
 
 from connectors.platforms.manifest import folder_manifest
+from connectors.simkit.faults import over_qps
 from connectors.simkit.pushes import PushHub
 from connectors.simkit.server import FAULTS, WORLD, new_sim_app, now_ms
 from connectors.simkit.world import World
@@ -131,17 +132,6 @@ def _trade(app: web.Application, shop_id: str, params: dict) -> dict:
 APIS = {api.SOLD_GET: _sold, api.TRADE_GET: _trade}
 
 
-def _over_qps(cfg: dict, token: str) -> bool:
-    limit = cfg["qps_limit"]
-    if not limit:
-        return False
-    now, calls = time.monotonic(), cfg["calls"].setdefault(token, deque())
-    while calls and calls[0] < now - 1.0:
-        calls.popleft()
-    calls.append(now)
-    return len(calls) > limit
-
-
 def _shop_of_token(app: web.Application, token: str | None) -> str | web.Response:
     grant = app[STATE]["tokens"].get(token or "")
     if grant is None:
@@ -163,7 +153,8 @@ async def _api(request: web.Request) -> web.Response:
     kind, seconds = fault if fault else (None, 0.0)
     if kind == "slow":
         await asyncio.sleep(seconds)
-    if kind == "rate_limit" or _over_qps(cfg, request.query["access_token"]):
+    if kind == "rate_limit" or over_qps(cfg["calls"].setdefault(request.query["access_token"], deque()), cfg["qps_limit"],
+                                               time.monotonic()):
         return gateway_error(api.GW_RATE_LIMITED, "api request limited, please retry later")
     if kind == "error_5xx":
         cfg["errors_5xx"] += 1
