@@ -3,7 +3,7 @@ from collections import deque
 
 import pytest
 
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError, raise_for_http
+from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
 from connectors.simkit.faults import over_qps
 
 
@@ -31,3 +31,23 @@ def test_qps_cap_per_second_counts_whole_seconds():
     calls = deque()
     assert [over_qps(calls, 2, t, per_second=True) for t in (0.1, 0.5, 0.9, 1.0, 1.1, 1.95, 2.0)] == \
         [False, False, True, False, False, True, False]
+
+
+def test_a_platform_may_read_its_own_4xx_bodies_and_name_the_wait():
+    raise_for_http(400, client_errors=False)
+    with pytest.raises(RateLimited) as raised:
+        raise_for_http(429, retry_after=7.5, client_errors=False)
+    assert raised.value.retry_after == 7.5
+    with pytest.raises(PermanentError, match=r"^HTTP 401: b'denied'$"):
+        raise_for_http(401, detail="b'denied'")
+
+
+@pytest.mark.parametrize("body", [b'{"orders": ', b"[1, 2]", b"", b'{"order": {}}'])
+def test_an_answer_that_is_no_json_object_with_its_key_is_malformed(body):
+    with pytest.raises(TransientError) as raised:
+        json_answer(body, "orders")
+    assert raised.value.code == "malformed"
+
+
+def test_a_json_answer_is_its_object():
+    assert json_answer(b'{"orders": []}', "orders") == {"orders": []} == json_answer(b'{"orders": []}')

@@ -28,11 +28,9 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 
-import orjson
-
 from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError
+from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
 
 from .facts import FACTS
 from .payload import OK, error_text
@@ -49,18 +47,8 @@ log = logging.getLogger(__name__)
 
 def _answer(response: Response) -> dict:
     """The parsed answer of a usable HTTP response; raises the runtime's errors for the others."""
-    if response.status >= 500:
-        raise TransientError(f"douyin: HTTP {response.status}", code=f"http_{response.status}")
-    if response.status == 429:
-        raise RateLimited("douyin: HTTP 429", retry_after=1.0, code="http_429")
-    if response.status >= 400:
-        raise PermanentError(f"douyin: HTTP {response.status}", code=f"http_{response.status}")
-    try:
-        doc = orjson.loads(response.body)
-    except orjson.JSONDecodeError:
-        raise TransientError("douyin: malformed body", code="malformed") from None
-    if not isinstance(doc, dict) or "code" not in doc:
-        raise TransientError("douyin: malformed body", code="malformed")
+    raise_for_http(response.status)
+    doc = json_answer(response.body, "code")
     code = doc["code"]
     if code == OK:
         if not isinstance(doc.get("data"), dict):

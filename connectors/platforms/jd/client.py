@@ -28,11 +28,9 @@ import time
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
-import orjson
-
 from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError, raise_for_http
+from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
 from schemas.canonical import MappingError, ms_to_beijing
 
 from . import api
@@ -93,8 +91,8 @@ class JdClient:
         TokenExpired / WindowTooWide kinds) for one that is not usable."""
         raise_for_http(response.status)
         try:
-            answer = read(orjson.loads(response.body))
-        except (orjson.JSONDecodeError, MappingError):
+            answer = read(json_answer(response.body))
+        except MappingError:
             raise TransientError("malformed body", code="malformed") from None
         if answer.kind == "error":
             self._raise(answer)
@@ -169,14 +167,10 @@ class JdClient:
                                      "grant_type": "refresh_token", "refresh_token": token})
 
         def classify(response: Response) -> int:
-            if response.status >= 500 or response.status == 429:
-                raise_for_http(response.status)
-            try:
-                doc = orjson.loads(response.body)
-            except orjson.JSONDecodeError:
-                raise TransientError("malformed body", code="malformed") from None
-            if not isinstance(doc, dict) or not doc.get("access_token"):
-                err = doc.get("error_response", doc) if isinstance(doc, dict) else {}
+            raise_for_http(response.status, client_errors=False)  # a refused refresh says why in its body
+            doc = json_answer(response.body)
+            if not doc.get("access_token"):
+                err = doc.get("error_response", doc)
                 raise PermanentError(f"jd token refresh refused: {err}", code=str(err.get("code", "refresh")))
             got["doc"] = doc
             return 0

@@ -31,7 +31,7 @@ import orjson
 
 from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError
+from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
 
 from .signing import sign
 
@@ -102,19 +102,8 @@ class KuaishouClient:
 
     @staticmethod
     def _decode(response: Response) -> dict:
-        if response.status == 429:
-            raise RateLimited("HTTP 429", retry_after=1.0, code="http_429")
-        if response.status >= 500:
-            raise TransientError(f"HTTP {response.status}", code=f"http_{response.status}")
-        if response.status >= 400:
-            raise PermanentError(f"HTTP {response.status}", code=f"http_{response.status}")
-        try:
-            doc = orjson.loads(response.body)
-        except orjson.JSONDecodeError:
-            raise TransientError("malformed body", code="malformed") from None
-        if not isinstance(doc, dict) or "result" not in doc:
-            raise TransientError("malformed body", code="malformed")
-        return doc
+        raise_for_http(response.status)
+        return json_answer(response.body, "result")
 
     async def _call(self, method: str, business: dict, refreshed: bool = False) -> tuple[Response, dict]:
         seen: dict = {}

@@ -27,11 +27,9 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 
-import orjson
-
 from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError
+from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
 
 from . import api
 from .signing import sign
@@ -45,14 +43,6 @@ _MIN_SPLIT_MS = 60_000
 
 class TokenExpired(PermanentError):
     """The shop's access token expired (refresh it, or the shop must authorise the app again)."""
-
-
-def _decode(body: bytes):
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return doc if isinstance(doc, dict) and len(doc) == 1 else None
 
 
 def _records(resp: dict) -> int:
@@ -96,14 +86,9 @@ class PinduoduoClient:
 
     def _answer(self, response: Response) -> dict:
         """The `<api>_response` object of a usable answer; raises for throttling, errors and broken bodies."""
-        status = response.status
-        if status != 200:
-            error = (RateLimited(f"HTTP {status}", retry_after=1.0, code="http_429") if status == 429 else
-                     TransientError(f"HTTP {status}", code=f"http_{status}") if status >= 500 else
-                     PermanentError(f"HTTP {status}", code=f"http_{status}"))
-            raise error
-        doc = _decode(response.body)
-        if doc is None:
+        raise_for_http(response.status)
+        doc = json_answer(response.body)
+        if len(doc) != 1:
             raise TransientError("malformed body", code="malformed")
         (name, resp), = doc.items()
         if name == "error_response":

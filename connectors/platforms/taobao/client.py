@@ -18,7 +18,7 @@ import orjson
 
 from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError
+from connectors.runtime.errors import PermanentError, RateLimited, TransientError, raise_for_http
 from schemas.canonical import ms_to_beijing
 
 from .signing import sign
@@ -103,12 +103,7 @@ class TaobaoClient:
         return self._classify(response)[0]
 
     def _classify(self, response: Response):
-        if response.status >= 500:
-            raise TransientError(f"HTTP {response.status}", code=f"http_{response.status}")
-        if response.status == 429:
-            raise RateLimited("HTTP 429", retry_after=1.0, code="http_429")
-        if response.status >= 400:
-            raise PermanentError(f"HTTP {response.status}", code=f"http_{response.status}")
+        raise_for_http(response.status)
         doc = _decode(response.body, self.fmt)
         if not isinstance(doc, dict) or len(doc) != 1:
             raise TransientError("malformed body", code="malformed")

@@ -27,7 +27,7 @@ import orjson
 
 from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError
+from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
 
 LIST, DETAIL, TOKEN = "channels/ec/order/list/get", "channels/ec/order/get", "cgi-bin/stable_token"
 TOKEN_ERRORS = {40001, 40014, 41001, 42001}
@@ -77,18 +77,8 @@ class WeChatChannelsClient:
     # ---- answers ----
 
     def _parse(self, response: Response) -> dict:
-        if response.status >= 500:
-            raise TransientError(f"HTTP {response.status}", code=f"http_{response.status}")
-        if response.status == 429:
-            raise RateLimited("HTTP 429", retry_after=1.0, code="http_429")
-        if response.status >= 400:
-            raise PermanentError(f"HTTP {response.status}", code=f"http_{response.status}")
-        try:
-            doc = orjson.loads(response.body)
-        except orjson.JSONDecodeError:
-            raise TransientError("malformed body", code="malformed") from None
-        if not isinstance(doc, dict):
-            raise TransientError("malformed body", code="malformed")
+        raise_for_http(response.status)
+        doc = json_answer(response.body)
         code = doc.get("errcode") or 0
         if code:
             self._raise(code, str(doc.get("errmsg") or ""))

@@ -28,7 +28,7 @@ import orjson
 
 from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError, raise_for_http
+from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
 
 from . import errors
 from .capture import DETAIL, LIST, MASKS, RECEIVERS, capture
@@ -93,12 +93,7 @@ class XiaohongshuClient:
         """The `data` of a usable answer; raises RateLimited / TransientError / PermanentError (and the
         TokenExpired / WindowTooWide / OrderGone kinds of it) for one that is not."""
         raise_for_http(response.status)
-        try:
-            doc = orjson.loads(response.body)
-        except orjson.JSONDecodeError:
-            raise TransientError("malformed body", code="malformed") from None
-        if not isinstance(doc, dict):
-            raise TransientError("malformed body", code="malformed")
+        doc = json_answer(response.body)
         if errors.is_error(doc):
             code, message = errors.code_and_message(doc)
             text, meaning = f"xiaohongshu error {code}: {message}", errors.kind(code, message)

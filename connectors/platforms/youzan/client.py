@@ -33,7 +33,7 @@ import orjson
 
 from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError
+from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
 from schemas.canonical import ms_to_beijing
 
 from . import api
@@ -65,18 +65,13 @@ _BUSINESS = {api.WINDOW_TOO_WIDE: WindowTooWide, api.PAGE_TOO_DEEP: PageTooDeep,
 def _decode(response: Response) -> dict:
     """The JSON object of a usable HTTP answer; raises for HTTP failures and cut or foreign bodies."""
     status = response.status
-    if status == 429:
-        raise RateLimited("youzan: HTTP 429", retry_after=1.0, code="http_429")
-    if status >= 500:
-        raise TransientError(f"youzan: HTTP {status}", code=f"http_{status}")
+    raise_for_http(status, client_errors=False)  # a 4xx body may carry the gateway's error
     try:
-        doc = orjson.loads(response.body)
-    except orjson.JSONDecodeError:
-        doc = None
-    if not isinstance(doc, dict):
+        doc = json_answer(response.body)
+    except TransientError:
         if status != 200:
-            raise PermanentError(f"youzan: HTTP {status}", code=f"http_{status}")
-        raise TransientError("youzan: malformed body", code="malformed")
+            raise PermanentError(f"youzan: HTTP {status}", code=f"http_{status}") from None
+        raise
     gateway = doc.get("gw_err_resp")
     if isinstance(gateway, dict):
         code, message = gateway.get("err_code"), gateway.get("err_msg")

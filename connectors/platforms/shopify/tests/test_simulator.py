@@ -131,7 +131,7 @@ async def test_errors_are_permanent(sim):
     )
     with pytest.raises(PermanentError) as info:
         _ = [p async for p in bad.fetch_window(*_window())]
-    assert info.value.code == "401" and len(records) == 1
+    assert info.value.code == "http_401" and len(records) == 1
     headers = {"X-Shopify-Access-Token": creds.access_token}
     caller = _caller(session, "demo-c", records)
     url = f"{base}/admin/api/2024-10/orders.json"
