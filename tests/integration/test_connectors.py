@@ -6,65 +6,38 @@ import aiohttp
 
 from connectors import platforms
 from connectors.runtime.archive import read_archive
-from connectors.runtime.poller import PollPolicy
-from connectors.runtime.service import ConnectorService, ConnectorSettings
-from infra.broker import free_port
+from connectors.runtime.service import ConnectorService
 from schemas.codec import AvroCodec
-from schemas.sealing import open_body
-from tests.integration.helpers import TopicReader, serve_app
+from tests.integration.helpers import (
+    TopicReader,
+    connector_settings,
+    post_json,
+    raw_ids,
+    read_until,
+    serve_app,
+)
 
 RAW = AvroCodec("RawRecord")
-
-
-async def _post(session, url, payload):
-    async with session.post(url, json=payload) as resp:
-        assert resp.status == 200, await resp.text()
-        return await resp.json()
-
-
-def _external_ids(records, source=None) -> set[str]:
-    ids = set()
-    for _, value in records:
-        raw = RAW.decode(value)
-        if source and raw["source"] != source:
-            continue
-        ids |= {o["external_id"] for o in platforms.map_payload(raw["platform"], open_body(raw), raw["content_type"],
-                                                                  raw["shop_id"])}
-    return ids
-
-
-async def _read_until(reader: TopicReader, predicate, timeout=60.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        await loop.run_in_executor(None, reader.poll, 0.5)
-        if predicate(reader.records):
-            return reader.records
-    raise AssertionError(f"condition not met within {timeout}s ({len(reader.records)} records)")
 
 
 async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(kafka_bootstrap, topics, tmp_path):
     taobao_runner, taobao_url = await serve_app(platforms.module("taobao", "simulator").create_app())
     shopify_runner, shopify_url = await serve_app(platforms.module("shopify", "simulator").create_app())
-    settings = ConnectorSettings(
-        kafka_config={"bootstrap.servers": kafka_bootstrap}, raw_topic=topics.raw_orders,
-        calls_topic=topics.connector_calls, data_dir=tmp_path, webhook_port=free_port(),
-        simulators={"taobao": taobao_url, "shopify": shopify_url},
-        policy=PollPolicy(interval=0.3, settle_ms=0, overlap_ms=500, lookback_ms=1_000))
+    settings = connector_settings(kafka_bootstrap, topics, tmp_path, {"taobao": taobao_url, "shopify": shopify_url})
     raw = TopicReader(kafka_bootstrap, topics.raw_orders)
     calls = TopicReader(kafka_bootstrap, topics.connector_calls, "ConnectorCall")
     stop = asyncio.Event()
     async with aiohttp.ClientSession() as session:
-        tb = (await _post(session, f"{taobao_url}/_sim/orders", {"shop_id": "home", "count": 230}))["external_ids"]
-        await _post(session, f"{taobao_url}/_sim/faults", {"kind": "rate_limit", "count": 2, "seconds": 1})
-        sp = (await _post(session, f"{shopify_url}/_sim/orders", {"shop_id": "demo", "count": 40}))["external_ids"]
+        tb = (await post_json(session, f"{taobao_url}/_sim/orders", {"shop_id": "home", "count": 230}))["external_ids"]
+        await post_json(session, f"{taobao_url}/_sim/faults", {"kind": "rate_limit", "count": 2, "seconds": 1})
+        sp = (await post_json(session, f"{shopify_url}/_sim/orders", {"shop_id": "demo", "count": 40}))["external_ids"]
         service = ConnectorService(settings)
         task = asyncio.create_task(service.run(stop))
         try:
-            await _read_until(raw, lambda recs: set(tb) | set(sp) <= _external_ids(recs))
+            await read_until(raw, lambda recs: set(tb) | set(sp) <= raw_ids(recs))
             # pushes: the service subscribed to Shopify webhooks; new orders arrive as signed pushes
-            pushed = (await _post(session, f"{shopify_url}/_sim/orders", {"shop_id": "demo", "count": 5}))
-            await _read_until(raw, lambda recs: set(pushed["external_ids"]) <= _external_ids(recs, "push"))
+            pushed = (await post_json(session, f"{shopify_url}/_sim/orders", {"shop_id": "demo", "count": 5}))
+            await read_until(raw, lambda recs: set(pushed["external_ids"]) <= raw_ids(recs, "push"))
             # a forged push is refused and publishes nothing
             forged = b'{"id": 1, "name": "#1"}'
             async with session.post(f"http://127.0.0.1:{settings.webhook_port}/webhooks/shopify", data=forged,
@@ -84,10 +57,10 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
                     assert resp.status == 404
             # barrier: a genuine push of the same shop after the refusal; once it is on raw.orders, a
             # published forged push (same shop key, same partition) would be there before it
-            marker = (await _post(session, f"{shopify_url}/_sim/orders", {"shop_id": "demo", "count": 1}))
-            await _read_until(raw, lambda recs: set(marker["external_ids"]) <= _external_ids(recs, "push"))
+            marker = (await post_json(session, f"{shopify_url}/_sim/orders", {"shop_id": "demo", "count": 1}))
+            await read_until(raw, lambda recs: set(marker["external_ids"]) <= raw_ids(recs, "push"))
             assert not any(forged in value for _, value in raw.records), "the forged push was published"
-            await _read_until(calls, lambda recs: any(not c["ok"] for _, c in recs) and any(
+            await read_until(calls, lambda recs: any(not c["ok"] for _, c in recs) and any(
                 c["ok"] and c["records"] > 0 for _, c in recs))
             failed = [c for _, c in calls.records if not c["ok"]]
             assert any(c["platform"] == "taobao" for c in failed) and all(c["error_code"] for c in failed)
@@ -107,12 +80,12 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
 
         # restart: a new service resumes from the saved checkpoints instead of re-reading the first day
         before = len(raw.records)
-        late = (await _post(session, f"{taobao_url}/_sim/orders", {"shop_id": "home", "count": 3}))["external_ids"]
+        late = (await post_json(session, f"{taobao_url}/_sim/orders", {"shop_id": "home", "count": 3}))["external_ids"]
         stop = asyncio.Event()
         task = asyncio.create_task(ConnectorService(settings).run(stop))
         try:
-            await _read_until(raw, lambda recs: set(late) <= _external_ids(recs[before:]))
-            again = _external_ids(raw.records[before:])
+            await read_until(raw, lambda recs: set(late) <= raw_ids(recs[before:]))
+            again = raw_ids(raw.records[before:])
             assert len(again & set(tb)) < len(tb) / 2, "a restarted connector re-read history it had checkpointed"
         finally:
             stop.set()

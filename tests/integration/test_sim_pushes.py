@@ -3,7 +3,6 @@ retries until the style's acknowledgement, identical resends unless the style si
 signatures counted per delivery, and the control API."""
 from __future__ import annotations
 
-import asyncio
 import hashlib
 
 import aiohttp
@@ -13,7 +12,7 @@ from aiohttp import web
 from connectors.simkit.pushes import FORGED_PREFIX, Outgoing, Push, PushHub, PushStyle
 from connectors.simkit.server import new_sim_app
 from connectors.simkit.world import World
-from tests.integration.helpers import serve_app
+from tests.integration.helpers import eventually, serve_app
 
 SECRET = "s3cret"
 
@@ -62,13 +61,6 @@ async def _setup(style: Style, receiver: Receiver):
     return hub, runners, runners[0][1], runners[1][1]
 
 
-async def _wait(condition, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.02)
-
-
 def _signed(secret: str, body: bytes) -> str:
     return hashlib.sha256(secret.encode() + body).hexdigest()
 
@@ -86,7 +78,7 @@ async def test_pushes_are_retried_with_the_same_bytes_until_acknowledged():
                 assert resp.status == 400 and "required" in await resp.text()
             async with session.post(f"{sim_url}/_sim/orders", json={"shop_id": "a", "count": 1}) as resp:
                 (new,) = (await resp.json())["external_ids"]
-            await _wait(lambda: len(hub.deliveries) == 3)
+            await eventually(lambda: len(hub.deliveries) == 3)
             assert len({body for _, _, body in receiver.got}) == 1  # three sends, identical bytes
             assert orjson.loads(receiver.got[0][2]) == {"id": new, "kind": "new"}
             assert [(d["attempt"], d["status"], d["acked"], d["reply"]) for d in hub.deliveries] == \
@@ -94,7 +86,7 @@ async def test_pushes_are_retried_with_the_same_bytes_until_acknowledged():
             receiver.got.clear()
             async with session.post(f"{sim_url}/_sim/advance", json={"shop_id": "a", "steps": 2}) as resp:
                 assert (await resp.json())["transitions"] == 2
-            await _wait(lambda: len(receiver.got) == 2)
+            await eventually(lambda: len(receiver.got) == 2)
             assert {orjson.loads(b)["kind"] for _, _, b in receiver.got} == {"changed"}
             assert {orjson.loads(b)["id"] for _, _, b in receiver.got} == {before, new}
             async with session.get(f"{sim_url}/_sim/webhooks") as resp:
@@ -115,7 +107,7 @@ async def test_forged_signatures_count_deliveries_and_each_attempt_can_be_signed
             async with session.post(f"{sim_url}/_sim/webhooks/faults", json={"forged_signature": 1}) as resp:
                 assert (await resp.json())["forged_signature"] == 1
             await session.post(f"{sim_url}/_sim/orders", json={"shop_id": "b", "count": 1})
-            await _wait(lambda: len(receiver.got) == 3)  # two addresses, the first send of one failed
+            await eventually(lambda: len(receiver.got) == 3)  # two addresses, the first send of one failed
         forged = [(path, body) for path, headers, body in receiver.got
                   if headers["X-Sign"] == _signed(FORGED_PREFIX + SECRET, body)]
         genuine = [(path, body) for path, headers, body in receiver.got if headers["X-Sign"] == _signed(SECRET, body)]
