@@ -23,7 +23,6 @@ A list entry without `sku_order_list` is a summary: such a page is not published
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -31,6 +30,7 @@ from collections.abc import AsyncIterator
 from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
 from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
+from connectors.runtime.listing import read_backwards
 
 from .facts import FACTS
 from .payload import OK, error_text
@@ -205,20 +205,17 @@ class DouyinClient:
                 raise _TooDeep()
             log.warning("douyin %s: %d orders changed within one second (%d); only %d can be paged",
                         self.creds.shop_id, total, lo, self.depth_max)
-        pages = min(math.ceil(total / self.page_size), self.depth_max // self.page_size)
         async for page in self._publishable(first, data):
             yield page
-        last_total = total
-        for page_no in range(pages - 1, 0, -1):
-            page, data, last_total = await self._list(lo, hi, page_no)
+
+        async def read(page_no: int, again: bool):
+            page, data, reported = await self._list(lo, hi, page_no)
+            return (page, data), reported
+
+        async for page, data in read_backwards(read, total, self.page_size, first=0,
+                                               max_pages=self.depth_max // self.page_size):
             async for out in self._publishable(page, data):
                 yield out
-        if last_total != total:
-            pages = min(math.ceil(max(total, last_total) / self.page_size), self.depth_max // self.page_size)
-            for page_no in range(pages - 1, -1, -1):
-                page, data, _ = await self._list(lo, hi, page_no)
-                async for out in self._publishable(page, data):
-                    yield out
 
     async def _scan(self, lo: int, hi: int) -> AsyncIterator[Page]:
         """A window, halved (recursively) while it is too deep to page through."""

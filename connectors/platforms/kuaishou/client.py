@@ -32,6 +32,7 @@ import orjson
 from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
 from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
+from connectors.runtime.listing import slices
 
 from .signing import sign
 
@@ -167,11 +168,9 @@ class KuaishouClient:
 
     async def fetch_window(self, start_ms: int, end_ms: int) -> AsyncIterator[Page]:
         """Every page of orders updated in [start_ms, end_ms), windows split to the platform's limit."""
-        while start_ms < end_ms:
-            stop = min(end_ms, start_ms + self.max_window_ms)
-            async for page in self._window(start_ms, stop):
+        for lo, hi in slices(start_ms, end_ms, self.max_window_ms):
+            async for page in self._window(lo, hi):
                 yield page
-            start_ms = stop
 
     async def _window(self, start_ms: int, end_ms: int) -> AsyncIterator[Page]:
         cursor, first = "", True

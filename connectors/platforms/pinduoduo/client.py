@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator
 from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
 from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
+from connectors.runtime.listing import slices
 
 from . import api
 from .signing import sign
@@ -201,8 +202,8 @@ class PinduoduoClient:
 
     async def fetch_window(self, start_ms: int, end_ms: int) -> AsyncIterator[Page]:
         """Every page of orders updated in [start_ms, end_ms), in slices of at most `max_window_ms`."""
-        for slice_start in range(start_ms, end_ms, self.max_window_ms):
-            async for page in self._slice(slice_start, min(end_ms, slice_start + self.max_window_ms)):
+        for lo, hi in slices(start_ms, end_ms, self.max_window_ms):
+            async for page in self._slice(lo, hi):
                 yield page
 
     async def fetch_order(self, order_sn: str) -> Page:

@@ -28,6 +28,7 @@ import orjson
 from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
 from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
+from connectors.runtime.listing import slices
 
 LIST, DETAIL, TOKEN = "channels/ec/order/list/get", "channels/ec/order/get", "cgi-bin/stable_token"
 TOKEN_ERRORS = {40001, 40014, 41001, 42001}
@@ -235,7 +236,7 @@ class WeChatChannelsClient:
 
     async def fetch_window(self, start_ms: int, end_ms: int) -> AsyncIterator[Page]:
         """Every order modified in [start_ms, end_ms), one order/get answer per Page."""
-        pieces = [(s, min(end_ms, s + self.max_window_ms)) for s in range(start_ms, end_ms, self.max_window_ms)]
+        pieces = slices(start_ms, end_ms, self.max_window_ms)
         while pieces:
             start, end = pieces.pop(0)
             start_s, end_s = start // 1000, -(-end // 1000)
