@@ -14,7 +14,7 @@ from aiohttp import web
 from connectors.runtime.caller import HttpCaller
 from connectors.simkit.server import WORLD
 from connectors.simkit.world import SimOrder, World
-from tests.integration.helpers import post_json, serve_app
+from tests.integration.helpers import make_orders, post_json, serve_app
 
 HOUR = 3_600_000
 
@@ -41,8 +41,7 @@ class SimHarness:
 
     async def orders(self, count: int = 250, shop_id: str | None = None, **fields) -> set[str]:
         """Ids of `count` new orders (paid unless `paid=False`) made through the control API."""
-        body = {"shop_id": shop_id or self.default_shop, "count": count, **fields}
-        return set((await self.post("/_sim/orders", body))["external_ids"])
+        return set(await make_orders(self.session, self.base_url, shop_id or self.default_shop, count, **fields))
 
     async def fault(self, kind: str, count: int = 1, seconds: float = 0.1) -> None:
         """The next `count` API calls misbehave as `kind` (simkit faults)."""

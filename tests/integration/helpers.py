@@ -107,6 +107,12 @@ async def post_json(session, url: str, body: dict | None = None, params: dict | 
         return await resp.json()
 
 
+async def make_orders(session, base_url: str, shop_id: str, count: int, **fields) -> list[str]:
+    """External ids of `count` orders a simulator makes in a shop through its control API (`/_sim/orders`)."""
+    body = {"shop_id": shop_id, "count": count, **fields}
+    return (await post_json(session, f"{base_url}/_sim/orders", body))["external_ids"]
+
+
 async def read_until(reader: TopicReader, predicate, timeout: float = 60.0) -> list:
     """Poll `reader` (in a thread) until `predicate(reader.records)` holds; its records then."""
     loop = asyncio.get_running_loop()

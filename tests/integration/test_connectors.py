@@ -11,6 +11,7 @@ from schemas.codec import AvroCodec
 from tests.integration.helpers import (
     TopicReader,
     connector_settings,
+    make_orders,
     post_json,
     raw_ids,
     read_until,
@@ -28,16 +29,16 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
     calls = TopicReader(kafka_bootstrap, topics.connector_calls, "ConnectorCall")
     stop = asyncio.Event()
     async with aiohttp.ClientSession() as session:
-        tb = (await post_json(session, f"{taobao_url}/_sim/orders", {"shop_id": "home", "count": 230}))["external_ids"]
+        tb = await make_orders(session, taobao_url, "home", 230)
         await post_json(session, f"{taobao_url}/_sim/faults", {"kind": "rate_limit", "count": 2, "seconds": 1})
-        sp = (await post_json(session, f"{shopify_url}/_sim/orders", {"shop_id": "demo", "count": 40}))["external_ids"]
+        sp = await make_orders(session, shopify_url, "demo", 40)
         service = ConnectorService(settings)
         task = asyncio.create_task(service.run(stop))
         try:
             await read_until(raw, lambda recs: set(tb) | set(sp) <= raw_ids(recs))
             # pushes: the service subscribed to Shopify webhooks; new orders arrive as signed pushes
-            pushed = (await post_json(session, f"{shopify_url}/_sim/orders", {"shop_id": "demo", "count": 5}))
-            await read_until(raw, lambda recs: set(pushed["external_ids"]) <= raw_ids(recs, "push"))
+            pushed = await make_orders(session, shopify_url, "demo", 5)
+            await read_until(raw, lambda recs: set(pushed) <= raw_ids(recs, "push"))
             # a forged push is refused and publishes nothing
             forged = b'{"id": 1, "name": "#1"}'
             async with session.post(f"http://127.0.0.1:{settings.webhook_port}/webhooks/shopify", data=forged,
@@ -57,8 +58,8 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
                     assert resp.status == 404
             # barrier: a genuine push of the same shop after the refusal; once it is on raw.orders, a
             # published forged push (same shop key, same partition) would be there before it
-            marker = (await post_json(session, f"{shopify_url}/_sim/orders", {"shop_id": "demo", "count": 1}))
-            await read_until(raw, lambda recs: set(marker["external_ids"]) <= raw_ids(recs, "push"))
+            marker = await make_orders(session, shopify_url, "demo", 1)
+            await read_until(raw, lambda recs: set(marker) <= raw_ids(recs, "push"))
             assert not any(forged in value for _, value in raw.records), "the forged push was published"
             await read_until(calls, lambda recs: any(not c["ok"] for _, c in recs) and any(
                 c["ok"] and c["records"] > 0 for _, c in recs))
@@ -80,7 +81,7 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
 
         # restart: a new service resumes from the saved checkpoints instead of re-reading the first day
         before = len(raw.records)
-        late = (await post_json(session, f"{taobao_url}/_sim/orders", {"shop_id": "home", "count": 3}))["external_ids"]
+        late = await make_orders(session, taobao_url, "home", 3)
         stop = asyncio.Event()
         task = asyncio.create_task(ConnectorService(settings).run(stop))
         try:

@@ -221,7 +221,8 @@ class YouzanClient:
             return _rows(data), int(data.get("total_results") or 0)
 
         try:
-            async for rows in read_backwards(read, total, self.page_size, max_pages=self.deep_page_cap // self.page_size):
+            deepest = self.deep_page_cap // self.page_size
+            async for rows in read_backwards(read, total, self.page_size, max_pages=deepest):
                 seen = _merged(seen, rows)
         except PageTooDeep:
             if not splittable:

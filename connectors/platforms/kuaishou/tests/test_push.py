@@ -9,15 +9,7 @@ import orjson
 from connectors.runtime.service import ConnectorService
 from connectors.simkit.server import WORLD
 from tests.conftest import kafka_bootstrap, topics  # noqa: F401 - the shared broker fixtures
-from tests.integration.helpers import (
-    TopicReader,
-    connector_settings,
-    post_json,
-    raw_ids,
-    raw_records,
-    read_until,
-    serve_app,
-)
+from tests.integration import helpers
 
 from ..delivery import events_for
 from ..simulator import create_app
@@ -54,27 +46,27 @@ def test_events_follow_what_changed():
 
 
 def _pushed_oids(records) -> set[int]:
-    return {orjson.loads(raw["body"])["bizId"] for raw in raw_records(records, "push")}
+    return {orjson.loads(raw["body"])["bizId"] for raw in helpers.raw_records(records, "push")}
 
 
 async def test_connectors_poll_and_receive_signed_pushes_and_refuse_forged_ones(kafka_bootstrap, topics, tmp_path):  # noqa: F811
     app = create_app(push_backoff=0.05)
-    runner, url = await serve_app(app)
-    settings = connector_settings(kafka_bootstrap, topics, tmp_path, {"kuaishou": url})
-    raw = TopicReader(kafka_bootstrap, topics.raw_orders)
+    runner, url = await helpers.serve_app(app)
+    settings = helpers.connector_settings(kafka_bootstrap, topics, tmp_path, {"kuaishou": url})
+    raw = helpers.TopicReader(kafka_bootstrap, topics.raw_orders)
     stop = asyncio.Event()
     async with aiohttp.ClientSession() as session:
         async def post(path, body):
-            return await post_json(session, url + path, body)
+            return await helpers.post_json(session, url + path, body)
 
         first = set((await post("/_sim/orders", {"shop_id": "home", "count": 30}))["external_ids"])
         service = ConnectorService(settings)
         task = asyncio.create_task(service.run(stop))
         try:
-            await read_until(raw, lambda recs: first <= raw_ids(recs, "poll"))
+            await helpers.read_until(raw, lambda recs: first <= helpers.raw_ids(recs, "poll"))
             # the service subscribed the shop: new orders arrive as signed pushes naming them
             pushed = {int(i) for i in (await post("/_sim/orders", {"shop_id": "home", "count": 3}))["external_ids"]}
-            await read_until(raw, lambda recs: pushed <= _pushed_oids(recs))
+            await helpers.read_until(raw, lambda recs: pushed <= _pushed_oids(recs))
             # a push with a forged signature is refused by the receiver and never published
             await post("/_sim/webhooks/faults", {"forged_signature": 2})  # addOrder + paySuccess of one order
             (forged,) = (await post("/_sim/orders", {"shop_id": "home", "count": 1}))["external_ids"]
@@ -85,9 +77,10 @@ async def test_connectors_poll_and_receive_signed_pushes_and_refuse_forged_ones(
             # barrier: a genuine push of the same shop after the refusals; once it is on raw.orders, a
             # published forged push (same shop key, same partition) would be there before it
             marker = {int(i) for i in (await post("/_sim/orders", {"shop_id": "home", "count": 1}))["external_ids"]}
-            await read_until(raw, lambda recs: marker <= _pushed_oids(recs))
+            await helpers.read_until(raw, lambda recs: marker <= _pushed_oids(recs))
             assert int(forged) not in _pushed_oids(raw.records), "a forged push was published"
-            await read_until(raw, lambda recs: forged in raw_ids(recs, "poll"))  # the order still arrives by polling
+            # the order still arrives by polling
+            await helpers.read_until(raw, lambda recs: forged in helpers.raw_ids(recs, "poll"))
             log = (await (await session.get(url + "/_sim/webhooks")).json())["deliveries"]
             assert any(d["status"] == 401 for d in log) and any(d["status"] == 200 for d in log)
         finally:
