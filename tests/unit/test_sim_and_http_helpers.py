@@ -1,10 +1,13 @@
-"""Shared helpers of clients and simulators: what an HTTP status means, and the simulated QPS cap."""
+"""Shared helpers of clients and simulators: what an HTTP status means, the simulated QPS cap and faults."""
+import time
 from collections import deque
 
 import pytest
 
 from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
 from connectors.simkit.faults import over_qps
+from connectors.simkit.server import FAULTS, new_sim_app, take_fault
+from connectors.simkit.world import World
 
 
 @pytest.mark.parametrize("status, kind, code", [(502, TransientError, "http_502"), (500, TransientError, "http_500"),
@@ -51,3 +54,13 @@ def test_an_answer_that_is_no_json_object_with_its_key_is_malformed(body):
 
 def test_a_json_answer_is_its_object():
     assert json_answer(b'{"orders": []}', "orders") == {"orders": []} == json_answer(b'{"orders": []}')
+
+
+async def test_a_planned_fault_is_taken_once_and_a_slow_one_waits():
+    app = new_sim_app(World(), lambda shop_id: {})
+    assert await take_fault(app) == (None, 0.0)
+    app[FAULTS].add("slow", 1, 0.2)
+    app[FAULTS].add("rate_limit", 1, 3.0)
+    started = time.monotonic()
+    assert await take_fault(app) == ("slow", 0.2) and time.monotonic() - started >= 0.2
+    assert await take_fault(app) == ("rate_limit", 3.0) and app[FAULTS].pending() == 0

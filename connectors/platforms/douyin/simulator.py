@@ -16,7 +16,6 @@ Knobs (tests set them in `app[STATE]`): `qps_limit` (calls per second over all s
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import time
@@ -28,7 +27,7 @@ from aiohttp import web
 
 from connectors.simkit.faults import over_qps
 from connectors.simkit.pushes import PushHub
-from connectors.simkit.server import FAULTS, WORLD, new_sim_app, now_ms
+from connectors.simkit.server import WORLD, new_sim_app, now_ms, take_fault
 from connectors.simkit.world import World
 
 from .delivery import DouyinPushes
@@ -271,10 +270,7 @@ async def _gateway(request: web.Request) -> web.Response:
     app, cfg = request.app, request.app[STATE]
     method = f"{request.match_info['group']}.{request.match_info['name']}"
     body = await request.read()
-    fault = app[FAULTS].take()
-    kind, seconds = fault if fault else (None, 0.0)
-    if kind == "slow":
-        await asyncio.sleep(seconds)
+    kind, _ = await take_fault(app)
     if kind == "rate_limit" or over_qps(cfg["calls"], cfg["qps_limit"], time.monotonic()):
         return _error(DouyinError(60000, "触发限流，请稍后重试", FACTS.errors.rate_limited_sub_code,
                                   "当前接口调用频率超过限制"))

@@ -24,7 +24,6 @@ The numeric error codes other than 2001 (parameters) and 803 (flow control) are 
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -38,7 +37,7 @@ from aiohttp import web
 from connectors.platforms.manifest import folder_manifest
 from connectors.simkit.faults import over_qps
 from connectors.simkit.pushes import PushHub
-from connectors.simkit.server import FAULTS, WORLD, new_sim_app, now_ms
+from connectors.simkit.server import WORLD, form_params, new_sim_app, now_ms, take_fault
 from connectors.simkit.world import SimOrder, World
 
 from .delivery import KuaishouPushes
@@ -225,20 +224,10 @@ def _check(app: web.Application, path_method: str, params: dict) -> tuple[str, d
     return shop["shop_id"], param
 
 
-async def _params(request: web.Request) -> dict:
-    params = dict(request.query)
-    if request.method == "POST":
-        params.update({k: str(v) for k, v in (await request.post()).items()})
-    return params
-
-
 async def _api(request: web.Request) -> web.Response:
-    params = await _params(request)
+    params = await form_params(request)
     cfg = request.app[STATE]
-    fault = request.app[FAULTS].take()
-    kind, seconds = fault if fault else (None, 0.0)
-    if kind == "slow":
-        await asyncio.sleep(seconds)
+    kind, _ = await take_fault(request.app)
     if kind == "rate_limit" or over_qps(cfg["calls"], cfg["qps_limit"], time.monotonic()):
         return _json(orjson.dumps({"result": RATE_LIMITED, "code": str(RATE_LIMITED), "msg": "调用频率超出限制",
                                    "error_msg": "api call frequency exceeded, please retry later",
@@ -264,7 +253,7 @@ async def _api(request: web.Request) -> web.Response:
 
 
 async def _refresh(request: web.Request) -> web.Response:
-    params, cfg, world = await _params(request), request.app[STATE], request.app[WORLD]
+    params, cfg, world = await form_params(request), request.app[STATE], request.app[WORLD]
     if params.get("app_id") != cfg["app_key"] or params.get("app_secret") != cfg["oauth_secret"]:
         return web.json_response({"result": OAUTH_CLIENT_INVALID, "error": "invalid_client",
                                   "error_msg": "app_id或app_secret无效"})

@@ -9,7 +9,6 @@ or unknown: 10019). Unpaid orders are invisible, as on the platform. Test knobs:
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from collections import deque
@@ -20,7 +19,7 @@ from aiohttp import web
 
 from connectors.platforms.manifest import folder_manifest
 from connectors.simkit.faults import over_qps
-from connectors.simkit.server import FAULTS, WORLD, ensure_shop, new_sim_app, now_ms
+from connectors.simkit.server import WORLD, ensure_shop, new_sim_app, now_ms, take_fault
 from connectors.simkit.world import SimOrder, World
 from schemas.canonical import BEIJING
 
@@ -308,9 +307,7 @@ async def _params(request: web.Request) -> dict:
 async def _router(request: web.Request) -> web.Response:
     params = await _params(request)
     cfg = request.app[STATE]
-    kind, seconds = request.app[FAULTS].take() or (None, 0.0)
-    if kind == "slow":
-        await asyncio.sleep(seconds)
+    kind, _ = await take_fault(request.app)
     if kind == "rate_limit" or over_qps(cfg["calls"], cfg["qps_limit"], time.monotonic(), per_second=True):
         return _error(PddError(api.THROTTLED_CODE, "调用过于频繁，请调整调用频率"))
     if kind == "error_5xx":

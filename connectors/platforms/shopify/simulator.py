@@ -10,7 +10,6 @@ only `limit`/`fields`), keyset paging on (updated_at, id), per-token leaky bucke
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 import time
@@ -20,7 +19,7 @@ import orjson
 from aiohttp import web
 
 from connectors.simkit.pushes import PushHub
-from connectors.simkit.server import FAULTS, WORLD, new_sim_app
+from connectors.simkit.server import WORLD, new_sim_app, take_fault
 from connectors.simkit.world import World
 
 from . import listing
@@ -127,21 +126,18 @@ async def _gate(request: web.Request) -> tuple[str, LeakyBucket, str | None] | w
     if shop_id is None or request.match_info.get("shop_id", shop_id) != shop_id:
         return _json(401, INVALID_TOKEN_BODY)
     bucket = cfg["buckets"].setdefault(token, LeakyBucket(cfg["bucket_size"], cfg["leak_rate"]))
-    fault = request.app[FAULTS].take()
-    kind = fault[0] if fault else None
+    kind, seconds = await take_fault(request.app)
     if kind == "rate_limit":
         return _json(
             429,
             RATE_LIMIT_BODY,
             {
-                "Retry-After": f"{fault[1]:.1f}",
+                "Retry-After": f"{seconds:.1f}",
                 "X-Shopify-Shop-Api-Call-Limit": f"{bucket.size}/{bucket.size}",
             },
         )
     if kind == "error_5xx":
         return _error(503, "Service Unavailable")
-    if kind == "slow":
-        await asyncio.sleep(fault[1])
     if not bucket.hit():
         return _json(
             429,

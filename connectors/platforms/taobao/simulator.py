@@ -6,7 +6,6 @@ like the real gateway.
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import math
 import secrets
@@ -18,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from connectors.simkit.faults import over_qps
-from connectors.simkit.server import FAULTS, WORLD, new_sim_app, now_ms
+from connectors.simkit.server import WORLD, form_params, new_sim_app, now_ms, take_fault
 from connectors.simkit.world import World
 from schemas.canonical import BEIJING
 
@@ -191,15 +190,10 @@ def _check_system(app: web.Application, params: dict) -> str:
 
 
 async def _router(request: web.Request) -> web.Response:
-    params = dict(request.query)
-    if request.method == "POST":
-        params.update({k: str(v) for k, v in (await request.post()).items()})
+    params = await form_params(request)
     fmt = "xml" if params.get("format") == "xml" else "json"
     cfg = request.app[STATE]
-    fault = request.app[FAULTS].take()
-    kind, seconds = fault if fault else (None, 0.0)
-    if kind == "slow":
-        await asyncio.sleep(seconds)
+    kind, seconds = await take_fault(request.app)
     if kind == "rate_limit" or over_qps(cfg["calls"], cfg["qps_limit"], time.monotonic()):
         ban = max(1, math.ceil(seconds)) if kind == "rate_limit" else 1
         return _error(TopError(APP_CALL_LIMITED, "App Call Limited", "accesscontrol.limited-by-app-access-count",

@@ -23,7 +23,6 @@ Error codes marked unverified in the fact sheet (10020001, 40097 for a wrong ran
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -35,7 +34,7 @@ import orjson
 from aiohttp import web
 
 from connectors.simkit.pushes import PushHub
-from connectors.simkit.server import FAULTS, WORLD, ensure_shop, new_sim_app, notify, now_ms
+from connectors.simkit.server import WORLD, ensure_shop, new_sim_app, notify, now_ms, take_fault
 from connectors.simkit.world import World
 
 from .pushes import WeChatPushes
@@ -292,10 +291,7 @@ async def _api(request: web.Request) -> web.Response:
     cfg = request.app[STATE]
     if api not in API and api != "order/delivery/send":
         return _error(ApiError(40066, "invalid url"))
-    fault = request.app[FAULTS].take()
-    kind, seconds = fault if fault else (None, 0.0)
-    if kind == "slow":
-        await asyncio.sleep(seconds)
+    kind, _ = await take_fault(request.app)
     try:
         shop_id = _shop_of_token(request.app, request.query.get("access_token"))
         if kind == "rate_limit" or _over_minute_quota(cfg, shop_id):

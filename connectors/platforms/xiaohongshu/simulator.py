@@ -12,7 +12,6 @@ page limits, token lifetimes; the shared `/_sim` faults; pushes through delivery
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import secrets
 import time
@@ -24,7 +23,7 @@ from aiohttp import web
 from connectors.platforms.manifest import folder_manifest
 from connectors.simkit.faults import over_qps
 from connectors.simkit.pushes import PushHub
-from connectors.simkit.server import FAULTS, WORLD, ensure_shop, new_sim_app, now_ms
+from connectors.simkit.server import WORLD, ensure_shop, new_sim_app, now_ms, take_fault
 from connectors.simkit.world import SimOrder, World
 
 from . import errors
@@ -269,9 +268,7 @@ def _fault(cfg: dict, kind: str | None) -> web.Response | None:
 
 async def _gateway(request: web.Request) -> web.Response:
     cfg = request.app[STATE]
-    kind, seconds = request.app[FAULTS].take() or (None, 0.0)
-    if kind == "slow":
-        await asyncio.sleep(seconds)
+    kind, _ = await take_fault(request.app)
     answered = _fault(cfg, kind)
     if answered is not None:
         return answered

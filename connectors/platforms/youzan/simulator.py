@@ -17,7 +17,6 @@
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import secrets
 import time
@@ -30,7 +29,7 @@ from aiohttp import web
 from connectors.platforms.manifest import folder_manifest
 from connectors.simkit.faults import over_qps
 from connectors.simkit.pushes import PushHub
-from connectors.simkit.server import FAULTS, WORLD, new_sim_app, now_ms
+from connectors.simkit.server import WORLD, new_sim_app, now_ms, take_fault
 from connectors.simkit.world import World
 from schemas.canonical import BEIJING
 
@@ -149,10 +148,7 @@ async def _api(request: web.Request) -> web.Response:
     shop_id = _shop_of_token(request.app, request.query.get("access_token"))
     if isinstance(shop_id, web.Response):
         return shop_id
-    fault = request.app[FAULTS].take()
-    kind, seconds = fault if fault else (None, 0.0)
-    if kind == "slow":
-        await asyncio.sleep(seconds)
+    kind, _ = await take_fault(request.app)
     if kind == "rate_limit" or over_qps(cfg["calls"].setdefault(request.query["access_token"], deque()), cfg["qps_limit"],
                                                time.monotonic()):
         return gateway_error(api.GW_RATE_LIMITED, "api request limited, please retry later")
