@@ -70,7 +70,8 @@ def normalize(file: Path = typer.Argument(..., help="a raw payload as the platfo
 
 
 @app.command()
-def up(demo_rate: float = typer.Option(5.0, help="new demo orders per second per simulator (0: none)")) -> None:
+def up(demo_rate: float = typer.Option(5.0, help="new demo orders per second in all, split evenly over the demo "
+                                                  "shops of every simulated platform (0: none)")) -> None:
     """Start the whole local stack in the foreground; Ctrl-C stops every process it started."""
     from infra.stack import up as run_stack
 

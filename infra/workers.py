@@ -23,14 +23,25 @@ def _run(coro_factory) -> None:
     asyncio.run(main())
 
 
+def demo_rates(total: float, demo_shops: dict[str, list[str]]) -> dict[str, float]:
+    """New demo orders per second of each platform's simulator: `total` split evenly over all demo shops,
+    so the stack's load stays the same however many platforms there are."""
+    shops = sum(len(names) for names in demo_shops.values())
+    return {platform: total * len(names) / shops if shops and total > 0 else 0.0
+            for platform, names in demo_shops.items()}
+
+
 def simulators(settings: Settings, demo_rate: float = 5.0) -> None:
-    """Every platform simulator on its own port, with demo shops whose orders keep moving; their worlds
-    are kept under data_dir/simulators/ across restarts."""
+    """Every platform simulator on its own port, with demo shops whose orders keep moving (`demo_rate` new
+    orders per second in all, see `demo_rates`); their worlds are kept under data_dir/simulators/ across
+    restarts."""
     from aiohttp import web
 
     from connectors import platforms
     from connectors.simkit.persistence import keep_world_on_disk
     from connectors.simkit.server import AUTOPILOT, ensure_shop
+
+    rates = demo_rates(demo_rate, {p: platforms.manifest(p).demo_shops for p in settings.simulators})
 
     async def serve(stop):
         runners = []
@@ -38,16 +49,16 @@ def simulators(settings: Settings, demo_rate: float = 5.0) -> None:
             port = int(url.rsplit(":", 1)[1].split("/")[0])
             app = platforms.module(platform, "simulator").create_app()
             keep_world_on_disk(app, settings.data_dir / "simulators" / f"{platform}.json")
-            demo_shops = platforms.manifest(platform).demo_shops if demo_rate > 0 else []
+            demo_shops = platforms.manifest(platform).demo_shops if rates[platform] > 0 else []
             for shop in demo_shops:
                 ensure_shop(app, shop, demo=True)
-            app[AUTOPILOT].update(orders_per_second=demo_rate, steps_per_second=demo_rate * 1.5)
+            app[AUTOPILOT].update(orders_per_second=rates[platform], steps_per_second=rates[platform] * 1.5)
             runner = web.AppRunner(app)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", port).start()
             runners.append(runner)
-            log.info("%s 模拟器 simulator on http://127.0.0.1:%d (演示店铺 demo shops: %s)", platforms.label(platform),
-                     port, ", ".join(demo_shops) or "无 none")
+            log.info("%s 模拟器 simulator on http://127.0.0.1:%d (演示店铺 demo shops: %s; %.2g 笔新订单/秒 new orders/s)",
+                     platforms.label(platform), port, ", ".join(demo_shops) or "无 none", rates[platform])
         runners.append(await _alert_simulators(settings))
         await stop.wait()
         for runner in runners:

@@ -56,3 +56,12 @@ def json_answer(body: bytes, key: str | None = None) -> dict:
     if not isinstance(doc, dict) or (key is not None and key not in doc):
         raise TransientError("malformed body", code="malformed")
     return doc
+
+
+def json_object(body: bytes) -> dict:
+    """The JSON object a body holds, {} for anything else (a reply or message read leniently)."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    return doc if isinstance(doc, dict) else {}

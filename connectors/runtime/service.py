@@ -49,7 +49,7 @@ class ConnectorService:
         self.checkpoints = CheckpointStore(settings.data_dir / "checkpoints.json")
         self.pollers: dict[str, ShopPoller] = {}
         self.secrets: dict[tuple[str, str], str] = {}
-        self.receiver = WebhookReceiver(self.raw, self.secrets)
+        self.receiver = WebhookReceiver(self.raw, self.secrets, on_named=self._read_named)
         self._calls: list[tuple[str, bytes, bytes]] = []
         self._tasks: list[asyncio.Task] = []
 
@@ -84,6 +84,12 @@ class ConnectorService:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.add_routes(self.receiver.routes())
         return app
+
+    def _read_named(self, platform: str, shop_id: str, external_ids: tuple[str, ...]) -> None:
+        """A push named orders without carrying them: the shop's poller reads them now."""
+        poller = self.pollers.get(f"{platform}:{shop_id}")
+        if poller is not None:
+            poller.fetch_soon(external_ids)
 
     async def _discover(self, stop: asyncio.Event) -> None:
         for creds in await self._shops():

@@ -7,7 +7,10 @@
 5. the anomaly detector alone, and raw -> finding / alert latency with the whole stack at half that
    rate (with each process's CPU per order) and at 5,000 orders/s; then at 5,000 orders/s with the
    projector paused (as if it ran on other cores) and how long it takes to write that backlog after;
-6. peak RSS of every process.
+6. peak RSS of every process;
+7. every registered platform: its mapping's CPU per order on its recorded list pages (vs Taobao's), and
+   Tonglu end to end (as 3.) on a mixed workload of all of them, on a fresh pipeline, vs the Taobao-only
+   figure — both done while the alert side waits out a fresh DingTalk minute, so they add no time.
 """
 from __future__ import annotations
 
@@ -19,12 +22,14 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
+from connectors import platforms
 from connectors.platforms.taobao.render import page_body
 from connectors.runtime.records import raw_record
 from connectors.simkit.world import World
-from infra.bench import anomaly_bench, measure, workload
+from infra.bench import anomaly_bench, measure, platforms_bench, workload
 from infra.broker import ensure_topics, free_port, start_broker
 from projections.access import Role
 from projections.tokens import TokenStore
@@ -132,17 +137,72 @@ class Pipeline:
         return rss
 
 
-def end_to_end(bootstrap: str, pipe: Pipeline, values, orders: int) -> float:
+@dataclass(frozen=True)
+class EndToEnd:
+    rate: float  # orders/s until all are visible in ClickHouse
+    cpu_us: float  # CPU per order of the broker, normalizer and projector together, in µs
+
+
+def end_to_end(bootstrap: str, pipe: Pipeline, values, orders: int, broker_pid: int | None,
+               what: str = "tonglu end to end") -> EndToEnd:
+    """Publish the pages at once and time them until every order is visible; with the CPU per order the
+    broker (when its pid is given) and the pipeline's processes used meanwhile (which, unlike the rate,
+    the machine's other load barely moves)."""
+    pids = {**({"broker": broker_pid} if broker_pid else {}), **{name: p.pid for name, p in pipe.procs.items()}}
     publisher = Publisher({"bootstrap.servers": bootstrap})
     base = max(pipe.visible_orders(), 0)
+    cpu = {name: measure.cpu_seconds(pid) for name, pid in pids.items()}
     t0 = time.time()
     publisher.publish([(pipe.topics.raw_orders, k, v) for k, v, _ in values])
     published = time.time() - t0
     t1 = pipe.wait_visible(base + orders, timeout=600)
+    cpu = {name: (measure.cpu_seconds(pid) - cpu[name]) / orders * 1e6 for name, pid in pids.items()}
     rate = orders / (t1 - t0)
-    _say(f"tonglu end to end       {orders:,} orders in {len(values)} pages: published in {published:.2f}s, all "
-         f"visible in ClickHouse after {t1 - t0:.2f}s  => {rate:,.0f} orders/s")
-    return rate
+    _say(f"{what:<23} {orders:,} orders in {len(values)} pages: published in {published:.2f}s, all "
+         f"visible in ClickHouse after {t1 - t0:.2f}s  => {rate:,.0f} orders/s; CPU per order "
+         + ", ".join(f"{name} {us:.0f} µs" for name, us in cpu.items()) + f" ({sum(cpu.values()):.0f} µs)")
+    return EndToEnd(rate, sum(cpu.values()))
+
+
+def every_platform(bootstrap: str, broker_pid: int | None, workdir: Path, orders: int,
+                   taobao: EndToEnd) -> tuple[EndToEnd, str]:
+    """Mapping cost per order of every registered platform (a table), then the end-to-end phase on a mixed
+    workload of all of them, on a fresh normalizer and projector. Returns the mixed figures and a summary
+    of both for the last line."""
+    costs = platforms_bench.mapping_costs()
+    _say("mapping cost per order  one core, each platform's recorded list pages mapped over and over:")
+    for line in platforms_bench.mapping_table(costs):
+        _say(line)
+    worst = max(costs, key=lambda c: c.ratio or 0.0)
+    slow = [c.platform for c in costs if c.too_slow]
+    codes = platforms.codes()
+    values = workload.encode_pages(platforms_bench.mixed_pages(orders))
+    (workdir / "mixed").mkdir()
+    pipe = Pipeline(bootstrap, workdir / "mixed")
+    try:
+        warm = workload.encode_pages(platforms_bench.mixed_pages(10 * len(codes), seed=5, shop_prefix="warm"))
+        Publisher({"bootstrap.servers": bootstrap}).publish([(pipe.topics.raw_orders, k, v) for k, v, _ in warm])
+        pipe.wait_visible(10 * len(codes), timeout=120)
+        mixed = end_to_end(bootstrap, pipe, values, orders, broker_pid, f"mixed, {len(codes)} platforms")
+    finally:
+        pipe.stop()
+    _say(f"mixed vs Taobao only    {mixed.rate:,.0f} vs {taobao.rate:,.0f} orders/s ({mixed.rate / taobao.rate:.0%}); "
+         f"CPU per order {mixed.cpu_us:.0f} vs {taobao.cpu_us:.0f} µs ({mixed.cpu_us / taobao.cpu_us:.0%}) "
+         f"(target: within 20 %; {', '.join(codes)})")
+    summary = (f"a mixed workload of {len(codes)} platforms {mixed.rate:,.0f} orders/s end to end, "
+               f"{mixed.rate / taobao.rate:.0%} of Taobao only, {mixed.cpu_us / taobao.cpu_us:.0%} of its CPU per "
+               f"order (target: within 20 %) · mapping at most {worst.ratio:.2f}x Taobao's per order "
+               f"({worst.platform} {worst.content_type}; target <= {platforms_bench.LIMIT}x"
+               + (f"; above it: {', '.join(slow)})" if slow else ")"))
+    return mixed, summary
+
+
+def _meanwhile(seconds: float, work):
+    """`work()` now, then sleep what is left of `seconds`; returns what `work` returned."""
+    start = time.time()
+    result = work()
+    time.sleep(max(0.0, start + seconds - time.time()))
+    return result
 
 
 def latency(bootstrap: str, pipe: Pipeline, rate: float, seconds: float, quick: bool) -> tuple[float, float]:
@@ -213,7 +273,8 @@ def run(quick: bool = False) -> int:
             warm = workload.encode_pages(workload.taobao_pages(100, shops=1, seed=5))
             Publisher({"bootstrap.servers": bootstrap}).publish([(pipe.topics.raw_orders, k, v) for k, v, _ in warm])
             pipe.wait_visible(100, timeout=120)
-            rate = end_to_end(bootstrap, pipe, values, orders)
+            taobao = end_to_end(bootstrap, pipe, values, orders, broker.pid)
+            rate = taobao.rate
             time.sleep(SETTLE_SECONDS)
             _, p99 = latency(bootstrap, pipe, rate / 2, steady_s, quick)
             detect_rate, decode_detect_rate = anomaly_bench.detection_rate(10_000 if quick else 50_000)
@@ -232,7 +293,9 @@ def run(quick: bool = False) -> int:
                  + ", ".join(f"{name} {sec * 1e6:.0f} µs" for name, sec in cpu.items())
                  + f" · whole stack {per_order * 1e6:.0f} µs => {os.cpu_count()} cores carry at most "
                  f"{os.cpu_count() / per_order:,.0f} orders/s")
-            time.sleep(FRESH_BUDGET_SECONDS)
+            # the alert side waits for a fresh budget; the whole stack is idle meanwhile
+            _, every = _meanwhile(FRESH_BUDGET_SECONDS,
+                                  lambda: every_platform(bootstrap, broker.pid, workdir, orders, taobao))
             figures = anomaly_bench.latencies(bootstrap, pipe, side, ANOMALY_LOAD, steady_s, seed=43)
             _say_anomaly_latency(ANOMALY_LOAD, figures)
             time.sleep(FRESH_BUDGET_SECONDS)
@@ -252,7 +315,7 @@ def run(quick: bool = False) -> int:
              f"with the projector off these cores {apart['finding_p99']:.0f} ms and {apart['alert_p99']:.0f} ms "
              f"(its backlog written {catch_up:.0f} s after it resumed) · the whole stack needs "
              f"{per_order * 1e6:.0f} µs CPU per order ({os.cpu_count() / per_order:,.0f} orders/s on "
-             f"{os.cpu_count()} cores)")
+             f"{os.cpu_count()} cores) · {every}")
     finally:
         broker.terminate()
         broker.wait(10)

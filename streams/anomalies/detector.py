@@ -15,6 +15,8 @@ from streams.anomalies.rules import (
     DUPLICATE_INPUTS,
     EVENT_RULES,
     Finding,
+    duplicate_finding,
+    duplicate_roles,
     order_time,
     overdue_finding,
     ship_deadline,
@@ -113,7 +115,9 @@ class Detector:
         if relearn and found.keys().isdisjoint(_NO_LEARN):
             self._learn(order)
         if rekey:
-            self.dupes.record(order_id, ctx.dup_key, order_time(order, now_ms))
+            at = order_time(order, now_ms)
+            out += self._flag_later_twins(order, event, ctx.dup_key, at, now_ms)
+            self.dupes.record(order_id, ctx.dup_key, at, (order["platform"], order["shop_id"]))
             if "duplicate_order" in found:
                 self._dup_keys[order_id] = ctx.dup_key
         self._track_deadline(order, cfg, event, now_ms, out)
@@ -139,6 +143,32 @@ class Detector:
             self._open.pop(order_id, None)
         if "duplicate_order" not in opened:
             self._dup_keys.pop(order_id, None)
+        return out
+
+    def _flag_later_twins(self, order: dict, event: dict, key: tuple, at: int, now_ms: int) -> list[dict]:
+        """Raise duplicate_order on the orders already seen that were placed after this one with the same key
+        (within their own shop's window): the later-placed order of a pair is the duplicate, also when it
+        reached the detector first."""
+        order_id, out = order["order_id"], []
+        twins = self.dupes.matches(order_id, key, at, self.dupes.horizon_ms)
+        if not twins:
+            return out
+        placed = {twin: twin_at for twin_at, twin in twins}
+        for twin in duplicate_roles(order_id, at, twins)[1]:
+            platform, shop_id = self.dupes.owner(twin)
+            settings = self.rules.for_shop(platform, shop_id).duplicate_order
+            opened = self._open.get(twin) or {}
+            if (not settings.enabled or placed[twin] - at > settings.window_minutes * 60_000
+                    or "duplicate_order" in opened or "duplicate_order" in self._released.get(twin, ())):
+                continue
+            stub = {"order_id": twin, "platform": platform, "shop_id": shop_id,
+                    "version": max(self._versions.get(twin, 1), 1)}
+            opened["duplicate_order"] = record = self._record(
+                stub, event["event_id"], duplicate_finding(order_id, settings.window_minutes), settings.severity,
+                settings.action, now_ms)
+            self._open[twin] = opened
+            self._dup_keys[twin] = key
+            out.append(record)
         return out
 
     def _learn(self, order: dict) -> None:

@@ -96,16 +96,39 @@ def amount_mismatch(order: dict, cfg: ShopRules, ctx) -> Finding | None:
     return None
 
 
+def placed_rank(at: int, order_id: str) -> tuple:
+    """What orders the members of a duplicate pair by when they were placed: the time, then (equal times)
+    the longer and then the larger order id, so the decision never depends on which arrived first."""
+    return at, len(order_id), order_id
+
+
+def duplicate_roles(order_id: str, at: int, twins: list[tuple[int, str]]) -> tuple[str | None, list[str]]:
+    """Of an order placed at `at` and its `twins` ((time, order id) of orders with the same buyer,
+    receiver and lines): the original it duplicates (the earliest twin placed before it, None if it came
+    first), and the twins placed after it, which are duplicates of it. Arrival order plays no part."""
+    mine = placed_rank(at, order_id)
+    earlier = min((placed_rank(t_at, t_id) for t_at, t_id in twins if placed_rank(t_at, t_id) < mine), default=None)
+    later = [t_id for t_at, t_id in twins if placed_rank(t_at, t_id) > mine]
+    return (earlier[2] if earlier else None), later
+
+
+def duplicate_finding(original: str, window_minutes: float) -> Finding:
+    """The duplicate_order finding of an order placed again after `original`."""
+    return Finding("duplicate_order", f"疑似重复订单（与 {original} 相同买家、收件人和商品）",
+                   f"possible duplicate of {original} (same buyer, receiver and items)",
+                   {"other_order_id": original, "window_minutes": f"{window_minutes:g}"})
+
+
 def duplicate_order(order: dict, cfg: ShopRules, ctx) -> Finding | None:
-    """The same buyer, receiver and lines as another order (any shop/platform) within the window."""
+    """Placed after another order (any shop/platform) with the same buyer, receiver and lines within the
+    window. Of a pair, the later-placed order is the duplicate whichever reaches the detector first; when
+    the earlier one arrives second the detector flags the later one (see `duplicate_roles`)."""
     window = cfg.duplicate_order.window_minutes
     key = getattr(ctx, "dup_key", None) or duplicate_key(order)  # the detector hashes each version once
-    other = ctx.dupes.match(order["order_id"], key, order_time(order, ctx.now_ms), window * 60_000)
-    if other is None:
-        return None
-    return Finding("duplicate_order", f"疑似重复订单（与 {other} 相同买家、收件人和商品）",
-                   f"possible duplicate of {other} (same buyer, receiver and items)",
-                   {"other_order_id": other, "window_minutes": f"{window:g}"})
+    at = order_time(order, ctx.now_ms)
+    original, _ = duplicate_roles(order["order_id"], at, ctx.dupes.matches(order["order_id"], key, at,
+                                                                          window * 60_000))
+    return None if original is None else duplicate_finding(original, window)
 
 
 _ADDRESS_TEXT = {

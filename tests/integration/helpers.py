@@ -143,8 +143,9 @@ def raw_ids(records, source: str | None = None) -> set[str]:
             for o in platforms.map_payload(raw["platform"], raw["body"], raw["content_type"], raw["shop_id"])}
 
 
-def connector_settings(kafka_bootstrap: str, topics: Topics, data_dir, simulators: dict):
-    """ConnectorSettings for the connectors process on simulators: a free webhook port and quick polls."""
+def connector_settings(kafka_bootstrap: str, topics: Topics, data_dir, simulators: dict, policy=None):
+    """ConnectorSettings for the connectors process on simulators: a free webhook port and quick polls
+    (unless `policy` says otherwise)."""
     from connectors.runtime.poller import PollPolicy
     from connectors.runtime.service import ConnectorSettings
     from infra.broker import free_port
@@ -152,4 +153,4 @@ def connector_settings(kafka_bootstrap: str, topics: Topics, data_dir, simulator
     return ConnectorSettings(
         kafka_config={"bootstrap.servers": kafka_bootstrap}, raw_topic=topics.raw_orders,
         calls_topic=topics.connector_calls, data_dir=data_dir, webhook_port=free_port(), simulators=simulators,
-        policy=PollPolicy(interval=0.3, settle_ms=0, overlap_ms=500, lookback_ms=1_000))
+        policy=policy or PollPolicy(interval=0.3, settle_ms=0, overlap_ms=500, lookback_ms=1_000))

@@ -4,7 +4,14 @@ from collections import deque
 
 import pytest
 
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
+from connectors.runtime.errors import (
+    PermanentError,
+    RateLimited,
+    TransientError,
+    json_answer,
+    json_object,
+    raise_for_http,
+)
 from connectors.simkit.faults import over_qps
 from connectors.simkit.server import FAULTS, new_sim_app, take_fault
 from connectors.simkit.world import World
@@ -54,6 +61,11 @@ def test_an_answer_that_is_no_json_object_with_its_key_is_malformed(body):
 
 def test_a_json_answer_is_its_object():
     assert json_answer(b'{"orders": []}', "orders") == {"orders": []} == json_answer(b'{"orders": []}')
+
+
+def test_a_lenient_read_is_the_object_or_nothing():
+    assert json_object(b'{"result": 1}') == {"result": 1}
+    assert json_object(b'{"result": ') == json_object(b"[1]") == json_object(b"success") == json_object(b"") == {}
 
 
 async def test_a_planned_fault_is_taken_once_and_a_slow_one_waits():

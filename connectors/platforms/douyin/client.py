@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 
 from connectors.platforms.manifest import folder_manifest
-from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
+from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials, each_order
 from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
 from connectors.runtime.listing import read_backwards
 
@@ -248,6 +248,10 @@ class DouyinClient:
         """One order's detail (`order.orderDetail`)."""
         response, doc = await self.call(DETAIL, {"shop_order_id": external_id})
         return self._page(response, doc, DETAIL, None)
+
+    def fetch_orders(self, external_ids: list[str]) -> AsyncIterator[Page]:
+        """The orders a push named, one `order.orderDetail` each."""
+        return each_order(self.fetch_order, external_ids)
 
 
 Client = DouyinClient  # what the platform registry builds for a shop

@@ -13,6 +13,7 @@ import secrets
 
 import orjson
 
+from connectors.runtime.errors import json_object
 from connectors.simkit.pushes import Outgoing, Push, PushStyle
 from connectors.simkit.world import SimOrder
 
@@ -67,11 +68,7 @@ class DouyinPushes(PushStyle):
         return Outgoing(address, headers, push.body)
 
     def acked(self, status: int, reply: bytes) -> bool:
-        try:
-            doc = orjson.loads(reply) if reply else None
-        except orjson.JSONDecodeError:
-            return False
-        return status == 200 and isinstance(doc, dict) and doc.get("code") == 0
+        return status == 200 and json_object(reply).get("code") == 0
 
     def subscribed(self) -> dict:
         return {"tags": sorted(set(_TAG_OF_STATUS.values()) | {"200", "206"})}

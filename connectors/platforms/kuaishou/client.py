@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator
 import orjson
 
 from connectors.platforms.manifest import folder_manifest
-from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
+from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials, each_order
 from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
 from connectors.runtime.listing import slices
 
@@ -208,6 +208,10 @@ class KuaishouClient:
         """One order's detail (`open.order.detail`)."""
         response, doc = await self._call(DETAIL, {"oid": int(external_id)})
         return self._page(response, doc, DETAIL, 1, external_id)
+
+    def fetch_orders(self, external_ids: list[str]) -> AsyncIterator[Page]:
+        """The orders a push named, one `open.order.detail` each."""
+        return each_order(self.fetch_order, external_ids)
 
 
 Client = KuaishouClient  # what the platform registry builds for a shop

@@ -3,13 +3,14 @@ shared push hub (`connectors/simkit/pushes.py`: subscriptions, retries, forged s
 
 An event is chosen from what changed (a new order, its status, its refund), e.g.
 `kwaishop_order_paySuccess`; its `info` names the order as the platform does (oid, sellerId, status,
-updateTime), in clear like the recorded sample. A delivery answered other than 2xx is retried
-`retries` times, `backoff * 2**n` seconds apart, with the identical bytes.
+updateTime), in clear like the recorded sample. A delivery not answered 2xx with `{"result": 1}` is
+retried `retries` times, `backoff * 2**n` seconds apart, with the identical bytes.
 """
 from __future__ import annotations
 
 import orjson
 
+from connectors.runtime.errors import json_object
 from connectors.simkit.pushes import Outgoing, Push, PushStyle
 from connectors.simkit.server import now_ms
 from connectors.simkit.world import SimOrder
@@ -62,3 +63,7 @@ class KuaishouPushes(PushStyle):
     def sign(self, push: Push, shop: dict, address: str, secret: str, attempt: int) -> Outgoing:
         return Outgoing(address, signed_headers(push.body, shop["shop_id"], secret, push.log["event"], push.about),
                         push.body)
+
+    def acked(self, status: int, reply: bytes) -> bool:
+        """Taken only on 2xx with Kuaishou's acknowledgement `{"result": 1}`."""
+        return 200 <= status < 300 and json_object(reply).get("result") == 1

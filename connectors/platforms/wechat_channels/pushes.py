@@ -7,8 +7,8 @@ Every change of an order becomes one event (new → `channels_ec_order_new`, pai
 partly shipped → `_deliver`, completed → `_confirm`, cancelled → `_cancel`, an after-sale change →
 `channels_ec_aftersale_update`), POSTed as JSON to the address with `signature`, `timestamp` and
 `nonce` added to its query (plaintext mode, the shop's AppSecret as the token). WeChat expects the
-reply `success` within 5 s and retries three times otherwise; here a delivery is retried only when the
-answer is not 2xx, and the log says whether the reply was `success`.
+plain-text reply `success` (or an empty one) within 5 s and retries three times otherwise; so does
+this simulator, and the log says whether the reply was `success`.
 """
 from __future__ import annotations
 
@@ -79,8 +79,12 @@ class WeChatPushes(PushStyle):
         return Outgoing(urlunsplit(parts._replace(query=urlencode(query))), {"Content-Type": "application/json"},
                         push.body)
 
+    def acked(self, status: int, reply: bytes) -> bool:
+        """Taken only on 2xx with the plain-text reply `success` (or an empty one)."""
+        return 200 <= status < 300 and reply.strip() in (b"success", b"")
+
     def reply_log(self, status: int, reply: bytes) -> dict:
-        return {"replied_success": reply.strip() in (b"success", b"")}
+        return {"replied_success": self.acked(status, reply)}
 
     def address(self, address: str, shop_id: str) -> str:
         return with_shop(address, shop_id)

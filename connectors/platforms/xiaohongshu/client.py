@@ -284,5 +284,13 @@ class XiaohongshuClient:
         return Page(body=await self._bundle([found]), content_type="json", endpoint=DETAIL, records=1, page=None,
                     api_version=VERSION)
 
+    async def fetch_orders(self, external_ids: list[str]) -> AsyncIterator[Page]:
+        """The orders a push named as one capture: details read side by side, receivers and masks batched
+        (an order without a detail is left to the poll)."""
+        found = [f for f in await asyncio.gather(*(self._detail(i) for i in external_ids)) if f is not None]
+        if found:
+            yield Page(body=await self._bundle(found), content_type="json", endpoint=DETAIL, records=len(found),
+                       api_version=VERSION)
+
 
 Client = XiaohongshuClient  # what the platform registry builds for a shop

@@ -3,13 +3,14 @@ subscriptions, retries, forged signatures, the control API).
 
 Each change of a shop's orders is one POST of a JSON array with one message per order: `msgTag`
 `msg_after_sale_create` when a refund was asked, else `msg_fulfillment_status_change`; `data` a JSON
-string naming the order, its status and update time. A failed delivery is retried `retries` times with
-`backoff * 2**n` seconds between, the same bytes and headers every time.
+string naming the order, its status and update time. A delivery not answered 2xx with `"success": true`
+is retried `retries` times with `backoff * 2**n` seconds between, the same bytes and headers every time.
 """
 from __future__ import annotations
 
 import orjson
 
+from connectors.runtime.errors import json_object
 from connectors.simkit.pushes import Outgoing, Push, PushStyle
 from connectors.simkit.world import SimOrder
 
@@ -40,3 +41,7 @@ class XiaohongshuPushes(PushStyle):
 
     def sign(self, push: Push, shop: dict, address: str, secret: str, attempt: int) -> Outgoing:
         return Outgoing(address, signed_headers(push.body, shop["shop_id"], secret, self.app_key), push.body)
+
+    def acked(self, status: int, reply: bytes) -> bool:
+        """Taken only on 2xx with the success envelope (`"success": true`)."""
+        return 200 <= status < 300 and json_object(reply).get("success") is True

@@ -8,8 +8,8 @@ JSON only:
   for byte as received (capture.py); one order per detail answer, its receiver joined by `orderId`, the
   platform's masks by ciphertext; no detail at all: a page with nothing new;
 - one `order.getOrderDetail` answer (or its bare `data` object): its order;
-- a push, a JSON array of `{msgTag, sellerId, data}` messages: it only names the order, so [] (the poll
-  reads the order itself);
+- a push, a JSON array of `{msgTag, sellerId, data}` messages: it only names the order, so [] (the connectors
+  read the order with a detail call);
 - an error answer (`success` false, `error_code`/`error_msg` or `code`/`msg`): MappingError with both;
 - an `order.getOrderList` answer alone: [] when it says it is empty (`total` 0, or a page past
   `maxPageNo`), else MappingError: summaries need a detail call;
@@ -405,7 +405,7 @@ def _map_doc(doc, shop_id: str, platform: str) -> list[dict]:
     if isinstance(doc, list) or (isinstance(doc, dict) and "msgTag" in doc):
         messages = doc if isinstance(doc, list) else [doc]
         if messages and all(isinstance(m, dict) and m.get("msgTag") for m in messages):
-            return []  # a push names the order only; the poll reads the order itself
+            return []  # a push names the order only; the connectors read it with a detail call
         raise MappingError("not a xiaohongshu push: expected a non-empty array of {msgTag, sellerId, data}")
     if not isinstance(doc, dict):
         raise MappingError(f"not a xiaohongshu answer: top level is {type(doc).__name__}")

@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator
 import orjson
 
 from connectors.platforms.manifest import folder_manifest
-from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
+from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials, each_order
 from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
 from connectors.runtime.listing import read_backwards, slices
 from schemas.canonical import ms_to_beijing
@@ -271,6 +271,10 @@ class YouzanClient:
         if page is None:
             raise PermanentError(f"youzan: order {external_id} not found", code=str(api.ORDER_NOT_FOUND))
         return page
+
+    def fetch_orders(self, external_ids: list[str]) -> AsyncIterator[Page]:
+        """The orders a push named, one `youzan.trade.get` each."""
+        return each_order(self.fetch_order, external_ids)
 
 
 def _merged(a: dict[str, str], b: dict[str, str]) -> dict[str, str]:

@@ -1,14 +1,13 @@
 """Simulated Youzan pushes: signed trade and refund messages and their resends (youzan.md §6), through the
 shared push hub (`connectors/simkit/pushes.py`: subscriptions, retries, forged signatures, the control API).
 
-Youzan resends a message until the receiver answers HTTP 200 (documented body `{"code":0,"msg":"success"}`);
-here `retries` resends with `backoff * 2**n` seconds between them, `sendCount` counting up in each. The log
-says whether the answer was the documented body.
+Youzan resends a message until the receiver answers HTTP 200 with `{"code":0,"msg":"success"}`; here
+`retries` resends with `backoff * 2**n` seconds between them, `sendCount` counting up in each. The log
+says whether each answer was that acknowledgement.
 """
 from __future__ import annotations
 
-import orjson
-
+from connectors.runtime.errors import json_object
 from connectors.simkit.pushes import Outgoing, Push, PushStyle
 from connectors.simkit.world import SimOrder
 
@@ -49,7 +48,7 @@ def message_kinds(before: tuple | None, order: SimOrder) -> list[str]:
 
 class YouzanPushes(PushStyle):
     """One message per kind an order change makes; every resend is a new body (`sendCount`), signed again.
-    Taken on HTTP 200; the log says whether the answer was the documented body."""
+    Taken on HTTP 200 with the documented body; the log says whether each answer was it."""
 
     sign_each_attempt = True
 
@@ -71,16 +70,13 @@ class YouzanPushes(PushStyle):
         return Outgoing(address, headers, body, {"send_count": attempt - 1})
 
     def acked(self, status: int, reply: bytes) -> bool:
-        return status == 200
+        return status == 200 and _acknowledged(reply)
 
     def reply_log(self, status: int, reply: bytes) -> dict:
-        return {"acknowledged": _acknowledged(reply)}
+        return {"acknowledged": self.acked(status, reply)}
 
 
 def _acknowledged(answer: bytes) -> bool:
     """Whether the receiver answered with Youzan's documented body {"code": 0, "msg": "success"}."""
-    try:
-        doc = orjson.loads(answer)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(doc, dict) and doc.get("code") == 0 and doc.get("msg") == "success"
+    doc = json_object(answer)
+    return doc.get("code") == 0 and doc.get("msg") == "success"
