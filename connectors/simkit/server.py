@@ -62,6 +62,23 @@ async def notify(app: web.Application, shop_id: str, orders: list[SimOrder]) -> 
         await callback(shop_id, orders)
 
 
+async def take_fault(app: web.Application) -> tuple[str | None, float]:
+    """(kind, seconds) of the fault planned for this API call, or (None, 0.0); a `slow` one is served here,
+    by waiting its seconds before the call goes on."""
+    kind, seconds = app[FAULTS].take() or (None, 0.0)
+    if kind == "slow":
+        await asyncio.sleep(seconds)
+    return kind, seconds
+
+
+async def form_params(request: web.Request) -> dict[str, str]:
+    """The query parameters of a gateway call, with those of a POSTed form over them."""
+    params = dict(request.query)
+    if request.method == "POST":
+        params.update({k: str(v) for k, v in (await request.post()).items()})
+    return params
+
+
 async def _create_orders(request: web.Request) -> web.Response:
     body = await request.json()
     shop_id, count = str(body["shop_id"]), int(body.get("count", 1))

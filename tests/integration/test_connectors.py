@@ -11,57 +11,43 @@ from connectors import platforms
 from connectors.runtime.archive import ArchiveWriter, read_archive
 from connectors.runtime.poller import PollPolicy
 from connectors.runtime.raw_publisher import RawPublisher
-from connectors.runtime.service import ConnectorService, ConnectorSettings
+from connectors.runtime.service import ConnectorService
 from connectors.runtime.webhooks import WebhookReceiver, push_path
 from connectors.simkit.server import WORLD, notify
-from infra.broker import free_port
 from schemas.codec import AvroCodec
 from schemas.kafka import Publisher
-from schemas.sealing import open_body
-from tests.integration.helpers import TopicReader, serve_app
+from tests.integration.helpers import (
+    TopicReader,
+    connector_settings,
+    make_orders,
+    post_json,
+    raw_ids,
+    raw_records,
+    read_until,
+    serve_app,
+)
 
 RAW = AvroCodec("RawRecord")
-
-
-async def _post(session, url, payload):
-    async with session.post(url, json=payload) as resp:
-        assert resp.status == 200, await resp.text()
-        return await resp.json()
-
-
-def _external_ids(records, source=None) -> set[str]:
-    ids = set()
-    for _, value in records:
-        raw = RAW.decode(value)
-        if source and raw["source"] != source:
-            continue
-        ids |= {o["external_id"] for o in platforms.map_payload(raw["platform"], open_body(raw), raw["content_type"],
-                                                                  raw["shop_id"])}
-    return ids
 
 
 async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(kafka_bootstrap, topics, tmp_path):
     taobao_runner, taobao_url = await serve_app(platforms.module("taobao", "simulator").create_app())
     shopify_runner, shopify_url = await serve_app(platforms.module("shopify", "simulator").create_app())
-    settings = ConnectorSettings(
-        kafka_config={"bootstrap.servers": kafka_bootstrap}, raw_topic=topics.raw_orders,
-        calls_topic=topics.connector_calls, data_dir=tmp_path, webhook_port=free_port(),
-        simulators={"taobao": taobao_url, "shopify": shopify_url},
-        policy=PollPolicy(interval=0.3, settle_ms=0, overlap_ms=500, lookback_ms=1_000))
+    settings = connector_settings(kafka_bootstrap, topics, tmp_path, {"taobao": taobao_url, "shopify": shopify_url})
     raw = TopicReader(kafka_bootstrap, topics.raw_orders)
     calls = TopicReader(kafka_bootstrap, topics.connector_calls, "ConnectorCall")
     stop = asyncio.Event()
     async with aiohttp.ClientSession() as session:
-        tb = (await _post(session, f"{taobao_url}/_sim/orders", {"shop_id": "home", "count": 230}))["external_ids"]
-        await _post(session, f"{taobao_url}/_sim/faults", {"kind": "rate_limit", "count": 2, "seconds": 1})
-        sp = (await _post(session, f"{shopify_url}/_sim/orders", {"shop_id": "demo", "count": 40}))["external_ids"]
+        tb = await make_orders(session, taobao_url, "home", 230)
+        await post_json(session, f"{taobao_url}/_sim/faults", {"kind": "rate_limit", "count": 2, "seconds": 1})
+        sp = await make_orders(session, shopify_url, "demo", 40)
         service = ConnectorService(settings)
         task = asyncio.create_task(service.run(stop))
         try:
-            await raw.until_true(lambda recs: set(tb) | set(sp) <= _external_ids(recs))
+            await read_until(raw, lambda recs: set(tb) | set(sp) <= raw_ids(recs))
             # pushes: the service subscribed to Shopify webhooks; new orders arrive as signed pushes
-            pushed = (await _post(session, f"{shopify_url}/_sim/orders", {"shop_id": "demo", "count": 5}))
-            await raw.until_true(lambda recs: set(pushed["external_ids"]) <= _external_ids(recs, "push"))
+            pushed = await make_orders(session, shopify_url, "demo", 5)
+            await read_until(raw, lambda recs: set(pushed) <= raw_ids(recs, "push"))
             # a forged push is refused and publishes nothing
             forged = b'{"id": 1, "name": "#1"}'
             async with session.post(f"http://127.0.0.1:{settings.webhook_port}/webhooks/shopify", data=forged,
@@ -81,10 +67,10 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
                     assert resp.status == 404
             # barrier: a genuine push of the same shop after the refusal; once it is on raw.orders, a
             # published forged push (same shop key, same partition) would be there before it
-            marker = (await _post(session, f"{shopify_url}/_sim/orders", {"shop_id": "demo", "count": 1}))
-            await raw.until_true(lambda recs: set(marker["external_ids"]) <= _external_ids(recs, "push"))
+            marker = await make_orders(session, shopify_url, "demo", 1)
+            await read_until(raw, lambda recs: set(marker) <= raw_ids(recs, "push"))
             assert not any(forged in value for _, value in raw.records), "the forged push was published"
-            await calls.until_true(lambda recs: any(not c["ok"] for _, c in recs) and any(
+            await read_until(calls, lambda recs: any(not c["ok"] for _, c in recs) and any(
                 c["ok"] and c["records"] > 0 for _, c in recs))
             failed = [c for _, c in calls.records if not c["ok"]]
             assert any(c["platform"] == "taobao" for c in failed) and all(c["error_code"] for c in failed)
@@ -104,12 +90,12 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
 
         # restart: a new service resumes from the saved checkpoints instead of re-reading the first day
         before = len(raw.records)
-        late = (await _post(session, f"{taobao_url}/_sim/orders", {"shop_id": "home", "count": 3}))["external_ids"]
+        late = await make_orders(session, taobao_url, "home", 3)
         stop = asyncio.Event()
         task = asyncio.create_task(ConnectorService(settings).run(stop))
         try:
-            await raw.until_true(lambda recs: set(late) <= _external_ids(recs[before:]))
-            again = _external_ids(raw.records[before:])
+            await read_until(raw, lambda recs: set(late) <= raw_ids(recs[before:]))
+            again = raw_ids(raw.records[before:])
             assert len(again & set(tb)) < len(tb) / 2, "a restarted connector re-read history it had checkpointed"
         finally:
             stop.set()
@@ -130,16 +116,12 @@ async def test_an_order_a_push_names_is_read_at_once_not_at_the_next_poll(platfo
     request, is on raw.orders as a polled page within a second or two, with the next poll minutes away."""
     sim = platforms.module(platform, "simulator").create_app()
     sim_runner, sim_url = await serve_app(sim)
-    settings = ConnectorSettings(
-        kafka_config={"bootstrap.servers": kafka_bootstrap}, raw_topic=topics.raw_orders,
-        calls_topic=topics.connector_calls, data_dir=tmp_path, webhook_port=free_port(),
-        simulators={platform: sim_url},
-        policy=PollPolicy(interval=300, sweep_every=300, settle_ms=0, first_sync_ms=600_000))
+    settings = connector_settings(kafka_bootstrap, topics, tmp_path, {platform: sim_url}, policy=PollPolicy(
+        interval=300, sweep_every=300, settle_ms=0, first_sync_ms=600_000))
     raw = TopicReader(kafka_bootstrap, topics.raw_orders)
     stop = asyncio.Event()
     async with aiohttp.ClientSession() as session:
-        (external_id,) = (await _post(session, f"{sim_url}/_sim/orders", {"shop_id": "home", "count": 1}))[
-            "external_ids"]
+        (external_id,) = await make_orders(session, sim_url, "home", 1)
         service = ConnectorService(settings)
         task = asyncio.create_task(service.run(stop))
         try:
@@ -155,21 +137,15 @@ async def test_an_order_a_push_names_is_read_at_once_not_at_the_next_poll(platfo
             await notify(sim, "home", [order])
 
             def refund_polled(records) -> list[dict]:
-                found = []
-                for _, value in records:
-                    record = RAW.decode(value)
-                    if record["source"] == "poll" and record["fetched_at"] >= changed_at and any(
-                            o["external_id"] == external_id and o["refund_status"] == "REQUESTED"
-                            for o in platforms.map_payload(platform, open_body(record), record["content_type"],
-                                                           "home")):
-                        found.append(record)
-                return found
+                return [r for r in raw_records(records, "poll") if r["fetched_at"] >= changed_at and any(
+                    o["external_id"] == external_id and o["refund_status"] == "REQUESTED"
+                    for o in platforms.map_payload(platform, r["body"], r["content_type"], "home"))]
 
-            await raw.until_true(lambda recs: refund_polled(recs), timeout=30)
+            await read_until(raw, refund_polled, timeout=30)
             (first, *_) = sorted(refund_polled(raw.records), key=lambda r: r["fetched_at"])
             assert first["fetched_at"] - changed_at < 2000, f"read {first['fetched_at'] - changed_at} ms after the push"
             assert service.pollers[f"{platform}:home"].fetched >= 1
-            assert any(RAW.decode(v)["source"] == "push" for _, v in raw.records)
+            assert raw_records(raw.records, "push")
         finally:
             stop.set()
             await task

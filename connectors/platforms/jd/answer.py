@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import orjson
-
 from schemas.canonical import MappingError
 
 RESULT_KEYS = ("searchorderinfo_result", "orderDetailInfo")  # order list, order detail
@@ -34,14 +32,6 @@ class Answer:
     total: int | None = None  # orderTotal of a list answer
     listed: bool = False  # the answer carries an explicit orderInfoList (possibly empty)
     encrypted: bool = False  # enSearch / enGet: receivers are TDE ciphertexts
-
-
-def decode(body: bytes):
-    """orjson-decoded body; MappingError (one line) when it is not JSON."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MappingError(f"malformed JSON: {str(exc).splitlines()[0]}") from None
 
 
 def _truthy(value) -> bool:

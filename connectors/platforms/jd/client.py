@@ -23,16 +23,14 @@ false is a business failure (permanent, except a window too wide, which is split
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
-import orjson
-
 from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError, raise_for_http
+from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
+from connectors.runtime.listing import read_backwards, slices
 from schemas.canonical import MappingError, ms_to_beijing
 
 from . import api
@@ -93,8 +91,8 @@ class JdClient:
         TokenExpired / WindowTooWide kinds) for one that is not usable."""
         raise_for_http(response.status)
         try:
-            answer = read(orjson.loads(response.body))
-        except (orjson.JSONDecodeError, MappingError):
+            answer = read(json_answer(response.body))
+        except MappingError:
             raise TransientError("malformed body", code="malformed") from None
         if answer.kind == "error":
             self._raise(answer)
@@ -169,14 +167,10 @@ class JdClient:
                                      "grant_type": "refresh_token", "refresh_token": token})
 
         def classify(response: Response) -> int:
-            if response.status >= 500 or response.status == 429:
-                raise_for_http(response.status)
-            try:
-                doc = orjson.loads(response.body)
-            except orjson.JSONDecodeError:
-                raise TransientError("malformed body", code="malformed") from None
-            if not isinstance(doc, dict) or not doc.get("access_token"):
-                err = doc.get("error_response", doc) if isinstance(doc, dict) else {}
+            raise_for_http(response.status, client_errors=False)  # a refused refresh says why in its body
+            doc = json_answer(response.body)
+            if not doc.get("access_token"):
+                err = doc.get("error_response", doc)
                 raise PermanentError(f"jd token refresh refused: {err}", code=str(err.get("code", "refresh")))
             got["doc"] = doc
             return 0
@@ -204,24 +198,19 @@ class JdClient:
 
     async def _scan(self, start_ms: int, end_ms: int) -> AsyncIterator[Page]:
         start, end = ms_to_beijing(start_ms), ms_to_beijing(end_ms - 1)
-        seen: set = set()
-        first, answer = await self._call(self.list_method, self._business(start, end, 1), "1", seen)
-        async for page in self._complete(first, answer):
+        passes: tuple[set, set] = (set(), set())  # digests of the bodies read in each pass (a replay repeats one)
+        first, head = await self._call(self.list_method, self._business(start, end, 1), "1", passes[0])
+        async for page in self._complete(first, head):
             yield page
-        total = answer.total or 0
-        moved = False
-        for page_no in range(math.ceil(total / self.page_size), 1, -1):
-            page, answer = await self._call(self.list_method, self._business(start, end, page_no), str(page_no), seen)
-            moved |= answer.total != total
+
+        async def read(page_no: int, again: bool):
+            page, answer = await self._call(self.list_method, self._business(start, end, page_no), str(page_no),
+                                            passes[again])
+            return (page, answer), answer.total
+
+        async for page, answer in read_backwards(read, head.total or 0, self.page_size):
             async for out in self._complete(page, answer):
                 yield out
-        if moved:
-            seen = set()
-            for page_no in range(math.ceil(max(total, answer.total or 0) / self.page_size), 0, -1):
-                page, answer = await self._call(self.list_method, self._business(start, end, page_no), str(page_no),
-                                                 seen)
-                async for out in self._complete(page, answer):
-                    yield out
 
     async def _window(self, start_ms: int, end_ms: int) -> AsyncIterator[Page]:
         try:
@@ -237,11 +226,9 @@ class JdClient:
 
     async def fetch_window(self, start_ms: int, end_ms: int) -> AsyncIterator[Page]:
         """Every page of orders modified in [start_ms, end_ms), in pieces of at most `max_window_ms`."""
-        while start_ms < end_ms:
-            piece_end = min(end_ms, start_ms + self.max_window_ms)
-            async for page in self._window(start_ms, piece_end):
+        for lo, hi in slices(start_ms, end_ms, self.max_window_ms):
+            async for page in self._window(lo, hi):
                 yield page
-            start_ms = piece_end
 
     async def fetch_order(self, external_id: str) -> Page:
         """One order's full detail (`jingdong.pop.order.enGet`)."""

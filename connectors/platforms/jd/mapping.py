@@ -29,7 +29,6 @@ by the buyer and passes through schemas/free_text.py.
 """
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 
 from connectors.platforms.manifest import folder_manifest
@@ -42,10 +41,11 @@ from schemas.canonical import (
     order_id,
     to_minor,
 )
+from schemas.exact_json import LostPrecision, map_exactly, parse_json
 from schemas.free_text import mask_free_text
 from schemas.verdicts import phone_verdict, street_vague
 
-from .answer import decode, read
+from .answer import read
 from .api import BALANCE_IN_PAYMENT, COUPONS, EXTENSION, MASKED_MOBILE, WAYBILLS
 
 _MANIFEST = folder_manifest(__file__)
@@ -89,10 +89,6 @@ def _ms(value) -> int | None:
     return _beijing_ms(value)
 
 
-class _LostPrecision(Exception):
-    """A bare JSON id beyond 64 bits came back as a float from orjson: re-parse with the exact stdlib."""
-
-
 def _id(obj: dict, key: str, what: str = "order") -> str:
     value = obj.get(key)
     if value.__class__ is str and value.isdigit():
@@ -102,7 +98,7 @@ def _id(obj: dict, key: str, what: str = "order") -> str:
     if value.__class__ is int:
         return str(value)
     if value.__class__ is float:
-        raise _LostPrecision(key)
+        raise LostPrecision(key)
     raise MappingError(f"{key} is not an integer id: {value!r}")
 
 
@@ -306,16 +302,9 @@ def map_payload(body: bytes, content_type: str, shop_id: str, platform: str = "j
     """Every order in a JOS answer body -> canonical order dicts (MappingError on anything unusable)."""
     if content_type and "json" not in content_type.lower():
         raise MappingError(f"jd answers are JSON, not {content_type!r}")
-    try:
-        try:
-            orders, encrypted = orders_of(decode(body))
-            return [map_order(o, shop_id, platform, encrypted) for o in orders]
-        except _LostPrecision:
-            orders, encrypted = orders_of(json.loads(body))  # stdlib json keeps integers of any size exact
-            return [map_order(o, shop_id, platform, encrypted) for o in orders]
-    except MappingError:
-        raise
-    except _LostPrecision as exc:
-        raise MappingError(f"{exc} lost precision") from None
-    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
-        raise MappingError(f"unmappable jd payload: {exc.__class__.__name__}: {exc}") from None
+
+    def mapped(exact: bool) -> list[dict]:
+        orders, encrypted = orders_of(parse_json(body, exact))
+        return [map_order(o, shop_id, platform, encrypted) for o in orders]
+
+    return map_exactly(mapped, platform)

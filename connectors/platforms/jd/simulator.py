@@ -18,7 +18,6 @@
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from collections import deque
@@ -29,7 +28,7 @@ from aiohttp import web
 
 from connectors.platforms.manifest import folder_manifest
 from connectors.simkit.faults import over_qps
-from connectors.simkit.server import FAULTS, WORLD, new_sim_app, now_ms
+from connectors.simkit.server import WORLD, form_params, new_sim_app, now_ms, take_fault
 from connectors.simkit.world import World
 from schemas.canonical import BEIJING
 
@@ -227,19 +226,10 @@ def _check_system(app: web.Application, params: dict) -> str:
     raise JosError("token_invalid")
 
 
-async def _params(request: web.Request) -> dict:
-    params = dict(request.query)
-    if request.method == "POST":
-        params.update({k: str(v) for k, v in (await request.post()).items()})
-    return params
-
-
 async def _router(request: web.Request) -> web.Response:
-    params = await _params(request)
+    params = await form_params(request)
     cfg = request.app[STATE]
-    kind, seconds = request.app[FAULTS].take() or (None, 0.0)
-    if kind == "slow":
-        await asyncio.sleep(seconds)
+    kind, _ = await take_fault(request.app)
     if kind == "rate_limit" or over_qps(cfg["calls"], cfg["qps_limit"], time.monotonic()):
         return _json({"error_response": {"code": RATE_LIMITED, "zh_desc": DESCRIPTIONS["rate_limited"][0],
                                          "en_desc": DESCRIPTIONS["rate_limited"][1]}})
@@ -274,7 +264,7 @@ async def _router(request: web.Request) -> web.Response:
 
 async def _refresh(request: web.Request) -> web.Response:
     """OAuth 2.0 refresh (jd.md §3): a new access token for the shop holding `refresh_token`."""
-    params = await _params(request)
+    params = await form_params(request)
     cfg, world = request.app[STATE], request.app[WORLD]
     if params.get("app_key") != cfg["app_key"] or params.get("app_secret") != cfg["secret"]:
         return _error(JosError("invalid_app_key"))

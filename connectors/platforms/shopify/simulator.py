@@ -10,7 +10,6 @@ only `limit`/`fields`), keyset paging on (updated_at, id), per-token leaky bucke
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 import time
@@ -19,11 +18,12 @@ import uuid
 import orjson
 from aiohttp import web
 
-from connectors.simkit.server import FAULTS, ON_CHANGE, WORLD, new_sim_app
+from connectors.simkit.pushes import PushHub
+from connectors.simkit.server import WORLD, new_sim_app, take_fault
 from connectors.simkit.world import World
 
 from . import listing
-from .delivery import WebhookHub
+from .delivery import WebhookStyle
 from .render import order_json
 
 RATE_LIMIT_BODY = (
@@ -34,7 +34,7 @@ INVALID_TOKEN_BODY = (
     b'{"errors":"[API] Invalid API key or access token (unrecognized login or wrong password)"}'
 )
 CONFIG = web.AppKey("shopify_config", dict)
-HUB = web.AppKey("shopify_webhooks", WebhookHub)
+HUB = web.AppKey("shopify_webhooks", PushHub)
 _VERSION = re.compile(r"^\d{4}-(01|04|07|10)$")
 
 
@@ -94,9 +94,7 @@ def create_app(
         "buckets": {},
         "last_page": {},
     }
-    app[HUB] = WebhookHub(app, api_version, retries=webhook_retries, backoff=webhook_backoff)
-    app[HUB].routes()
-    app[ON_CHANGE].append(app[HUB].on_change)
+    app[HUB] = PushHub(app, WebhookStyle(api_version), retries=webhook_retries, backoff=webhook_backoff)
     for prefix in ("", "/shops/{shop_id}"):
         base = prefix + "/admin/api/{version}/orders"
         app.router.add_get(base + ".json", _list_orders)
@@ -128,21 +126,18 @@ async def _gate(request: web.Request) -> tuple[str, LeakyBucket, str | None] | w
     if shop_id is None or request.match_info.get("shop_id", shop_id) != shop_id:
         return _json(401, INVALID_TOKEN_BODY)
     bucket = cfg["buckets"].setdefault(token, LeakyBucket(cfg["bucket_size"], cfg["leak_rate"]))
-    fault = request.app[FAULTS].take()
-    kind = fault[0] if fault else None
+    kind, seconds = await take_fault(request.app)
     if kind == "rate_limit":
         return _json(
             429,
             RATE_LIMIT_BODY,
             {
-                "Retry-After": f"{fault[1]:.1f}",
+                "Retry-After": f"{seconds:.1f}",
                 "X-Shopify-Shop-Api-Call-Limit": f"{bucket.size}/{bucket.size}",
             },
         )
     if kind == "error_5xx":
         return _error(503, "Service Unavailable")
-    if kind == "slow":
-        await asyncio.sleep(fault[1])
     if not bucket.hit():
         return _json(
             429,

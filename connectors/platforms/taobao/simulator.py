@@ -6,7 +6,6 @@ like the real gateway.
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import math
 import secrets
@@ -17,7 +16,8 @@ from datetime import datetime
 import orjson
 from aiohttp import web
 
-from connectors.simkit.server import FAULTS, WORLD, new_sim_app, now_ms
+from connectors.simkit.faults import over_qps
+from connectors.simkit.server import WORLD, form_params, new_sim_app, now_ms, take_fault
 from connectors.simkit.world import World
 from schemas.canonical import BEIJING
 
@@ -189,28 +189,12 @@ def _check_system(app: web.Application, params: dict) -> str:
     raise TopError(INVALID_SESSION, "Invalid session", "invalid-sessionkey", "SessionKey非法")
 
 
-def _over_qps(cfg: dict) -> bool:
-    limit = cfg["qps_limit"]
-    if not limit:
-        return False
-    now, calls = time.monotonic(), cfg["calls"]
-    while calls and calls[0] < now - 1.0:
-        calls.popleft()
-    calls.append(now)
-    return len(calls) > limit
-
-
 async def _router(request: web.Request) -> web.Response:
-    params = dict(request.query)
-    if request.method == "POST":
-        params.update({k: str(v) for k, v in (await request.post()).items()})
+    params = await form_params(request)
     fmt = "xml" if params.get("format") == "xml" else "json"
     cfg = request.app[STATE]
-    fault = request.app[FAULTS].take()
-    kind, seconds = fault if fault else (None, 0.0)
-    if kind == "slow":
-        await asyncio.sleep(seconds)
-    if kind == "rate_limit" or _over_qps(cfg):
+    kind, seconds = await take_fault(request.app)
+    if kind == "rate_limit" or over_qps(cfg["calls"], cfg["qps_limit"], time.monotonic()):
         ban = max(1, math.ceil(seconds)) if kind == "rate_limit" else 1
         return _error(TopError(APP_CALL_LIMITED, "App Call Limited", "accesscontrol.limited-by-app-access-count",
                                f"This ban will last for {ban} more seconds"), fmt)

@@ -28,7 +28,8 @@ import orjson
 
 from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError, raise_for_http
+from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
+from connectors.runtime.listing import read_backwards
 
 from . import errors
 from .capture import DETAIL, LIST, MASKS, RECEIVERS, capture
@@ -93,12 +94,7 @@ class XiaohongshuClient:
         """The `data` of a usable answer; raises RateLimited / TransientError / PermanentError (and the
         TokenExpired / WindowTooWide / OrderGone kinds of it) for one that is not."""
         raise_for_http(response.status)
-        try:
-            doc = orjson.loads(response.body)
-        except orjson.JSONDecodeError:
-            raise TransientError("malformed body", code="malformed") from None
-        if not isinstance(doc, dict):
-            raise TransientError("malformed body", code="malformed")
+        doc = json_answer(response.body)
         if errors.is_error(doc):
             code, message = errors.code_and_message(doc)
             text, meaning = f"xiaohongshu error {code}: {message}", errors.kind(code, message)
@@ -270,16 +266,15 @@ class XiaohongshuClient:
                     yield page
             return
         done: dict = {}
-        totals = {int(data.get("total") or 0)}
         yield await self._capture(data, done)
-        for page_no in range(int(data.get("maxPageNo") or 1), 1, -1):
+
+        async def read(page_no: int, again: bool):
             _, data = await self._list(start_s, end_s, page_no)
-            totals.add(int(data.get("total") or 0))
-            yield await self._capture(data, done)
-        if len(totals) > 1:  # the window changed under the scan: once more, all of it from the back
-            for page_no in range(-(-max(totals) // self.page_size), 0, -1):
-                _, data = await self._list(start_s, end_s, page_no)
-                yield await self._capture(data, done)
+            return await self._capture(data, done), int(data.get("total") or 0)
+
+        async for page in read_backwards(read, int(data.get("total") or 0), self.page_size,
+                                         pages=int(data.get("maxPageNo") or 1)):
+            yield page
 
     async def fetch_order(self, external_id: str) -> Page:
         """One order as a capture of its detail and receiver answers."""

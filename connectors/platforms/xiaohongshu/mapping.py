@@ -34,14 +34,12 @@ Plaintext (an app authorised to decrypt) is masked here; a privacy number's exte
 """
 from __future__ import annotations
 
-import json
 import re
 from decimal import Decimal, InvalidOperation
 
-import orjson
-
 from connectors.platforms.manifest import folder_manifest
 from schemas.canonical import MappingError, beijing_to_ms, mask_name, mask_phone, mask_street, order_id
+from schemas.exact_json import LostPrecision, map_exactly, parse_json
 from schemas.free_text import mask_free_text
 from schemas.verdicts import phone_verdict, street_vague
 
@@ -71,10 +69,6 @@ RECEIVER_FIELDS = {"name": "receiverName", "phone": "receiverPhone", "street": "
 R_NAME, R_PHONE, R_STREET, R_PROVINCE, R_CITY, R_DISTRICT, R_TOWN = RECEIVER_FIELDS.values()
 # a phone with an extension (a privacy number): 17012345678-1234, 170****5678转****
 _EXTENSION = re.compile(r"^(?P<main>[\d*][\d* ]{5,}[\d*])\s*(?:-|_|#|,|，|转|ext\.?|EXT\.?)\s*(?P<ext>[\d*]{1,6})$")
-
-
-class _LostPrecision(Exception):
-    """An id came back as a float (a bare number beyond 64 bits in orjson): re-parse exactly."""
 
 
 # ---- values ----
@@ -138,7 +132,7 @@ def _id(value, name: str) -> str:
     if value.__class__ is int:
         return str(value)
     if isinstance(value, float):
-        raise _LostPrecision(name)
+        raise LostPrecision(name)
     raise MappingError(f"missing or bad {name}: {value!r}")
 
 
@@ -441,18 +435,4 @@ def map_payload(body: bytes, content_type: str, shop_id: str, platform: str = "x
     """Every order in a Xiaohongshu body -> canonical order dicts (MappingError on anything unusable)."""
     if content_type and "json" not in content_type.lower():
         raise MappingError(f"xiaohongshu answers JSON only, not {content_type!r}")
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MappingError(f"malformed JSON: {exc}") from None
-    try:
-        try:
-            return _map_doc(doc, shop_id, platform)
-        except _LostPrecision:
-            return _map_doc(json.loads(body), shop_id, platform)  # the stdlib keeps integers of any size exact
-    except MappingError:
-        raise
-    except _LostPrecision as exc:
-        raise MappingError(f"{exc} lost precision") from None
-    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
-        raise MappingError(f"unmappable xiaohongshu payload: {exc.__class__.__name__}: {exc}") from None
+    return map_exactly(lambda exact: _map_doc(parse_json(body, exact), shop_id, platform), platform)

@@ -12,20 +12,22 @@ page limits, token lifetimes; the shared `/_sim` faults; pushes through delivery
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import secrets
 import time
+from collections import deque
 
 import orjson
 from aiohttp import web
 
 from connectors.platforms.manifest import folder_manifest
-from connectors.simkit.server import FAULTS, ON_CHANGE, WORLD, ensure_shop, new_sim_app, now_ms
+from connectors.simkit.faults import over_qps
+from connectors.simkit.pushes import PushHub
+from connectors.simkit.server import WORLD, ensure_shop, new_sim_app, now_ms, take_fault
 from connectors.simkit.world import SimOrder, World
 
 from . import errors
-from .delivery import PushHub
+from .delivery import XiaohongshuPushes
 from .render import (
     answer,
     decrypt,
@@ -242,17 +244,6 @@ def _check(app: web.Application, params: dict) -> str | None:
     raise XhsError(errors.INVALID_TOKEN, "accessToken无效")
 
 
-def _over_qps(cfg: dict) -> bool:
-    """More calls in this second than `qps_limit` allows (a fixed one-second window, as gateways count)."""
-    if not cfg["qps_limit"]:
-        return False
-    second = int(time.monotonic())
-    if cfg["second"] != second:
-        cfg["second"], cfg["calls"] = second, 0
-    cfg["calls"] += 1
-    return cfg["calls"] > cfg["qps_limit"]
-
-
 def _json(body: bytes) -> web.Response:
     return web.Response(body=body, content_type="application/json", charset="utf-8")
 
@@ -263,7 +254,7 @@ def _fail(exc: XhsError) -> web.Response:
 
 def _fault(cfg: dict, kind: str | None) -> web.Response | None:
     """How the gateway answers a fault planned through /_sim/faults (or its own QPS limit)."""
-    if kind == "rate_limit" or _over_qps(cfg):
+    if kind == "rate_limit" or over_qps(cfg["calls"], cfg["qps_limit"], time.monotonic(), per_second=True):
         return _fail(XhsError(errors.RATE_LIMITED, "请求过于频繁，请稍后再试"))
     if kind == "error_5xx":  # the load balancer's 502, or the platform saying it is busy
         cfg["errors_5xx"] += 1
@@ -277,9 +268,7 @@ def _fault(cfg: dict, kind: str | None) -> web.Response | None:
 
 async def _gateway(request: web.Request) -> web.Response:
     cfg = request.app[STATE]
-    kind, seconds = request.app[FAULTS].take() or (None, 0.0)
-    if kind == "slow":
-        await asyncio.sleep(seconds)
+    kind, _ = await take_fault(request.app)
     answered = _fault(cfg, kind)
     if answered is not None:
         return answered
@@ -312,8 +301,8 @@ def create_app(world: World | None = None, app_id: str = "xhs_demo_app_01", secr
     world = world or World(region="CN", currency="CNY", id_factory=xhs_order_id)
     state = {"app_id": app_id, "secret": secret, "max_skew_s": max_skew_s, "qps_limit": qps_limit,
              "window_max_s": window_max_s, "lookback_days": lookback_days, "max_page_no": max_page_no,
-             "access_ttl_s": access_ttl_s, "refresh_ttl_s": refresh_ttl_s, "masks_allowed": True, "second": 0,
-             "calls": 0, "errors_5xx": 0,
+             "access_ttl_s": access_ttl_s, "refresh_ttl_s": refresh_ttl_s, "masks_allowed": True,
+             "calls": deque(), "errors_5xx": 0,
              "last": None}
 
     def shop_defaults(shop_id: str) -> dict:
@@ -321,7 +310,6 @@ def create_app(world: World | None = None, app_id: str = "xhs_demo_app_01", secr
 
     app = new_sim_app(world, shop_defaults)
     app[STATE] = state
-    app[HUB] = PushHub(app, app_id, retries=push_retries, backoff=push_backoff)
-    app[ON_CHANGE].append(app[HUB].on_change)
+    app[HUB] = PushHub(app, XiaohongshuPushes(app_id), retries=push_retries, backoff=push_backoff)
     app.router.add_post(PATH, _gateway)
     return app

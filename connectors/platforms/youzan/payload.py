@@ -15,20 +15,10 @@ parsed by the standard library, which keeps integers of any size.
 """
 from __future__ import annotations
 
-import json
 from urllib.parse import unquote_plus
 
-import orjson
-
 from schemas.canonical import MappingError
-
-
-def parse_json(body, exact: bool = False):
-    """A JSON text (bytes or str) -> Python objects; MappingError with the parser's first line if malformed."""
-    try:
-        return json.loads(body) if exact else orjson.loads(body)
-    except (orjson.JSONDecodeError, ValueError) as exc:  # UnicodeDecodeError is a ValueError too
-        raise MappingError(f"malformed JSON: {str(exc).splitlines()[0]}") from None
+from schemas.exact_json import parse_json
 
 
 def orders_of(doc, exact: bool = False) -> list[tuple[dict, dict]]:

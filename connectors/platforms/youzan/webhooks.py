@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-import orjson
-
 from connectors.runtime.base import Push, id_text
+from connectors.runtime.errors import json_object
 from schemas.canonical import MappingError
 
 from .payload import push_message
@@ -28,20 +27,12 @@ def signed_headers(body: bytes, shop_id: str, secret: str, kind: str = "trade_Tr
             "Event-Sign": event_sign(shop_id, body, secret)}
 
 
-def _message(body: bytes) -> dict:
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
 def authenticate(headers: Mapping[str, str], body: bytes, secret_of: Callable[[str], str | None]) -> Push | None:
     """The push a request carries when its signature verifies with its shop's secret, else None.
 
     `headers` must look names up case-insensitively (aiohttp's do).
     """
-    message = _message(body)
+    message = json_object(body)
     client_id = headers.get("Client-Id") or message.get("client_id")
     if not isinstance(client_id, str) or not client_id:
         return None

@@ -1,12 +1,12 @@
 """Simulated orders through every stage of their lives, rendered as JD answers, map back to canonical
 orders consistent with the World (and with what JD can show of it)."""
-import random
 
 import orjson
 import pytest
 
 from schemas.canonical import beijing_to_ms
 from schemas.model import Order
+from tests.platform_helpers import lived_orders, to_second
 
 from .. import tde
 from ..mapping import map_payload
@@ -16,23 +16,7 @@ from ..world import JdWorld
 START = beijing_to_ms("2024-12-31 22:00:00")  # the lives run across Beijing's new year
 
 
-def _second(ms):
-    return None if ms is None else ms // 1000 * 1000
-
-
-def _lives():
-    world = JdWorld(seed=2024)
-    rng = random.Random(5)
-    orders = world.create_orders("shop-rt", 150, START) + world.create_orders("shop-rt", 50, START, paid=False)
-    clock = START
-    for order in orders:
-        for _ in range(rng.randrange(0, 7)):
-            clock += rng.randrange(1000, 600_000)
-            world.step(order, clock)
-    return orders
-
-
-ORDERS = _lives()
+ORDERS = lived_orders(JdWorld(seed=2024), "shop-rt", 150, 50, START)
 
 
 def _expected(order) -> tuple[str, str]:
@@ -70,7 +54,7 @@ def test_roundtrip(plaintext):
         assert got["discount_total"] == order.line_discounts + order.order_discount
         assert got["items_total"] + got["shipping_fee"] - got["discount_total"] + got["tax_total"] == got["paid_total"]
         assert (got["created_at"], got["paid_at"], got["updated_at"]) == \
-            (_second(order.created_at), _second(order.paid_at), _second(order.updated_at))
+            (to_second(order.created_at), to_second(order.paid_at), to_second(order.updated_at))
         assert got["buyer"]["id"] == order.buyer_id
         assert [(ln["line_id"], ln["merchant_sku"], ln["quantity"], ln["unit_price"], ln["discount"], ln["total"])
                 for ln in got["lines"]] == \

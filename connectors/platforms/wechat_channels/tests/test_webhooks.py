@@ -1,7 +1,5 @@
 """WeChat message pushes: the fact sheet's worked example, replayed and forged pushes, the simulator's pushes."""
-import asyncio
 import hashlib
-import time
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -10,7 +8,7 @@ import pytest
 from aiohttp import web
 
 from connectors.simkit.server import WORLD, ensure_shop
-from tests.integration.helpers import serve_app
+from tests.integration.helpers import eventually, serve_app
 
 from ..mapping import map_payload
 from ..simulator import HUB, app_secret, create_app
@@ -128,7 +126,7 @@ async def test_the_simulator_pushes_signed_events_to_the_configured_message_serv
                 assert (await resp.json())["addresses"] == [f"{hub_url}/webhooks/wechat_channels?shop_id={SHOP}"]
             async with session.post(f"{sim_url}/_sim/orders", json={"shop_id": SHOP, "count": 3}) as resp:
                 made = (await resp.json())["external_ids"]
-            await _until(lambda: len(accepted) == 3)
+            await eventually(lambda: len(accepted) == 3)
             assert {p.endpoint for p, _ in accepted} == {"channels_ec_order_pay"}
             assert all(map_payload(body, p.content_type, SHOP) == [] for p, body in accepted)
             assert {b'"order_id":"%s"' % i.encode() in b"".join(b for _, b in accepted) for i in made} == {True}
@@ -137,7 +135,7 @@ async def test_the_simulator_pushes_signed_events_to_the_configured_message_serv
             order = sim_app[WORLD].orders[made[0]]
             async with session.post(f"{sim_url}/_sim/advance", json={"shop_id": SHOP, "steps": 3}):
                 pass
-            await _until(lambda: len(refused) >= 1 and len(accepted) + len(refused) >= 3 + 3 + 3)
+            await eventually(lambda: len(refused) >= 1 and len(accepted) + len(refused) >= 3 + 3 + 3)
             assert len(refused) == 4  # the forged push, and its three retries
             deliveries = sim_app[HUB].deliveries
             assert all(d["replied_success"] for d in deliveries if d["status"] == 200)
@@ -145,10 +143,3 @@ async def test_the_simulator_pushes_signed_events_to_the_configured_message_serv
     finally:
         for runner, _ in runners:
             await runner.cleanup()
-
-
-async def _until(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met"
-        await asyncio.sleep(0.05)

@@ -2,16 +2,14 @@
 details, receivers, tokens and every fault the gateway answers."""
 import time
 
-import aiohttp
 import orjson
 import pytest
 
 from connectors.runtime.base import ShopCredentials
-from connectors.runtime.caller import HttpCaller
 from connectors.runtime.errors import PermanentError
 from connectors.simkit.server import WORLD, ensure_shop
 from connectors.simkit.world import World
-from tests.integration.helpers import serve_app
+from tests.platform_helpers import SimHarness, recent_window, serve_sim
 
 from .. import errors
 from ..client import XiaohongshuClient
@@ -24,54 +22,33 @@ SHOP = "tonglu-xiaohongshu-home"
 HOUR = 3_600_000
 
 
-class Sim:
+class Sim(SimHarness):
     """A running simulator, the session to it and the connector.calls records of the clients made here."""
 
-    def __init__(self, app, base_url, session):
-        self.app, self.base_url, self.session, self.calls = app, base_url, session, []
-
-    async def post(self, path, body):
-        async with self.session.post(self.base_url + path, json=body) as resp:
-            assert resp.status == 200, await resp.text()
-            return await resp.json()
-
-    async def orders(self, count=250, shop_id=SHOP) -> set[str]:
-        """Ids of `count` new paid orders in a shop."""
-        return set((await self.post("/_sim/orders", {"shop_id": shop_id, "count": count}))["external_ids"])
-
-    async def shop(self, shop_id=SHOP) -> dict:
-        async with self.session.get(self.base_url + "/_sim/shops") as resp:
-            return next(s for s in (await resp.json())["shops"] if s["shop_id"] == shop_id)
+    platform, default_shop = "xiaohongshu", SHOP
 
     async def client(self, shop_id=SHOP, creds_override=None, **kwargs) -> XiaohongshuClient:
         shop = await self.shop(shop_id)
         fields = {"app_key": shop["app_key"], "app_secret": shop["app_secret"], "access_token": shop["access_token"],
                   "extra": {"refresh_token": shop["refresh_token"]}, **(creds_override or {})}
-        caller = HttpCaller(self.session, "xiaohongshu", shop_id, on_call=self.calls.append, base_backoff=0.01)
-        return XiaohongshuClient(ShopCredentials("xiaohongshu", shop_id, self.base_url, **fields), caller, **kwargs)
+        return XiaohongshuClient(ShopCredentials("xiaohongshu", shop_id, self.base_url, **fields), self.caller(shop_id),
+                                 **kwargs)
 
     async def raw(self, body: dict) -> dict:
         async with self.session.post(self.base_url + PATH, data=orjson.dumps(body)) as resp:
             assert resp.status == 200
             return await resp.json()
 
-    def failed(self) -> list:
-        return [c["error_code"] for c in self.calls if not c["ok"]]
-
 
 @pytest.fixture
 async def sim():
-    app = create_app(World(seed=99, id_factory=xhs_order_id))
-    runner, url = await serve_app(app)
-    async with aiohttp.ClientSession() as session:
-        yield Sim(app, url, session)
-    await runner.cleanup()
+    async with serve_sim(Sim, create_app(World(seed=99, id_factory=xhs_order_id))) as sim:
+        yield sim
 
 
 async def _collect(client, window=None):
     pages, orders = [], []
-    now = int(time.time() * 1000)
-    async for page in client.fetch_window(*(window or (now - HOUR, now + 2000))):
+    async for page in client.fetch_window(*(window or recent_window())):
         pages.append(page)
         orders += map_payload(page.body, page.content_type, client.creds.shop_id)
     return pages, orders

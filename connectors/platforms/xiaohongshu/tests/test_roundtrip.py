@@ -5,6 +5,7 @@ from collections import Counter
 
 from connectors.simkit.world import World
 from schemas.canonical import ORDER_STATUSES, beijing_to_ms
+from tests.platform_helpers import expected_refund
 
 from ..mapping import map_payload
 from ..render import page_body, virtual_number, xhs_order_id
@@ -12,14 +13,6 @@ from ..render import page_body, virtual_number, xhs_order_id
 START = beijing_to_ms("2024-12-31 23:30:00")  # lives that cross Beijing midnight and the new year
 EXPECTED_STATUS = {"DELIVERED": "SHIPPED"}
 LINE_FIELDS = ("line_id", "merchant_sku", "quantity", "unit_price", "discount", "total", "refund_status")  # no delivered state: 待收货 until the buyer confirms
-
-
-def _expected_refund(order) -> str:
-    """What the World's lines mean for the whole order: an open request first, then money returned."""
-    states = [line.refund_status for line in order.lines]
-    refunded = states.count("REFUNDED")
-    return ("REQUESTED" if "REQUESTED" in states else "REFUNDED" if refunded == len(states)
-            else "PARTIALLY_REFUNDED" if refunded else "REJECTED" if "REJECTED" in states else "NONE")
 
 
 def _lives():
@@ -47,7 +40,7 @@ def test_roundtrip():
     for order, got in zip(ORDERS, mapped, strict=True):
         assert got["external_id"] == order.external_id and got["external_id"].startswith("P")
         assert got["status"] == EXPECTED_STATUS.get(order.status, order.status)
-        assert got["refund_status"] == _expected_refund(order)
+        assert got["refund_status"] == expected_refund([line.refund_status for line in order.lines])
         assert (got["paid_total"], got["items_total"], got["shipping_fee"]) == \
             (order.paid_total, order.items_total, order.shipping_fee)
         assert got["discount_total"] == order.line_discounts + order.order_discount
