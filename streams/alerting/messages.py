@@ -26,6 +26,7 @@ RULES = {
     "price_anomaly": ("成交价格异常", "价格异常", "unusual unit price"),
     "quantity_spike": ("购买数量异常偏高", "购买数量异常", "unusually high quantity"),
     "ship_overdue": ("超时未发货", "发货超时", "shipment overdue"),
+    "ship_upload_failed": ("发货回传平台失败", "发货回传失败", "shipment upload to the platform failed"),
 }
 SEVERITY_ZH = {"info": "提示", "warning": "警告", "critical": "严重"}
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
