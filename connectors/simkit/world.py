@@ -258,7 +258,7 @@ class World:
             self._ship_lines(order, todo, carrier, carrier_name, tracking_no, order.updated_at)
             self.uploads.append({"shop_id": order.shop_id, "external_id": order.external_id, "carrier": carrier,
                                  "tracking_no": tracking_no, "line_ids": [line.line_id for line in todo],
-                                 "accepted_at": order.updated_at})
+                                 "accepted_at": now_ms})
             del self.uploads[:-SHIPPED_LOG_MAX]
             return todo
 

@@ -7,7 +7,9 @@
 5. the anomaly detector alone, and raw -> finding / alert latency with the whole stack at half that
    rate (with each process's CPU per order) and at 5,000 orders/s; then at 5,000 orders/s with the
    projector paused (as if it ran on other cores) and how long it takes to write that backlog after;
-6. peak RSS of every process.
+6. ship-back: shipment request -> accepted by the platform simulator at 2,000 requests/s, with as many
+   new orders per second flowing through the stack beside it (`shipback.py`);
+7. peak RSS of every process.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from pathlib import Path
 from connectors.platforms.taobao.render import page_body
 from connectors.runtime.records import raw_record
 from connectors.simkit.world import World
-from infra.bench import anomaly_bench, measure, workload
+from infra.bench import anomaly_bench, measure, shipback, workload
 from infra.broker import ensure_topics, free_port, start_broker
 from projections.access import Role
 from projections.tokens import TokenStore
@@ -208,7 +210,7 @@ def run(quick: bool = False) -> int:
         passthrough = broker_passthrough(bootstrap, values, orders)
         baseline = faust_baseline(bootstrap, baseline_n)
         pipe = Pipeline(bootstrap, workdir)
-        side = None
+        side, ship_rss = None, {}
         try:
             warm = workload.encode_pages(workload.taobao_pages(100, shops=1, seed=5))
             Publisher({"bootstrap.servers": bootstrap}).publish([(pipe.topics.raw_orders, k, v) for k, v, _ in warm])
@@ -237,10 +239,13 @@ def run(quick: bool = False) -> int:
             _say_anomaly_latency(ANOMALY_LOAD, figures)
             time.sleep(FRESH_BUDGET_SECONDS)
             apart, catch_up = _projector_elsewhere(bootstrap, pipe, side, steady_s)
+            ship, ship_rss = shipback.phase(bootstrap, workdir, steady_s, pipe.topics.raw_orders)
+            _say(shipback.line(ship, flowing=True))
         finally:
             rss = pipe.stop()
             if side is not None:
                 rss.update(side.stop())
+            rss.update(ship_rss)
         _say("peak RSS                " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in rss.items()))
         _say("")
         _say(f"summary: {rate:,.0f} orders/s end to end (target >= 30,000) · {rate / baseline:.1f}x the plain Faust "
@@ -250,7 +255,8 @@ def run(quick: bool = False) -> int:
              f"1,000) and p99 raw->alert {figures['alert_p99']:.0f} ms (target < 2,000); at {rate / 2:,.0f} orders/s "
              f"{sustained['finding_p99']:.0f} ms and {sustained['alert_p99']:.0f} ms; at {ANOMALY_LOAD:,.0f} orders/s "
              f"with the projector off these cores {apart['finding_p99']:.0f} ms and {apart['alert_p99']:.0f} ms "
-             f"(its backlog written {catch_up:.0f} s after it resumed) · the whole stack needs "
+             f"(its backlog written {catch_up:.0f} s after it resumed) · ship-back at {ship['rate']:,.0f} "
+             f"requests/s p99 request->accepted {ship['p99']:,.0f} ms (target < 1,000) · the whole stack needs "
              f"{per_order * 1e6:.0f} µs CPU per order ({os.cpu_count() / per_order:,.0f} orders/s on "
              f"{os.cpu_count()} cores)")
     finally:

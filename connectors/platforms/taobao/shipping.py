@@ -7,7 +7,10 @@ refunded trade), B60 waybill number refused, P38 split check failed; B150 asks t
 """
 from __future__ import annotations
 
-from connectors.runtime.base import Caller, Response, ShopCredentials
+import re
+from urllib.parse import quote_plus
+
+from connectors.runtime.base import Caller, RequestSpec, Response, ShopCredentials
 from connectors.runtime.errors import PermanentError, RateLimited, TransientError
 from connectors.runtime.shipping import ShipRefused, ShipRequest, settle_refusal
 
@@ -17,6 +20,7 @@ ENDPOINT = "taobao.logistics.offline.send"
 _OFFLINE = "isv.logistics-offline-service-error:"
 _REFUSALS = {"B01": "not_found", "B04": "already_shipped", "B60": "rejected", "P38": "unknown_lines"}
 _TRY_AGAIN = {"B150"}  # 发货异常，请稍等后重试
+_PLAIN = re.compile(r"[A-Za-z0-9_.\-]*\Z")  # form values that need no escaping (most of a TOP call's)
 
 
 def _refuse(err) -> None:
@@ -62,13 +66,25 @@ class Shipper:
         self.creds, self.caller = creds, caller
         self.client = TaobaoClient(creds, caller)
 
+    def _form(self, business: dict):
+        """The signed request with its form encoded once, here (aiohttp's form builder costs more than the
+        call itself at thousands of uploads a second)."""
+        build = self.client.build(ENDPOINT, business)
+
+        def make() -> RequestSpec:
+            spec = build()
+            spec.data = "&".join(f"{k}={v if _PLAIN.match(v) else quote_plus(v)}" for k, v in spec.data.items()).encode()
+            spec.headers = {**spec.headers, "Content-Type": "application/x-www-form-urlencoded"}
+            return spec
+        return make
+
     async def ship(self, request: ShipRequest) -> str:
         """"accepted", or "already" when the trade shows these lines sent with this waybill before."""
         business = {"tid": request.external_id, "out_sid": request.tracking_no, "company_code": request.carrier_code}
         if request.line_ids:
             business.update(is_split="1", sub_tid=",".join(request.line_ids))
         try:
-            await self.caller.request(ENDPOINT, self.client.build(ENDPOINT, business), classify)
+            await self.caller.request(ENDPOINT, self._form(business), classify)
         except ShipRefused as refused:
             if refused.kind != "already_shipped":
                 raise

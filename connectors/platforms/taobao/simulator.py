@@ -237,11 +237,14 @@ def _check_system(app: web.Application, params: dict) -> str:
         raise TopError(INVALID_METHOD, "Invalid Method")
     if not params.get("session"):
         raise TopError(MISSING_SESSION, "Missing Session")
-    world = app[WORLD]
-    for shop_id, shop in list(world.shops.items()):
-        if shop.get("access_token") == params["session"]:
-            return shop_id
-    raise TopError(INVALID_SESSION, "Invalid session", "invalid-sessionkey", "SessionKey非法")
+    shops, session = app[WORLD].shops, params["session"]
+    shop_id = cfg["sessions"].get(session)
+    if shop_id is None or shops.get(shop_id, {}).get("access_token") != session:  # new shops, a restored world
+        cfg["sessions"] = {shop.get("access_token"): sid for sid, shop in list(shops.items())}
+        shop_id = cfg["sessions"].get(session)
+    if shop_id is None:
+        raise TopError(INVALID_SESSION, "Invalid session", "invalid-sessionkey", "SessionKey非法")
+    return shop_id
 
 
 def _over_qps(cfg: dict) -> bool:
@@ -307,7 +310,7 @@ def create_app(world: World | None = None, app_key: str = "12345678", secret: st
 
     app = new_sim_app(world, shop_defaults)
     app[STATE] = {"app_key": app_key, "secret": secret, "max_skew_s": max_skew_s, "qps_limit": qps_limit,
-                  "calls": deque(), "errors_5xx": 0, "last": None}
+                  "calls": deque(), "errors_5xx": 0, "last": None, "sessions": {}}
     app.router.add_get("/router/rest", _router)
     app.router.add_post("/router/rest", _router)
     return app
