@@ -72,6 +72,17 @@ def _count_trades(resp) -> int:
     return len(trades.get("trade") or []) if isinstance(trades, dict) else len(list(trades))
 
 
+def check_http_status(response: Response) -> None:
+    """TOP answers errors with HTTP 200 and `error_response`; any other status is the gateway's own trouble:
+    5xx transient, 429 throttled, other 4xx permanent."""
+    if response.status >= 500:
+        raise TransientError(f"HTTP {response.status}", code=f"http_{response.status}")
+    if response.status == 429:
+        raise RateLimited("HTTP 429", retry_after=1.0, code="http_429")
+    if response.status >= 400:
+        raise PermanentError(f"HTTP {response.status}", code=f"http_{response.status}")
+
+
 class TaobaoClient:
     """PlatformClient for Taobao/Tmall over TOP."""
 
@@ -103,12 +114,7 @@ class TaobaoClient:
         return self._classify(response)[0]
 
     def _classify(self, response: Response):
-        if response.status >= 500:
-            raise TransientError(f"HTTP {response.status}", code=f"http_{response.status}")
-        if response.status == 429:
-            raise RateLimited("HTTP 429", retry_after=1.0, code="http_429")
-        if response.status >= 400:
-            raise PermanentError(f"HTTP {response.status}", code=f"http_{response.status}")
+        check_http_status(response)
         doc = _decode(response.body, self.fmt)
         if not isinstance(doc, dict) or len(doc) != 1:
             raise TransientError("malformed body", code="malformed")

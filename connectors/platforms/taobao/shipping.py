@@ -11,10 +11,10 @@ import re
 from urllib.parse import quote_plus
 
 from connectors.runtime.base import Caller, RequestSpec, Response, ShopCredentials
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError
+from connectors.runtime.errors import TransientError
 from connectors.runtime.shipping import ShipRefused, ShipRequest, settle_refusal
 
-from .client import TaobaoClient, _decode, _get
+from .client import TaobaoClient, _decode, _get, check_http_status
 
 ENDPOINT = "taobao.logistics.offline.send"
 _OFFLINE = "isv.logistics-offline-service-error:"
@@ -38,12 +38,7 @@ def _refuse(err) -> None:
 
 def classify(response: Response) -> int:
     """1 for an accepted shipment; raises ShipRefused / RateLimited / TransientError / PermanentError."""
-    if response.status >= 500:
-        raise TransientError(f"HTTP {response.status}", code=f"http_{response.status}")
-    if response.status == 429:
-        raise RateLimited("HTTP 429", retry_after=1.0, code="http_429")
-    if response.status >= 400:
-        raise PermanentError(f"HTTP {response.status}", code=f"http_{response.status}")
+    check_http_status(response)
     doc = _decode(response.body, "json")
     if not isinstance(doc, dict) or len(doc) != 1:
         raise TransientError("malformed body", code="malformed")
