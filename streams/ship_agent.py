@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaException
 
 from connectors import platforms
 from connectors.runtime.caller import HttpCaller
@@ -180,6 +180,13 @@ class ShipService:
         consumer.subscribe([self.topics.fulfillment_commands])
         return consumer
 
+    @staticmethod
+    def _commit(consumer: Consumer) -> None:
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException as exc:  # e.g. a rebalance: the batch comes again and the ledger knows it
+            log.warning("ship-back: commit failed (%s); the batch will be read again", exc)
+
     # -- uploads ---------------------------------------------------------------------------------------
     def start(self, job: Job) -> None:
         task = asyncio.create_task(self._upload(job))
@@ -262,10 +269,12 @@ class ShipService:
                         await self.publisher.publish_async(out)
                         for job in jobs:
                             self.start(job)
-                        await asyncio.to_thread(consumer.commit, asynchronous=False)
+                        await asyncio.to_thread(self._commit, consumer)
                     if time.monotonic() - reported >= 10 and self.counts:
                         reported = time.monotonic()
-                        log.info("ship-back: %s; %d under way", dict(self.counts), len(self.tasks))
+                        c = self.counts
+                        log.info("ship-back: %d uploaded, %d failed, %d retries, %d under way", c["UPLOADED"],
+                                 c["FAILED"], c["RETRYING"], len(self.tasks))
             finally:
                 await asyncio.to_thread(consumer.close)
                 if self.tasks:
