@@ -159,15 +159,16 @@ class ShipService:
                     out += self._note(refused(command, f"invalid request: {exc}", now_ms))
                 continue
             decision = self.ledger.decide(command)
-            if decision == "answer_again":
-                last = self.ledger.last[command["shipment_id"]]
-                out.append((self.topics.fulfillment_results, last["order_id"].encode(), self.result_codec.encode(last)))
-            if decision != "new":
+            if decision not in ("new", "answer_again"):
                 continue
             try:
                 job = plan(command, target_of(command["order_id"].split(":", 1)[0]))
             except Refusal as exc:
-                out += self._note(refused(command, str(exc), now_ms))
+                if decision == "new":
+                    out += self._note(refused(command, str(exc), now_ms))
+                continue
+            if decision == "answer_again":
+                out += self._note(result(job, "UPLOADED", now_ms, "uploaded before; asked again, not sent again"))
                 continue
             out += self._note(result(job, "PENDING", now_ms))
             jobs.append(job)

@@ -13,19 +13,26 @@ UNDER_WAY = frozenset({"PENDING", "RETRYING"})
 
 
 class Ledger:
-    """The last result of each shipment, and the orders whose ship-back last failed."""
+    """The last status of each shipment (with the full last result of those under way), and the orders
+    whose ship-back last failed. About 0.25 KB per shipment: the topic's retention bounds it."""
 
     def __init__(self):
-        self.last: dict[str, dict] = {}
+        self.last: dict[str, tuple[str, int]] = {}  # shipment_id -> (status, recorded_at)
+        self.open: dict[str, dict] = {}  # shipment_id -> last result, while under way
         self.failed_orders: set[str] = set()
 
     def record(self, result: dict) -> bool:
         """Take one ShipmentResult in topic order; True when it resolves its order's failed ship-back (an
         upload after a failure)."""
-        self.last[result["shipment_id"]] = result
-        if result["status"] == "FAILED":
+        sid, status = result["shipment_id"], result["status"]
+        self.last[sid] = (status, result["recorded_at"])
+        if status in UNDER_WAY:
+            self.open[sid] = result
+        else:
+            self.open.pop(sid, None)
+        if status == "FAILED":
             self.failed_orders.add(result["order_id"])
-        elif result["status"] == "UPLOADED" and result["order_id"] in self.failed_orders:
+        elif status == "UPLOADED" and result["order_id"] in self.failed_orders:
             self.failed_orders.discard(result["order_id"])
             return True
         return False
@@ -42,12 +49,13 @@ class Ledger:
         last = self.last.get(command["shipment_id"])
         if last is None:
             return "new"
-        if last["status"] in UNDER_WAY:
+        status, recorded_at = last
+        if status in UNDER_WAY:
             return "under_way"
-        if command["requested_at"] <= last["recorded_at"]:
+        if command["requested_at"] <= recorded_at:
             return "seen"
-        return "new" if last["status"] == "FAILED" else "answer_again"
+        return "new" if status == "FAILED" else "answer_again"
 
     def under_way(self) -> list[dict]:
         """The last results of shipments that were neither uploaded nor failed when the record ends."""
-        return [r for r in self.last.values() if r["status"] in UNDER_WAY]
+        return list(self.open.values())
