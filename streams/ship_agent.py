@@ -57,6 +57,10 @@ from streams.shipping.outcomes import (
 
 log = logging.getLogger(__name__)
 WIND_DOWN_S = 5.0  # on stop, running uploads get this long to finish; the rest resume at the next start
+# Outcomes wait up to this long to go out together: fewer, larger produce batches (the local broker's
+# cost grows with the number of batches it stores), for 50 ms more on a result no upload waits for.
+FLUSH_EVERY_S = 0.05
+COMMIT_EVERY_S = 1.0  # offsets: read-again commands cost a ledger lookup, a commit costs the broker a write
 
 
 def _now() -> int:
@@ -132,6 +136,7 @@ class ShipService:
                 pass
             self._wake.clear()
             await self.flush()
+            await asyncio.sleep(FLUSH_EVERY_S)
 
     async def flush(self) -> None:
         """Publish what is waiting (results, findings, call records) and wait for the acknowledgement."""
@@ -183,8 +188,10 @@ class ShipService:
 
     @staticmethod
     def _commit(consumer: Consumer) -> None:
+        """Commit what was consumed: every command so far has its result on the broker already, so a commit
+        that is late or lost only means commands read again, which the ledger recognises."""
         try:
-            consumer.commit(asynchronous=False)
+            consumer.commit(asynchronous=True)
         except KafkaException as exc:  # e.g. a rebalance: the batch comes again and the ledger knows it
             log.warning("ship-back: commit failed (%s); the batch will be read again", exc)
 
@@ -261,7 +268,8 @@ class ShipService:
                 if target is not None and last["carrier_code"]:
                     self.start(job_of(last, target))
             flusher = asyncio.create_task(self._flusher(stop))
-            reported = time.monotonic()
+            reported = committed = time.monotonic()
+            uncommitted = False
             try:
                 while not stop.is_set():
                     messages = usable(await asyncio.to_thread(consumer.consume, 500, 0.05))
@@ -270,13 +278,18 @@ class ShipService:
                         await self.publisher.publish_async(out)
                         for job in jobs:
                             self.start(job)
-                        await asyncio.to_thread(self._commit, consumer)
+                        uncommitted = True
+                    if uncommitted and time.monotonic() - committed >= COMMIT_EVERY_S:
+                        self._commit(consumer)
+                        committed, uncommitted = time.monotonic(), False
                     if time.monotonic() - reported >= 10 and self.counts:
                         reported = time.monotonic()
                         c = self.counts
                         log.info("ship-back: %d uploaded, %d failed, %d retries, %d under way", c["UPLOADED"],
                                  c["FAILED"], c["RETRYING"], len(self.tasks))
             finally:
+                if uncommitted:
+                    self._commit(consumer)
                 await asyncio.to_thread(consumer.close)
                 if self.tasks:
                     await asyncio.wait(list(self.tasks.values()), timeout=WIND_DOWN_S)
