@@ -84,7 +84,9 @@ class ShipService:
         self.kafka_config, self.topics = kafka_config, topics
         self.shops_file, self.simulators = shops_file, dict(simulators or {})
         self.concurrency, self.max_attempts = concurrency, max_attempts
-        self.publisher = Publisher(kafka_config)
+        # Two producers: the PENDING records every upload waits for never wait their turn behind a large
+        # batch of outcomes being flushed.
+        self.publisher, self.pending_publisher = Publisher(kafka_config), Publisher(kafka_config, **{"linger.ms": 1})
         self.command_codec, self.result_codec = AvroCodec("ShipmentCommand"), AvroCodec("ShipmentResult")
         self.anomaly_codec = AvroCodec("Anomaly")
         self.ledger = Ledger()
@@ -275,7 +277,7 @@ class ShipService:
                     messages = usable(await asyncio.to_thread(consumer.consume, 500, 0.05))
                     if messages:
                         out, jobs = self.take([m.value() for m in messages], _now())
-                        await self.publisher.publish_async(out)
+                        await self.pending_publisher.publish_async(out)
                         for job in jobs:
                             self.start(job)
                         uncommitted = True
@@ -300,3 +302,4 @@ class ShipService:
                 self._wake.set()
                 await flusher
                 self.publisher.close()
+                self.pending_publisher.close()
