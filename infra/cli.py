@@ -70,7 +70,8 @@ def normalize(file: Path = typer.Argument(..., help="a raw payload as the platfo
 
 
 @app.command()
-def up(demo_rate: float = typer.Option(5.0, help="new demo orders per second per simulator (0: none)")) -> None:
+def up(demo_rate: float = typer.Option(5.0, help="new demo orders per second in all, split evenly over the demo "
+                                                  "shops of every simulated platform (0: none)")) -> None:
     """Start the whole local stack in the foreground; Ctrl-C stops every process it started."""
     from infra.stack import up as run_stack
 
@@ -81,7 +82,8 @@ def up(demo_rate: float = typer.Option(5.0, help="new demo orders per second per
 
 
 @app.command()
-def worker(name: str = typer.Argument(..., help="simulators | connectors | normalizer | projector")) -> None:
+def worker(name: str = typer.Argument(
+        ..., help="simulators | connectors | normalizer | projector | detector | alerter | tracker")) -> None:
     """Run one process of the stack (what `tonglu up` starts)."""
     from infra import workers
 

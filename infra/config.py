@@ -61,6 +61,11 @@ class Settings:
     heartbeat_seconds: float = 2.0  # every worker process beats this often on the heartbeats topic
     health_stale_seconds: float = 10.0  # a stage none of whose processes beat for this long is down
     archive_retention_days: float = 30.0  # raw record archive under data_dir/archive; 0 keeps everything
+    tracking_sim_http: str = "http://127.0.0.1:8085"  # local courier-tracking simulator (Kuaidi100 conventions)
+    kuaidi100_url: str | None = None  # where shipments are subscribed; default: the simulator's /poll
+    kuaidi100_key: str = "kd100demoKey"  # the subscriber's authorisation key (the simulator's demo key)
+    tracking_secret: str = "tonglu-tracking-demo-secret"  # derives each subscription's push salt
+    tracking_callback: str | None = None  # public URL of /webhooks/kuaidi100; default: on webhook_http
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -92,6 +97,11 @@ class Settings:
             heartbeat_seconds=float(_env("TONGLU_HEARTBEAT_SECONDS", str(cls.heartbeat_seconds))),
             health_stale_seconds=float(_env("TONGLU_HEALTH_STALE_SECONDS", str(cls.health_stale_seconds))),
             archive_retention_days=float(_env("TONGLU_ARCHIVE_RETENTION_DAYS", str(cls.archive_retention_days))),
+            tracking_sim_http=_env("TONGLU_TRACKING_SIM_HTTP", cls.tracking_sim_http).rstrip("/"),
+            kuaidi100_url=_env("TONGLU_KUAIDI100_URL", None),
+            kuaidi100_key=_env("TONGLU_KUAIDI100_KEY", cls.kuaidi100_key),
+            tracking_secret=_env("TONGLU_TRACKING_SECRET", cls.tracking_secret),
+            tracking_callback=_env("TONGLU_TRACKING_CALLBACK_URL", None),
         )
 
     def kafka(self, **overrides) -> dict:
@@ -132,6 +142,18 @@ class Settings:
     @property
     def webhook_host_port(self) -> tuple[str, int]:
         return _host_port(self.webhook_http)
+
+    @property
+    def tracking_sim_host_port(self) -> tuple[str, int]:
+        return _host_port(self.tracking_sim_http)
+
+    def tracking_account(self):
+        """Where and as whom the tracker subscribes shipments (`connectors.tracking.subscriber`)."""
+        from connectors.tracking.receiver import PATH
+        from connectors.tracking.subscriber import TrackingAccount
+
+        return TrackingAccount(poll_url=self.kuaidi100_url or f"{self.tracking_sim_http}/poll", key=self.kuaidi100_key,
+                               secret=self.tracking_secret, callback=self.tracking_callback or f"{self.webhook_http}{PATH}")
 
 
 def _host_port(url: str) -> tuple[str, int]:

@@ -13,7 +13,15 @@ from typing import Protocol
 import orjson
 from aiohttp import web
 
-from projections import analyst_sql, anomaly_queries, api_anomalies, api_auth, api_shipments, queries
+from projections import (
+    analyst_sql,
+    anomaly_queries,
+    api_anomalies,
+    api_auth,
+    api_shipments,
+    loop_queries,
+    queries,
+)
 from projections.audit import AuditLog
 from projections.health import HealthMonitor
 
@@ -98,7 +106,7 @@ def _health(app: web.Application) -> dict:
 
 async def get_order(request: web.Request) -> web.Response:
     """The latest masked canonical order with its version and hold state (`hold`, `hold_reasons`,
-    `anomalies`: the open findings), or 404."""
+    `anomalies`: the open findings) and its `timeline` (`loop_queries.order_timeline`), or 404."""
     deps = request.app[DEPS]
     order_id = request.match_info["order_id"]
     order = await asyncio.to_thread(queries.get_order, deps.backend, deps.database, order_id)
@@ -107,6 +115,7 @@ async def get_order(request: web.Request) -> web.Response:
     order.update(
         await asyncio.to_thread(anomaly_queries.order_findings, deps.backend, deps.database, order_id)
     )
+    order["timeline"] = await asyncio.to_thread(loop_queries.order_timeline, deps.backend, deps.database, order_id)
     return _json(order)
 
 
@@ -135,13 +144,17 @@ async def list_orders(request: web.Request) -> web.Response:
 
 
 async def stats(request: web.Request) -> web.Response:
-    """Dashboard figures: ClickHouse aggregates plus the projector's live counters and lag."""
+    """Dashboard figures: ClickHouse aggregates plus the projector's live counters and lag; `platforms` has a
+    row per platform (names, orders, API health; see `platform_rows`)."""
     deps = request.app[DEPS]
     figures = await asyncio.to_thread(queries.stats, deps.backend, deps.database)
     figures.update(await asyncio.to_thread(anomaly_queries.anomaly_stats, deps.backend, deps.database))
+    figures["loop"] = await asyncio.to_thread(loop_queries.loop_figures, deps.backend, deps.database)
     counters = deps.counters()
     lag = deps.lag.snapshot()
     health = await asyncio.to_thread(_health, request.app)
+    if not figures["loop"]["sent_to_erp"]:
+        figures["loop"]["sent_to_erp"] = loop_queries.stage_progress(health["stages"].get("erp"))
     figures.update(
         {
             "events_per_second": counters["events_per_second"],
@@ -156,6 +169,7 @@ async def stats(request: web.Request) -> web.Response:
             "status": health["status"],
             "stages": health["stages"],
             "platform_names": platform_names(request.app[PLATFORMS]),
+            "platforms": platform_rows(request.app[PLATFORMS], figures),
         }
     )
     return _json(figures)
@@ -169,6 +183,29 @@ def platform_names(catalogue: list[dict]) -> dict[str, dict]:
         for alias, alias_names in p.get("aliases", {}).items():
             names[alias] = {"zh": alias_names["name_zh"], "en": alias_names["name_en"]}
     return names
+
+
+def platform_rows(catalogue: list[dict], figures: dict) -> list[dict]:
+    """One row per platform for the dashboard: code, Chinese and English name, orders (all, today), and its
+    API calls of the last 5 minutes (count, success rate, p50/p99 ms). Every platform of the catalogue has
+    a row, with zeros and None until it has figures; then any other code the data holds (an alias such as
+    tmall, a platform no longer configured)."""
+    names = platform_names(catalogue)
+    health = {r["platform"]: r for r in figures.get("connector_calls_by_platform", [])}
+    codes = [p["code"] for p in catalogue]
+    for code in [*figures.get("orders_by_platform", {}), *health]:
+        if code not in codes:
+            codes.append(code)
+    rows = []
+    for code in codes:
+        name = names.get(code, {"zh": code, "en": code})
+        calls = health.get(code, {})
+        rows.append({"code": code, "name_zh": name["zh"], "name_en": name["en"],
+                     "orders": figures.get("orders_by_platform", {}).get(code, 0),
+                     "orders_today": figures.get("orders_today_by_platform", {}).get(code, 0),
+                     "calls": int(calls.get("calls", 0)), "success_rate": calls.get("success_rate"),
+                     "p50_ms": calls.get("p50_ms"), "p99_ms": calls.get("p99_ms")})
+    return rows
 
 
 async def list_platforms(request: web.Request) -> web.Response:

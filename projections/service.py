@@ -1,5 +1,5 @@
-"""The projector: order.events, connector.calls, raw.orders.dlq and (when configured) order.anomalies
-and alerts -> ClickHouse, plus the HTTP API (which also publishes order.commands).
+"""The projector: order.events, connector.calls, raw.orders.dlq and (when configured) order.anomalies,
+alerts and fulfillment.results -> ClickHouse, plus the HTTP API (which also publishes order.commands).
 
 One consumer thread runs consume (a batch gathered while messages keep coming, for up to 1 s) ->
 decode -> sink.add -> flush -> commit. Offsets are committed only after a successful flush; a failed
@@ -68,6 +68,8 @@ class Projector:
             self._kinds[topics["order_anomalies"]] = ("anomaly", AvroCodec("Anomaly"))
         if topics.get("alerts"):
             self._kinds[topics["alerts"]] = ("alert_report", AvroCodec("AlertReport"))
+        if topics.get("fulfillment_results"):  # ship-back outcomes, for the timeline and the loop's figures
+            self._kinds[topics["fulfillment_results"]] = ("shipment_result", AvroCodec("ShipmentResult"))
         self.commands = (
             CommandPublisher(kafka_config, topics["order_commands"]) if topics.get("order_commands") else None
         )

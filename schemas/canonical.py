@@ -112,6 +112,10 @@ def mask_street(street: str | None) -> str | None:
 
 
 _TIME_FIELDS = ("created_at", "paid_at", "updated_at", "shipped_at", "delivered_at")
+# What the courier-tracking service says about a shipment (Order v4); mappings leave them out (platforms
+# do not know them), the normalizer fills them in (streams/tracking.py).
+TRACKING_FIELDS = ("tracking_state", "tracking_status", "tracking_step", "tracking_at", "delivered_at")
+_TRACKING_TIMES = ("tracking_at", "delivered_at")
 
 
 def order_json(order: dict) -> dict:
@@ -119,5 +123,19 @@ def order_json(order: dict) -> dict:
     out = dict(order)
     for name in _TIME_FIELDS:
         out[name] = ms_to_iso(order.get(name))
-    out["shipments"] = [dict(s, shipped_at=ms_to_iso(s.get("shipped_at"))) for s in order["shipments"]]
+    out["shipments"] = [_shipment_json(s) for s in order["shipments"]]
     return out
+
+
+def _shipment_json(shipment: dict) -> dict:
+    out = dict(shipment, shipped_at=ms_to_iso(shipment.get("shipped_at")))
+    for name in _TRACKING_TIMES:
+        if name in out:
+            out[name] = ms_to_iso(out[name])
+    return out
+
+
+def with_tracking_fields(shipment: dict) -> dict:
+    """A mapped shipment with the tracking fields of Order v4 present and empty (as Avro reads it back)."""
+    missing = [name for name in TRACKING_FIELDS if name not in shipment]
+    return dict(shipment, **dict.fromkeys(missing)) if missing else shipment

@@ -84,6 +84,10 @@ class Manifest(_Strict):
     raw_body_personal: bool = Field(True, description="raw bodies may hold buyers' personal data: raw.orders "
                                                       "seals them (false only when the API by design returns none)")
     unverified: list[str] = Field(default_factory=list, description="dotted keys of facts not confirmed")
+    amount_identity_exception: str | None = Field(
+        None, pattern=r"^[^\n]*\S[^\n]*$",
+        description="why items_total + shipping_fee - discount_total + tax_total may differ from paid_total "
+                    "on this platform (None: the identity holds on every order)")
 
     @field_validator("statuses", mode="before")
     @classmethod

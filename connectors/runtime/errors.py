@@ -28,3 +28,14 @@ class PermanentError(ConnectorError):
     def __init__(self, message: str, code: str | None = None):
         super().__init__(message)
         self.code = code
+
+
+def raise_for_http(status: int) -> None:
+    """The error an HTTP status means before the body is read: 5xx transient, 429 rate limited (1 s),
+    other 4xx permanent; nothing for 1xx-3xx."""
+    if status >= 500:
+        raise TransientError(f"HTTP {status}", code=f"http_{status}")
+    if status == 429:
+        raise RateLimited("HTTP 429", retry_after=1.0, code="http_429")
+    if status >= 400:
+        raise PermanentError(f"HTTP {status}", code=f"http_{status}")

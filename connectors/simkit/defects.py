@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 
-from connectors.simkit.world import SimOrder, World, new_order
+from connectors.simkit.world import SimOrder, World, bump_id, new_order
 
 DEFECTS = ("zero_amount", "amount_mismatch", "duplicate_order", "invalid_address", "invalid_phone",
            "price_anomaly", "quantity_spike")
@@ -57,7 +57,7 @@ def apply_defect(world: World, defect: str, shop_id: str, count: int, now_ms: in
             for _ in range(count):
                 original = world.add(fresh(), True, now_ms)
                 twin = copy.deepcopy(original)  # same buyer, receiver and lines, placed again
-                twin.external_id = str(int(original.external_id) + 7919)
+                twin.external_id = bump_id(original.external_id, 7919)
                 twin.created_at = twin.paid_at = twin.updated_at = now_ms + 1000
                 made.append(world.add(twin, False, now_ms))
         else:

@@ -21,3 +21,14 @@ class FaultPlan:
 
     def pending(self) -> int:
         return len(self._queue)
+
+
+def over_qps(calls: deque, limit: float | None, now: float) -> bool:
+    """Record a call at `now` (monotonic seconds) in `calls` and say whether more than `limit` calls fell
+    in the last second — a simulated per-app QPS cap (`limit` None or 0: no cap)."""
+    if not limit:
+        return False
+    while calls and calls[0] < now - 1.0:
+        calls.popleft()
+    calls.append(now)
+    return len(calls) > limit

@@ -81,6 +81,13 @@ class SimOrder:
         return sum(line.total for line in self.lines if line.refund_status == "REFUNDED")
 
 
+def bump_id(external_id: str, step: int = 1) -> str:
+    """The id `step` further on: the trailing digits count up, a platform's prefix (Youzan `E…`) stays."""
+    head = external_id.rstrip("0123456789")
+    digits = external_id[len(head):] or "0"
+    return head + str(int(digits) + step).zfill(len(digits))
+
+
 def _big_id(rng: random.Random) -> str:
     return str(rng.randrange(2_800_000_000_000_000_000, 2_899_999_999_999_999_999))
 
@@ -204,7 +211,7 @@ class World:
     def add(self, order: SimOrder, paid: bool, now_ms: int) -> SimOrder:
         """Register an order under a fresh id (callers hold the lock or own the world)."""
         while order.external_id in self.orders:
-            order.external_id = str(int(order.external_id) + 1)
+            order.external_id = bump_id(order.external_id)
         if paid:
             self._apply(order, "pay", now_ms)
         self.orders[order.external_id] = order

@@ -69,7 +69,8 @@ class Figures:
 
 
 def _free_ports() -> dict[str, int]:
-    return {name: free_port() for name in ("broker", "http", "taobao", "shopify", "webhooks", "alerts", "smtp")}
+    return {name: free_port() for name in ("broker", "http", "taobao", "shopify", "webhooks", "alerts", "smtp",
+                                           "tracking")}
 
 
 class ChaosStack:
@@ -90,6 +91,7 @@ class ChaosStack:
             "TONGLU_WEBHOOK_HTTP": f"http://127.0.0.1:{self.ports['webhooks']}",
             "TONGLU_ALERT_SIM_HTTP": f"http://127.0.0.1:{self.ports['alerts']}",
             "TONGLU_ALERT_SMTP_PORT": str(self.ports["smtp"]), "TONGLU_ALERT_ROUTING": str(routing),
+            "TONGLU_TRACKING_SIM_HTTP": f"http://127.0.0.1:{self.ports['tracking']}",
             "TONGLU_DATA_DIR": str(workdir / "data"), "PYTHONUNBUFFERED": "1",
         })
         if external_broker:

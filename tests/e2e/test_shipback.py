@@ -1,5 +1,6 @@
-"""Ship-back under `tonglu up`: a shipment posted to the API reaches the platform simulator, and the order
-turns SHIPPED because the platform says so on its next poll or push; `tonglu sim order` drives one order."""
+"""Ship-back under `tonglu up`: a shipment posted to the API reaches the platform simulator, the order turns
+SHIPPED because the platform says so on its next poll or push, and the tracker follows the parcel the
+shipper reported UPLOADED to the door; `tonglu sim order` drives one order."""
 import json
 import subprocess
 import urllib.request
@@ -49,7 +50,18 @@ def test_a_posted_shipment_reaches_the_platform_and_comes_back_as_shipped(tmp_pa
             shipped = wait_until(lambda oid=order_id: (o := _order(stack, oid)) and o["status"] == "SHIPPED" and o,
                                  90, f"{order_id} did not turn SHIPPED")
             assert [s["tracking_no"] for s in shipped["shipments"]] == [f"E2E770000{n}"]
-        # the platform's own status after another act, printed by the CLI
+        # the loop goes on from the shipper's UPLOADED: the tracker subscribes the parcel, the carrier (told
+        # to skip ahead) signs it, and the order shows it delivered
         taobao_id = next(iter(made))
-        done = _cli(stack, "sim", "order", taobao_id, "--do", "deliver")
+        tracking = stack["env"]["TONGLU_TRACKING_SIM_HTTP"]
+        wait_until(lambda: get_json(f"{tracking}/_sim/parcels?tracking_no=E2E7700000")[1]["parcels"], 60,
+                   "the uploaded parcel was not subscribed")
+        request = urllib.request.Request(f"{tracking}/_sim/advance", method="POST", data=json.dumps(
+            {"tracking_no": "E2E7700000", "state": "delivered"}).encode(), headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=10).close()
+        delivered = wait_until(lambda: (o := _order(stack, taobao_id)) and o["shipments"][0].get(
+            "tracking_state") == "DELIVERED" and o, 60, "the signed parcel did not reach the order")
+        assert any(t["kind"] == "shipment" and t["status"] == "UPLOADED" for t in delivered["timeline"])
+        # the platform's own status after an act, printed by the CLI
+        done = _cli(stack, "sim", "order", taobao_id, "--do", "request-refund")
         assert done.returncode == 0 and done.stdout.strip() == "WAIT_BUYER_CONFIRM_GOODS", done.stderr

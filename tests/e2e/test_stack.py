@@ -5,12 +5,15 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from schemas.codec import AvroCodec
+from schemas.kafka import Publisher
 from tests.e2e.helpers import TONGLU, get_json, port_free, running_stack, wait_until
 
 
@@ -166,6 +169,33 @@ def test_the_projector_yields_cpu_to_the_order_path(stack):
     nice = _worker_niceness(stack["base"])
     assert {"projector", "normalizer", "detector", "alerter"} <= set(nice)
     assert nice["projector"] - nice["normalizer"] == 5 and nice["detector"] == nice["normalizer"]
+
+
+def test_an_uploaded_shipment_of_a_demo_shop_is_tracked_to_the_door(stack):
+    """What the ship-back worker publishes for an upload the platform accepted is subscribed, the simulated
+    carrier moves the parcel, and the order's timeline shows every step."""
+    def shipped():
+        orders = get_json(f"{stack['base']}/api/orders?platform=taobao&status=SHIPPED&limit=50")[1]["orders"]
+        return next((o for o in orders if len(o["shipments"]) == 1), None)
+
+    order = wait_until(shipped, 90, "no demo order shipped whole")
+    number = order["shipments"][0]["tracking_no"]
+    result = {"shipment_id": "e2e-1", "order_id": order["order_id"], "status": "UPLOADED", "carrier_code": "ZTO",
+              "tracking_no": number, "line_ids": [], "attempt": 1, "reason": None,
+              "recorded_at": int(time.time() * 1000)}
+    Publisher({"bootstrap.servers": f"127.0.0.1:{stack['ports']['broker']}"}).publish(
+        [("fulfillment.results", order["order_id"].encode(), AvroCodec("ShipmentResult").encode(result))])
+
+    def signed_for():
+        got = _order(stack, order["order_id"])
+        return got if got["shipments"][0].get("tracking_state") == "DELIVERED" else None
+
+    got = wait_until(signed_for, 90, "the parcel was not signed for")
+    steps = [t["tracking"]["state"] for t in got["timeline"] if "tracking" in t]
+    assert steps[0] == "PICKED_UP" and steps[-1] == "DELIVERED" and len(steps) >= 3
+    assert any(t["kind"] == "shipment" and t["status"] == "UPLOADED" for t in got["timeline"])
+    assert got["status"] in ("DELIVERED", "COMPLETED")  # the platform may have moved on by itself meanwhile
+    assert get_json(f"{stack['base']}/api/stats")[1]["loop"]["parcels_delivered"] >= 1
 
 
 def test_ctrl_c_stops_everything(stack):

@@ -1,6 +1,7 @@
 """Helpers for integration tests: worker processes, consuming until N records, waiting on conditions."""
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -65,6 +66,16 @@ class TopicReader:
             self.poll(0.5)
         assert len(self.records) >= count, f"only {len(self.records)} of {count} records within {timeout}s"
         return self.records
+
+    async def until_true(self, predicate, timeout: float = 60.0) -> list:
+        """The records once `predicate(records)` holds, reading off the event loop; fails after `timeout`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            await loop.run_in_executor(None, self.poll, 0.3)
+            if predicate(self.records):
+                return self.records
+        raise AssertionError(f"condition not met within {timeout}s ({len(self.records)} records)")
 
     def close(self) -> None:
         self.consumer.close()

@@ -1,15 +1,22 @@
 """The connectors process on real simulators and the real broker: polling, pushes, call records, restarts."""
 import asyncio
 import json
+import time
 
 import aiohttp
+import pytest
+from aiohttp import web
 
 from connectors import platforms
-from connectors.runtime.archive import read_archive
+from connectors.runtime.archive import ArchiveWriter, read_archive
 from connectors.runtime.poller import PollPolicy
+from connectors.runtime.raw_publisher import RawPublisher
 from connectors.runtime.service import ConnectorService, ConnectorSettings
+from connectors.runtime.webhooks import WebhookReceiver, push_path
+from connectors.simkit.server import WORLD, notify
 from infra.broker import free_port
 from schemas.codec import AvroCodec
+from schemas.kafka import Publisher
 from schemas.sealing import open_body
 from tests.integration.helpers import TopicReader, serve_app
 
@@ -33,16 +40,6 @@ def _external_ids(records, source=None) -> set[str]:
     return ids
 
 
-async def _read_until(reader: TopicReader, predicate, timeout=60.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        await loop.run_in_executor(None, reader.poll, 0.5)
-        if predicate(reader.records):
-            return reader.records
-    raise AssertionError(f"condition not met within {timeout}s ({len(reader.records)} records)")
-
-
 async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(kafka_bootstrap, topics, tmp_path):
     taobao_runner, taobao_url = await serve_app(platforms.module("taobao", "simulator").create_app())
     shopify_runner, shopify_url = await serve_app(platforms.module("shopify", "simulator").create_app())
@@ -61,10 +58,10 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
         service = ConnectorService(settings)
         task = asyncio.create_task(service.run(stop))
         try:
-            await _read_until(raw, lambda recs: set(tb) | set(sp) <= _external_ids(recs))
+            await raw.until_true(lambda recs: set(tb) | set(sp) <= _external_ids(recs))
             # pushes: the service subscribed to Shopify webhooks; new orders arrive as signed pushes
             pushed = (await _post(session, f"{shopify_url}/_sim/orders", {"shop_id": "demo", "count": 5}))
-            await _read_until(raw, lambda recs: set(pushed["external_ids"]) <= _external_ids(recs, "push"))
+            await raw.until_true(lambda recs: set(pushed["external_ids"]) <= _external_ids(recs, "push"))
             # a forged push is refused and publishes nothing
             forged = b'{"id": 1, "name": "#1"}'
             async with session.post(f"http://127.0.0.1:{settings.webhook_port}/webhooks/shopify", data=forged,
@@ -85,9 +82,9 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
             # barrier: a genuine push of the same shop after the refusal; once it is on raw.orders, a
             # published forged push (same shop key, same partition) would be there before it
             marker = (await _post(session, f"{shopify_url}/_sim/orders", {"shop_id": "demo", "count": 1}))
-            await _read_until(raw, lambda recs: set(marker["external_ids"]) <= _external_ids(recs, "push"))
+            await raw.until_true(lambda recs: set(marker["external_ids"]) <= _external_ids(recs, "push"))
             assert not any(forged in value for _, value in raw.records), "the forged push was published"
-            await _read_until(calls, lambda recs: any(not c["ok"] for _, c in recs) and any(
+            await calls.until_true(lambda recs: any(not c["ok"] for _, c in recs) and any(
                 c["ok"] and c["records"] > 0 for _, c in recs))
             failed = [c for _, c in calls.records if not c["ok"]]
             assert any(c["platform"] == "taobao" for c in failed) and all(c["error_code"] for c in failed)
@@ -111,7 +108,7 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
         stop = asyncio.Event()
         task = asyncio.create_task(ConnectorService(settings).run(stop))
         try:
-            await _read_until(raw, lambda recs: set(late) <= _external_ids(recs[before:]))
+            await raw.until_true(lambda recs: set(late) <= _external_ids(recs[before:]))
             again = _external_ids(raw.records[before:])
             assert len(again & set(tb)) < len(tb) / 2, "a restarted connector re-read history it had checkpointed"
         finally:
@@ -121,3 +118,94 @@ async def test_polls_receives_pushes_records_calls_and_resumes_from_checkpoints(
     calls.close()
     await taobao_runner.cleanup()
     await shopify_runner.cleanup()
+
+
+NAMING = [p for p in platforms.codes() if platforms.manifest(p).capabilities.push
+          and hasattr(platforms.module(p, "client").Client, "fetch_orders")]
+
+
+@pytest.mark.parametrize("platform", NAMING)
+async def test_an_order_a_push_names_is_read_at_once_not_at_the_next_poll(platform, kafka_bootstrap, topics, tmp_path):
+    """A refund request pushed as a notice that only names the order: the order's detail, showing the
+    request, is on raw.orders as a polled page within a second or two, with the next poll minutes away."""
+    sim = platforms.module(platform, "simulator").create_app()
+    sim_runner, sim_url = await serve_app(sim)
+    settings = ConnectorSettings(
+        kafka_config={"bootstrap.servers": kafka_bootstrap}, raw_topic=topics.raw_orders,
+        calls_topic=topics.connector_calls, data_dir=tmp_path, webhook_port=free_port(),
+        simulators={platform: sim_url},
+        policy=PollPolicy(interval=300, sweep_every=300, settle_ms=0, first_sync_ms=600_000))
+    raw = TopicReader(kafka_bootstrap, topics.raw_orders)
+    stop = asyncio.Event()
+    async with aiohttp.ClientSession() as session:
+        (external_id,) = (await _post(session, f"{sim_url}/_sim/orders", {"shop_id": "home", "count": 1}))[
+            "external_ids"]
+        service = ConnectorService(settings)
+        task = asyncio.create_task(service.run(stop))
+        try:
+            hook = f":{settings.webhook_port}{push_path(platform)}"
+            deadline = asyncio.get_running_loop().time() + 30
+            while service.checkpoints.get(f"{platform}:home") is None or hook not in await _text(
+                    session, f"{sim_url}/_sim/webhooks"):  # first poll done and pushes subscribed
+                assert asyncio.get_running_loop().time() < deadline, "the shop was not polled and subscribed"
+                await asyncio.sleep(0.1)
+            order = sim[WORLD].orders[external_id]
+            changed_at = int(time.time() * 1000)
+            sim[WORLD]._apply(order, "request_refund", changed_at)
+            await notify(sim, "home", [order])
+
+            def refund_polled(records) -> list[dict]:
+                found = []
+                for _, value in records:
+                    record = RAW.decode(value)
+                    if record["source"] == "poll" and record["fetched_at"] >= changed_at and any(
+                            o["external_id"] == external_id and o["refund_status"] == "REQUESTED"
+                            for o in platforms.map_payload(platform, open_body(record), record["content_type"],
+                                                           "home")):
+                        found.append(record)
+                return found
+
+            await raw.until_true(lambda recs: refund_polled(recs), timeout=30)
+            (first, *_) = sorted(refund_polled(raw.records), key=lambda r: r["fetched_at"])
+            assert first["fetched_at"] - changed_at < 2000, f"read {first['fetched_at'] - changed_at} ms after the push"
+            assert service.pollers[f"{platform}:home"].fetched >= 1
+            assert any(RAW.decode(v)["source"] == "push" for _, v in raw.records)
+        finally:
+            stop.set()
+            await task
+            raw.close()
+            await sim_runner.cleanup()
+
+
+async def _text(session, url) -> str:
+    async with session.get(url) as resp:
+        return await resp.text()
+
+
+async def test_a_get_on_the_push_url_is_answered_by_the_platforms_url_check(kafka_bootstrap, topics, tmp_path):
+    """WeChat checks its message-server URL with a GET: the echo when signed with the shop's token, 401 when
+    forged, 503 for a shop not discovered yet; a platform without such a check or without pushes: 404."""
+    wechat = platforms.module("wechat_channels", "webhooks")
+    publisher, archive = Publisher({"bootstrap.servers": kafka_bootstrap}), ArchiveWriter(tmp_path / "archive")
+    receiver = WebhookReceiver(RawPublisher(publisher, topics.raw_orders, archive), {("wechat_channels", "home"): "tok"})
+    app = web.Application()
+    app.add_routes(receiver.routes())
+    runner, url = await serve_app(app)
+    try:
+        async with aiohttp.ClientSession() as session:
+            query = {**wechat.push_query("home", "tok"), "echostr": "8327164"}
+            async with session.get(f"{url}/webhooks/wechat_channels", params=query) as resp:
+                assert resp.status == 200 and await resp.text() == "8327164"
+            async with session.get(f"{url}/webhooks/wechat_channels", params={**query, "signature": "0" * 40}) as resp:
+                assert resp.status == 401
+            async with session.get(f"{url}/webhooks/wechat_channels",
+                                   params={**wechat.push_query("ghost", "tok"), "echostr": "1"}) as resp:
+                assert resp.status == 503
+            for platform in ("douyin", "taobao", "nowhere"):
+                async with session.get(f"{url}/webhooks/{platform}", params=query) as resp:
+                    assert resp.status == 404
+    finally:
+        await runner.cleanup()
+        publisher.close()
+        archive.close()
+    assert (receiver.rejected, receiver.deferred) == (1, 1)

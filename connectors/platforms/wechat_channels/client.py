@@ -205,6 +205,11 @@ class WeChatChannelsClient:
         response, _ = await self._call(DETAIL, {"order_id": external_id}, check)
         return Page(body=response.body, content_type="json", endpoint=DETAIL, records=1)
 
+    async def fetch_orders(self, external_ids: list[str]) -> AsyncIterator[Page]:
+        """The orders a push named, read with `order/get` side by side."""
+        for page in await self._details(list(external_ids)):
+            yield page
+
     async def _details(self, ids: list[str]) -> list[Page]:
         gate = asyncio.Semaphore(self.detail_concurrency)
 

@@ -11,8 +11,8 @@ Every change of an order becomes one event (new → `channels_ec_order_new`, pai
 partly shipped → `_deliver`, completed → `_confirm`, cancelled → `_cancel`, an after-sale change →
 `channels_ec_aftersale_update`), POSTed as JSON to the address with `signature`, `timestamp` and
 `nonce` added to its query (plaintext mode, the shop's AppSecret as the token). WeChat expects the
-reply `success` within 5 s and retries three times otherwise; here a delivery is retried only when the
-answer is not 2xx, and the log says whether the reply was `success`.
+plain-text reply `success` (or an empty one) within 5 s and retries three times otherwise; so does
+this simulator, and the log says whether the reply was `success`.
 """
 from __future__ import annotations
 
@@ -127,10 +127,11 @@ class PushHub:
                     status, reply = resp.status, await resp.read()
             except (TimeoutError, aiohttp.ClientError) as exc:
                 error = f"{exc.__class__.__name__}: {exc}"
+            acked = 200 <= status < 300 and reply.strip() in (b"success", b"")
             self.deliveries.append({"address": address, "event": event, "attempt": attempt, "status": status,
-                                    "replied_success": reply.strip() in (b"success", b""), "error": error})
+                                    "replied_success": acked, "error": error})
             del self.deliveries[:-1000]
-            if 200 <= status < 300:
+            if acked:
                 return
             if attempt <= self.retries:
                 await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
