@@ -155,9 +155,9 @@ def latency(side: ShipSide, orders: list[tuple[str, str]], rate: float, seconds:
     publisher.confirm()
     sending = time.time() - start
     deadline, accepted = time.time() + 60, {}
-    while time.time() < deadline and len(accepted) < count:
+    while time.time() < deadline and len(requested.keys() & accepted.keys()) < count:
         time.sleep(1.0)
-        accepted = side.accepted()
+        accepted = side.accepted()  # every upload so far (warm-up and earlier runs too)
     stop.set()
     if feeder is not None:
         feeder.join(30)
@@ -205,3 +205,32 @@ def line(figures: dict, flowing: bool) -> str:
             f"{beside}: accepted by the platform simulator {figures['accepted']:,}, the last {figures['done']:.1f}s "
             f"after the first request ({figures['throughput']:,.0f} uploads/s); request -> accepted p50 "
             f"{figures['p50']:.0f} ms, p99 {figures['p99']:.0f} ms, max {figures['max']:.0f} ms")
+
+
+def main(flowing: bool = False) -> None:
+    """This phase alone on a fresh broker: `python -m infra.bench.shipback [--flowing]` (with `--flowing`
+    a pipeline takes as many new orders per second beside it, as in `make bench`)."""
+    import tempfile
+
+    from infra.bench.suite import Pipeline
+    from infra.broker import start_broker
+
+    port = free_port()
+    broker = start_broker(port)
+    bootstrap, workdir = f"127.0.0.1:{port}", Path(tempfile.mkdtemp(prefix="tonglu-bench-ship-"))
+    pipe = Pipeline(bootstrap, workdir) if flowing else None
+    try:
+        if pipe is not None:
+            pipe.wait_visible(0, timeout=120)
+        runs, _rss = phase(bootstrap, workdir, flowing_topic=pipe.topics.raw_orders if pipe else None)
+        for figures in runs:
+            print(line(figures, flowing), flush=True)
+    finally:
+        if pipe is not None:
+            pipe.stop()
+        broker.terminate()
+        broker.wait(10)
+
+
+if __name__ == "__main__":
+    main(flowing="--flowing" in sys.argv)
