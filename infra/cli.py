@@ -216,6 +216,36 @@ def sim_orders(platform: str = typer.Option(..., "--platform", "-p"), shop: str 
                f"{len(made['external_ids'])} 笔新订单 new orders", err=True)
 
 
+SIM_ACTS = ("pay", "ship", "change-address", "request-refund", "cancel", "deliver")
+
+
+@sim.command("order")
+def sim_order(order_id: str = typer.Argument(..., help="the canonical order id, platform:shop:external_id"),
+              do: str = typer.Option(..., "--do", help=" | ".join(SIM_ACTS))) -> None:
+    """Act on one order in its platform's simulator, as the buyer or the platform would, and print the
+    platform's new status (its own value on stdout; what it means on stderr)."""
+    from connectors import platforms
+    from connectors.simkit.persistence import order_from_dict
+
+    if do not in SIM_ACTS:
+        _fail(f"--do must be one of {', '.join(SIM_ACTS)}, not {do!r}")
+    platform, shop, external_id = (order_id.split(":", 2) + ["", ""])[:3]
+    try:
+        code = platforms.get(platform).code
+    except platforms.UnknownPlatform as exc:
+        _fail(str(exc))
+    base = _settings().simulators.get(code)
+    if not shop or not external_id or base is None:
+        _fail(f"{order_id!r} is not platform:shop:external_id of a simulated platform "
+              f"({', '.join(_settings().simulators) or 'none'})")
+    done = _post(f"{base}/_sim/orders/{external_id}/do", {"act": do.replace("-", "_"), "shop_id": shop})
+    body = platforms.module(code, "render").page_body([order_from_dict(done["order"])])
+    (order,) = platforms.map_payload(platform, body, "json", shop)
+    typer.echo(order["platform_status"])
+    typer.echo(f"{platforms.label(platform)} 模拟器 simulator · 订单 order {order_id}: {do} → 平台状态 platform status "
+               f"{order['platform_status']} ({order['status']}, 退款 refund {order['refund_status']})", err=True)
+
+
 @app.command()
 def sql(query: str = typer.Argument(..., help="one SELECT / WITH / SHOW TABLES / SHOW CREATE TABLE / DESCRIBE")) -> None:
     """Read-only SQL over the tonglu tables, under the analyst limits (through the projector's /api/sql)."""

@@ -24,7 +24,7 @@ from infra.replay import rebuild_after_broker_loss
 from infra.supervisor import RestartPolicy, RestartState, after_crash, restart_message, restarted
 
 # start order; stopped in reverse
-PROCESSES = ["projector", "normalizer", "detector", "alerter", "simulators", "connectors", "tracker", "erp"]
+PROCESSES = ["projector", "normalizer", "detector", "alerter", "simulators", "connectors", "tracker", "erp", "shipper"]
 # Stopped when the local broker dies and started afresh once it is back with its topics. Their clients
 # would reconnect by themselves, but their read positions belong to the lost topics (a consumer past
 # the new end of a partition skips what is written below its old position; the projector's lag counter
@@ -34,7 +34,7 @@ PROCESSES = ["projector", "normalizer", "detector", "alerter", "simulators", "co
 # The connectors stop too: the rebuild republishes the raw archive only onto an empty raw.orders, so
 # nothing may publish before it (whatever they were sending is archived first, so nothing is lost).
 # The simulators are the platforms: they keep going.
-RESTART_AFTER_BROKER_LOSS = ("projector", "normalizer", "detector", "alerter", "connectors", "tracker", "erp")
+RESTART_AFTER_BROKER_LOSS = ("projector", "normalizer", "detector", "alerter", "connectors", "tracker", "erp", "shipper")
 TICK = 0.5  # seconds between looks at the children
 STATS_EVERY = 5.0
 

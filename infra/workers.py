@@ -197,7 +197,8 @@ def projector(settings: Settings) -> None:
             topics={"raw_orders": topics.raw_orders, "raw_orders_dlq": topics.raw_orders_dlq,
                     "order_events": topics.order_events, "connector_calls": topics.connector_calls,
                     "order_anomalies": topics.order_anomalies, "alerts": topics.alerts,
-                    "order_commands": topics.order_commands, "fulfillment_results": topics.fulfillment_results},
+                    "order_commands": topics.order_commands, "fulfillment_results": topics.fulfillment_results,
+                    "fulfillment_commands": topics.fulfillment_commands},
             normalizer_group=f"{topics.prefix}tonglu-normalizer", group_id=f"{topics.prefix}tonglu-projector",
             health=HealthMonitor(settings.kafka(), topics.heartbeats, settings.health_stale_seconds),
             heartbeat=lambda projector: HeartbeatSender(
@@ -260,5 +261,16 @@ def erp(settings: Settings) -> None:
     _run(service.run)
 
 
+def shipper(settings: Settings) -> None:
+    """Ship-back: fulfillment.commands -> the platforms' ship APIs -> fulfillment.results (+ findings)."""
+    from streams.ship_agent import ShipService
+
+    service = ShipService(settings.kafka(), settings.topics, settings.shops_file, settings.simulators)
+    log.info("ship-back: shipments from %s, outcomes to %s", settings.topics.fulfillment_commands,
+             settings.topics.fulfillment_results)
+    _beat(settings, "shipper", progress=lambda: service.counts["UPLOADED"])
+    _run(service.run)
+
+
 WORKERS = {"simulators": simulators, "connectors": connectors, "normalizer": normalizer, "projector": projector,
-           "detector": detector, "alerter": alerter, "tracker": tracker, "erp": erp}
+           "detector": detector, "alerter": alerter, "tracker": tracker, "erp": erp, "shipper": shipper}

@@ -13,7 +13,16 @@ from typing import Protocol
 import orjson
 from aiohttp import web
 
-from projections import analyst_sql, anomaly_queries, api_anomalies, api_auth, loop_queries, openapi, queries
+from projections import (
+    analyst_sql,
+    anomaly_queries,
+    api_anomalies,
+    api_auth,
+    api_shipments,
+    loop_queries,
+    openapi,
+    queries,
+)
 from projections.audit import AuditLog
 from projections.health import HealthMonitor
 
@@ -46,10 +55,10 @@ def _json(data, status: int = 200) -> web.Response:
 
 def create_api(deps: ApiDeps, auth: api_auth.AuthConfig, health: HealthMonitor | None = None,
                platforms: list[dict] = ()) -> web.Application:
-    """The aiohttp application serving /api/* (with the anomaly routes of `api_anomalies` and the
-    token routes of `api_auth`), /healthz, /metrics and the status page at /. Without `health` (no
-    heartbeats read) /healthz reports this process's projector alone; `platforms` is the platform
-    catalogue /api/platforms lists.
+    """The aiohttp application serving /api/* (with the anomaly routes of `api_anomalies`, the ship-back
+    route of `api_shipments` and the token routes of `api_auth`), /healthz, /metrics and the status page
+    at /. Without `health` (no heartbeats read) /healthz reports this process's projector alone;
+    `platforms` is the platform catalogue /api/platforms lists.
 
     Every route is guarded by the role `projections.access.ROUTES` gives it; writes and SQL are audited.
     """
@@ -69,6 +78,7 @@ def create_api(deps: ApiDeps, auth: api_auth.AuthConfig, health: HealthMonitor |
     app.router.add_get("/api/orders/{order_id}", get_order)
     app.router.add_post("/api/sql", run_sql)
     api_anomalies.register(app, DEPS)
+    api_shipments.register(app, DEPS)
     api_auth.register(app)
     return app
 

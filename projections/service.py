@@ -73,6 +73,10 @@ class Projector:
         self.commands = (
             CommandPublisher(kafka_config, topics["order_commands"]) if topics.get("order_commands") else None
         )
+        self.shipments = (
+            CommandPublisher(kafka_config, topics["fulfillment_commands"], "ShipmentCommand")
+            if topics.get("fulfillment_commands") else None
+        )
         self._consumer_config = consumer_config(kafka_config, group_id, **{"session.timeout.ms": SESSION_TIMEOUT_MS})
         self.lag = LagTracker(kafka_config, topics["raw_orders"], normalizer_group, SESSION_TIMEOUT_MS)
         self._stop = threading.Event()
@@ -93,8 +97,9 @@ class Projector:
         self._stop.set()
         self._thread.join(timeout)
         self.lag.stop(timeout)
-        if self.commands is not None:
-            self.commands.close()
+        for publisher in (self.commands, self.shipments):
+            if publisher is not None:
+                publisher.close()
 
     def alive(self) -> bool:
         """Whether the consumer thread is running."""

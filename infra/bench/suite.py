@@ -8,8 +8,10 @@
    rate (with each process's CPU per order) and at 5,000 orders/s; then at 5,000 orders/s with the
    projector paused (as if it ran on other cores) and how long it takes to write that backlog after;
 6. carrier push -> OrderDelivered on order.events while 2,000 orders/s flow (`tracking_bench`);
-7. peak RSS of every process;
-8. every registered platform: its mapping's CPU per order on its recorded list pages (vs Taobao's), and
+7. ship-back: shipment request -> accepted by the platform simulator at 500 and at 2,000 requests/s,
+   with as many new orders per second flowing through the stack beside it (`shipback.py`);
+8. peak RSS of every process;
+9. every registered platform: its mapping's CPU per order on its recorded list pages (vs Taobao's), and
    Tonglu end to end (as 3.) on a mixed workload of all of them, on a fresh pipeline, vs the Taobao-only
    figure — both done while the alert side waits out a fresh DingTalk minute, so they add no time;
 8. the ERP deliverer: events/s to one endpoint, event -> ERP latency at 2,000 orders/s (`erp_bench`).
@@ -31,7 +33,7 @@ from connectors import platforms
 from connectors.platforms.taobao.render import page_body
 from connectors.runtime.records import raw_record
 from connectors.simkit.world import World
-from infra.bench import anomaly_bench, erp_bench, measure, platforms_bench, tracking_bench, workload
+from infra.bench import anomaly_bench, erp_bench, measure, platforms_bench, shipback, tracking_bench, workload
 from infra.broker import ensure_topics, free_port, start_broker
 from projections.access import Role
 from projections.tokens import TokenStore
@@ -262,7 +264,7 @@ def run(quick: bool = False) -> int:
         passthrough = broker_passthrough(bootstrap, values, orders)
         baseline = faust_baseline(bootstrap, baseline_n)
         pipe = Pipeline(bootstrap, workdir)
-        side = None
+        side, ship_rss = None, {}
         try:
             warm = workload.encode_pages(workload.taobao_pages(100, shops=1, seed=5))
             Publisher({"bootstrap.servers": bootstrap}).publish([(pipe.topics.raw_orders, k, v) for k, v, _ in warm])
@@ -296,10 +298,14 @@ def run(quick: bool = False) -> int:
             apart, catch_up = _projector_elsewhere(bootstrap, pipe, side, steady_s)
             tracking = tracking_bench.carrier_push_latency(bootstrap, pipe, workdir, seconds=steady_s)
             tracking_bench.say_figures(tracking, _say)
+            ships, ship_rss = shipback.phase(bootstrap, workdir, min(steady_s, 10), pipe.topics.raw_orders)
+            for ship in ships:
+                _say(shipback.line(ship, flowing=True))
         finally:
             rss = pipe.stop()
             if side is not None:
                 rss.update(side.stop())
+            rss.update(ship_rss)
         _say("peak RSS                " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in rss.items()))
         erp = erp_bench.run_phase(bootstrap, workdir, quick)
         _say("")
@@ -311,7 +317,11 @@ def run(quick: bool = False) -> int:
              f"{sustained['finding_p99']:.0f} ms and {sustained['alert_p99']:.0f} ms; at {ANOMALY_LOAD:,.0f} orders/s "
              f"with the projector off these cores {apart['finding_p99']:.0f} ms and {apart['alert_p99']:.0f} ms "
              f"(its backlog written {catch_up:.0f} s after it resumed) · carrier push -> OrderDelivered p99 "
-             f"{tracking['p99']:.0f} ms at {tracking['load']:,.0f} orders/s (target < 1,000) · the whole stack needs "
+             f"{tracking['p99']:.0f} ms at {tracking['load']:,.0f} orders/s (target < 1,000) · ship-back p99 "
+             "request->accepted "
+             + " and ".join(f"{s['p99']:,.0f} ms at {s['rate']:,.0f}/s ({s['throughput']:,.0f} uploads/s)"
+                            for s in ships)
+             + " (target < 1,000 at 2,000/s) · the whole stack needs "
              f"{per_order * 1e6:.0f} µs CPU per order ({os.cpu_count() / per_order:,.0f} orders/s on "
              f"{os.cpu_count()} cores) · {every}")
         _say(f"summary (ERP): the deliverer sends {erp['events_per_second']:,.0f} events/s to one endpoint (target >= "

@@ -6,6 +6,8 @@ belong to that shop. Shop credentials come from `GET /_sim/shops`. Unknown or mi
 Modelled: `status` default `open`, time/id/status filters, `limit` 50/250, Link cursors (`page_info` allows
 only `limit`/`fields`), keyset paging on (updated_at, id), per-token leaky bucket with
 `X-Shopify-Shop-Api-Call-Limit`, 429 + Retry-After, simkit faults and signed webhooks (see delivery.py).
+Ship-back: `GET /orders/{id}/fulfillment_orders.json` and `POST /fulfillments.json` (see fulfillment.py); a
+fulfilment changes the order, so the next read and an `orders/updated` webhook show it fulfilled.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ import orjson
 from aiohttp import web
 
 from connectors.simkit.pushes import PushHub
-from connectors.simkit.server import WORLD, new_sim_app, take_fault
-from connectors.simkit.world import World
+from connectors.simkit.server import WORLD, new_sim_app, notify, now_ms, take_fault
+from connectors.simkit.world import ShipRefusal, World
 
-from . import listing
+from . import fulfillment, listing
 from .delivery import WebhookStyle
-from .render import order_json
+from .render import fulfillments, order_json
 
 RATE_LIMIT_BODY = (
     b'{"errors":"Exceeded 2 calls per second for api client. Reduce request rates to resume '
@@ -100,6 +102,8 @@ def create_app(
         app.router.add_get(base + ".json", _list_orders)
         app.router.add_get(base + "/count.json", _count_orders)
         app.router.add_get(base + "/{order_id:[0-9]+}.json", _get_order)
+        app.router.add_get(base + "/{order_id:[0-9]+}/fulfillment_orders.json", _get_fulfillment_orders)
+        app.router.add_post(prefix + "/admin/api/{version}/fulfillments.json", _create_fulfillment)
     return app
 
 
@@ -151,7 +155,8 @@ async def _gate(request: web.Request) -> tuple[str, LeakyBucket, str | None] | w
 
 
 def _answer(
-    request: web.Request, bucket: LeakyBucket, fault: str | None, body: bytes, extra: dict | None = None
+    request: web.Request, bucket: LeakyBucket, fault: str | None, body: bytes, extra: dict | None = None,
+    status: int = 200,
 ) -> web.Response:
     if fault == "malformed":
         body = body[: max(1, len(body) // 2)]
@@ -161,7 +166,7 @@ def _answer(
         "X-Shopify-API-Version": request.match_info["version"],
         **(extra or {}),
     }
-    return _json(200, body, headers)
+    return _json(status, body, headers)
 
 
 def _fields(request: web.Request, doc: dict) -> dict:
@@ -241,3 +246,53 @@ async def _get_order(request: web.Request) -> web.Response:
         return _error(404, "Not Found")
     doc = _fields(request, order_json(order, world.shops[shop_id]["shop_domain"]))
     return _answer(request, bucket, fault, orjson.dumps({"order": doc}))
+
+
+def _own_order(request: web.Request, shop_id: str, external_id: str):
+    order = request.app[WORLD].orders.get(external_id)
+    return order if order is not None and order.shop_id == shop_id else None
+
+
+async def _get_fulfillment_orders(request: web.Request) -> web.Response:
+    gate = await _gate(request)
+    if isinstance(gate, web.Response):
+        return gate
+    shop_id, bucket, fault = gate
+    order = _own_order(request, shop_id, request.match_info["order_id"])
+    if order is None:
+        return _error(404, "Not Found")
+    body = orjson.dumps({"fulfillment_orders": fulfillment.fulfillment_orders(order)})
+    return _answer(request, bucket, fault, body)
+
+
+async def _create_fulfillment(request: web.Request) -> web.Response:
+    """`POST /fulfillments.json`: fulfil the listed fulfillment order line items (all that are left when none
+    are listed) with `tracking_info`; 201 with the fulfillment."""
+    gate = await _gate(request)
+    if isinstance(gate, web.Response):
+        return gate
+    shop_id, bucket, fault = gate
+    try:
+        spec = orjson.loads(await request.read())["fulfillment"]
+        groups = spec["line_items_by_fulfillment_order"]
+        if not isinstance(groups, list) or not groups or not all(isinstance(g, dict) for g in groups):
+            raise ValueError
+        tracking = spec.get("tracking_info") or {}
+        number, company = tracking.get("number"), tracking.get("company")
+        external_ids = {fulfillment.order_external_id(g["fulfillment_order_id"]) for g in groups}
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return _error(400, {"fulfillment": "Required parameter missing or invalid"})
+    orders = [_own_order(request, shop_id, x) for x in external_ids]
+    if len(orders) != 1 or orders[0] is None:
+        return _error(404, "Not Found")
+    order = orders[0]
+    try:
+        lines = [line for group in groups for line in fulfillment.planned_lines(order, group)]
+        request.app[WORLD].ship(order, lines, company, company, number, now_ms())
+    except fulfillment.FulfillmentError as exc:
+        return _error(exc.status, exc.errors)
+    except ShipRefusal as exc:
+        return _error(422, [str(exc)])
+    await notify(request.app, shop_id, [order])
+    made = [f for f in fulfillments(order) if f["tracking_number"] == number][-1]
+    return _answer(request, bucket, fault, orjson.dumps({"fulfillment": made}), status=201)
