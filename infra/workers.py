@@ -51,7 +51,8 @@ def simulators(settings: Settings, demo_rate: float = 5.0) -> None:
             keep_world_on_disk(app, settings.data_dir / "simulators" / f"{platform}.json")
             demo_shops = platforms.manifest(platform).demo_shops if rates[platform] > 0 else []
             for shop in demo_shops:
-                ensure_shop(app, shop, demo=True)
+                # a platform Tonglu ships back to is shipped by the ERP simulator's warehouse, not the autopilot
+                ensure_shop(app, shop, demo=True)["warehouse_ships"] = platforms.manifest(platform).capabilities.ship_back
             app[AUTOPILOT].update(orders_per_second=rates[platform], steps_per_second=rates[platform] * 1.5)
             runner = web.AppRunner(app)
             await runner.setup()
@@ -114,7 +115,8 @@ async def _erp_simulator(settings: Settings, demo: bool):
     from connectors.erp.simulator import create_app
     from connectors.erp.warehouse import Warehouse
 
-    shops = frozenset((code, shop) for code, p in platforms.registry().items() for shop in p.manifest.demo_shops)
+    shops = frozenset((code, shop) for code, p in platforms.registry().items() if p.manifest.capabilities.ship_back
+                      for shop in p.manifest.demo_shops)  # the others have no ship API to post to
     token_path = settings.erp_sim_token_path
 
     def token() -> str | None:

@@ -221,6 +221,9 @@ class World:
     def step(self, order: SimOrder, now_ms: int) -> str | None:
         """Move one order one step along its life; returns the transition applied."""
         choices = TRANSITIONS.get(order.status)
+        if choices and self.shops.get(order.shop_id, {}).get("warehouse_ships"):
+            # the shop's warehouse (the ERP simulator) ships through the ship API; the seller backend does not
+            choices = [c for c in choices if c[1] not in ("ship", "ship_part")]
         if not choices or any(line.refund_status == "REQUESTED" for line in order.lines):
             if any(line.refund_status == "REQUESTED" for line in order.lines):
                 name = self.rng.choice(["approve_refund", "approve_refund", "reject_refund"])

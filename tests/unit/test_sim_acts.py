@@ -72,3 +72,18 @@ def test_acts_follow_the_life_of_an_order():
     unpaid = _order(world, paid=False)
     world.perform(unpaid, "cancel", NOW)
     assert unpaid.status == "CANCELLED"
+
+
+def test_the_autopilot_leaves_shipping_to_a_shop_s_warehouse():
+    world = World(seed=3)
+    world.ensure_shop("wh", warehouse_ships=True)
+    world.ensure_shop("self")
+    moved = {}
+    for shop in ("wh", "self"):
+        orders = world.create_orders(shop, 60, 1_000)
+        for order in orders:
+            for step in range(6):
+                world.step(order, 2_000 + step)
+        moved[shop] = {o.status for o in orders}
+    assert not moved["wh"] & {"SHIPPED", "PARTIALLY_SHIPPED", "DELIVERED", "COMPLETED"}
+    assert moved["self"] & {"SHIPPED", "DELIVERED", "COMPLETED"}  # positive control: the seller ships
