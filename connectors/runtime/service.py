@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from connectors.runtime.poller import PollPolicy, ShopPoller
 from connectors.runtime.ratelimit import TokenBucket
 from connectors.runtime.raw_publisher import REPORT_DELIVERIES, RawPublisher
 from connectors.runtime.records import connector_call
+from connectors.runtime.shops import discover_shops
 from connectors.runtime.webhooks import WebhookReceiver, push_path
 from schemas.kafka import Publisher
 
@@ -106,22 +106,7 @@ class ConnectorService:
             log.info("polling %s (%s) every %.1fs", key, platforms.label(creds.platform), self.s.policy.interval)
 
     async def _shops(self) -> list[ShopCredentials]:
-        found = []
-        if self.s.shops_file and self.s.shops_file.exists():
-            found += [ShopCredentials(**row) for row in json.loads(self.s.shops_file.read_text())]
-        for platform, base in self.s.simulators.items():
-            try:
-                async with self.session.get(f"{base}/_sim/shops", timeout=aiohttp.ClientTimeout(total=3)) as r:
-                    shops = (await r.json())["shops"]
-            except (TimeoutError, aiohttp.ClientError, KeyError, ValueError):
-                continue  # simulator not up yet
-            for shop in shops:
-                found.append(ShopCredentials(platform=platform, shop_id=shop["shop_id"], base_url=base,
-                                             app_key=shop.get("app_key", ""), app_secret=shop.get("app_secret", ""),
-                                             access_token=shop.get("access_token", ""),
-                                             extra={k: v for k, v in shop.items() if k not in (
-                                                 "shop_id", "app_key", "app_secret", "access_token")}))
-        return found
+        return await discover_shops(self.session, self.s.shops_file, self.s.simulators)
 
     async def _subscribe_webhooks(self, creds: ShopCredentials) -> None:
         """A simulated shop of a pushing platform is told where to push (`POST /_sim/webhooks`)."""

@@ -47,7 +47,8 @@ class Decision:
     release_at: int | None = None  # for `queue`: when the window opens
 
 
-def _day_start(now_ms: int, timezone: str) -> int:
+def day_start(now_ms: int, timezone: str) -> int:
+    """Epoch ms of the local midnight that began the day of `now_ms` in `timezone` (caps and budgets count days)."""
     local = datetime.fromtimestamp(now_ms / 1000, ZoneInfo(timezone))
     return int(local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp() * 1000)
 
@@ -72,7 +73,7 @@ def decide(msg: Candidate, now_ms: int, history: RecipientHistory, rules: ShopRu
         quiet = rules.quiet_hours()
         if quiet.contains(now_ms):
             return Decision("queue", "quiet_hours", release_at=quiet.next_end(now_ms))
-    today = _day_start(now_ms, rules.timezone)
+    today = day_start(now_ms, rules.timezone)
     caps = rules.caps
     if marketing and (_count(history.sent, "marketing", today) >= caps.marketing_per_day
                       or _count(history.sent, "marketing", now_ms - WEEK_MS) >= caps.marketing_per_week):
