@@ -81,9 +81,9 @@ def _beijing(ms: float) -> str:
 # -- Aliyun ---------------------------------------------------------------------------------------------------
 async def aliyun(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    if (fault := await state.fault_answer("aliyun")) is not None:
-        return fault
     params = {k: str(v) for k, v in {**request.query, **(await request.post())}.items()}
+    if (fault := await state.fault_answer("aliyun")) is not None:  # a slow gateway has the request already
+        return fault
     if (error := gateway_error(params, state, actions=("SendSms", "QuerySendDetails"))) is not None:
         return error
     if params["Action"] == "QuerySendDetails":
@@ -142,9 +142,9 @@ def _tencent_error(code: str, message: str) -> web.Response:
 
 async def tencent(request: web.Request) -> web.Response:
     state = request.app[STATE]
+    payload = await request.read()
     if (fault := await state.fault_answer("tencent")) is not None:
         return fault
-    payload = await request.read()
     auth = parse_tc3_authorization(request.headers.get("Authorization", ""))
     if auth is None:
         return _tencent_error("AuthFailure.InvalidAuthorization", "Authorization header is not TC3-HMAC-SHA256")
@@ -226,9 +226,9 @@ def _tencent_pull(state: SimState, body: dict) -> web.Response:
 # -- generic platform channel ---------------------------------------------------------------------------------
 async def generic_channel(request: web.Request) -> web.Response:
     state, platform = request.app[STATE], request.match_info["platform"]
+    payload = await request.read()
     if (fault := await state.fault_answer(platform)) is not None:
         return fault
-    payload = await request.read()
     try:
         body = orjson.loads(payload)
     except orjson.JSONDecodeError:

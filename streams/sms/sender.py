@@ -42,6 +42,7 @@ from streams.sms.templates import SmsConfig
 log = logging.getLogger(__name__)
 RETRY_BASE_MS, RETRY_MAX_MS, GIVE_UP_MS = 1000, 60_000, 3_600_000
 RESOLVE_RETRY_MS = 5000
+SETTLE_SLACK_S = 3.0
 
 
 class SenderConfigError(ValueError):
@@ -68,6 +69,7 @@ class Pending:
     due: int
     request: dict
     attempts: int = 0
+    reconcile: bool = False  # a claim of an earlier run, to be checked with the gateways first
 
 
 def _secret(environ: Mapping[str, str], name: str | None, what: str) -> str | None:
@@ -360,10 +362,12 @@ class SenderService:
         due = [k for k, p in self.waiting.items() if p.due <= now and k not in self.in_flight]
         if not due:
             return
-        plans, retries = [], []
+        plans, retries, checks = [], [], []
         for key in due:
             pending = self.waiting.pop(key)
-            if self.ledger.status(key) == "sending":
+            if pending.reconcile:
+                checks.append(pending.request)
+            elif self.ledger.status(key) == "sending":
                 retries.append(pending)
             else:
                 plans.append(self._plan(pending.request, now))
@@ -380,6 +384,8 @@ class SenderService:
             claim = self.ledger.latest[pending.request["key"]]
             outcomes.append(self._send(pending.request, to, claim, pending.attempts))
         await self._write([o for o in await asyncio.gather(*outcomes) if o is not None])
+        for request in checks:
+            await self._reconcile(request)
 
     # -- claimed before a restart, no outcome -------------------------------------------------------------------
     async def _reconcile(self, request: dict) -> None:
@@ -387,6 +393,10 @@ class SenderService:
         key = request["key"]
         claim = self.ledger.latest[key]
         now = int(time.time() * 1000)
+        settle = self._settle_ms()
+        if now - claim["at"] < settle:  # the provider may still be working on a call its client gave up on
+            self.waiting[key] = Pending(claim["at"] + settle, request, reconcile=True)
+            return
         if request["channel"] != "gateway":
             await self._write([evolve(claim, "failed", now, reason="interrupted",
                                       code="interrupted")])  # a platform channel cannot be asked: never twice
@@ -401,7 +411,7 @@ class SenderService:
                     break
         except (LookupError, ConnectorError, SealError, aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("短信 %s: 无法核对 cannot check the interrupted send now (%s); retrying", key, exc)
-            self.waiting[key] = Pending(now + RESOLVE_RETRY_MS, request)
+            self.waiting[key] = Pending(now + RESOLVE_RETRY_MS, request, reconcile=True)
             return
         if found is not None:
             name, hit = found
@@ -411,6 +421,11 @@ class SenderService:
             return
         outcome = await self._send(request, to, claim)
         await self._write([outcome] if outcome is not None else [])
+
+    def _settle_ms(self) -> int:
+        """How old a claim must be before the gateways are asked about it: their timeout and some slack."""
+        timeouts = [spec.timeout_s for spec in self.config.gateways.values()] or [0.0]
+        return int((max(timeouts) + SETTLE_SLACK_S) * 1000)
 
     # -- reports and replies (called by the callback server) ---------------------------------------------------
     async def reports(self, reports) -> tuple[int, int]:

@@ -79,15 +79,21 @@ class SmsHub:
             await runner.cleanup()
         return codes
 
-    def messages(self, **query) -> list[dict]:
+    async def messages(self, **query) -> list[dict]:
+        """What the simulated providers received (the simulators run on this loop: never block it)."""
         args = "&".join(f"{k}={v}" for k, v in query.items())
-        return http_json(f"{self.sim}/_sim/messages?{args}")["messages"]
+        return (await self.control(f"/_sim/messages?{args}"))["messages"]
+
+    async def control(self, path: str, body: dict | None = None, method: str | None = None):
+        """A call to the SMS simulator's control API."""
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: http_json(f"{self.sim}{path}", body, method))
 
     async def wait_messages(self, count: int, timeout: float = 60.0, **query) -> list[dict]:
         deadline = time.time() + timeout
         found: list[dict] = []
         while time.time() < deadline:
-            found = await asyncio.get_running_loop().run_in_executor(None, lambda: self.messages(**query))
+            found = await self.messages(**query)
             if len(found) >= count:
                 return found
             await asyncio.sleep(0.3)
@@ -118,3 +124,23 @@ class SmsHub:
             events += derived
         publish(self.kafka_bootstrap, out)
         return events
+
+
+async def sender_stats(hub: SmsHub) -> dict:
+    return await asyncio.get_running_loop().run_in_executor(None, lambda: http_json(f"{hub.callback}/sms/stats"))
+
+
+async def until_requests_seen(hub: SmsHub, count: int, timeout: float = 60.0) -> dict:
+    """Wait until the sender has read `count` requests (duplicates included): the barrier before asserting that
+    nothing more was sent."""
+    deadline = time.time() + timeout
+    stats: dict = {}
+    while time.time() < deadline:
+        try:
+            stats = await sender_stats(hub)
+        except OSError:
+            stats = {}
+        if stats.get("requests", 0) >= count:
+            return stats
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"the sender read {stats.get('requests')} of {count} requests within {timeout}s")

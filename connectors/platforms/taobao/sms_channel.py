@@ -72,9 +72,9 @@ def sim_routes(state) -> list[web.RouteDef]:
     state.add_channel_app("taobao", DEMO_APP_KEY, DEMO_SECRET, DEMO_SESSION)
 
     async def handle(request: web.Request) -> web.Response:
+        params = {k: str(v) for k, v in {**request.query, **(await request.post())}.items()}
         if (fault := await state.fault_answer("taobao")) is not None:
             return fault
-        params = {k: str(v) for k, v in {**request.query, **(await request.post())}.items()}
         if params.get("method") != METHOD:
             return _error(22, "Invalid Method", "isv.invalid-method")
         app = state.channel_app("taobao", params.get("app_key", ""))
