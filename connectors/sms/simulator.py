@@ -260,12 +260,19 @@ def aliyun_report(message: dict, failed: bool, now: float) -> dict:
             "biz_id": message["message_id"], "out_id": message["out_id"]}
 
 
+def _nation(number: str) -> tuple[str, str]:
+    """(nationcode, national number) of an E.164 number; +1 and +86 known, others split after two digits."""
+    for code in ("86", "1"):
+        if number.startswith(f"+{code}"):
+            return code, number[len(code) + 1:]
+    return number[1:3], number[3:]
+
+
 def tencent_report(message: dict, failed: bool, now: float) -> dict:
     """One status callback entry (tencent_status_callback.json)."""
-    number = message["to"]
-    return {"user_receive_time": _beijing(now), "nationcode": "86" if number.startswith("+86") else number[1:3],
-            "mobile": number.removeprefix("+86"), "report_status": "FAIL" if failed else
-            "SUCCESS", "errmsg": "MK:0001" if failed else "DELIVRD",
+    nation, mobile = _nation(message["to"])
+    return {"user_receive_time": _beijing(now), "nationcode": nation, "mobile": mobile,
+            "report_status": "FAIL" if failed else "SUCCESS", "errmsg": "MK:0001" if failed else "DELIVRD",
             "description": "用户短信接收失败" if failed else "用户短信送达成功", "sid": message["message_id"],
             "ext": {"context": message["out_id"] or ""}}
 
@@ -329,9 +336,8 @@ def uplink_body(provider: str, phone: str, text: str, now: float, sign: str = ""
     if provider == "aliyun":
         return [{"phone_number": phone, "send_time": _beijing(now), "content": text, "sign_name": sign,
                  "dest_code": "", "sequence_id": random.randrange(10 ** 9)}]
-    number = e164(phone)
-    return {"extend": "", "mobile": number.removeprefix("+86"),
-            "nationcode": "86" if number.startswith("+86") else "", "sign": sign, "text": text, "time": int(now)}
+    nation, mobile = _nation(e164(phone))
+    return {"extend": "", "mobile": mobile, "nationcode": nation, "sign": sign, "text": text, "time": int(now)}
 
 
 # -- control --------------------------------------------------------------------------------------------------

@@ -1,11 +1,17 @@
 """The SMS hub end to end: order events -> notifier -> sms.requests -> sender -> simulated gateways and
 platform channels over HTTP -> sms.receipts, delivery reports and replies pushed back; on the real broker."""
 import asyncio
+import copy
 import time
+import urllib.error
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
 
 from schemas.codec import AvroCodec
 from tests.integration.helpers import TopicReader, publish
-from tests.integration.sms_helpers import SmsHub, until_requests_seen
+from tests.integration.sms_helpers import TOKEN, SmsHub, http_json, sender_stats, until_requests_seen
 
 
 def _latest(reader: TopicReader) -> dict[str, dict]:
@@ -43,6 +49,20 @@ async def test_orders_reach_buyers_through_the_right_channel_once(kafka_bootstra
                               and sum(x["status"] == "sent" for x in r.values()) == 3)
         assert {r["provider"] for r in latest.values()} == {"taobao", "aliyun"}
         assert {m["out_id"] for m in platform + gateway} == set(latest)
+
+        # pushes are verified: the callback URL's secret, then a message we sent to that very number
+        forged = [{"phone_number": "13900000000", "success": False, "err_code": "MK:0001",
+                   "out_id": gateway[0]["out_id"], "report_time": "2026-01-01 00:00:00"}]
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            await asyncio.get_running_loop().run_in_executor(None, lambda: http_json(
+                f"{hub.callback}/sms/aliyun/report/not-the-token", forged))
+        ack = await asyncio.get_running_loop().run_in_executor(None, lambda: http_json(
+            f"{hub.callback}/sms/aliyun/report/{TOKEN}", forged))
+        assert ack == {"code": 0, "msg": "成功"}
+        stats = await sender_stats(hub)
+        assert (stats["reports"], stats["reports_unmatched"]) == (3, 1)
+        await asyncio.get_running_loop().run_in_executor(None, receipts.poll, 1.0)
+        assert _latest(receipts)[gateway[0]["out_id"]]["status"] == "delivered"
     finally:
         receipts.close()
         codes = await hub.close()
@@ -112,5 +132,58 @@ async def test_a_sender_killed_mid_batch_never_sends_twice(kafka_bootstrap, topi
             (tmp_path / "sender2.log").read_text().count("found sent by") >= 3
     finally:
         receipts.close()
+        codes = await hub.close()
+    assert set(codes.values()) == {0}
+
+
+def _delivered(order: dict, at: int) -> dict:
+    later = copy.deepcopy(order)
+    later.update(status="DELIVERED", updated_at=order["updated_at"] + 60_000, delivered_at=at, shipped_at=at,
+                 shipments=[{"carrier": "顺丰速运", "tracking_no": "SF1000", "shipped_at": at, "line_ids": []}])
+    return later
+
+
+async def test_opt_out_quiet_hours_failover_and_delivery_reports(kafka_bootstrap, topics, tmp_path):
+    hour = datetime.now(ZoneInfo("Asia/Shanghai")).hour
+    window = f"{(hour + 2) % 24:02d}:00-{(hour + 3) % 24:02d}:00"  # marketing may not leave now
+    hub = await SmsHub(kafka_bootstrap, topics, tmp_path).start(TONGLU_SMS_MARKETING_HOURS=window)
+    receipts = TopicReader(kafka_bootstrap, topics.sms_receipts, "SmsReceipt")
+    optouts = TopicReader(kafka_bootstrap, topics.sms_optouts, "SmsOptOut")
+    now = int(time.time() * 1000)
+    try:
+        hub.run("notifier")
+        hub.run("sender")
+        orders = hub.shopify_orders("sp-rules", 3, now)
+        held = {o["order_id"]: copy.deepcopy(o) for o in orders}
+        hub.publish_events(orders, now)
+        paid = await hub.wait_messages(3, provider="aliyun")
+        refuser = paid[0]["to"]
+        reply = await hub.control("/_sim/uplink", {"provider": "aliyun", "phone": refuser, "text": " td。"})
+        assert reply["ok"] is True
+        await asyncio.get_running_loop().run_in_executor(None, optouts.until, 1, 30)
+        assert refuser not in str(optouts.records)  # only the keyed hash travels
+
+        await hub.control("/_sim/faults", {"provider": "aliyun", "kind": "down", "count": 100})
+        await hub.control("/_sim/faults", {"provider": "tencent", "kind": "receipt_failed", "count": 1})
+        delivered = [_delivered(o, now + 120_000) for o in orders]
+        hub.publish_events(delivered, now + 120_000, previous=held)
+        latest = await _until(receipts, lambda r: sum(x["provider"] == "tencent" and x["status"] in (
+            "delivered", "failed") for x in r.values()) == 6 and sum(x["template"] == "repurchase" for x in
+                                                                     r.values()) == 3)
+        service = [r for r in latest.values() if r["template"] in ("shipped", "delivered_care")]
+        assert len(service) == 6 and {r["provider"] for r in service} == {"tencent"}  # Aliyun down: failed over
+        assert any(r["attempts"][0]["provider"] == "aliyun" and not r["attempts"][0]["ok"] for r in service)
+        assert sorted(r["status"] for r in service) == ["delivered"] * 5 + ["failed"]
+        assert [r["code"] for r in service if r["status"] == "failed"] == ["MK:0001"]
+        marketing = {r["to_masked"]: r for r in latest.values() if r["template"] == "repurchase"}
+        refuser_hash = latest[paid[0]["out_id"]]["phone_hash"]
+        refused = next(r for r in marketing.values() if r["phone_hash"] == refuser_hash)
+        assert (refused["status"], refused["reason"]) == ("suppressed", "opt_out")  # at once, never queued
+        waiting = [r for r in marketing.values() if r is not refused]
+        assert [(r["status"], r["reason"]) for r in waiting] == [("queued", "quiet_hours")] * 2
+        assert len(await hub.messages(provider="tencent")) == 6
+    finally:
+        receipts.close()
+        optouts.close()
         codes = await hub.close()
     assert set(codes.values()) == {0}
