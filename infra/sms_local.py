@@ -95,3 +95,47 @@ def simulator_state(config: SmsConfig, callback_http: str, token: str | None,
             callbacks[spec.type] = {"report": callback_http.rstrip("/") + report_path(spec.type, token),
                                     "uplink": callback_http.rstrip("/") + uplink_path(spec.type, token)}
     return SimState(approved_templates(config), callbacks, receipt_delay_s)
+
+
+def command_keys(data_dir: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Keys for a command run beside the local stack: the environment's, else those the stack keeps in the data
+    directory (the sealing keys in raw-keys, the hash key in sms-keys)."""
+    from infra.raw_keys import LOCAL_KEYS_FILE
+    from schemas.sealing import KEYS_ENV, PROVIDER_ENV
+
+    environ = os.environ if environ is None else environ
+    out = {}
+    raw = data_dir / LOCAL_KEYS_FILE
+    if not environ.get(KEYS_ENV) and not environ.get(PROVIDER_ENV) and raw.exists():
+        out[KEYS_ENV] = raw.read_text(encoding="utf-8").strip()
+    kept = data_dir / LOCAL_FILE
+    if not environ.get(HASH_KEY_ENV) and kept.exists():
+        for line in kept.read_text(encoding="utf-8").split():
+            if line.startswith(f"{HASH_KEY_ENV}="):
+                out[HASH_KEY_ENV] = line.split("=", 1)[1]
+    return out
+
+
+def import_members(kafka_config: dict, topic: str, text: str, environ: Mapping[str, str]) -> tuple[int, list[str]]:
+    """Publish the good rows of a members CSV to sms.members (phones sealed, hashed, masked): (imported, errors)."""
+    import time
+
+    from connectors.sms.contacts import seal_contact
+    from schemas.codec import AvroCodec
+    from schemas.kafka import Publisher
+    from schemas.sealing import Sealer, provider_from_env
+    from streams.sms.members import member_record, parse_members_csv
+
+    rows, errors = parse_members_csv(text)
+    provider = provider_from_env(environ)
+    sealer = Sealer(provider) if provider is not None else None
+    key = hash_key(environ)
+    now, codec, records = int(time.time() * 1000), AvroCodec("SmsMember"), []
+    for row in rows:
+        seal = (lambda phone, row=row: seal_contact(sealer, phone, row.shop_id, row.member_id)) if sealer else None
+        records.append(member_record(row, now, key, seal))
+    if records:
+        publisher = Publisher(kafka_config)
+        publisher.publish([(topic, f"{r['shop_id']}:{r['member_id']}".encode(), codec.encode(r)) for r in records])
+        publisher.close()
+    return len(records), errors

@@ -159,7 +159,7 @@ def projector(settings: Settings) -> None:
             topics={"raw_orders": topics.raw_orders, "raw_orders_dlq": topics.raw_orders_dlq,
                     "order_events": topics.order_events, "connector_calls": topics.connector_calls,
                     "order_anomalies": topics.order_anomalies, "alerts": topics.alerts,
-                    "order_commands": topics.order_commands},
+                    "order_commands": topics.order_commands, "sms_receipts": topics.sms_receipts},
             normalizer_group=f"{topics.prefix}tonglu-normalizer", group_id=f"{topics.prefix}tonglu-projector",
             health=HealthMonitor(settings.kafka(), topics.heartbeats, settings.health_stale_seconds),
             heartbeat=lambda projector: HeartbeatSender(

@@ -13,7 +13,7 @@ from typing import Protocol
 import orjson
 from aiohttp import web
 
-from projections import analyst_sql, anomaly_queries, api_anomalies, api_auth, queries
+from projections import analyst_sql, anomaly_queries, api_anomalies, api_auth, api_sms, queries
 from projections.audit import AuditLog
 from projections.health import HealthMonitor
 
@@ -68,6 +68,7 @@ def create_api(deps: ApiDeps, auth: api_auth.AuthConfig, health: HealthMonitor |
     app.router.add_get("/api/orders/{order_id}", get_order)
     app.router.add_post("/api/sql", run_sql)
     api_anomalies.register(app, DEPS)
+    api_sms.register(app, DEPS)
     api_auth.register(app)
     return app
 

@@ -68,6 +68,8 @@ class Projector:
             self._kinds[topics["order_anomalies"]] = ("anomaly", AvroCodec("Anomaly"))
         if topics.get("alerts"):
             self._kinds[topics["alerts"]] = ("alert_report", AvroCodec("AlertReport"))
+        if topics.get("sms_receipts"):
+            self._kinds[topics["sms_receipts"]] = ("sms_receipt", AvroCodec("SmsReceipt"))
         self.commands = (
             CommandPublisher(kafka_config, topics["order_commands"]) if topics.get("order_commands") else None
         )

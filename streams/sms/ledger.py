@@ -11,20 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from schemas.sms import receipt_revision
 from streams.sms.rules import WEEK_MS, RecipientHistory, day_start
 
-STATUSES = ("queued", "sending", "sent", "delivered", "failed", "suppressed", "unreachable")
-FINAL = frozenset({"sent", "delivered", "failed", "suppressed", "unreachable"})
 SPENT = frozenset({"sending", "sent", "delivered"})  # counted against caps and budgets
 _REQUEST_FIELDS = ("key", "order_id", "member_id", "platform", "shop_id", "trigger", "template", "kind", "channel",
                    "to_masked", "phone_hash", "segments", "created_at")
-
-
-def rank(status: str, reported: bool = False) -> int:
-    """Which of two records of one message is later: queued < sending < an outcome < a delivery report."""
-    if reported:
-        return 4
-    return {"queued": 1, "sending": 2}.get(status, 3)
 
 
 def receipt(request: Mapping, status: str, at: int, **changes) -> dict:
@@ -62,8 +54,7 @@ class Ledger:
         """Fold one receipt in; an older record (a replay) never overrides a newer one."""
         key = record["key"]
         held = self.latest.get(key)
-        if held is not None and (rank(held["status"], held.get("reported_at") is not None), held["at"]) > (
-                rank(record["status"], record.get("reported_at") is not None), record["at"]):
+        if held is not None and receipt_revision(held) > receipt_revision(record):
             return
         self.latest[key] = dict(record)
         if record.get("provider_id"):

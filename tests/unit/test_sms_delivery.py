@@ -18,6 +18,8 @@ from connectors.sms.callbacks import (
 )
 from connectors.sms.gateways import AliyunGateway, Outgoing, aliyun_result, tencent_results
 from connectors.sms.signing import tc3_authorization, tc3_signature, tc3_string_to_sign
+from projections.clickhouse.ddl import TABLE_COLUMNS
+from projections.clickhouse.rows import sms_message_row
 from streams.derive import derive_events
 from streams.sms.compose import requests_for, trigger_of, variable_order
 from streams.sms.failover import Health, try_order
@@ -234,3 +236,13 @@ def test_the_environment_sets_the_window_and_the_simulator(tmp_path):
     own.write_text((ROOT / "infra/sms.toml").read_text() + '\n[shops.s1]\nmarketing_hours = "10:00-20:00"\n')
     config = load_sms_config(own, {"TONGLU_SMS_MARKETING_HOURS": "09:00-21:00"})
     assert config.rules("s1").marketing_hours == "10:00-20:00"  # a shop's own window stays its own
+
+
+def test_a_receipt_becomes_one_row_whose_revision_orders_the_records():
+    claim = receipt(_request(), "sending", BASE_MS, phone_hash="h1", to_masked="138****1111")
+    row = dict(zip(TABLE_COLUMNS["sms_messages"], sms_message_row(claim), strict=True))
+    assert "phone_hash" not in row and row["to_masked"] == "138****1111" and row["status"] == "sending"
+    sent = evolve(claim, "sent", BASE_MS - 5, sent_at=BASE_MS - 5)  # a clock step back still orders after
+    reported = evolve(sent, "failed", BASE_MS + 9, reported_at=BASE_MS + 9, code="MK:0001")
+    revisions = [sms_message_row(r)[-1] for r in (receipt(_request(), "queued", BASE_MS + 50), claim, sent, reported)]
+    assert revisions == sorted(revisions)
