@@ -2,11 +2,12 @@
 
 Two sources: a member's phone sealed at import (`SealedContact`, opened with the raw-body keys of
 schemas/sealing.py; AAD = the member's identity), and a buyer of a platform that returns receivers in clear, whose
-number is read from the order fetched on the platform's API by the folder's client (`contact.buyer_phone`). An
+number is read from the order fetched on the platform's API by the folder's client (`contact.buyer_phones`). An
 encrypted buyer has no number here at all: the platform's token goes to its official channel.
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,19 +53,34 @@ def open_contact(opener: Opener, contact: dict, shop_id: str, member_id: str) ->
 
 
 class OrderContacts:
-    """Reads a buyer's number from the platform's order at send time, through the folder's client (rate-limited
-    per shop, every call recorded like the connectors' own)."""
+    """Reads buyers' numbers from the platform's orders at send time, through the folder's client (rate-limited
+    per shop, every call recorded like the connectors' own). Lookups of one shop that arrive together go in one
+    call (`contact.buyer_phones`): a platform's API budget is shared with the connector's polling."""
 
     def __init__(self, session: aiohttp.ClientSession, shops_file: Path | None, simulators: dict[str, str],
-                 on_call: Callable[[dict], None] | None = None):
-        self.session, self.on_call = session, on_call
+                 on_call: Callable[[dict], None] | None = None, gather_s: float = 0.02):
+        self.session, self.on_call, self.gather_s = session, on_call, gather_s
         self.directory = ShopDirectory(session, shops_file, simulators)
         self._clients: dict[tuple[str, str], object] = {}
+        self._pending: dict[tuple[str, str], dict[str, list[asyncio.Future]]] = {}
+        self._lookups: set[asyncio.Task] = set()
 
     async def phone(self, order_id: str) -> str | None:
         """The number, None when the order has none; raises LookupError for a shop without credentials and the
         connector errors (TransientError, PermanentError) when the platform does not answer."""
         platform, shop_id, external_id = order_id.split(":", 2)
+        shop = (platform, shop_id)
+        waiting = self._pending.get(shop)
+        if waiting is None:
+            waiting = self._pending[shop] = {}
+            task = asyncio.create_task(self._lookup(shop))
+            self._lookups.add(task)
+            task.add_done_callback(self._lookups.discard)
+        done = asyncio.get_running_loop().create_future()
+        waiting.setdefault(external_id, []).append(done)
+        return await done
+
+    async def _client(self, platform: str, shop_id: str):
         client = self._clients.get((platform, shop_id))
         if client is None:
             creds = await self.directory.get((platform, platforms.get(platform).code), shop_id)
@@ -74,5 +90,25 @@ class OrderContacts:
             caller = HttpCaller(self.session, platform, shop_id, limiter=TokenBucket(rate, burst),
                                 on_call=self.on_call, max_attempts=3, timeout=5.0)
             client = self._clients[(platform, shop_id)] = platforms.client(creds, caller)
-        page = await client.fetch_order(external_id)
-        return platforms.module(platform, "contact").buyer_phone(page.body)
+        return client
+
+    async def _lookup(self, shop: tuple[str, str]) -> None:
+        await asyncio.sleep(self.gather_s)  # the lookups arriving meanwhile go in the same call
+        waiting = self._pending.pop(shop, {})
+        ids = list(waiting)
+        module = platforms.module(shop[0], "contact")
+        try:
+            client = await self._client(*shop)
+            found: dict[str, str | None] = {}
+            for start in range(0, len(ids), module.MAX_IDS):
+                found.update(await module.buyer_phones(client, ids[start:start + module.MAX_IDS]))
+        except Exception as exc:  # noqa: BLE001 - every waiter learns why (LookupError, connector errors)
+            for futures in waiting.values():
+                for done in futures:
+                    if not done.done():
+                        done.set_exception(exc)
+            return
+        for external_id, futures in waiting.items():
+            for done in futures:
+                if not done.done():
+                    done.set_result(found.get(external_id))

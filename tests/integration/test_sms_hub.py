@@ -7,11 +7,25 @@ import urllib.error
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import pytest
 
+from connectors.sms.channels import PlatformChannel
+from connectors.sms.channels import channel_module as sms_channel_of
+from connectors.sms.gateways import Outgoing
+from connectors.sms.simulator import create_app as sms_sim_app
+from infra.sms_local import simulator_state
 from schemas.codec import AvroCodec
-from tests.integration.helpers import TopicReader, publish
-from tests.integration.sms_helpers import TOKEN, SmsHub, http_json, sender_stats, until_requests_seen
+from streams.sms.templates import load_sms_config
+from tests.integration.helpers import TopicReader, publish, serve_app
+from tests.integration.sms_helpers import (
+    CONFIG_PATH,
+    TOKEN,
+    SmsHub,
+    http_json,
+    sender_stats,
+    until_requests_seen,
+)
 
 
 def _latest(reader: TopicReader) -> dict[str, dict]:
@@ -187,3 +201,36 @@ async def test_opt_out_quiet_hours_failover_and_delivery_reports(kafka_bootstrap
         optouts.close()
         codes = await hub.close()
     assert set(codes.values()) == {0}
+
+
+async def test_platform_channels_take_the_token_as_it_came(tmp_path):
+    """Taobao's OAID channel (TOP, md5-signed) and the generic channel of another platform, over HTTP."""
+    config = load_sms_config(CONFIG_PATH, {})
+    state = simulator_state(config, "http://127.0.0.1:1", None)
+    runner, base = await serve_app(sms_sim_app(state))
+    try:
+        async with aiohttp.ClientSession() as session:
+            def channel(platform, secret=None, session_token=None):
+                spec = config.channels[platform].model_copy(update={"url": config.channels[platform].url.replace(
+                    "http://127.0.0.1:8086", base)})
+                return PlatformChannel(platform, spec, session, {"secret": secret, "session": session_token})
+
+            message = Outgoing("k-taobao", "1ZqX8mLp0vQ3rT7uW2yA5bC9dE4fG6hJ8kN1sV3xZ5aB7cD9eF", "【通路好物】",
+                               "SMS_480002", (("order_no", "3950112233445566771"), ("carrier", "中通快递"),
+                                              ("tracking_no", "78912345678901")), "taobao:tb:3950112233445566771")
+            taobao = sms_channel_of("taobao")
+            ok = await channel("taobao", taobao.DEMO_SECRET, taobao.DEMO_SESSION).send(message)
+            assert ok.ok and ok.provider_id.startswith("3950112233445566771^")
+            forged = await channel("taobao", "not-the-secret", taobao.DEMO_SESSION).send(message)
+            assert (forged.ok, forged.code, forged.elsewhere) == (False, "25", False)
+            douyin = Outgoing("k-douyin", '{"phone":"#cipher#"}', "【通路好物】", "DY_480002", message.params,
+                              "douyin:dy:4001")
+            assert (await channel("douyin").send(douyin)).ok
+            unknown = await channel("douyin").send(Outgoing("k2", "#c#", "【通路好物】", "DY_999", (), "douyin:dy:1"))
+            assert (unknown.ok, unknown.code) == (False, "template_not_approved")
+        received = {m["provider"]: m for m in state.listed()}
+        assert received["taobao"]["to"] == message.to and received["taobao"]["out_id"] == "k-taobao"
+        assert received["douyin"]["text"] == "【通路好物】您的订单3950112233445566771已由中通快递发出，运单号78912345678901，请留意查收。"
+        assert len(state.listed()) == 2
+    finally:
+        await runner.cleanup()
