@@ -2,12 +2,14 @@
 ciphertext) goes to the platform as it came and the platform sends; Tonglu never decrypts it.
 
 A platform folder may hold `sms_channel.py` speaking its platform's API (`request(spec, secrets, message,
-external_id, now)` -> aiohttp keyword arguments, `result(status, body, started)` -> Result, and the simulator's
-`sim_routes(state)`); every other platform uses the generic channel below, whose method and field names come from
+external_id, now)` -> aiohttp keyword arguments, `result(status, body, started)` -> Result, optionally
+`batch_request`/`batch_result` for an API taking lists, and the simulator's `sim_routes(state)`); every other
+platform uses the generic channel below, whose method and field names come from
 its `[channels.<platform>]` section (erp_and_messaging.md §4 names no API for them: the shape is data).
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -73,6 +75,22 @@ class PlatformChannel:
                  secrets: dict[str, str | None], clock=time.time):
         self.name, self.spec, self.session, self.secrets, self.clock = platform, spec, session, secrets, clock
         self.module = channel_module(platform)
+
+    async def send_many(self, messages: list[Outgoing]) -> list[Result]:
+        """Several messages in one request where the folder's channel takes lists (`batch_request`,
+        `batch_result`) and a `batch_url` is configured; else one request each."""
+        if self.module is None or self.spec.batch_url is None or not hasattr(self.module, "batch_request"):
+            return list(await asyncio.gather(*(self.send(m) for m in messages)))
+        started = time.monotonic()
+        items = [(m, (m.order_id or "").split(":", 2)[-1]) for m in messages]
+        try:
+            kwargs = self.module.batch_request(self.spec, self.secrets, items, self.clock())
+            status, body = await post(self.session, self.spec.batch_url, self.spec.timeout_s, **kwargs)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            failed = Result(False, "network", f"{exc.__class__.__name__}: {exc}"[:200], elsewhere=True,
+                            unhealthy=True, latency_ms=(time.monotonic() - started) * 1000)
+            return [failed] * len(messages)
+        return self.module.batch_result(status, body, started, [m.key for m in messages])
 
     async def send(self, message: Outgoing) -> Result:
         external_id = (message.order_id or "").split(":", 2)[-1]

@@ -52,6 +52,8 @@ class ChannelSpec(BaseModel):
     fields: dict[str, str] = Field(default_factory=dict)  # order_id, token, sign, template_code, params -> name
     timeout_s: float = 2.0
     concurrency: int = 64
+    batch_url: str | None = None  # where lists of messages go, when the folder's channel speaks such an API
+    max_batch: int = 1  # messages per request there
 
 
 def _fill(value, sim: str):

@@ -9,6 +9,7 @@ lives only in the request; nothing here logs it. Each request carries the messag
 """
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -20,11 +21,24 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import orjson
 
-from connectors.alerts.signing import aliyun_signature
+from connectors.alerts.signing import aliyun_signature, aliyun_signed_form
 from connectors.sms.signing import CONTENT_TYPE, tc3_authorization
 from connectors.sms.text import normalize_phone
 
 BEIJING = ZoneInfo("Asia/Shanghai")
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+BATCH_PREFIX = "b"  # the out id of one request carrying the same text to many numbers (keys are 32 hex chars)
+
+
+def batch_out_id(keys: Sequence[str]) -> str:
+    """The OutId of a request sending one text to the numbers of these messages: 32 characters like a key, and
+    never equal to one."""
+    return BATCH_PREFIX + hashlib.blake2b("|".join(sorted(keys)).encode(), digest_size=16).hexdigest()[:31]
+
+
+def _taken(out_id: str | None, key: str, text: str | None, content: str | None) -> bool:
+    """Whether a provider's record of a message to this number is ours: our key, or a batch with our text."""
+    return out_id == key or (bool(out_id) and out_id.startswith(BATCH_PREFIX) and (content is None or content == text))
 
 
 @dataclass(frozen=True)
@@ -118,20 +132,30 @@ class AliyunGateway:
         self.name, self.url, self.access_key_id, self.secret = name, url, access_key_id, secret
         self.session, self.timeout, self.region, self.clock = session, timeout, region or "cn-hangzhou", clock
 
+    def unsigned(self, action: str, nonce: str | None = None, **business) -> dict:
+        """The parameters of one RPC call before signing (a fresh `SignatureNonce` unless given)."""
+        return {"AccessKeyId": self.access_key_id, "Action": action, "Format": "JSON", "RegionId": self.region,
+                "SignatureMethod": "HMAC-SHA1", "SignatureNonce": nonce or uuid.uuid4().hex,
+                "SignatureVersion": "1.0",
+                "Timestamp": datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "Version": "2017-05-25", **{k: str(v) for k, v in business.items() if v is not None}}
+
     def signed(self, action: str, nonce: str | None = None, **business) -> dict:
-        """The signed form parameters of one RPC call (a fresh `SignatureNonce` unless given)."""
-        params = {"AccessKeyId": self.access_key_id, "Action": action, "Format": "JSON", "RegionId": self.region,
-                  "SignatureMethod": "HMAC-SHA1", "SignatureNonce": nonce or uuid.uuid4().hex,
-                  "SignatureVersion": "1.0",
-                  "Timestamp": datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                  "Version": "2017-05-25", **{k: str(v) for k, v in business.items() if v is not None}}
+        """The signed form parameters of one RPC call."""
+        params = self.unsigned(action, nonce, **business)
         params["Signature"] = aliyun_signature(params, self.secret)
         return params
 
-    def send_params(self, batch: Sequence[Outgoing], out_id: str, nonce: str | None = None) -> dict:
-        """The signed SendSms form of messages sharing a template and parameters."""
+    async def _post_signed(self, params: dict) -> tuple[int, bytes]:
+        # the body is the canonical query plus the signature: encoded once, not again by a form encoder
+        return await post(self.session, self.url, self.timeout, data=aliyun_signed_form(params, self.secret).encode(),
+                          headers=FORM)
+
+    def send_params(self, batch: Sequence[Outgoing], out_id: str, nonce: str | None = None,
+                    sign: bool = True) -> dict:
+        """The SendSms form of messages sharing a template and parameters (signed unless `sign` is False)."""
         first = batch[0]
-        return self.signed("SendSms", nonce, PhoneNumbers=",".join(normalize_phone(m.to) for m in batch),
+        return (self.signed if sign else self.unsigned)("SendSms", nonce, PhoneNumbers=",".join(normalize_phone(m.to) for m in batch),
                            SignName=first.sign_name, TemplateCode=first.template_code,
                            TemplateParam=orjson.dumps(dict(first.params)).decode(), OutId=out_id)
 
@@ -139,23 +163,23 @@ class AliyunGateway:
         """One request for messages of one template with the same parameters; a result per message."""
         started = time.monotonic()
         try:
-            status, body = await post(self.session, self.url, self.timeout,
-                                      data=self.send_params(batch, out_id or batch[0].key))
+            status, body = await self._post_signed(self.send_params(batch, out_id or batch[0].key, sign=False))
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return [_transport(exc, started)] * len(batch)
         return [aliyun_result(status, body, started)] * len(batch)
 
-    async def find(self, phone: str, out_id: str, at_ms: int) -> Result | None:
-        """What the gateway knows of `out_id` sent to `phone` on the day of `at_ms` (QuerySendDetails): a Result
-        with ok for a message it took, None when it has none; raises on transport errors."""
+    async def find(self, phone: str, out_id: str, at_ms: int, text: str | None = None) -> Result | None:
+        """What the gateway knows of `out_id` sent to `phone` on the day of `at_ms` (QuerySendDetails; a batch with
+        the same `text` counts): a Result with ok for a message it took, None when it has none; raises on
+        transport errors."""
         day = datetime.fromtimestamp(at_ms / 1000, BEIJING).strftime("%Y%m%d")  # SendDate is a Beijing date
-        status, body = await post(self.session, self.url, self.timeout, data=self.signed(
+        status, body = await self._post_signed(self.unsigned(
             "QuerySendDetails", PhoneNumber=normalize_phone(phone), SendDate=day, PageSize=50, CurrentPage=1))
         doc = orjson.loads(body) if status == 200 else {}
         if doc.get("Code") != "OK":
             raise aiohttp.ClientError(f"QuerySendDetails: HTTP {status} {doc.get('Code')}")
         for item in (doc.get("SmsSendDetailDTOs") or {}).get("SmsSendDetailDTO") or []:
-            if item.get("OutId") == out_id:
+            if _taken(item.get("OutId"), out_id, text, item.get("Content")):
                 return Result(True, "OK", provider_id=item.get("BizId"))
         return None
 
@@ -247,8 +271,9 @@ class TencentGateway:
             return [_transport(exc, started)] * len(batch)
         return tencent_results(status, raw, batch, started)
 
-    async def find(self, phone: str, out_id: str, at_ms: int) -> Result | None:
-        """What the gateway knows of `out_id` sent to `phone` since `at_ms` (PullSmsSendStatusByPhoneNumber)."""
+    async def find(self, phone: str, out_id: str, at_ms: int, text: str | None = None) -> Result | None:
+        """What the gateway knows of `out_id` sent to `phone` since `at_ms` (PullSmsSendStatusByPhoneNumber; its
+        answer has no text, so any batch to the number since then counts)."""
         status, raw = await self._call("PullSmsSendStatusByPhoneNumber", {
             "BeginTime": int(at_ms / 1000) - 60, "Offset": 0, "Limit": 100, "PhoneNumber": e164(phone),
             "SmsSdkAppId": self.app_id})
@@ -256,6 +281,6 @@ class TencentGateway:
         if "Error" in response or status != 200:
             raise aiohttp.ClientError(f"PullSmsSendStatusByPhoneNumber: HTTP {status} {response.get('Error')}")
         for item in response.get("PullSmsSendStatusSet") or []:
-            if item.get("SessionContext") == out_id:
+            if _taken(item.get("SessionContext"), out_id, text, None):
                 return Result(True, "Ok", provider_id=item.get("SerialNo"))
         return None

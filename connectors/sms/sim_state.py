@@ -140,19 +140,20 @@ class SimState:
         self.pending_reports.clear()
 
     # -- flow control ------------------------------------------------------------------------------------------
-    def admit(self, provider: str, phone: str) -> str | None:
-        """None and the hit counted when every per-number window allows it; else the window that refused
-        (`minute`, `hour`, `day`, `30s`)."""
+    def admit(self, provider: str, phone: str, count: bool = True) -> str | None:
+        """None (and the hit counted unless `count` is False) when every per-number window allows it; else the
+        window that refused (`minute`, `hour`, `day`, `30s`)."""
         now = self.clock()
         hits = self._hits.setdefault((provider, phone[-11:]), deque())
         limits = self.limits.get(provider, [])
         horizon = max((seconds for _, seconds in limits), default=0.0)
         while hits and hits[0] <= now - horizon:
             hits.popleft()
-        for count, seconds in limits:
-            if sum(1 for t in hits if t > now - seconds) >= count:
+        for allowed, seconds in limits:
+            if sum(1 for t in hits if t > now - seconds) >= allowed:
                 return {30.0: "30s", 60.0: "minute", 3600.0: "hour"}.get(seconds, "day")
-        hits.append(now)
+        if count:
+            hits.append(now)
         return None
 
     # -- faults ------------------------------------------------------------------------------------------------

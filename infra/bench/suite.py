@@ -7,7 +7,9 @@
 5. the anomaly detector alone, and raw -> finding / alert latency with the whole stack at half that
    rate (with each process's CPU per order) and at 5,000 orders/s; then at 5,000 orders/s with the
    projector paused (as if it ran on other cores) and how long it takes to write that backlog after;
-6. peak RSS of every process.
+6. peak RSS of every process;
+7. a short chaos run, and the SMS hub (`infra.bench.sms_bench`): the sender's messages/s against the simulators,
+   trigger -> provider latency at 2,000 orders/s, and failover when Aliyun is down.
 """
 from __future__ import annotations
 
@@ -257,7 +259,16 @@ def run(quick: bool = False) -> int:
         broker.terminate()
         broker.wait(10)
     _chaos_phase(quick)
+    _sms_phase(quick)
     return 0
+
+
+def _sms_phase(quick: bool) -> None:
+    """The SMS hub on a broker of its own: the sender's rate, trigger -> provider latency, failover."""
+    from infra.bench.sms_bench import run_sms_bench
+
+    _say("")
+    run_sms_bench(quick, say=_say)
 
 
 def _chaos_phase(quick: bool) -> None:

@@ -171,6 +171,7 @@ _TABLES: dict[str, tuple[list[tuple[str, str]], str]] = {
             ("to_masked", "Nullable(String)"),
             ("segments", "UInt16"),
             ("provider_id", "Nullable(String)"),
+            ("out_id", "Nullable(String)"),
             ("attempts", "String"),
             ("created_at", _TS),
             ("sent_at", _NTS),

@@ -200,6 +200,7 @@ def sms_message_row(record: dict) -> tuple:
         record.get("to_masked"),
         min(record["segments"], 65535),
         record.get("provider_id"),
+        record.get("out_id"),
         orjson.dumps(attempts).decode(),
         record["created_at"],
         record.get("sent_at"),

@@ -10,7 +10,7 @@ event gives the same keys, which the sender finds taken.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from connectors.sms.text import segments
 from streams.sms.identity import message_key
@@ -94,14 +94,18 @@ def build_request(*, key: str, template_name: str, template: Template, variables
                   platform: str, shop_id: str, trigger: str, detail: str | None, channel: str,
                   occurred_at: int, now_ms: int, order_id: str | None = None, member_id: str | None = None,
                   token: str | None = None, contact: dict | None = None, phone_hash: str | None = None,
-                  to_masked: str | None = None, consent: bool | None = None) -> dict:
-    """One `SmsRequest` record."""
+                  to_masked: str | None = None, consent: bool | None = None,
+                  providers: Sequence[str] | None = None) -> dict:
+    """One `SmsRequest` record, with the template codes of `providers` (the gateways for a plain number, the
+    platform's channel for its token; every code when not given)."""
     names = variable_order(template)
     text = template.render(variables)
+    codes = template.codes if providers is None else {p: template.codes[p] for p in providers
+                                                      if p in template.codes}
     return {
         "key": key, "order_id": order_id, "member_id": member_id, "platform": platform, "shop_id": shop_id,
         "trigger": trigger, "trigger_detail": detail, "template": template_name, "kind": template.kind,
-        "sign": template.sign, "codes": dict(template.codes),
+        "sign": template.sign, "codes": dict(codes),
         "params": [{"name": n, "value": str(variables[n])} for n in names], "text": text,
         "segments": segments(text), "channel": channel, "token": token, "contact": contact,
         "phone_hash": phone_hash, "to_masked": to_masked, "consent": consent, "occurred_at": occurred_at,
@@ -121,8 +125,10 @@ def requests_for(event: Mapping, config: SmsConfig, now_ms: int, resolvable: Cal
         return []
     channel, token = channel_of(order, resolvable)
     variables = order_variables(event, rules.shop_name or shop_id, detail)
+    providers = [order["platform"]] if channel == "platform" else config.providers
     return [build_request(
         key=message_key(order["order_id"], f"{trigger}/{name}"), template_name=name, template=template,
         variables=variables, platform=order["platform"], shop_id=shop_id, trigger=kind, detail=detail,
         channel=channel, occurred_at=event["occurred_at"], now_ms=now_ms, order_id=order["order_id"], token=token,
-        to_masked=(order.get("receiver") or {}).get("phone_masked")) for name, template in chosen]
+        to_masked=(order.get("receiver") or {}).get("phone_masked"), providers=providers)
+        for name, template in chosen]

@@ -22,8 +22,8 @@ _REQUEST_FIELDS = ("key", "order_id", "member_id", "platform", "shop_id", "trigg
 def receipt(request: Mapping, status: str, at: int, **changes) -> dict:
     """The `SmsReceipt` of `request` in `status` at `at` (epoch ms), with `changes` (provider, reason, code, ...)."""
     record = {name: request.get(name) for name in _REQUEST_FIELDS}
-    record.update({"provider": None, "reason": None, "code": None, "provider_id": None, "release_at": None,
-                   "attempts": [], "sent_at": None, "reported_at": None})
+    record.update({"provider": None, "reason": None, "code": None, "provider_id": None, "out_id": None,
+                   "release_at": None, "attempts": [], "sent_at": None, "reported_at": None})
     record.update(changes)
     record.update(status=status, at=at)
     return record
@@ -43,7 +43,15 @@ class Ledger:
     optouts: set[str] = field(default_factory=set)
     spent: dict[tuple[str, int], int] = field(default_factory=dict)  # (shop, day start ms) -> segments
     by_provider_id: dict[str, str] = field(default_factory=dict)  # provider's message id -> key
+    by_batch: dict[tuple[str, str], str] = field(default_factory=dict)  # (batch out id, recipient hash) -> key
     _counted: set[str] = field(default_factory=set)  # keys already counted in `sent` and `spent`
+
+    def key_of(self, out_id: str | None, provider_id: str | None, recipient: str) -> str | None:
+        """The message a provider's report names: by its out id (the key, or a batch's id and the number), else by
+        the provider's message id."""
+        if out_id in self.latest:
+            return out_id
+        return self.by_batch.get((out_id or "", recipient)) or self.by_provider_id.get(provider_id or "")
 
     def status(self, key: str) -> str | None:
         """The newest status of `key`, None for a key never seen (free)."""
@@ -59,6 +67,8 @@ class Ledger:
         self.latest[key] = dict(record)
         if record.get("provider_id"):
             self.by_provider_id[record["provider_id"]] = key
+        if record.get("out_id") and record.get("phone_hash"):
+            self.by_batch[(record["out_id"], record["phone_hash"])] = key
         if record["status"] in SPENT and key not in self._counted and record.get("phone_hash"):
             self._counted.add(key)
             at = record.get("sent_at") or record["at"]

@@ -134,7 +134,8 @@ def _requests(member: Mapping, config: SmsConfig, trigger: str, detail: str, var
         template=template, variables=variables, platform=member.get("platform") or "member", shop_id=shop,
         trigger=trigger, detail=detail, channel=channel, occurred_at=occurred_at, now_ms=now_ms,
         member_id=member["member_id"], token=member.get("token"), contact=member.get("contact"),
-        phone_hash=member.get("phone_hash"), to_masked=member.get("to_masked"), consent=member.get("consent"))
+        phone_hash=member.get("phone_hash"), to_masked=member.get("to_masked"), consent=member.get("consent"),
+        providers=[member["platform"]] if channel == "platform" else config.providers)
         for name, template in config.templates_for(shop, trigger)]
 
 

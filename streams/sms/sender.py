@@ -279,13 +279,14 @@ class SenderService:
 
     async def _send(self, request: dict, to: str, claim: dict, attempts: int = 0) -> None:
         """Call the providers and write the outcome; when every one failed for now, wait and try again."""
-        result, provider, tried = await self.dispatch.send(request, to)
+        result, provider, tried, out_id = await self.dispatch.send(request, to)
         now = _now()
         history = list(claim.get("attempts") or []) + tried
         if result.ok:
             self.counts["sent"] += 1
             await self.outbox.write([evolve(claim, "sent", now, provider=provider, code=result.code,
-                                            provider_id=result.provider_id, attempts=history, sent_at=now)])
+                                            provider_id=result.provider_id, attempts=history, sent_at=now,
+                                            out_id=None if out_id == request["key"] else out_id)])
         elif result.elsewhere and now - request["created_at"] < GIVE_UP_MS:
             delay = min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** attempts)
             self.waiting[request["key"]] = Pending(now + delay, request, attempts + 1)
@@ -336,7 +337,7 @@ class SenderService:
             return
         try:
             to, _, _ = await self._resolve(request)
-            found = await self.dispatch.find(to, key, claim["at"])
+            found = await self.dispatch.find(to, key, claim["at"], request["text"])
         except (LookupError, ConnectorError, SealError, aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("短信 %s: 无法核对 cannot check the interrupted send now (%s); retrying", key, exc)
             self.waiting[key] = Pending(now + RESOLVE_RETRY_MS, request, reconcile=True)
@@ -354,10 +355,10 @@ class SenderService:
         """Record delivery reports that match a message we sent to that number: (matched, unmatched)."""
         records, unmatched, now = [], 0, _now()
         for report in reports:
-            key = report.out_id if report.out_id in self.ledger.latest else self.ledger.by_provider_id.get(
-                report.provider_id or "")
+            recipient = phone_hash(report.phone, self.s.hash_key)
+            key = self.ledger.key_of(report.out_id, report.provider_id, recipient)
             held = self.ledger.latest.get(key) if key else None
-            if held is None or held.get("phone_hash") != phone_hash(report.phone, self.s.hash_key):
+            if held is None or held.get("phone_hash") != recipient:
                 unmatched += 1
                 continue
             if held.get("reported_at") is not None:
@@ -384,5 +385,5 @@ class SenderService:
         return self.counts["sent"] + self.counts["failed"] + self.counts["held"]
 
     def stats(self) -> dict:
-        return {**self.counts, "waiting": len(self.waiting), "in_flight": len(self.in_flight),
+        return {**self.counts, "ready": self.ready, "waiting": len(self.waiting), "in_flight": len(self.in_flight),
                 "health": self.dispatch.stats(_now()) if hasattr(self, "dispatch") else {}}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -25,6 +26,12 @@ OPT_OUT_TEXT = "拒收请回复R"
 VARIABLES = frozenset({"shop_name", "order_no", "amount", "item", "item_count", "carrier", "tracking_no", "step",
                        "eta", "delay_reason", "refund_amount", "member_name", "points", "points_balance"})
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+
+@lru_cache(maxsize=1024)
+def _compiled(text: str):
+    """A template's text compiled once: compiling took ~1 ms, rendering a compiled one ~20 µs."""
+    return _ENV.from_string(text)
 
 
 class SmsConfigError(ValueError):
@@ -56,7 +63,7 @@ class Template(BaseModel):
 
     def render(self, variables: Mapping[str, object]) -> str:
         """The full message: sign, then the text with `variables` filled in (a missing one raises)."""
-        return self.sign + _ENV.from_string(self.text).render(**variables).strip()
+        return self.sign + _compiled(self.text).render(**variables).strip()
 
 
 class Caps(BaseModel):

@@ -12,14 +12,19 @@ import pytest
 
 from connectors.sms.channels import PlatformChannel
 from connectors.sms.channels import channel_module as sms_channel_of
+from connectors.sms.contacts import seal_contact
 from connectors.sms.gateways import Outgoing
 from connectors.sms.simulator import create_app as sms_sim_app
 from infra.sms_local import simulator_state
 from schemas.codec import AvroCodec
+from schemas.sealing import EnvKeyProvider, Sealer
+from streams.sms.compose import build_request
+from streams.sms.identity import message_key
 from streams.sms.templates import load_sms_config
 from tests.integration.helpers import TopicReader, publish, serve_app
 from tests.integration.sms_helpers import (
     CONFIG_PATH,
+    RAW_KEYS,
     TOKEN,
     SmsHub,
     http_json,
@@ -211,8 +216,9 @@ async def test_platform_channels_take_the_token_as_it_came(tmp_path):
     try:
         async with aiohttp.ClientSession() as session:
             def channel(platform, secret=None, session_token=None):
-                spec = config.channels[platform].model_copy(update={"url": config.channels[platform].url.replace(
-                    "http://127.0.0.1:8086", base)})
+                spec = config.channels[platform]
+                spec = spec.model_copy(update={name: getattr(spec, name).replace("http://127.0.0.1:8086", base)
+                                               for name in ("url", "batch_url") if getattr(spec, name)})
                 return PlatformChannel(platform, spec, session, {"secret": secret, "session": session_token})
 
             message = Outgoing("k-taobao", "1ZqX8mLp0vQ3rT7uW2yA5bC9dE4fG6hJ8kN1sV3xZ5aB7cD9eF", "【通路好物】",
@@ -228,9 +234,41 @@ async def test_platform_channels_take_the_token_as_it_came(tmp_path):
             assert (await channel("douyin").send(douyin)).ok
             unknown = await channel("douyin").send(Outgoing("k2", "#c#", "【通路好物】", "DY_999", (), "douyin:dy:1"))
             assert (unknown.ok, unknown.code) == (False, "template_not_approved")
+            listed = [Outgoing(f"k-list-{i}", f"oaid-{i}", "【通路好物】", "SMS_480002", message.params,
+                               f"taobao:tb:{i}") for i in range(3)]
+            results = await channel("taobao", taobao.DEMO_SECRET, taobao.DEMO_SESSION).send_many(listed)
+            assert [r.ok for r in results] == [True] * 3
         received = {m["provider"]: m for m in state.listed()}
-        assert received["taobao"]["to"] == message.to and received["taobao"]["out_id"] == "k-taobao"
         assert received["douyin"]["text"] == "【通路好物】您的订单3950112233445566771已由中通快递发出，运单号78912345678901，请留意查收。"
-        assert len(state.listed()) == 2
+        assert [(m["to"], m["out_id"]) for m in state.listed(provider="taobao")] == [
+            (message.to, "k-taobao")] + [(f"oaid-{i}", f"k-list-{i}") for i in range(3)]  # each keeps its key
     finally:
         await runner.cleanup()
+
+
+async def test_one_text_to_many_numbers_goes_in_one_request_and_every_report_finds_its_message(
+        kafka_bootstrap, topics, tmp_path):
+    hub = await SmsHub(kafka_bootstrap, topics, tmp_path).start(TONGLU_SMS_MARKETING_HOURS="00:00-23:59")
+    receipts = TopicReader(kafka_bootstrap, topics.sms_receipts, "SmsReceipt")
+    config, now = load_sms_config(CONFIG_PATH, {}), int(time.time() * 1000)
+    sealer = Sealer(EnvKeyProvider(RAW_KEYS))
+    requests = [build_request(
+        key=message_key(f"member:club:m{i}", "Campaign:1/repurchase"), template_name="repurchase",
+        template=config.templates["repurchase"], variables={"shop_name": "通路好物", "item": "保温杯"},
+        platform="member", shop_id="club", trigger="Campaign", detail="1", channel="gateway", occurred_at=now,
+        now_ms=now, member_id=f"m{i}", contact=seal_contact(sealer, f"1390000{i:04d}", "club", f"m{i}"),
+        to_masked=f"139****{i:04d}", consent=True, providers=config.providers) for i in range(5)]
+    codec = AvroCodec("SmsRequest")
+    try:
+        hub.run("sender")
+        publish(kafka_bootstrap, [(topics.sms_requests, r["key"].encode(), codec.encode(r)) for r in requests])
+        sent = await hub.wait_messages(5, provider="aliyun")
+        (out_id,) = {m["out_id"] for m in sent}
+        assert out_id.startswith("b") and len(out_id) == 32 and out_id not in {r["key"] for r in requests}
+        latest = await _until(receipts, lambda r: sum(x["status"] == "delivered" for x in r.values()) == 5)
+        assert {r["out_id"] for r in latest.values()} == {out_id}
+        assert (await sender_stats(hub))["health"]["aliyun"]["requests"] == 1
+    finally:
+        receipts.close()
+        codes = await hub.close()
+    assert set(codes.values()) == {0}

@@ -3,6 +3,12 @@
 `param_send_message_by_o_a_i_d_request` as a JSON string. The order's OAID goes as it came; Taobao resolves the
 number. Our idempotency key rides in `extend`.
 
+Lists: integrators (聚石塔 partners) put up to 100 such objects in one request through their own gateway
+(`request_data`, a JSON array; each object keeps its `extend`, so every message keeps its key). The shape below —
+form fields `app_key`, `session`, `timestamp`, `sign_method`, `request_data`, md5-signed as TOP is, answered
+`{"results": [{"extend", "success", "module", "code", "msg"}]}` — follows one integrator's documentation and is
+unverified for others; `batch_url` in the channel's configuration turns it on.
+
 `sim_routes(state)` is the simulator's side, mounted by the SMS simulator (connectors/sms/simulator.py).
 """
 from __future__ import annotations
@@ -28,17 +34,60 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 DEMO_APP_KEY, DEMO_SECRET = "12345678", "demoTaobaoSmsSecret"
 DEMO_SESSION = "6100e2demo0session0token0000000000000000000"
 RETRYABLE_CODES = {"7", "520", "15"}  # app call limited, remote service temporarily unavailable, remote error
+BATCH_MAX, BATCH_PATH = 100, "/jst/sms/oaid/batch"  # the integrator's list form (unverified; see above)
+
+
+def _business(message: Outgoing, external_id: str) -> dict:
+    return {"order_id": external_id, "oaid": message.to, "sms_free_sign_name": message.sign_name,
+            "template_code": message.template_code, "params": dict(message.params), "extend": message.key}
+
+
+def _signed(params: dict, secrets: dict) -> dict:
+    params["sign"] = sign(params, secrets.get("secret") or "")
+    return {"data": params}
 
 
 def request(spec: ChannelSpec, secrets: dict, message: Outgoing, external_id: str, now: float) -> dict:
     """aiohttp keyword arguments of one signed TOP call."""
-    business = {"order_id": external_id, "oaid": message.to, "sms_free_sign_name": message.sign_name,
-                "template_code": message.template_code, "params": dict(message.params), "extend": message.key}
-    params = {"method": METHOD, "app_key": spec.app_key, "session": secrets.get("session") or "",
-              "timestamp": datetime.fromtimestamp(now, BEIJING).strftime("%Y-%m-%d %H:%M:%S"), "format": "json",
-              "v": "2.0", "sign_method": "md5", PARAM: orjson.dumps(business).decode()}
-    params["sign"] = sign(params, secrets.get("secret") or "")
-    return {"data": params}
+    return _signed({"method": METHOD, "app_key": spec.app_key, "session": secrets.get("session") or "",
+                    "timestamp": datetime.fromtimestamp(now, BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
+                    "format": "json", "v": "2.0", "sign_method": "md5",
+                    PARAM: orjson.dumps(_business(message, external_id)).decode()}, secrets)
+
+
+def batch_request(spec: ChannelSpec, secrets: dict, items: list[tuple[Outgoing, str]], now: float) -> dict:
+    """aiohttp keyword arguments of one signed list of up to 100 messages (the integrator's gateway)."""
+    return _signed({"app_key": spec.app_key, "session": secrets.get("session") or "",
+                    "timestamp": datetime.fromtimestamp(now, BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
+                    "sign_method": "md5",
+                    "request_data": orjson.dumps([_business(m, e) for m, e in items]).decode()}, secrets)
+
+
+def batch_result(status: int, body: bytes, started: float, keys: list[str]) -> list[Result]:
+    """A result per message of a list, matched by `extend`; a refusal of the whole list for each of them."""
+    latency = (time.monotonic() - started) * 1000
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        doc = {}
+    if status >= 500 or not isinstance(doc.get("results"), list):
+        whole = result(status, body, started)
+        return [whole if not whole.ok else Result(False, f"http_{status}", "no results", elsewhere=True,
+                                                  unhealthy=True, latency_ms=latency)] * len(keys)
+    by_key = {str(r.get("extend")): r for r in doc["results"] if isinstance(r, dict)}
+    out = []
+    for key in keys:
+        item = by_key.get(key)
+        if item is None:
+            out.append(Result(False, "missing", "no result for this message", elsewhere=True, latency_ms=latency))
+        elif item.get("success"):
+            out.append(Result(True, "OK", provider_id=item.get("module"), latency_ms=latency))
+        else:
+            code = str(item.get("code") or "failed")
+            retry = code.startswith("isp.")
+            out.append(Result(False, code, f"{code} {item.get('msg') or ''}".strip(), elsewhere=retry,
+                              unhealthy=retry, latency_ms=latency))
+    return out
 
 
 def result(status: int, body: bytes, started: float) -> Result:
@@ -71,36 +120,69 @@ def sim_routes(state) -> list[web.RouteDef]:
     (`channel_app`, `fault_answer`, `check_message`, `record`), which learns the demo app."""
     state.add_channel_app("taobao", DEMO_APP_KEY, DEMO_SECRET, DEMO_SESSION)
 
-    async def handle(request: web.Request) -> web.Response:
+    async def authorised(request: web.Request, method: str | None) -> tuple[dict | None, web.Response | None]:
         params = {k: str(v) for k, v in {**request.query, **(await request.post())}.items()}
         if (fault := await state.fault_answer("taobao")) is not None:
-            return fault
-        if params.get("method") != METHOD:
-            return _error(22, "Invalid Method", "isv.invalid-method")
+            return None, fault
+        if method is not None and params.get("method") != method:
+            return None, _error(22, "Invalid Method", "isv.invalid-method")
         app = state.channel_app("taobao", params.get("app_key", ""))
         if app is None:
-            return _error(29, "Invalid App Key")
+            return None, _error(29, "Invalid App Key")
         if params.get("sign_method", "md5") != "md5" or params.get("sign") != sign(params, app["secret"]):
-            return _error(25, "Invalid signature")
+            return None, _error(25, "Invalid signature")
         if params.get("session") != app.get("session"):
-            return _error(27, "Invalid session", "invalid-sessionkey")
+            return None, _error(27, "Invalid session", "invalid-sessionkey")
+        return params, None
+
+    def deliver(business) -> tuple[str | None, tuple[str, str] | None]:
+        """(the module, or the refusal's sub code and message) of one message object."""
+        if not isinstance(business, dict):
+            return None, ("isv.invalid-parameter", "not a JSON object")
+        missing = [k for k in ("order_id", "oaid", "sms_free_sign_name", "template_code") if not business.get(k)]
+        if missing:
+            return None, ("isv.missing-parameter", ", ".join(missing))
+        problem = state.check_message("taobao", business["sms_free_sign_name"], business["template_code"],
+                                      business.get("params") or {})
+        if problem is not None:
+            return None, (f"isv.{problem[0]}", problem[1])
+        module = f"{business['order_id']}^{random.randrange(10)}"
+        state.record("taobao", business["oaid"], business["sms_free_sign_name"], business["template_code"],
+                     business.get("params") or {}, business.get("extend"), module)
+        return module, None
+
+    async def handle(request: web.Request) -> web.Response:
+        params, refused = await authorised(request, METHOD)
+        if refused is not None:
+            return refused
         try:
             business = orjson.loads(params.get(PARAM, ""))
         except orjson.JSONDecodeError:
             business = None
-        if not isinstance(business, dict):
-            return _error(41, "Invalid Arguments", "isv.invalid-parameter", f"{PARAM} is not a JSON object")
-        missing = [k for k in ("order_id", "oaid", "sms_free_sign_name", "template_code") if not business.get(k)]
-        if missing:
-            return _error(40, "Missing Required Arguments", "isv.missing-parameter", ", ".join(missing))
-        problem = state.check_message("taobao", business["sms_free_sign_name"], business["template_code"],
-                                      business.get("params") or {})
+        module, problem = deliver(business)
         if problem is not None:
-            return _error(15, "Remote service error", f"isv.{problem[0]}", problem[1])
-        module = f"{business['order_id']}^{random.randrange(10)}"
-        state.record("taobao", business["oaid"], business["sms_free_sign_name"], business["template_code"],
-                     business.get("params") or {}, business.get("extend"), module)
+            code = {"isv.missing-parameter": 40, "isv.invalid-parameter": 41}.get(problem[0], 15)
+            return _error(code, "Remote service error", *problem)
         return web.json_response({RESPONSE: {"module": module, "req_id": f"{random.randrange(16 ** 24):024x}",
                                              "request_id": f"{random.randrange(16 ** 12):012x}"}})
 
-    return [web.post("/router/rest", handle)]
+    async def handle_batch(request: web.Request) -> web.Response:
+        params, refused = await authorised(request, None)
+        if refused is not None:
+            return refused
+        try:
+            items = orjson.loads(params.get("request_data", ""))
+        except orjson.JSONDecodeError:
+            items = None
+        if not isinstance(items, list) or not 1 <= len(items) <= BATCH_MAX:
+            return _error(41, "Invalid Arguments", "isv.invalid-parameter",
+                          f"request_data must be a JSON array of 1 to {BATCH_MAX} messages")
+        results = []
+        for business in items:
+            module, problem = deliver(business)
+            extend = business.get("extend") if isinstance(business, dict) else None
+            results.append({"extend": extend, "success": problem is None, "module": module,
+                            "code": problem[0] if problem else None, "msg": problem[1] if problem else None})
+        return web.json_response({"results": results})
+
+    return [web.post("/router/rest", handle), web.post(BATCH_PATH, handle_batch)]
