@@ -1,7 +1,7 @@
 """From an order event to the messages it fires — a pure function of the event, the configuration and the time.
 
 `requests_for(event, config, now_ms, resolvable)` reads the event's trigger (its type, with the tracking step for
-`TrackingUpdated`), finds the shop's templates for it, fills their variables from the order snapshot — order
+`TrackingUpdated`: the tracked shipment's state as `STEP_NAMES` calls it), finds the shop's templates for it, fills their variables from the order snapshot — order
 number, amount, first item, carrier and tracking number, never a name, phone or street — and names the recipient's
 channel: the platform's token (its official channel), a plain phone the sender can look up on the platform
 (`resolvable(platform)`), or nobody. Each message is keyed by (order, trigger, template): a replayed or repeated
@@ -22,20 +22,24 @@ TITLE_CHARS = 20  # providers cap a variable's length (isv.PARAM_LENGTH_LIMIT); 
 # what a variable says when the event does not carry it
 FALLBACKS = {"eta": "近日", "delay_reason": "运输原因", "carrier": "快递", "tracking_no": "-", "step": "运输中"}
 _VARIABLE = re.compile(r"\{\{-?\s*([A-Za-z_][A-Za-z0-9_]*)")
-# where a TrackingUpdated event may carry its step: on the event, or on the order's latest shipment
-_STEP_FIELDS = ("tracking_step", "step", "tracking_state")
+# the courier's state of a parcel (Order v4 `shipments[].tracking_state`) as the step a trigger names
+STEP_NAMES = {"PICKED_UP": "已揽收", "IN_TRANSIT": "到达中转", "OUT_FOR_DELIVERY": "派送中", "DELIVERED": "已签收",
+              "EXCEPTION": "疑难", "RETURNING": "退回中", "RETURNED": "已退回", "REFUSED": "拒签",
+              "REDIRECTED": "转投", "CUSTOMS": "清关"}
+
+
+def tracked_shipment(order: Mapping) -> Mapping:
+    """The shipment the latest tracking step is about (the last one when none is tracked yet)."""
+    shipments = order.get("shipments") or [{}]
+    tracked = [s for s in shipments if s.get("tracking_state")]
+    return max(tracked, key=lambda s: s.get("tracking_at") or 0) if tracked else shipments[-1]
 
 
 def tracking_step(event: Mapping) -> str | None:
-    """The carrier step a TrackingUpdated event reports (`到达中转`, `派送中`, ...), wherever it carries it."""
-    for name in _STEP_FIELDS:
-        if event.get(name):
-            return str(event[name])
-    shipments = (event.get("order") or {}).get("shipments") or []
-    for name in _STEP_FIELDS:
-        if shipments and shipments[-1].get(name):
-            return str(shipments[-1][name])
-    return None
+    """The step a TrackingUpdated event reports, named as triggers name it (`到达中转`, `派送中`, ...; a state
+    without a name stays as it is)."""
+    state = tracked_shipment(event.get("order") or {}).get("tracking_state")
+    return STEP_NAMES.get(state, state) if state else None
 
 
 def trigger_of(event: Mapping) -> tuple[str, str | None]:
@@ -66,7 +70,7 @@ def order_variables(event: Mapping, shop_name: str, step: str | None) -> dict[st
     """Every template variable an order event can fill (strings; none of them personal data)."""
     order = event["order"]
     lines = order.get("lines") or []
-    shipment = (order.get("shipments") or [{}])[-1]
+    shipment = tracked_shipment(order)
     refunded = order.get("refunded_total") or (order["paid_total"] if order.get("refund_status") == "REFUNDED" else 0)
     found = {
         "shop_name": shop_name, "order_no": order["external_id"], "amount": _yuan(order.get("paid_total")),
@@ -132,3 +136,33 @@ def requests_for(event: Mapping, config: SmsConfig, now_ms: int, resolvable: Cal
         channel=channel, occurred_at=event["occurred_at"], now_ms=now_ms, order_id=order["order_id"], token=token,
         to_masked=(order.get("receiver") or {}).get("phone_masked"), providers=providers)
         for name, template in chosen]
+
+
+# Parcels on their way: what a later delay notice needs of the order (its receiver's channel, the parcel, the
+# first line), nothing more. Kept by the notifier from the events it reads (and order.state when it starts).
+IN_TRANSIT_STATUSES = frozenset({"SHIPPED", "PARTIALLY_SHIPPED"})
+STALLED_RULE = "parcel_stalled"
+
+
+def parcel_card(order: Mapping) -> dict | None:
+    """The slim order a delay notice is composed from, or None when the order is not on its way."""
+    if order.get("status") not in IN_TRANSIT_STATUSES or not order.get("shipments"):
+        return None
+    receiver = order.get("receiver") or {}
+    return {"order_id": order["order_id"], "platform": order["platform"], "shop_id": order["shop_id"],
+            "external_id": order["external_id"], "status": order["status"],
+            "refund_status": order.get("refund_status"), "paid_total": order.get("paid_total"),
+            "refunded_total": order.get("refunded_total"), "lines": list(order.get("lines") or [])[:1],
+            "shipments": list(order["shipments"]),
+            "receiver": {"phone_masked": receiver.get("phone_masked"), "secure_token": receiver.get("secure_token")}}
+
+
+def delayed_event(anomaly: Mapping, card: Mapping) -> dict | None:
+    """A `ParcelDelayed` trigger from a raised parcel_stalled finding about an order on its way (the stalled
+    parcel's carrier and number in the card's shipments); None for any other finding."""
+    if anomaly.get("rule") != STALLED_RULE or anomaly.get("state") != "raised":
+        return None
+    tracking_no = (anomaly.get("evidence") or {}).get("tracking_no")
+    shipments = [s for s in card["shipments"] if s.get("tracking_no") == tracking_no] or card["shipments"]
+    return {"event_type": "ParcelDelayed", "occurred_at": anomaly["detected_at"],
+            "order": {**card, "shipments": shipments}}

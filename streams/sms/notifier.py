@@ -1,10 +1,12 @@
-"""The SMS notifier process: order.events (and the members table) -> sms.requests.
+"""The SMS notifier process: order.events, parcel_stalled findings (and the members table) -> sms.requests.
 
 A thin loop around the pure `compose.requests_for` and `members`: consume a batch of order events, compose the
 messages their triggers fire, publish them, wait for the broker's acknowledgement, then commit the offsets (a
 consumer group, so notifiers share the partitions). A crash before the commit publishes the batch's requests again
-with the same keys, which the sender finds taken. Member care reads sms.members from the start (it is compacted),
-fires a points notice when a member's points change and, once a minute, the birthday greetings of the day.
+with the same keys, which the sender finds taken. A parcel that stalls raises `parcel_stalled` on order.anomalies;
+its order's slim card (kept while the order is on its way, warmed from order.state at start) gives the delay
+notice (`ParcelDelayed`) its recipient and parcel. Member care reads sms.members from the start (it is
+compacted), fires a points notice when a member's points change and, once a minute, the birthday greetings.
 """
 from __future__ import annotations
 
@@ -16,9 +18,9 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, KafkaException
 
 from schemas.codec import AvroCodec, DecodeError, EventDecoder
-from schemas.kafka import Publisher, consumer_config, consumer_from_start, usable
+from schemas.kafka import Publisher, consumer_config, consumer_from_start, read_to_end, usable
 from schemas.topics import Topics
-from streams.sms.compose import requests_for
+from streams.sms.compose import delayed_event, parcel_card, requests_for
 from streams.sms.members import birthday_requests, day_of, member_subject, points_requests
 from streams.sms.templates import SmsConfig
 
@@ -33,7 +35,9 @@ class NotifierService:
         self.publisher = Publisher(kafka_config)
         self.decoder = EventDecoder()
         self.request_codec, self.member_codec = AvroCodec("SmsRequest"), AvroCodec("SmsMember")
+        self.anomaly_codec, self.order_codec = AvroCodec("Anomaly"), AvroCodec("Order")
         self.members: dict[str, dict] = {}
+        self.cards: dict[str, dict] = {}  # order id -> what a delay notice needs, while the order is on its way
         self._greeted: set[tuple[str, object]] = set()  # (member, day) greeted by this process
         self.birthday_every_s = birthday_every_s
         self.events = self.requests = self.undecodable = 0
@@ -42,8 +46,44 @@ class NotifierService:
     def _consumer(self) -> Consumer:
         consumer = Consumer(consumer_config(self.kafka_config, f"{self.topics.prefix}tonglu-sms-notifier",
                                             **{"fetch.wait.max.ms": 20}))
-        consumer.subscribe([self.topics.order_events])
+        consumer.subscribe([self.topics.order_events, self.topics.order_anomalies])
         return consumer
+
+    def warm(self) -> int:
+        """Cards of the orders on their way, from order.state (the latest snapshot of every order)."""
+        for batch in read_to_end(self.kafka_config, [self.topics.order_state], group="tonglu-sms-warm",
+                                 timeout=600):
+            for msg in batch:
+                order_id = (msg.key() or b"").decode()
+                card = None
+                if msg.value() is not None:
+                    try:
+                        card = parcel_card(self.order_codec.decode(msg.value()))
+                    except (DecodeError, TypeError, KeyError):
+                        card = None
+                self._note_card(order_id, card)
+        return len(self.cards)
+
+    def _note_card(self, order_id: str, card: dict | None) -> None:
+        if card is None:
+            self.cards.pop(order_id, None)
+        else:
+            self.cards[order_id] = card
+
+    def delays(self, values: list[bytes], now_ms: int) -> list[dict]:
+        """Delay notices of the parcel_stalled findings among a batch of order.anomalies values."""
+        out = []
+        for value in values:
+            try:
+                anomaly = self.anomaly_codec.decode(value)
+            except (DecodeError, TypeError) as exc:
+                log.error("undecodable finding skipped: %s", exc)
+                continue
+            card = self.cards.get(anomaly["order_id"])
+            event = delayed_event(anomaly, card) if card is not None else None
+            if event is not None:
+                out += requests_for(event, self.config, now_ms, self.resolvable)
+        return out
 
     def compose(self, values: list[bytes], now_ms: int) -> list[dict]:
         """The requests a batch of encoded order events fires (undecodable events skipped and counted)."""
@@ -56,6 +96,7 @@ class NotifierService:
                 log.error("undecodable order event skipped: %s", exc)
                 continue
             out += requests_for(event, self.config, now_ms, self.resolvable)
+            self._note_card(event["order_id"], parcel_card(event["order"]))
         self.events += len(values)
         return out
 
@@ -89,6 +130,7 @@ class NotifierService:
             self.requests += len(requests)
 
     def run(self, stop: threading.Event) -> None:
+        log.info("短信触发 %d orders on their way (for delay notices)", self.warm())
         events = self._consumer()
         members = consumer_from_start(self.kafka_config, [self.topics.sms_members],
                                       f"{self.topics.prefix}tonglu-sms-members")
@@ -98,7 +140,10 @@ class NotifierService:
             while not stop.is_set():
                 messages = usable(events.consume(2000, 0.05))
                 now = time.time()
-                found = self.compose([m.value() for m in messages], int(now * 1000)) if messages else []
+                found = self.compose([m.value() for m in messages if m.topic() == self.topics.order_events],
+                                     int(now * 1000)) if messages else []
+                found += self.delays([m.value() for m in messages if m.topic() == self.topics.order_anomalies],
+                                     int(now * 1000))
                 for msg in usable(members.consume(1000, 0)):
                     found += self.member_changed(msg.value(), int(now * 1000))
                 if now - last_birthday >= self.birthday_every_s:

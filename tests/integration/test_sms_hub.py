@@ -31,6 +31,7 @@ from tests.integration.sms_helpers import (
     sender_stats,
     until_requests_seen,
 )
+from tests.samples import sample_anomaly
 
 
 def _latest(reader: TopicReader) -> dict[str, dict]:
@@ -82,6 +83,20 @@ async def test_orders_reach_buyers_through_the_right_channel_once(kafka_bootstra
         assert (stats["reports"], stats["reports_unmatched"]) == (3, 1)
         await asyncio.get_running_loop().run_in_executor(None, receipts.poll, 1.0)
         assert _latest(receipts)[gateway[0]["out_id"]]["status"] == "delivered"
+
+        # a parcel stalls: the finding on order.anomalies gives its buyer one delay notice
+        paid = {o["order_id"]: copy.deepcopy(o) for o in taobao}
+        shipped = [dict(copy.deepcopy(o), status="SHIPPED", updated_at=o["updated_at"] + 60_000, shipments=[
+            {"carrier": "中通快递", "tracking_no": f"ZT{i}", "shipped_at": now, "line_ids": []}])
+            for i, o in enumerate(taobao)]
+        hub.publish_events(shipped, now + 60_000, previous=paid)
+        await hub.wait_messages(6, provider="taobao")  # order_confirmed and shipped
+        stalled = sample_anomaly(shipped[1]["order_id"], "parcel_stalled", action="flag", detected_at=now + 1,
+                                 evidence={"tracking_no": "ZT1", "hours_since_movement": "50"})
+        publish(kafka_bootstrap, [(topics.order_anomalies, stalled["order_id"].encode(),
+                                   AvroCodec("Anomaly").encode(stalled))] * 2)  # pushed twice: one notice
+        (notice,) = [m for m in await hub.wait_messages(7, provider="taobao") if "延误" in m["text"]]
+        assert notice["to"] == shipped[1]["receiver"]["secure_token"] and "中通快递 ZT1" in notice["text"]
     finally:
         receipts.close()
         codes = await hub.close()

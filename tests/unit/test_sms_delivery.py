@@ -21,7 +21,7 @@ from connectors.sms.signing import tc3_authorization, tc3_signature, tc3_string_
 from projections.clickhouse.ddl import TABLE_COLUMNS
 from projections.clickhouse.rows import sms_message_row
 from streams.derive import derive_events
-from streams.sms.compose import requests_for, trigger_of, variable_order
+from streams.sms.compose import delayed_event, parcel_card, requests_for, trigger_of, variable_order
 from streams.sms.failover import Health, try_order
 from streams.sms.identity import phone_hash
 from streams.sms.ledger import Ledger, evolve, receipt
@@ -145,12 +145,37 @@ def test_the_channel_follows_the_receiver_and_no_text_holds_personal_data():
 def test_old_events_fire_nothing_and_tracking_steps_pick_their_template():
     paid = _event(canonical_order(), kind="OrderPaid")
     assert requests_for(paid, CONFIG, BASE_MS + 25 * 3_600_000, bool) == []
-    event = {**paid, "event_type": "TrackingUpdated", "tracking_step": "派送中"}
+    tracked = changed(paid["order"], status="SHIPPED", shipments=[
+        {"carrier": "中通快递", "tracking_no": "ZT1", "tracking_state": "IN_TRANSIT", "tracking_at": BASE_MS - 9},
+        {"carrier": "顺丰速运", "tracking_no": "SF2", "tracking_state": "OUT_FOR_DELIVERY", "tracking_at": BASE_MS},
+        {"carrier": "圆通速递", "tracking_no": "YT3", "tracking_state": None, "tracking_at": None}])
+    event = {**paid, "event_type": "TrackingUpdated", "order": tracked}  # Order v4: the parcel's state
     assert trigger_of(event) == ("TrackingUpdated", "派送中")
     (request,) = requests_for(event, CONFIG, BASE_MS, bool)
     assert (request["trigger"], request["trigger_detail"], request["template"]) == (
         "TrackingUpdated", "派送中", "out_for_delivery")
+    assert "顺丰速运 SF2" in request["text"]
+    moved = {**event, "order": {**tracked, "shipments": tracked["shipments"][:1]}}
+    assert [r["template"] for r in requests_for(moved, CONFIG, BASE_MS, bool)] == ["in_transit"]
+    picked = {**event, "order": {**tracked, "shipments": [{**tracked["shipments"][0], "tracking_state": "PICKED_UP"}]}}
+    assert requests_for(picked, CONFIG, BASE_MS, bool) == []  # no template for that step
     assert variable_order(CONFIG.templates["in_transit"]) == ["carrier", "tracking_no", "step", "eta"]
+
+
+def test_a_stalled_parcel_of_an_order_on_its_way_fires_one_delay_notice():
+    shipped = changed(canonical_order(), status="SHIPPED", shipments=[
+        {"carrier": "中通快递", "tracking_no": "ZT1", "shipped_at": BASE_MS, "line_ids": []},
+        {"carrier": "顺丰速运", "tracking_no": "SF2", "shipped_at": BASE_MS, "line_ids": []}])
+    card = parcel_card(shipped)
+    assert "name_masked" not in card["receiver"] and parcel_card(canonical_order()) is None  # not on its way
+    stalled = {"rule": "parcel_stalled", "state": "raised", "detected_at": BASE_MS, "order_id": card["order_id"],
+               "evidence": {"tracking_no": "SF2", "hours_since_movement": "50"}}
+    (request,) = requests_for(delayed_event(stalled, card), CONFIG, BASE_MS, bool)
+    assert (request["trigger"], request["template"], request["channel"]) == ("ParcelDelayed", "delay_notice",
+                                                                             "platform")
+    assert "顺丰速运 SF2" in request["text"] and "运输原因" in request["text"]
+    assert delayed_event({**stalled, "state": "resolved"}, card) is None
+    assert delayed_event({**stalled, "rule": "parcel_returned"}, card) is None
 
 
 # -- the ledger ---------------------------------------------------------------------------------------------------
