@@ -20,7 +20,7 @@ import orjson
 
 from connectors import platforms
 from connectors.sms.config import ChannelSpec
-from connectors.sms.gateways import Outgoing, Result, post
+from connectors.sms.gateways import Outgoing, Result, Unanswered, json_answer, post
 
 GENERIC_FIELDS = ("order_id", "token", "sign", "template_code", "params", "out_id")
 
@@ -40,16 +40,10 @@ def generic_sign(secret: str, payload: bytes) -> str:
 
 def generic_result(status: int, body: bytes, started: float) -> Result:
     """`{"ok": true, "message_id"}`, or `{"ok": false, "code", "message"}`; 429 and 5xx may succeed later."""
-    latency = (time.monotonic() - started) * 1000
-    if status == 429 or status >= 500:
-        return Result(False, f"http_{status}", f"HTTP {status}", elsewhere=True, unhealthy=True, latency_ms=latency)
     try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        doc = None
-    if not isinstance(doc, dict):
-        return Result(False, f"http_{status}", f"HTTP {status}: not an answer", elsewhere=True, unhealthy=True,
-                      latency_ms=latency)
+        doc, latency = json_answer(status, body, started)
+    except Unanswered as exc:
+        return exc.result
     if doc.get("ok") is True:
         return Result(True, "OK", provider_id=str(doc.get("message_id") or ""), latency_ms=latency)
     return Result(False, str(doc.get("code") or f"http_{status}"), str(doc.get("message") or "")[:200],

@@ -99,18 +99,37 @@ ALIYUN_BROKEN = frozenset({"isv.AMOUNT_NOT_ENOUGH", "SignatureDoesNotMatch", "In
                            "InvalidTimeStamp.Expired", "ServiceUnavailable", "InternalError"})
 
 
-def aliyun_result(status: int, body: bytes, started: float) -> Result:
-    """One SendSms answer classified (the same for every number of the request)."""
+def json_answer(status: int, body: bytes, started: float, expect: str | None = None) -> tuple[dict, float]:
+    """A provider's JSON object answer and the call's latency in ms; raises `Unanswered` (holding the Result) for
+    a 5xx or 429, or a body that is not a JSON object (with the key `expect`)."""
     latency = (time.monotonic() - started) * 1000
-    if status >= 500:
-        return Result(False, f"http_{status}", f"HTTP {status}", elsewhere=True, unhealthy=True, latency_ms=latency)
+    if status >= 500 or status == 429:
+        raise Unanswered(Result(False, f"http_{status}", f"HTTP {status}", elsewhere=True, unhealthy=True,
+                                latency_ms=latency))
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         doc = None
-    if not isinstance(doc, dict) or "Code" not in doc:
-        return Result(False, f"http_{status}", f"HTTP {status}: not an answer", elsewhere=True, unhealthy=True,
-                      latency_ms=latency)
+    if not isinstance(doc, dict) or (expect is not None and expect not in doc):
+        raise Unanswered(Result(False, f"http_{status}", f"HTTP {status}: not an answer", elsewhere=True,
+                                unhealthy=True, latency_ms=latency))
+    return doc, latency
+
+
+class Unanswered(Exception):
+    """A call that got no usable answer; `result` says so for the message(s) it carried."""
+
+    def __init__(self, result: Result):
+        super().__init__(result.error)
+        self.result = result
+
+
+def aliyun_result(status: int, body: bytes, started: float) -> Result:
+    """One SendSms answer classified (the same for every number of the request)."""
+    try:
+        doc, latency = json_answer(status, body, started, "Code")
+    except Unanswered as exc:
+        return exc.result
     code, message = str(doc["Code"]), str(doc.get("Message", ""))
     if code == "OK":
         return Result(True, "OK", provider_id=doc.get("BizId"), latency_ms=latency)
@@ -208,15 +227,11 @@ def tencent_code_result(code: str, message: str, latency: float, serial: str | N
 
 def tencent_results(status: int, body: bytes, batch: Sequence[Outgoing], started: float) -> list[Result]:
     """A SendSms answer: a request-level error for every number, else each number's SendStatus (by position)."""
-    latency = (time.monotonic() - started) * 1000
-    if status >= 500:
-        return [Result(False, f"http_{status}", f"HTTP {status}", elsewhere=True, unhealthy=True,
-                       latency_ms=latency)] * len(batch)
     try:
-        response = orjson.loads(body)["Response"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return [Result(False, f"http_{status}", f"HTTP {status}: not an answer", elsewhere=True, unhealthy=True,
-                       latency_ms=latency)] * len(batch)
+        doc, latency = json_answer(status, body, started, "Response")
+    except Unanswered as exc:
+        return [exc.result] * len(batch)
+    response = doc["Response"]
     if "Error" in response:
         error = response["Error"]
         return [tencent_code_result(str(error.get("Code")), str(error.get("Message", "")), latency)] * len(batch)

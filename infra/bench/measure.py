@@ -96,6 +96,22 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def stop_processes(procs: dict, grace: float = 20.0) -> dict[str, float]:
+    """SIGTERM every process of `procs` (name -> Popen), SIGKILL whoever is still there after `grace` seconds;
+    their peak RSS in MB, read before they go."""
+    import subprocess
+
+    rss = {name: peak_rss_mb(p.pid) for name, p in procs.items()}
+    for proc in procs.values():
+        proc.terminate()
+    for proc in procs.values():
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return rss
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")

@@ -103,14 +103,7 @@ class SmsStack:
         raise TimeoutError(f"the sender handled {stats['sent'] + stats['failed']} of {count} messages: {stats}")
 
     def stop(self) -> dict[str, float]:
-        rss = {name: measure.peak_rss_mb(p.pid) for name, p in self.procs.items()}
-        for proc in self.procs.values():
-            proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        rss = measure.stop_processes(self.procs)
         self.broker.terminate()
         self.broker.wait(10)
         return rss

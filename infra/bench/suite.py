@@ -123,15 +123,7 @@ class Pipeline:
             os.kill(self.procs[name].pid, signal.SIGCONT)
 
     def stop(self) -> dict[str, float]:
-        rss = {name: measure.peak_rss_mb(p.pid) for name, p in self.procs.items()}
-        for proc in self.procs.values():
-            proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        return rss
+        return measure.stop_processes(self.procs, grace=15)
 
 
 def end_to_end(bootstrap: str, pipe: Pipeline, values, orders: int) -> float:

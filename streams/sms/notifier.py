@@ -101,7 +101,8 @@ class NotifierService:
         return out
 
     def member_changed(self, value: bytes, now_ms: int) -> list[dict]:
-        """The points notice a new version of a member fires, if any."""
+        """The points notice a new version of a member fires, and the greeting of a member whose birthday is
+        today (imported on the day), if any."""
         try:
             member = self.member_codec.decode(value)
         except (DecodeError, TypeError) as exc:
@@ -109,19 +110,20 @@ class NotifierService:
             return []
         subject = member_subject(member)
         previous, self.members[subject] = self.members.get(subject), member
-        return points_requests(previous, member, self.config, now_ms)
+        return points_requests(previous, member, self.config, now_ms) + self._greet(subject, member, now_ms)
+
+    def _greet(self, subject: str, member: dict, now_ms: int) -> list[dict]:
+        day = day_of(now_ms, self.config.rules(member["shop_id"]).timezone)
+        if (subject, day) in self._greeted:
+            return []
+        found = birthday_requests(member, self.config, now_ms)
+        if found:
+            self._greeted.add((subject, day))
+        return found
 
     def birthdays(self, now_ms: int) -> list[dict]:
         """Greetings due today that this process has not fired yet (the sender keeps them once a year)."""
-        out = []
-        for subject, member in self.members.items():
-            day = day_of(now_ms, self.config.rules(member["shop_id"]).timezone)
-            if (subject, day) not in self._greeted:
-                found = birthday_requests(member, self.config, now_ms)
-                if found:
-                    self._greeted.add((subject, day))
-                    out += found
-        return out
+        return [r for subject, member in self.members.items() for r in self._greet(subject, member, now_ms)]
 
     def publish(self, requests: list[dict]) -> None:
         if requests:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import urllib.request
@@ -18,7 +19,7 @@ from schemas.sealing import KEYS_ENV, new_key_spec
 from schemas.topics import Topics
 from streams.derive import derive_events
 from streams.sms.templates import load_sms_config
-from tests.integration.helpers import publish, serve_app, start_worker, stop_worker, worker_env
+from tests.integration.helpers import TopicReader, publish, serve_app, start_worker, stop_worker, worker_env
 
 CONFIG_PATH = Path(__file__).parents[2] / "infra" / "sms.toml"
 TOKEN, HASH_KEY = "test-callback-token-0123456789", "test-hash-key-0123456789abcdef"
@@ -144,3 +145,19 @@ async def until_requests_seen(hub: SmsHub, count: int, timeout: float = 60.0) ->
             return stats
         await asyncio.sleep(0.3)
     raise AssertionError(f"the sender read {stats.get('requests')} of {count} requests within {timeout}s")
+
+
+@contextlib.asynccontextmanager
+async def hub_running(kafka_bootstrap: str, topics: Topics, logs: Path, workers=("notifier", "sender"), **env):
+    """An SmsHub with `workers` started and a reader of sms.receipts: (hub, receipts). On a clean exit every worker
+    must have stopped cleanly on SIGTERM."""
+    hub = await SmsHub(kafka_bootstrap, topics, logs).start(**env)
+    receipts = TopicReader(kafka_bootstrap, topics.sms_receipts, "SmsReceipt")
+    try:
+        for name in workers:
+            hub.run(name)
+        yield hub, receipts
+    finally:
+        receipts.close()
+        codes = await hub.close()
+    assert set(codes.values()) <= {0}, f"a worker did not exit cleanly on SIGTERM: {codes}"

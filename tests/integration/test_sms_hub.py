@@ -26,8 +26,8 @@ from tests.integration.sms_helpers import (
     CONFIG_PATH,
     RAW_KEYS,
     TOKEN,
-    SmsHub,
     http_json,
+    hub_running,
     sender_stats,
     until_requests_seen,
 )
@@ -52,12 +52,8 @@ async def _until(reader: TopicReader, check, timeout: float = 60.0) -> dict[str,
 
 
 async def test_orders_reach_buyers_through_the_right_channel_once(kafka_bootstrap, topics, tmp_path):
-    hub = await SmsHub(kafka_bootstrap, topics, tmp_path).start()
-    receipts = TopicReader(kafka_bootstrap, topics.sms_receipts, "SmsReceipt")
     now = int(time.time() * 1000)
-    try:
-        hub.run("notifier")
-        hub.run("sender")
+    async with hub_running(kafka_bootstrap, topics, tmp_path) as (hub, receipts):
         taobao = hub.taobao_orders("tb-shop", 3, now)
         shopify = hub.shopify_orders("sp-shop", 3, now)
         hub.publish_events(taobao + shopify, now)
@@ -97,18 +93,11 @@ async def test_orders_reach_buyers_through_the_right_channel_once(kafka_bootstra
                                    AvroCodec("Anomaly").encode(stalled))] * 2)  # pushed twice: one notice
         (notice,) = [m for m in await hub.wait_messages(7, provider="taobao") if "延误" in m["text"]]
         assert notice["to"] == shipped[1]["receiver"]["secure_token"] and "中通快递 ZT1" in notice["text"]
-    finally:
-        receipts.close()
-        codes = await hub.close()
-    assert set(codes.values()) == {0}
 
 
 async def test_replays_and_re_sent_updates_never_text_twice(kafka_bootstrap, topics, tmp_path):
-    hub = await SmsHub(kafka_bootstrap, topics, tmp_path).start()
     now = int(time.time() * 1000)
-    try:
-        hub.run("notifier")
-        hub.run("sender")
+    async with hub_running(kafka_bootstrap, topics, tmp_path) as (hub, _):
         orders = hub.taobao_orders("tb-replay", 4, now)
         events = hub.publish_events(orders, now)
         first = await hub.wait_messages(4, provider="taobao")
@@ -129,20 +118,13 @@ async def test_replays_and_re_sent_updates_never_text_twice(kafka_bootstrap, top
         stats = await until_requests_seen(hub, 12)
         assert stats["duplicates"] == 12 and stats["sent"] == 0
         assert sorted(m["out_id"] for m in await hub.messages(provider="taobao")) == sorted(m["out_id"] for m in first)
-    finally:
-        codes = await hub.close()
-    assert set(codes.values()) == {0}
 
 
 async def test_a_sender_killed_mid_batch_never_sends_twice(kafka_bootstrap, topics, tmp_path):
     """Killed while the gateway was still answering (found there by the out id afterwards), and killed after
     claiming while every gateway was down (sent once after the restart)."""
-    hub = await SmsHub(kafka_bootstrap, topics, tmp_path).start()
-    receipts = TopicReader(kafka_bootstrap, topics.sms_receipts, "SmsReceipt")
     now = int(time.time() * 1000)
-    try:
-        hub.run("notifier")
-        hub.run("sender")
+    async with hub_running(kafka_bootstrap, topics, tmp_path) as (hub, receipts):
         await hub.control("/_sim/faults", {"provider": "aliyun", "kind": "slow", "count": 5, "seconds": 1.5})
         hub.publish_events(hub.shopify_orders("sp-kill", 5, now), now)
         await _until(receipts, lambda r: sum(x["status"] == "sending" for x in r.values()) >= 3)
@@ -164,10 +146,6 @@ async def test_a_sender_killed_mid_batch_never_sends_twice(kafka_bootstrap, topi
         assert sorted(m["out_id"] for m in sent) == sorted(latest)  # every message exactly once
         assert (tmp_path / "sender3.log").read_text().count("found sent by") + \
             (tmp_path / "sender2.log").read_text().count("found sent by") >= 3
-    finally:
-        receipts.close()
-        codes = await hub.close()
-    assert set(codes.values()) == {0}
 
 
 def _delivered(order: dict, at: int) -> dict:
@@ -180,13 +158,9 @@ def _delivered(order: dict, at: int) -> dict:
 async def test_opt_out_quiet_hours_failover_and_delivery_reports(kafka_bootstrap, topics, tmp_path):
     hour = datetime.now(ZoneInfo("Asia/Shanghai")).hour
     window = f"{(hour + 2) % 24:02d}:00-{(hour + 3) % 24:02d}:00"  # marketing may not leave now
-    hub = await SmsHub(kafka_bootstrap, topics, tmp_path).start(TONGLU_SMS_MARKETING_HOURS=window)
-    receipts = TopicReader(kafka_bootstrap, topics.sms_receipts, "SmsReceipt")
     optouts = TopicReader(kafka_bootstrap, topics.sms_optouts, "SmsOptOut")
     now = int(time.time() * 1000)
-    try:
-        hub.run("notifier")
-        hub.run("sender")
+    async with hub_running(kafka_bootstrap, topics, tmp_path, TONGLU_SMS_MARKETING_HOURS=window) as (hub, receipts):
         orders = hub.shopify_orders("sp-rules", 3, now)
         held = {o["order_id"]: copy.deepcopy(o) for o in orders}
         hub.publish_events(orders, now)
@@ -216,11 +190,7 @@ async def test_opt_out_quiet_hours_failover_and_delivery_reports(kafka_bootstrap
         waiting = [r for r in marketing.values() if r is not refused]
         assert [(r["status"], r["reason"]) for r in waiting] == [("queued", "quiet_hours")] * 2
         assert len(await hub.messages(provider="tencent")) == 6
-    finally:
-        receipts.close()
-        optouts.close()
-        codes = await hub.close()
-    assert set(codes.values()) == {0}
+    optouts.close()
 
 
 async def test_platform_channels_take_the_token_as_it_came(tmp_path):
@@ -263,8 +233,6 @@ async def test_platform_channels_take_the_token_as_it_came(tmp_path):
 
 async def test_one_text_to_many_numbers_goes_in_one_request_and_every_report_finds_its_message(
         kafka_bootstrap, topics, tmp_path):
-    hub = await SmsHub(kafka_bootstrap, topics, tmp_path).start(TONGLU_SMS_MARKETING_HOURS="00:00-23:59")
-    receipts = TopicReader(kafka_bootstrap, topics.sms_receipts, "SmsReceipt")
     config, now = load_sms_config(CONFIG_PATH, {}), int(time.time() * 1000)
     sealer = Sealer(EnvKeyProvider(RAW_KEYS))
     requests = [build_request(
@@ -274,8 +242,8 @@ async def test_one_text_to_many_numbers_goes_in_one_request_and_every_report_fin
         now_ms=now, member_id=f"m{i}", contact=seal_contact(sealer, f"1390000{i:04d}", "club", f"m{i}"),
         to_masked=f"139****{i:04d}", consent=True, providers=config.providers) for i in range(5)]
     codec = AvroCodec("SmsRequest")
-    try:
-        hub.run("sender")
+    async with hub_running(kafka_bootstrap, topics, tmp_path, workers=("sender",),
+                           TONGLU_SMS_MARKETING_HOURS="00:00-23:59") as (hub, receipts):
         publish(kafka_bootstrap, [(topics.sms_requests, r["key"].encode(), codec.encode(r)) for r in requests])
         sent = await hub.wait_messages(5, provider="aliyun")
         (out_id,) = {m["out_id"] for m in sent}
@@ -283,7 +251,3 @@ async def test_one_text_to_many_numbers_goes_in_one_request_and_every_report_fin
         latest = await _until(receipts, lambda r: sum(x["status"] == "delivered" for x in r.values()) == 5)
         assert {r["out_id"] for r in latest.values()} == {out_id}
         assert (await sender_stats(hub))["health"]["aliyun"]["requests"] == 1
-    finally:
-        receipts.close()
-        codes = await hub.close()
-    assert set(codes.values()) == {0}

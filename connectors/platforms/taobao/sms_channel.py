@@ -14,7 +14,6 @@ unverified for others; `batch_url` in the channel's configuration turns it on.
 from __future__ import annotations
 
 import random
-import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -22,7 +21,7 @@ import orjson
 from aiohttp import web
 
 from connectors.sms.config import ChannelSpec
-from connectors.sms.gateways import Outgoing, Result
+from connectors.sms.gateways import Outgoing, Result, Unanswered, json_answer
 
 from .signing import sign
 
@@ -65,16 +64,12 @@ def batch_request(spec: ChannelSpec, secrets: dict, items: list[tuple[Outgoing, 
 
 def batch_result(status: int, body: bytes, started: float, keys: list[str]) -> list[Result]:
     """A result per message of a list, matched by `extend`; a refusal of the whole list for each of them."""
-    latency = (time.monotonic() - started) * 1000
     try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        doc = {}
-    if status >= 500 or not isinstance(doc.get("results"), list):
-        whole = result(status, body, started)
-        return [whole if not whole.ok else Result(False, f"http_{status}", "no results", elsewhere=True,
-                                                  unhealthy=True, latency_ms=latency)] * len(keys)
-    by_key = {str(r.get("extend")): r for r in doc["results"] if isinstance(r, dict)}
+        doc, latency = json_answer(status, body, started, "results")
+    except Unanswered:
+        return [result(status, body, started)] * len(keys)  # a TOP error (or none) for the whole list
+    by_key = {str(r.get("extend")): r for r in doc["results"] if isinstance(r, dict)} if isinstance(
+        doc["results"], list) else {}
     out = []
     for key in keys:
         item = by_key.get(key)
@@ -92,13 +87,10 @@ def batch_result(status: int, body: bytes, started: float, keys: list[str]) -> l
 
 def result(status: int, body: bytes, started: float) -> Result:
     """The TOP answer: `module` (the extension code, kept as the message id) or `error_response`."""
-    latency = (time.monotonic() - started) * 1000
-    if status >= 500:
-        return Result(False, f"http_{status}", f"HTTP {status}", elsewhere=True, unhealthy=True, latency_ms=latency)
     try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        doc = {}
+        doc, latency = json_answer(status, body, started)
+    except Unanswered as exc:
+        return exc.result
     if isinstance(doc.get(RESPONSE), dict):
         return Result(True, "OK", provider_id=doc[RESPONSE].get("module"), latency_ms=latency)
     error = doc.get("error_response") if isinstance(doc.get("error_response"), dict) else {}
