@@ -69,7 +69,8 @@ class Figures:
 
 
 def _free_ports() -> dict[str, int]:
-    return {name: free_port() for name in ("broker", "http", "taobao", "shopify", "webhooks", "alerts", "smtp")}
+    return {name: free_port() for name in ("broker", "http", "taobao", "shopify", "webhooks", "alerts", "smtp",
+                                           "sms", "sms_callbacks")}
 
 
 class ChaosStack:
@@ -90,6 +91,8 @@ class ChaosStack:
             "TONGLU_WEBHOOK_HTTP": f"http://127.0.0.1:{self.ports['webhooks']}",
             "TONGLU_ALERT_SIM_HTTP": f"http://127.0.0.1:{self.ports['alerts']}",
             "TONGLU_ALERT_SMTP_PORT": str(self.ports["smtp"]), "TONGLU_ALERT_ROUTING": str(routing),
+            "TONGLU_SMS_SIM_HTTP": f"http://127.0.0.1:{self.ports['sms']}",
+            "TONGLU_SMS_CALLBACK_HTTP": f"http://127.0.0.1:{self.ports['sms_callbacks']}",
             "TONGLU_DATA_DIR": str(workdir / "data"), "PYTHONUNBUFFERED": "1",
         })
         if external_broker:

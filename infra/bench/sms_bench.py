@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,12 @@ from streams.sms.identity import mask_phone, message_key
 from streams.sms.templates import load_sms_config
 
 TEMPLATE, BROADCAST = "order_confirmed", "repurchase"
+_BATCHING = re.compile(r"(?m)^# max_batch = (\d+) .*$")
+
+
+def with_gateway_batches(config_text: str) -> str:
+    """The SMS configuration's text with the gateways' PhoneNumbers lists on (the shipped file keeps them off)."""
+    return _BATCHING.sub(r"max_batch = \1", config_text)
 
 
 def _get(url: str):
@@ -63,13 +70,18 @@ class SmsStack:
         ensure_topics({"bootstrap.servers": self.bootstrap}, self.topics.specs(), 4)
         self.sim, self.callback = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
         self.raw_keys = new_key_spec("bench")
-        self.config = load_sms_config(Path(__file__).parents[1] / "sms.toml", {"TONGLU_SMS_SIM_HTTP": self.sim})
+        # the shipped file with the gateways' PhoneNumbers lists on (off by default: see its comment)
+        config_path = workdir / "sms.toml"
+        shipped = (Path(__file__).parents[1] / "sms.toml").read_text(encoding="utf-8")
+        config_path.write_text(with_gateway_batches(shipped), encoding="utf-8")
+        self.config = load_sms_config(config_path, {"TONGLU_SMS_SIM_HTTP": self.sim})
         env = {**os.environ, "TONGLU_KAFKA_BOOTSTRAP": self.bootstrap, "TONGLU_TOPIC_PREFIX": self.topics.prefix,
                "TONGLU_SIMULATORS": "none", "TONGLU_ALERT_SIM_HTTP": f"http://127.0.0.1:{free_port()}",
                "TONGLU_ALERT_SMTP_PORT": str(free_port()), "TONGLU_SMS_SIM_HTTP": self.sim,
                "TONGLU_SMS_CALLBACK_HTTP": self.callback, HASH_KEY_ENV: uuid.uuid4().hex * 2,
                CALLBACK_TOKEN_ENV: uuid.uuid4().hex, KEYS_ENV: self.raw_keys, "TONGLU_DATA_DIR": str(workdir),
-               "TONGLU_SMS_MARKETING_HOURS": "00:00-23:59", "PYTHONUNBUFFERED": "1", **demo_secrets(self.config)}
+               "TONGLU_SMS_MARKETING_HOURS": "00:00-23:59", "TONGLU_SMS_CONFIG": str(config_path),
+               "PYTHONUNBUFFERED": "1", **demo_secrets(self.config)}
         self.procs = {name: subprocess.Popen([sys.executable, "-m", "infra.cli", "worker", name], env=env,
                                              stdout=open(workdir / f"{name}.log", "wb"),  # noqa: SIM115
                                              stderr=subprocess.STDOUT)

@@ -93,6 +93,8 @@ def test_the_local_stack_runs_the_copy(copied, tmp_path):
         "TONGLU_WEBHOOK_HTTP": f"http://127.0.0.1:{ports['webhooks']}",
         "TONGLU_ALERT_SIM_HTTP": f"http://127.0.0.1:{ports['alerts']}", "TONGLU_ALERT_SMTP_PORT": str(ports["smtp"]),
         "TONGLU_ALERT_ROUTING": str(routing), "TONGLU_DATA_DIR": str(tmp_path / "data"),
+        "TONGLU_SMS_SIM_HTTP": f"http://127.0.0.1:{free_port()}",
+        "TONGLU_SMS_CALLBACK_HTTP": f"http://127.0.0.1:{free_port()}",
     })
     log = tmp_path / "up.log"
     with open(log, "wb") as out:

@@ -15,6 +15,7 @@ from connectors.sms.channels import channel_module as sms_channel_of
 from connectors.sms.contacts import seal_contact
 from connectors.sms.gateways import Outgoing
 from connectors.sms.simulator import create_app as sms_sim_app
+from infra.bench.sms_bench import with_gateway_batches
 from infra.sms_local import simulator_state
 from schemas.codec import AvroCodec
 from schemas.sealing import EnvKeyProvider, Sealer
@@ -242,7 +243,9 @@ async def test_one_text_to_many_numbers_goes_in_one_request_and_every_report_fin
         now_ms=now, member_id=f"m{i}", contact=seal_contact(sealer, f"1390000{i:04d}", "club", f"m{i}"),
         to_masked=f"139****{i:04d}", consent=True, providers=config.providers) for i in range(5)]
     codec = AvroCodec("SmsRequest")
-    async with hub_running(kafka_bootstrap, topics, tmp_path, workers=("sender",),
+    batching = tmp_path / "sms.toml"  # the gateways' PhoneNumbers lists on
+    batching.write_text(with_gateway_batches(CONFIG_PATH.read_text(encoding="utf-8")), encoding="utf-8")
+    async with hub_running(kafka_bootstrap, topics, tmp_path, workers=("sender",), TONGLU_SMS_CONFIG=batching,
                            TONGLU_SMS_MARKETING_HOURS="00:00-23:59") as (hub, receipts):
         publish(kafka_bootstrap, [(topics.sms_requests, r["key"].encode(), codec.encode(r)) for r in requests])
         sent = await hub.wait_messages(5, provider="aliyun")
