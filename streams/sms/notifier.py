@@ -153,8 +153,8 @@ class NotifierService:
                     last_birthday = now
                 self.publish(found)  # acknowledged by the broker before the events are committed
                 if messages:
-                    try:
-                        events.commit(asynchronous=False)
+                    try:  # not waited for: the output is on the broker, and a lost commit only replays keys
+                        events.commit(asynchronous=True)
                     except KafkaException as exc:  # partitions moved meanwhile: the replay is harmless
                         log.warning("offset commit failed, the batch will be composed again: %s", exc)
                 if now - last_report >= 10 and self.requests:
