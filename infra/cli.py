@@ -1,4 +1,4 @@
-"""`tonglu`: the front door (normalize, up, sim, sql, bench, worker, topics, replay, reset, keys, sms)."""
+"""`tonglu`: the front door (normalize, up, sim, sql, bench, worker, topics, replay, reset, keys, erp, sms)."""
 from __future__ import annotations
 
 import dataclasses
@@ -22,6 +22,8 @@ keys = typer.Typer(no_args_is_help=True, help="Keys that seal raw.orders bodies 
 app.add_typer(keys, name="keys")
 token_app = typer.Typer(no_args_is_help=True, help="API tokens: create, list, revoke (hashed at rest).")
 app.add_typer(token_app, name="token")
+erp_app = typer.Typer(no_args_is_help=True, help="ERP delivery: replay what an endpoint refused (erp.dlq).")
+app.add_typer(erp_app, name="erp")
 sms_app = typer.Typer(no_args_is_help=True, help="SMS hub: the members table of member care.")
 app.add_typer(sms_app, name="sms")
 
@@ -72,7 +74,8 @@ def normalize(file: Path = typer.Argument(..., help="a raw payload as the platfo
 
 
 @app.command()
-def up(demo_rate: float = typer.Option(5.0, help="new demo orders per second per simulator (0: none)")) -> None:
+def up(demo_rate: float = typer.Option(5.0, help="new demo orders per second in all, split evenly over the demo "
+                                                  "shops of every simulated platform (0: none)")) -> None:
     """Start the whole local stack in the foreground; Ctrl-C stops every process it started."""
     from infra.stack import up as run_stack
 
@@ -83,7 +86,8 @@ def up(demo_rate: float = typer.Option(5.0, help="new demo orders per second per
 
 
 @app.command()
-def worker(name: str = typer.Argument(..., help="simulators | connectors | normalizer | projector")) -> None:
+def worker(name: str = typer.Argument(
+        ..., help="simulators | connectors | normalizer | projector | detector | alerter | tracker | erp")) -> None:
     """Run one process of the stack (what `tonglu up` starts)."""
     from infra import workers
 
@@ -239,6 +243,36 @@ def sim_orders(platform: str = typer.Option(..., "--platform", "-p"), shop: str 
                f"{len(made['external_ids'])} 笔新订单 new orders", err=True)
 
 
+SIM_ACTS = ("pay", "ship", "change-address", "request-refund", "cancel", "deliver")
+
+
+@sim.command("order")
+def sim_order(order_id: str = typer.Argument(..., help="the canonical order id, platform:shop:external_id"),
+              do: str = typer.Option(..., "--do", help=" | ".join(SIM_ACTS))) -> None:
+    """Act on one order in its platform's simulator, as the buyer or the platform would, and print the
+    platform's new status (its own value on stdout; what it means on stderr)."""
+    from connectors import platforms
+    from connectors.simkit.persistence import order_from_dict
+
+    if do not in SIM_ACTS:
+        _fail(f"--do must be one of {', '.join(SIM_ACTS)}, not {do!r}")
+    platform, shop, external_id = (order_id.split(":", 2) + ["", ""])[:3]
+    try:
+        code = platforms.get(platform).code
+    except platforms.UnknownPlatform as exc:
+        _fail(str(exc))
+    base = _settings().simulators.get(code)
+    if not shop or not external_id or base is None:
+        _fail(f"{order_id!r} is not platform:shop:external_id of a simulated platform "
+              f"({', '.join(_settings().simulators) or 'none'})")
+    done = _post(f"{base}/_sim/orders/{external_id}/do", {"act": do.replace("-", "_"), "shop_id": shop})
+    body = platforms.module(code, "render").page_body([order_from_dict(done["order"])])
+    (order,) = platforms.map_payload(platform, body, "json", shop)
+    typer.echo(order["platform_status"])
+    typer.echo(f"{platforms.label(platform)} 模拟器 simulator · 订单 order {order_id}: {do} → 平台状态 platform status "
+               f"{order['platform_status']} ({order['status']}, 退款 refund {order['refund_status']})", err=True)
+
+
 @app.command()
 def sql(query: str = typer.Argument(..., help="one SELECT / WITH / SHOW TABLES / SHOW CREATE TABLE / DESCRIBE")) -> None:
     """Read-only SQL over the tonglu tables, under the analyst limits (through the projector's /api/sql)."""
@@ -298,6 +332,45 @@ def token_revoke(name_or_id: str = typer.Argument(..., help="a token id, or the 
     except TokenError as exc:
         _fail(str(exc))
     typer.echo(f"已吊销 revoked {record.id} ({record.name}, {record.role})")
+
+
+@erp_app.command("replay")
+def erp_replay(endpoint: str = typer.Option(..., "--endpoint", "-e", help="the endpoint's name in the ERP routing file"),
+               since: str | None = typer.Option(None, help="only dead letters failed at or after: ISO time or epoch ms"),
+               attempts: int = typer.Option(3, min=1, max=20, help="attempts per event before it is dead-lettered again"),
+               as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object")) -> None:
+    """Deliver an endpoint's dead letters (erp.dlq) again, each order's in version order."""
+    import asyncio
+
+    from infra.config import local_erp_secrets
+    from projections.anomaly_queries import parse_since
+    from streams.erp.config import ErpConfigError, load_erp_routing
+    from streams.erp.replay import replay as replay_dead_letters
+
+    settings = _settings()
+    # against the local stack, the simulator's demo secrets unless the environment names others
+    env = os.environ if "TONGLU_KAFKA_BOOTSTRAP" in os.environ else {**local_erp_secrets(), **os.environ}
+    try:
+        since_ms = parse_since(since)
+        endpoints = {e.name: e for e in load_erp_routing(settings.erp_routing, settings.erp_variables())}
+        if endpoint not in endpoints:
+            _fail(f"未知端点 unknown endpoint {endpoint!r} in {settings.erp_routing}; "
+                  f"known: {', '.join(endpoints) or 'none'}")
+        secret = endpoints[endpoint].secret(env)
+    except (ValueError, ErpConfigError) as exc:
+        _fail(str(exc))
+    _require_broker(settings)
+    result = asyncio.run(replay_dead_letters(settings.kafka(), settings.topics, endpoints[endpoint], secret, since_ms,
+                                             attempts))
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        typer.echo(f"{endpoint}: 重投 {result['selected']} 条死信，成功 {result['delivered']}，再次失败 "
+                   f"{result['failed_again']}（已重新写入 {result['topic']}） · replayed {result['selected']} dead "
+                   f"letters: {result['delivered']} delivered, {result['failed_again']} failed again "
+                   f"(dead-lettered again)")
+    if result["failed_again"]:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -64,6 +64,13 @@ class Settings:
     heartbeat_seconds: float = 2.0  # every worker process beats this often on the heartbeats topic
     health_stale_seconds: float = 10.0  # a stage none of whose processes beat for this long is down
     archive_retention_days: float = 30.0  # raw record archive under data_dir/archive; 0 keeps everything
+    tracking_sim_http: str = "http://127.0.0.1:8085"  # local courier-tracking simulator (Kuaidi100 conventions)
+    kuaidi100_url: str | None = None  # where shipments are subscribed; default: the simulator's /poll
+    kuaidi100_key: str = "kd100demoKey"  # the subscriber's authorisation key (the simulator's demo key)
+    tracking_secret: str = "tonglu-tracking-demo-secret"  # derives each subscription's push salt
+    tracking_callback: str | None = None  # public URL of /webhooks/kuaidi100; default: on webhook_http
+    erp_routing: Path = INFRA_DIR / "erp.toml"  # ERP endpoints every order event is delivered to
+    erp_sim_http: str = "http://127.0.0.1:8084"  # local ERP/WMS simulator (and its warehouse)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -98,6 +105,13 @@ class Settings:
             heartbeat_seconds=float(_env("TONGLU_HEARTBEAT_SECONDS", str(cls.heartbeat_seconds))),
             health_stale_seconds=float(_env("TONGLU_HEALTH_STALE_SECONDS", str(cls.health_stale_seconds))),
             archive_retention_days=float(_env("TONGLU_ARCHIVE_RETENTION_DAYS", str(cls.archive_retention_days))),
+            tracking_sim_http=_env("TONGLU_TRACKING_SIM_HTTP", cls.tracking_sim_http).rstrip("/"),
+            kuaidi100_url=_env("TONGLU_KUAIDI100_URL", None),
+            kuaidi100_key=_env("TONGLU_KUAIDI100_KEY", cls.kuaidi100_key),
+            tracking_secret=_env("TONGLU_TRACKING_SECRET", cls.tracking_secret),
+            tracking_callback=_env("TONGLU_TRACKING_CALLBACK_URL", None),
+            erp_routing=Path(_env("TONGLU_ERP_ROUTING", str(cls.erp_routing))),
+            erp_sim_http=_env("TONGLU_ERP_SIM_HTTP", cls.erp_sim_http).rstrip("/"),
         )
 
     def kafka(self, **overrides) -> dict:
@@ -140,6 +154,31 @@ class Settings:
         return _host_port(self.webhook_http)
 
     @property
+    def tracking_sim_host_port(self) -> tuple[str, int]:
+        return _host_port(self.tracking_sim_http)
+
+    def tracking_account(self):
+        """Where and as whom the tracker subscribes shipments (`connectors.tracking.subscriber`)."""
+        from connectors.tracking.receiver import PATH
+        from connectors.tracking.subscriber import TrackingAccount
+
+        return TrackingAccount(poll_url=self.kuaidi100_url or f"{self.tracking_sim_http}/poll", key=self.kuaidi100_key,
+                               secret=self.tracking_secret, callback=self.tracking_callback or f"{self.webhook_http}{PATH}")
+
+    @property
+    def erp_sim_host_port(self) -> tuple[str, int]:
+        return _host_port(self.erp_sim_http)
+
+    @property
+    def erp_sim_token_path(self) -> Path:
+        """The operator token the local ERP simulator's warehouse posts shipments with (written by `tonglu up`)."""
+        return self.data_dir / "erp-sim.token"
+
+    def erp_variables(self) -> dict[str, str]:
+        """What `${...}` in the ERP routing file may name: the environment, and the simulator's address."""
+        return {**os.environ, "TONGLU_ERP_SIM_HTTP": self.erp_sim_http}
+
+    @property
     def sms_sim_host_port(self) -> tuple[str, int]:
         return _host_port(self.sms_sim_http)
 
@@ -159,6 +198,13 @@ def local_alert_secrets() -> dict[str, str]:
 
     return {"TONGLU_DINGTALK_SECRET": DINGTALK_DEMO_SECRET, "TONGLU_FEISHU_SECRET": FEISHU_DEMO_SECRET,
             "TONGLU_SMS_SECRET": SMS_DEMO_SECRET}
+
+
+def local_erp_secrets() -> dict[str, str]:
+    """The local ERP simulator's demo secrets, as the shipped ERP routing file's `secret_env` variables."""
+    from connectors.erp.simulator import DEMO_SECRET, QIMEN_DEMO_SECRET
+
+    return {"TONGLU_ERP_SECRET": DEMO_SECRET, "TONGLU_QIMEN_SECRET": QIMEN_DEMO_SECRET}
 
 
 def write_local_routing(path: Path, alert_sim_http: str, smtp_port: int | None = None,

@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from infra.broker import broker_answers, ensure_topics, spawn_broker, wait_for_broker
-from infra.config import Settings, local_alert_secrets
+from infra.config import Settings, local_alert_secrets, local_erp_secrets
 from infra.raw_keys import local_keys_env
 from infra.replay import rebuild_after_broker_loss
 from infra.sms_local import local_sms_env
@@ -26,7 +26,8 @@ from infra.supervisor import RestartPolicy, RestartState, after_crash, restart_m
 from streams.sms.templates import SmsConfigError, load_sms_config
 
 # start order; stopped in reverse
-PROCESSES = ["projector", "normalizer", "detector", "alerter", "notifier", "sender", "simulators", "connectors"]
+PROCESSES = ["projector", "normalizer", "detector", "alerter", "simulators", "connectors", "tracker", "erp", "shipper",
+             "notifier", "sender"]
 # Stopped when the local broker dies and started afresh once it is back with its topics. Their clients
 # would reconnect by themselves, but their read positions belong to the lost topics (a consumer past
 # the new end of a partition skips what is written below its old position; the projector's lag counter
@@ -36,7 +37,8 @@ PROCESSES = ["projector", "normalizer", "detector", "alerter", "notifier", "send
 # The connectors stop too: the rebuild republishes the raw archive only onto an empty raw.orders, so
 # nothing may publish before it (whatever they were sending is archived first, so nothing is lost).
 # The simulators are the platforms: they keep going.
-RESTART_AFTER_BROKER_LOSS = ("projector", "normalizer", "detector", "alerter", "notifier", "sender", "connectors")
+RESTART_AFTER_BROKER_LOSS = ("projector", "normalizer", "detector", "alerter", "connectors", "tracker", "erp", "shipper",
+                             "notifier", "sender")
 TICK = 0.5  # seconds between looks at the children
 STATS_EVERY = 5.0
 
@@ -84,8 +86,8 @@ class Stack:
 
     def start(self) -> None:
         s = self.settings
-        busy = [url for url in (f"tcp://{s.kafka_bootstrap}" if self.own_broker else None, s.http, s.webhook_http)
-                if url and port_in_use(url)]
+        busy = [url for url in (f"tcp://{s.kafka_bootstrap}" if self.own_broker else None, s.http, s.webhook_http,
+                                s.erp_sim_http) if url and port_in_use(url)]
         if busy:
             raise SystemExit(f"error: {', '.join(busy)} already in use — is another Tonglu stack running?")
         s.data_dir.mkdir(parents=True, exist_ok=True)  # kept across runs
@@ -96,10 +98,14 @@ class Stack:
             wait_for_broker(s.kafka_bootstrap)
             _say(f"using Kafka at {s.kafka_bootstrap}")
         self._prepare_topics()
-        from projections.tokens import local_admin  # API access: the local admin token and how to use it
+        from projections.access import Role
+        from projections.tokens import TokenStore, ensure_local_token, local_admin
 
-        _say(local_admin(s.tokens_path, s.admin_token_path, s.http))
-        self._env = {**local_alert_secrets(), **os.environ, "TONGLU_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+        _say(local_admin(s.tokens_path, s.admin_token_path, s.http))  # API access: the local admin token
+        # the ERP simulator's warehouse posts shipments as an operator
+        ensure_local_token(TokenStore(s.tokens_path), s.erp_sim_token_path, "erp-simulator", Role.OPERATOR)
+        self._env = {**local_alert_secrets(), **local_erp_secrets(), **os.environ,
+                     "TONGLU_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
                      "TONGLU_DEMO_RATE": str(self.demo_rate), "PYTHONUNBUFFERED": "1"}
         keys_env, keys_note = local_keys_env(s.data_dir)
         self._env.update(keys_env)

@@ -23,14 +23,25 @@ def _run(coro_factory) -> None:
     asyncio.run(main())
 
 
+def demo_rates(total: float, demo_shops: dict[str, list[str]]) -> dict[str, float]:
+    """New demo orders per second of each platform's simulator: `total` split evenly over all demo shops,
+    so the stack's load stays the same however many platforms there are."""
+    shops = sum(len(names) for names in demo_shops.values())
+    return {platform: total * len(names) / shops if shops and total > 0 else 0.0
+            for platform, names in demo_shops.items()}
+
+
 def simulators(settings: Settings, demo_rate: float = 5.0) -> None:
-    """Every platform simulator on its own port, with demo shops whose orders keep moving; their worlds
-    are kept under data_dir/simulators/ across restarts."""
+    """Every platform simulator on its own port, with demo shops whose orders keep moving (`demo_rate` new
+    orders per second in all, see `demo_rates`); their worlds are kept under data_dir/simulators/ across
+    restarts."""
     from aiohttp import web
 
     from connectors import platforms
     from connectors.simkit.persistence import keep_world_on_disk
     from connectors.simkit.server import AUTOPILOT, ensure_shop
+
+    rates = demo_rates(demo_rate, {p: platforms.manifest(p).demo_shops for p in settings.simulators})
 
     async def serve(stop):
         runners = []
@@ -38,17 +49,19 @@ def simulators(settings: Settings, demo_rate: float = 5.0) -> None:
             port = int(url.rsplit(":", 1)[1].split("/")[0])
             app = platforms.module(platform, "simulator").create_app()
             keep_world_on_disk(app, settings.data_dir / "simulators" / f"{platform}.json")
-            demo_shops = platforms.manifest(platform).demo_shops if demo_rate > 0 else []
+            demo_shops = platforms.manifest(platform).demo_shops if rates[platform] > 0 else []
             for shop in demo_shops:
                 ensure_shop(app, shop, demo=True)
-            app[AUTOPILOT].update(orders_per_second=demo_rate, steps_per_second=demo_rate * 1.5)
+            app[AUTOPILOT].update(orders_per_second=rates[platform], steps_per_second=rates[platform] * 1.5)
             runner = web.AppRunner(app)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", port).start()
             runners.append(runner)
-            log.info("%s 模拟器 simulator on http://127.0.0.1:%d (演示店铺 demo shops: %s)", platforms.label(platform),
-                     port, ", ".join(demo_shops) or "无 none")
+            log.info("%s 模拟器 simulator on http://127.0.0.1:%d (演示店铺 demo shops: %s; %.2g 笔新订单/秒 new orders/s)",
+                     platforms.label(platform), port, ", ".join(demo_shops) or "无 none", rates[platform])
         runners.append(await _alert_simulators(settings))
+        runners.append(await _tracking_simulator(settings, demo_rate > 0))
+        runners.append(await _erp_simulator(settings, demo_rate > 0))
         runners.append(await _sms_simulators(settings))
         await stop.wait()
         for runner in runners:
@@ -73,6 +86,51 @@ async def _alert_simulators(settings: Settings):
     await web.TCPSite(runner, host, port).start()
     log.info("alert simulators (DingTalk, Feishu, WeCom, SMS) on %s, SMTP on %s:%d — received: %s/_sim/messages",
              settings.alert_sim_http, host, settings.alert_smtp_port, settings.alert_sim_http)
+    return runner
+
+
+async def _tracking_simulator(settings: Settings, demo: bool):
+    """The courier-tracking simulator (Kuaidi100 conventions); the demo shops' parcels move in seconds."""
+    from aiohttp import web
+
+    from connectors import platforms
+    from connectors.tracking.simulator import create_app
+
+    shops = frozenset((code, shop) for code, p in platforms.registry().items() for shop in p.manifest.demo_shops)
+    runner = web.AppRunner(create_app(key=settings.kuaidi100_key, demo_shops=shops if demo else frozenset()),
+                           access_log=None)
+    await runner.setup()
+    host, port = settings.tracking_sim_host_port
+    await web.TCPSite(runner, host, port).start()
+    log.info("快递跟踪 courier-tracking simulator (Kuaidi100) on %s — parcels: %s/_sim/parcels",
+             settings.tracking_sim_http, settings.tracking_sim_http)
+    return runner
+
+
+async def _erp_simulator(settings: Settings, demo: bool):
+    """The ERP/WMS simulator; its warehouse ships the demo shops' paid orders through the API."""
+    from aiohttp import web
+
+    from connectors import platforms
+    from connectors.erp.simulator import create_app
+    from connectors.erp.warehouse import Warehouse
+
+    shops = frozenset((code, shop) for code, p in platforms.registry().items() for shop in p.manifest.demo_shops)
+    token_path = settings.erp_sim_token_path
+
+    def token() -> str | None:
+        try:
+            return token_path.read_text(encoding="ascii").strip() or None
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    warehouse = Warehouse(settings.http, token, shops if demo else frozenset())
+    runner = web.AppRunner(create_app(warehouse=warehouse), access_log=None)
+    await runner.setup()
+    host, port = settings.erp_sim_host_port
+    await web.TCPSite(runner, host, port).start()
+    log.info("ERP/WMS 模拟器 simulator on %s (仓库 warehouse ships demo shops' paid orders) — received: "
+             "%s/_sim/received", settings.erp_sim_http, settings.erp_sim_http)
     return runner
 
 
@@ -113,7 +171,8 @@ def connectors(settings: Settings) -> None:
         calls_topic=settings.topics.connector_calls, data_dir=settings.data_dir,
         shops_file=settings.shops_file, simulators=settings.simulators,
         webhook_host=settings.webhook_host_port[0], webhook_port=settings.webhook_host_port[1],
-        archive_retention_days=settings.archive_retention_days))
+        archive_retention_days=settings.archive_retention_days, logistics_topic=settings.topics.logistics_updates,
+        tracking_secret=settings.tracking_secret))
     _beat(settings, "connectors")
     _run(service.run)
 
@@ -159,7 +218,8 @@ def projector(settings: Settings) -> None:
             topics={"raw_orders": topics.raw_orders, "raw_orders_dlq": topics.raw_orders_dlq,
                     "order_events": topics.order_events, "connector_calls": topics.connector_calls,
                     "order_anomalies": topics.order_anomalies, "alerts": topics.alerts,
-                    "order_commands": topics.order_commands, "sms_receipts": topics.sms_receipts},
+                    "order_commands": topics.order_commands, "fulfillment_results": topics.fulfillment_results,
+                    "fulfillment_commands": topics.fulfillment_commands, "sms_receipts": topics.sms_receipts},
             normalizer_group=f"{topics.prefix}tonglu-normalizer", group_id=f"{topics.prefix}tonglu-projector",
             health=HealthMonitor(settings.kafka(), topics.heartbeats, settings.health_stale_seconds),
             heartbeat=lambda projector: HeartbeatSender(
@@ -190,6 +250,46 @@ def alerter(settings: Settings) -> None:
     service = AlertService(settings.kafka(), settings.topics, settings.alert_routing)
     log.info("alert router: routes from %s", settings.alert_routing)
     _beat(settings, "alerter")
+    _run(service.run)
+
+
+def tracker(settings: Settings) -> None:
+    """Every shipment a platform accepted, subscribed with the courier-tracking service."""
+    from connectors.tracking.subscriber import Subscriber
+
+    account = settings.tracking_account()
+    subscriber = Subscriber(settings.kafka(), settings.topics.fulfillment_results,
+                            f"{settings.topics.prefix}tonglu-tracker", account)
+    log.info("物流跟踪 tracker: uploaded shipments -> %s, pushes to %s", account.poll_url, account.callback)
+    _beat(settings, "tracker", progress=lambda: subscriber.subscribed)
+    _run(subscriber.run)
+
+
+def erp(settings: Settings) -> None:
+    """The ERP deliverer: order.events to every endpoint of the ERP routing file."""
+    from streams.erp.config import ErpConfigError, load_erp_routing
+    from streams.erp_agent import ErpService
+
+    try:
+        endpoints = load_erp_routing(settings.erp_routing, settings.erp_variables())
+        secrets = {e.name: e.secret() for e in endpoints}
+    except ErpConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    service = ErpService(settings.kafka(), settings.topics, endpoints, secrets)
+    log.info("ERP deliverer: %s from %s", ", ".join(f"{e.name} ({e.format}) → {e.url}" for e in endpoints)
+             or "无端点 no endpoints", settings.erp_routing)
+    _beat(settings, "erp", progress=service.delivered)
+    _run(service.run)
+
+
+def shipper(settings: Settings) -> None:
+    """Ship-back: fulfillment.commands -> the platforms' ship APIs -> fulfillment.results (+ findings)."""
+    from streams.ship_agent import ShipService
+
+    service = ShipService(settings.kafka(), settings.topics, settings.shops_file, settings.simulators)
+    log.info("ship-back: shipments from %s, outcomes to %s", settings.topics.fulfillment_commands,
+             settings.topics.fulfillment_results)
+    _beat(settings, "shipper", progress=lambda: service.counts["UPLOADED"])
     _run(service.run)
 
 
@@ -249,4 +349,5 @@ def sender(settings: Settings) -> None:
 
 
 WORKERS = {"simulators": simulators, "connectors": connectors, "normalizer": normalizer, "projector": projector,
-           "detector": detector, "alerter": alerter, "notifier": notifier, "sender": sender}
+           "detector": detector, "alerter": alerter, "tracker": tracker, "erp": erp, "shipper": shipper,
+           "notifier": notifier, "sender": sender}

@@ -13,7 +13,17 @@ from typing import Protocol
 import orjson
 from aiohttp import web
 
-from projections import analyst_sql, anomaly_queries, api_anomalies, api_auth, api_sms, queries
+from projections import (
+    analyst_sql,
+    anomaly_queries,
+    api_anomalies,
+    api_auth,
+    api_shipments,
+    api_sms,
+    loop_queries,
+    openapi,
+    queries,
+)
 from projections.audit import AuditLog
 from projections.health import HealthMonitor
 
@@ -46,10 +56,10 @@ def _json(data, status: int = 200) -> web.Response:
 
 def create_api(deps: ApiDeps, auth: api_auth.AuthConfig, health: HealthMonitor | None = None,
                platforms: list[dict] = ()) -> web.Application:
-    """The aiohttp application serving /api/* (with the anomaly routes of `api_anomalies` and the
-    token routes of `api_auth`), /healthz, /metrics and the status page at /. Without `health` (no
-    heartbeats read) /healthz reports this process's projector alone; `platforms` is the platform
-    catalogue /api/platforms lists.
+    """The aiohttp application serving /api/* (with the anomaly routes of `api_anomalies`, the ship-back
+    route of `api_shipments` and the token routes of `api_auth`), /healthz, /metrics and the status page
+    at /. Without `health` (no heartbeats read) /healthz reports this process's projector alone;
+    `platforms` is the platform catalogue /api/platforms lists.
 
     Every route is guarded by the role `projections.access.ROUTES` gives it; writes and SQL are audited.
     """
@@ -62,12 +72,14 @@ def create_api(deps: ApiDeps, auth: api_auth.AuthConfig, health: HealthMonitor |
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/openapi.json", openapi_document)
     app.router.add_get("/api/stats", stats)
     app.router.add_get("/api/platforms", list_platforms)
     app.router.add_get("/api/orders", list_orders)
     app.router.add_get("/api/orders/{order_id}", get_order)
     app.router.add_post("/api/sql", run_sql)
     api_anomalies.register(app, DEPS)
+    api_shipments.register(app, DEPS)
     api_sms.register(app, DEPS)
     api_auth.register(app)
     return app
@@ -77,6 +89,11 @@ async def index(request: web.Request) -> web.Response:
     """The self-contained status page (Chinese first, English below each label)."""
     html = resources.files("projections").joinpath("static/index.html").read_text(encoding="utf-8")
     return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 description of this API and of the webhooks Tonglu sends to ERPs."""
+    return _json(openapi.document())
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -98,7 +115,7 @@ def _health(app: web.Application) -> dict:
 
 async def get_order(request: web.Request) -> web.Response:
     """The latest masked canonical order with its version and hold state (`hold`, `hold_reasons`,
-    `anomalies`: the open findings), or 404."""
+    `anomalies`: the open findings) and its `timeline` (`loop_queries.order_timeline`), or 404."""
     deps = request.app[DEPS]
     order_id = request.match_info["order_id"]
     order = await asyncio.to_thread(queries.get_order, deps.backend, deps.database, order_id)
@@ -107,6 +124,7 @@ async def get_order(request: web.Request) -> web.Response:
     order.update(
         await asyncio.to_thread(anomaly_queries.order_findings, deps.backend, deps.database, order_id)
     )
+    order["timeline"] = await asyncio.to_thread(loop_queries.order_timeline, deps.backend, deps.database, order_id)
     return _json(order)
 
 
@@ -135,13 +153,17 @@ async def list_orders(request: web.Request) -> web.Response:
 
 
 async def stats(request: web.Request) -> web.Response:
-    """Dashboard figures: ClickHouse aggregates plus the projector's live counters and lag."""
+    """Dashboard figures: ClickHouse aggregates plus the projector's live counters and lag; `platforms` has a
+    row per platform (names, orders, API health; see `platform_rows`)."""
     deps = request.app[DEPS]
     figures = await asyncio.to_thread(queries.stats, deps.backend, deps.database)
     figures.update(await asyncio.to_thread(anomaly_queries.anomaly_stats, deps.backend, deps.database))
+    figures["loop"] = await asyncio.to_thread(loop_queries.loop_figures, deps.backend, deps.database)
     counters = deps.counters()
     lag = deps.lag.snapshot()
     health = await asyncio.to_thread(_health, request.app)
+    if not figures["loop"]["sent_to_erp"]:
+        figures["loop"]["sent_to_erp"] = loop_queries.stage_progress(health["stages"].get("erp"))
     figures.update(
         {
             "events_per_second": counters["events_per_second"],
@@ -156,6 +178,7 @@ async def stats(request: web.Request) -> web.Response:
             "status": health["status"],
             "stages": health["stages"],
             "platform_names": platform_names(request.app[PLATFORMS]),
+            "platforms": platform_rows(request.app[PLATFORMS], figures),
         }
     )
     return _json(figures)
@@ -169,6 +192,29 @@ def platform_names(catalogue: list[dict]) -> dict[str, dict]:
         for alias, alias_names in p.get("aliases", {}).items():
             names[alias] = {"zh": alias_names["name_zh"], "en": alias_names["name_en"]}
     return names
+
+
+def platform_rows(catalogue: list[dict], figures: dict) -> list[dict]:
+    """One row per platform for the dashboard: code, Chinese and English name, orders (all, today), and its
+    API calls of the last 5 minutes (count, success rate, p50/p99 ms). Every platform of the catalogue has
+    a row, with zeros and None until it has figures; then any other code the data holds (an alias such as
+    tmall, a platform no longer configured)."""
+    names = platform_names(catalogue)
+    health = {r["platform"]: r for r in figures.get("connector_calls_by_platform", [])}
+    codes = [p["code"] for p in catalogue]
+    for code in [*figures.get("orders_by_platform", {}), *health]:
+        if code not in codes:
+            codes.append(code)
+    rows = []
+    for code in codes:
+        name = names.get(code, {"zh": code, "en": code})
+        calls = health.get(code, {})
+        rows.append({"code": code, "name_zh": name["zh"], "name_en": name["en"],
+                     "orders": figures.get("orders_by_platform", {}).get(code, 0),
+                     "orders_today": figures.get("orders_today_by_platform", {}).get(code, 0),
+                     "calls": int(calls.get("calls", 0)), "success_rate": calls.get("success_rate"),
+                     "p50_ms": calls.get("p50_ms"), "p99_ms": calls.get("p99_ms")})
+    return rows
 
 
 async def list_platforms(request: web.Request) -> web.Response:

@@ -1,4 +1,5 @@
-"""Publishing people's decisions about orders (OrderCommand records) to the `order.commands` topic."""
+"""Publishing people's decisions about orders: OrderCommand records to `order.commands`, and the
+ShipmentCommands of the API's ship-back requests to `fulfillment.commands`."""
 
 from __future__ import annotations
 
@@ -31,13 +32,13 @@ def release_command(order_id: str, issued_by: str, reason: str | None, now_ms: i
 
 
 class CommandPublisher:
-    """OrderCommand records keyed by order_id, through a `Publisher` created on first use (an API
-    that never publishes a command never connects a producer)."""
+    """Command records (`schema`: OrderCommand, ShipmentCommand) keyed by order_id, through a `Publisher`
+    created on first use (an API that never publishes a command never connects a producer)."""
 
-    def __init__(self, kafka_config: dict, topic: str):
+    def __init__(self, kafka_config: dict, topic: str, schema: str = "OrderCommand"):
         self.topic = topic
         self._config = kafka_config
-        self._codec = AvroCodec("OrderCommand")
+        self._codec = AvroCodec(schema)
         self._publisher: Publisher | None = None
         self._lock = threading.Lock()
 

@@ -78,14 +78,16 @@ def dead_letter_count(backend, db: str) -> int:
     return int(backend.query(f"SELECT count() AS n FROM {db}.dead_letters FINAL")[0]["n"])
 
 
-def connector_health(backend, db: str, minutes: int = 5) -> list[dict]:
-    """Per platform+shop over the last `minutes`: calls, success rate, p50/p99 latency (ms)."""
+def connector_health(backend, db: str, minutes: int = 5, per_shop: bool = True) -> list[dict]:
+    """Per platform+shop (per platform alone with `per_shop=False`) over the last `minutes`: calls, success
+    rate, p50/p99 latency (ms)."""
     db = check_identifier(db)
+    keys = "platform, shop_id" if per_shop else "platform"
     return backend.query(
-        "SELECT platform, shop_id, count() AS calls, avg(ok) AS success_rate, "
+        f"SELECT {keys}, count() AS calls, avg(ok) AS success_rate, "
         "quantileExact(0.5)(latency_ms) AS p50_ms, quantileExact(0.99)(latency_ms) AS p99_ms "
         f"FROM {db}.connector_calls FINAL WHERE started_at >= now64(3) - INTERVAL {int(minutes)} MINUTE "
-        "GROUP BY platform, shop_id ORDER BY platform, shop_id"
+        f"GROUP BY {keys} ORDER BY {keys}"
     )
 
 
@@ -95,9 +97,11 @@ def stats(backend, db: str) -> dict:
     by_platform: dict[str, int] = {}
     by_status: dict[str, int] = {}
     by_platform_status: dict[str, dict[str, int]] = {}
+    today_by_platform: dict[str, int] = {}
     for row in counts:
         n = int(row["orders"])
         by_platform[row["platform"]] = by_platform.get(row["platform"], 0) + n
+        today_by_platform[row["platform"]] = today_by_platform.get(row["platform"], 0) + int(row["today"])
         by_status[row["status"]] = by_status.get(row["status"], 0) + n
         by_platform_status.setdefault(row["platform"], {})[row["status"]] = n
     return {
@@ -109,4 +113,6 @@ def stats(backend, db: str) -> dict:
         "stored_events": event_count(backend, db),
         "dlq_count": dead_letter_count(backend, db),
         "connector_calls": connector_health(backend, db),
+        "orders_today_by_platform": today_by_platform,
+        "connector_calls_by_platform": connector_health(backend, db, per_shop=False),
     }

@@ -1,5 +1,5 @@
-"""The projector: order.events, connector.calls, raw.orders.dlq and (when configured) order.anomalies
-and alerts -> ClickHouse, plus the HTTP API (which also publishes order.commands).
+"""The projector: order.events, connector.calls, raw.orders.dlq and (when configured) order.anomalies,
+alerts and fulfillment.results -> ClickHouse, plus the HTTP API (which also publishes order.commands).
 
 One consumer thread runs consume (a batch gathered while messages keep coming, for up to 1 s) ->
 decode -> sink.add -> flush -> commit. Offsets are committed only after a successful flush; a failed
@@ -68,10 +68,16 @@ class Projector:
             self._kinds[topics["order_anomalies"]] = ("anomaly", AvroCodec("Anomaly"))
         if topics.get("alerts"):
             self._kinds[topics["alerts"]] = ("alert_report", AvroCodec("AlertReport"))
+        if topics.get("fulfillment_results"):  # ship-back outcomes, for the timeline and the loop's figures
+            self._kinds[topics["fulfillment_results"]] = ("shipment_result", AvroCodec("ShipmentResult"))
         if topics.get("sms_receipts"):
             self._kinds[topics["sms_receipts"]] = ("sms_receipt", AvroCodec("SmsReceipt"))
         self.commands = (
             CommandPublisher(kafka_config, topics["order_commands"]) if topics.get("order_commands") else None
+        )
+        self.shipments = (
+            CommandPublisher(kafka_config, topics["fulfillment_commands"], "ShipmentCommand")
+            if topics.get("fulfillment_commands") else None
         )
         self._consumer_config = consumer_config(kafka_config, group_id, **{"session.timeout.ms": SESSION_TIMEOUT_MS})
         self.lag = LagTracker(kafka_config, topics["raw_orders"], normalizer_group, SESSION_TIMEOUT_MS)
@@ -93,8 +99,9 @@ class Projector:
         self._stop.set()
         self._thread.join(timeout)
         self.lag.stop(timeout)
-        if self.commands is not None:
-            self.commands.close()
+        for publisher in (self.commands, self.shipments):
+            if publisher is not None:
+                publisher.close()
 
     def alive(self) -> bool:
         """Whether the consumer thread is running."""

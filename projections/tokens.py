@@ -175,6 +175,12 @@ LOCAL_ADMIN = "local-admin"
 def ensure_local_admin(store: TokenStore, token_file: Path) -> tuple[str, bool]:
     """The local stack's admin token, kept in `token_file` (mode 0600): the existing one if it is
     still active, else a new one (an older `local-admin` is revoked). Returns (token, created)."""
+    return ensure_local_token(store, token_file, LOCAL_ADMIN, Role.ADMIN)
+
+
+def ensure_local_token(store: TokenStore, token_file: Path, name: str, role: Role) -> tuple[str, bool]:
+    """A token of the local stack kept in `token_file` (mode 0600): the existing one if it is still
+    active, else a new one for `name` (an older active token of that name is revoked). (token, created)."""
     try:
         token = token_file.read_text(encoding="ascii").strip()
     except (FileNotFoundError, UnicodeDecodeError):
@@ -183,8 +189,8 @@ def ensure_local_admin(store: TokenStore, token_file: Path) -> tuple[str, bool]:
         return token, False
     token_file.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(TokenError):
-        store.revoke(LOCAL_ADMIN)
-    token, _ = store.create(LOCAL_ADMIN, Role.ADMIN)
+        store.revoke(name)
+    token, _ = store.create(name, role)
     fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as out:
         out.write(token + "\n")

@@ -33,6 +33,12 @@ def to_minor(amount, currency: str = "CNY") -> int:
     return int((value * scale).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+def from_minor(amount: int | None, currency: str = "CNY") -> str:
+    """Integer minor units -> a decimal string of major units, as receivers of yuan strings want: 15780 -> '157.80'."""
+    exponent = _EXPONENTS.get(currency.upper(), 2)
+    return str((Decimal(amount or 0) / (Decimal(10) ** exponent)).quantize(Decimal(1).scaleb(-exponent)))
+
+
 def beijing_to_ms(text: str | None) -> int | None:
     """'yyyy-MM-dd HH:mm:ss' in Beijing time (UTC+8) -> UTC epoch milliseconds."""
     if not text:
@@ -112,6 +118,10 @@ def mask_street(street: str | None) -> str | None:
 
 
 _TIME_FIELDS = ("created_at", "paid_at", "updated_at", "shipped_at", "delivered_at")
+# What the courier-tracking service says about a shipment (Order v4); mappings leave them out (platforms
+# do not know them), the normalizer fills them in (streams/tracking.py).
+TRACKING_FIELDS = ("tracking_state", "tracking_status", "tracking_step", "tracking_at", "delivered_at")
+_TRACKING_TIMES = ("tracking_at", "delivered_at")
 
 
 def order_json(order: dict) -> dict:
@@ -119,5 +129,19 @@ def order_json(order: dict) -> dict:
     out = dict(order)
     for name in _TIME_FIELDS:
         out[name] = ms_to_iso(order.get(name))
-    out["shipments"] = [dict(s, shipped_at=ms_to_iso(s.get("shipped_at"))) for s in order["shipments"]]
+    out["shipments"] = [_shipment_json(s) for s in order["shipments"]]
     return out
+
+
+def _shipment_json(shipment: dict) -> dict:
+    out = dict(shipment, shipped_at=ms_to_iso(shipment.get("shipped_at")))
+    for name in _TRACKING_TIMES:
+        if name in out:
+            out[name] = ms_to_iso(out[name])
+    return out
+
+
+def with_tracking_fields(shipment: dict) -> dict:
+    """A mapped shipment with the tracking fields of Order v4 present and empty (as Avro reads it back)."""
+    missing = [name for name in TRACKING_FIELDS if name not in shipment]
+    return dict(shipment, **dict.fromkeys(missing)) if missing else shipment

@@ -55,6 +55,11 @@ class Shipment(_Strict):
     tracking_no: str | None = None
     shipped_at: int | None = None
     line_ids: list[str] = []
+    tracking_state: str | None = None
+    tracking_status: str | None = None
+    tracking_step: str | None = None
+    tracking_at: int | None = None
+    delivered_at: int | None = None
 
 
 class Order(_Strict):

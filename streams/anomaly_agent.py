@@ -35,8 +35,21 @@ log = logging.getLogger(__name__)
 GC_THRESHOLDS = (50_000, 20, 20)
 
 
-def _occurred_at(event: dict) -> int:
-    return event["occurred_at"]
+def in_order_of_happening(events: list[dict]) -> list[dict]:
+    """Events of several partitions in the order things happened (by occurred_at), each order's own events
+    kept in their sequence: a carrier's step can carry a later time than the platform update after it."""
+    latest: dict[str, int] = {}
+    keyed = []
+    for event in events:
+        order_id = event["order_id"]
+        at = latest[order_id] = max(event["occurred_at"], latest.get(order_id, event["occurred_at"]))
+        keyed.append((at, event))
+    keyed.sort(key=_first)
+    return [event for _at, event in keyed]
+
+
+def _first(pair: tuple) -> int:
+    return pair[0]
 
 
 class AnomalyService:
@@ -66,10 +79,8 @@ class AnomalyService:
                     decoded += self.reader.decode_firsts([value])
                 except DecodeError as exc:
                     self._skip_undecodable(exc)
-        # partitions interleave in a batch: judge in the order things happened (stable, so one order's
-        # events keep their sequence)
-        decoded.sort(key=_occurred_at)
-        for event in decoded:
+        # partitions interleave in a batch: judge in the order things happened
+        for event in in_order_of_happening(decoded):
             try:
                 found += self.detector.detect(event, now_ms)
             except DecodeError as exc:  # a snapshot decoded only when a rule needed it

@@ -132,14 +132,20 @@ def derive_events(previous: dict | None, current: dict, recorded_at: int, raw_re
     fields = changed_fields(previous, current)
     version = 1 if previous is None else previous["version"] + 1
     current["version"] = version
-    occurred = current.get("updated_at") or recorded_at
-    oid = current["order_id"]
-    names = event_types(previous, current)
+    return make_events(current, event_types(previous, current), current.get("updated_at") or recorded_at,
+                       recorded_at, fields, raw_record_id, source)
+
+
+def make_events(order: dict, names: list[str], occurred_at: int, recorded_at: int, fields: list[str],
+                raw_record_id: str | None, source: str | None) -> list[dict]:
+    """The OrderEvent records `names` of one new order version (`order["version"]`), in that order (seq),
+    each carrying the snapshot `order` and its deterministic id."""
+    oid, version = order["order_id"], order["version"]
     common = {"event_id": "", "event_type": "", "order_id": oid, "version": version, "seq": 0,
-              "occurred_at": occurred, "recorded_at": recorded_at, "changed_fields": fields,
-              "raw_record_id": raw_record_id, "source": source, "order": current}
+              "occurred_at": occurred_at, "recorded_at": recorded_at, "changed_fields": fields,
+              "raw_record_id": raw_record_id, "source": source, "order": order}
     events = []
-    for seq, (name, eid) in enumerate(zip(names, event_ids(oid, version, names))):
+    for seq, (name, eid) in enumerate(zip(names, event_ids(oid, version, names), strict=True)):
         event = common.copy()  # cheaper than building each event dict key by key
         event["event_id"], event["event_type"], event["seq"] = eid, name, seq
         events.append(event)

@@ -6,6 +6,11 @@ unknown platform, a body the platform's mapping refuses (including a list page w
 say it is empty), a mapped order Avro cannot hold — becomes exactly one dead letter with its stage and reason.
 A page that is empty by the platform's own word (`total_results` 0, `{"orders": []}`) is not bad input:
 it is counted in `Output.empty` and yields nothing.
+
+A courier's tracking push (kind logistics, from a tracking service of `connectors.tracking`; the receiver
+puts it on the order's shop key) is applied to the order it names by `streams.tracking`, so its events
+take the order's next versions like any platform update; a push for an order this worker has not seen
+is a dead letter (stage `derive`).
 """
 from __future__ import annotations
 
@@ -13,11 +18,14 @@ import time
 from dataclasses import dataclass, field
 
 from connectors import platforms
+from connectors.tracking import SERVICES
 from schemas.canonical import MappingError
+from schemas.canonical import order_id as canonical_order_id
 from schemas.codec import AvroCodec, DecodeError
 from schemas.sealing import open_body
 from streams.derive import derive_events
 from streams.state import OrderStore
+from streams.tracking import apply_tracking, carry_tracking
 
 
 @dataclass
@@ -48,6 +56,11 @@ class Dead(Exception):
         self.stage = stage
 
 
+def tracking_service(raw: dict):
+    """The tracking service module of a courier's push (kind logistics, endpoint naming the service), else None."""
+    return SERVICES.get(raw.get("endpoint")) if raw.get("kind") == "logistics" else None
+
+
 def _updated_at(order: dict) -> int:
     return order.get("updated_at") or 0
 
@@ -74,8 +87,12 @@ class Normalizer:
             raw = None
             try:
                 raw = self._decode(rec)
-                orders = self._map(raw)
-                staged = self._derive(orders, raw, now_ms)
+                service = tracking_service(raw)
+                if service is None:
+                    orders = self._map(raw)
+                    staged = self._derive(orders, raw, now_ms)
+                else:
+                    orders, staged = self._track(service, raw, now_ms)
             except Dead as exc:
                 self._dead(out, rec, exc.stage, str(exc), raw, now_ms)
                 continue
@@ -123,7 +140,8 @@ class Normalizer:
             for order in orders:
                 oid = order["order_id"]
                 previous = (self.order_codec.decode(staged[oid]) if oid in staged else self.store.get(oid))
-                derived = derive_events(previous, order, now_ms, raw["record_id"], raw["source"])
+                derived = derive_events(previous, carry_tracking(previous, order), now_ms, raw["record_id"],
+                                        raw["source"])
                 if not derived:
                     unchanged += 1
                     continue
@@ -135,6 +153,28 @@ class Normalizer:
         except Exception as exc:  # noqa: BLE001 - e.g. a mapped value Avro cannot hold
             raise Dead("derive", f"{exc.__class__.__name__}: {exc}") from None
         return events, [(oid.encode(), value) for oid, value in staged.items()], unchanged
+
+    def _track(self, service, raw: dict, now_ms: int):
+        """([the order], (events, states, unchanged)) for a courier's tracking push about one order."""
+        try:
+            update = service.tracking_update(service.read_push(raw["body"])[0])
+        except MappingError as exc:
+            raise Dead("map", str(exc)) from None
+        oid = canonical_order_id(raw["platform"], raw["shop_id"], raw["external_id"] or "")
+        previous = self.store.get(oid)
+        if previous is None:
+            raise Dead("derive", f"tracking update of {update['tracking_no']} for order {oid}, which this "
+                                 "normalizer has not seen")
+        try:
+            order, events = apply_tracking(previous, update, now_ms, raw["record_id"], raw["source"])
+            if order is None:
+                return [previous], ([], [], 1)
+            body = self.order_codec.encode_body(order)
+        except Exception as exc:  # noqa: BLE001 - e.g. a value Avro cannot hold
+            raise Dead("derive", f"{exc.__class__.__name__}: {exc}") from None
+        key = oid.encode()
+        return [order], ([(key, self.event_codec.encode_with_tail(e, body)) for e in events],
+                         [(key, self.order_codec.header + body)], 0)
 
     def _dead(self, out: Output, rec: RawIn, stage: str, error: str, raw: dict | None, now_ms: int) -> None:
         out.dead.append((rec.key, self.dlq_codec.encode({

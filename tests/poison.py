@@ -41,7 +41,7 @@ BAD = {  # name -> (value, stage, words of the reason)
     "truncated avro": (GOOD_RECORD[:40], "decode", "corrupt RawRecord"),
     "unknown fingerprint": (b"\xc3\x01" + b"\x00" * 8 + GOOD_RECORD[10:], "decode", "unknown schema fingerprint"),
     "another schema": (AvroCodec("ConnectorCall").header + b"\x02x", "decode", "RawRecord"),
-    "unknown platform": (raw(TAOBAO_PAGE, platform="jd"), "map", "unknown platform 'jd'"),
+    "unknown platform": (raw(TAOBAO_PAGE, platform="nosuchplatform"), "map", "unknown platform 'nosuchplatform'"),
     "bad utf-8 json": (raw(b'{"trades_sold_get_response": "\xff\xfe"}'), "map", "malformed JSON"),
     "bad utf-8 shopify": (raw(b"\xff\xfe{", platform="shopify"), "map", "malformed JSON"),
     "bad xml": (raw(b"<trades_sold_get_response><total", content_type="xml"), "map", "malformed XML"),

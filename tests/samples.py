@@ -221,3 +221,28 @@ def sample_alert_report(
         "attempts": attempts,
         "finished_at": finished_at,
     }
+
+
+def sample_shipment_result(order_id: str = "taobao:shop1:1001", status: str = "UPLOADED", *, tracking_no: str = "SF100",
+                           attempt: int = 1, recorded_at: int = BASE_MS, reason: str | None = None) -> dict:
+    """A ShipmentResult as the ship-back worker publishes it on fulfillment.results."""
+    return {"shipment_id": hashlib.blake2b(f"{order_id}|{tracking_no}".encode(), digest_size=16).hexdigest(),
+            "order_id": order_id, "status": status, "carrier_code": "SF", "tracking_no": tracking_no,
+            "line_ids": ["1"], "attempt": attempt, "reason": reason, "recorded_at": recorded_at}
+
+
+def carrier_push(tracking_no: str, turn: str = "delivered", company: str = "zhongtong", salt: str = "s") -> bytes:
+    """The form body of a Kuaidi100 push about a parcel that just took `turn` (delivered, exception,
+    returned, refused), as the tracking simulator sends it, signed with `salt`."""
+    import time
+    from urllib.parse import urlencode
+
+    from connectors.tracking import kuaidi100
+    from connectors.tracking.parcels import Parcels
+
+    parcels = Parcels("k")
+    parcels.subscribe({"key": "k", "company": company, "number": tracking_no,
+                       "parameters": {"callbackurl": "http://127.0.0.1/webhooks/kuaidi100", "salt": salt}},
+                      time.time(), None)
+    parcel = parcels.advance(tracking_no, turn, time.time())
+    return urlencode(kuaidi100.push_form(parcel.push(), salt)).encode()

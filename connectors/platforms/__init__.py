@@ -152,6 +152,19 @@ def rate_limit(platform: str) -> tuple[float, float]:
     return rate.requests_per_second, rate.burst
 
 
+def samples(platform: str) -> list[tuple[Path, Path]]:
+    """(payload, expected output) of every recorded sample of a platform: each `samples/<name>.expected.json`
+    beside its payload `samples/<name>` or `samples/<name>.json`, in name order."""
+    folder = get(platform).folder / "samples"
+    found = []
+    for expected in sorted(folder.glob("*.expected.json")):
+        stem = expected.name[: -len(".expected.json")]
+        source = next((p for p in (folder / stem, folder / f"{stem}.json") if p.is_file()), None)
+        if source is not None:
+            found.append((source, expected))
+    return found
+
+
 def catalogue() -> list[dict]:
     """Every platform as plain data for the API and the docs: code, names, aliases, capabilities."""
     out = []
@@ -165,4 +178,4 @@ def catalogue() -> list[dict]:
 
 
 __all__ = ["Manifest", "ManifestError", "Platform", "UnknownPlatform", "catalogue", "client", "codes", "discover", "get",
-           "label", "manifest", "map_payload", "module", "names", "rate_limit", "registry"]
+           "label", "manifest", "map_payload", "module", "names", "rate_limit", "registry", "samples"]

@@ -83,7 +83,13 @@ class Manifest(_Strict):
     demo_shops: list[str] = Field(default_factory=list)
     raw_body_personal: bool = Field(True, description="raw bodies may hold buyers' personal data: raw.orders "
                                                       "seals them (false only when the API by design returns none)")
+    qimen_source_code: str = Field("OTHER", pattern=r"^[A-Z][A-Z0-9_]*$",
+                                   description="sourcePlatformCode of Qimen (奇门) delivery orders: TB, JD, ...")
     unverified: list[str] = Field(default_factory=list, description="dotted keys of facts not confirmed")
+    amount_identity_exception: str | None = Field(
+        None, pattern=r"^[^\n]*\S[^\n]*$",
+        description="why items_total + shipping_fee - discount_total + tax_total may differ from paid_total "
+                    "on this platform (None: the identity holds on every order)")
 
     @field_validator("statuses", mode="before")
     @classmethod

@@ -1,7 +1,7 @@
 """The contract between the connector runtime and one platform's API client."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -41,7 +41,8 @@ class Page:
 @dataclass(frozen=True)
 class Push:
     """A push whose signature verified: which shop it is for and its provenance (a platform folder's
-    `webhooks.authenticate` returns it)."""
+    `webhooks.authenticate` returns it). `external_ids` are the orders a push only names (it carries no
+    order the mapping could read): the connectors then ask the shop's client for them at once."""
 
     shop_id: str
     endpoint: str | None = None  # the push kind, e.g. Shopify's topic `orders/paid`
@@ -49,6 +50,19 @@ class Push:
     api_version: str | None = None
     content_type: str = "json"
     kind: str = "order"
+    external_ids: tuple[str, ...] = ()
+
+
+def id_text(value) -> str | None:
+    """An order id a push names, as exact text: a string of digits and letters as given, an integer by its
+    digits (parse bodies with the standard `json` module, which keeps integers of any size); else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip() and value.strip().isalnum():
+        return value.strip()
+    return None
 
 
 class Caller(Protocol):
@@ -80,3 +94,13 @@ class PlatformClient(Protocol):
 
     def fetch_window(self, start_ms: int, end_ms: int) -> AsyncIterator[Page]:
         """Every page of orders modified in [start_ms, end_ms), none skipped at page edges."""
+
+    # optional, on clients of platforms whose pushes name orders without carrying them:
+    # def fetch_orders(self, external_ids: Sequence[str]) -> AsyncIterator[Page]:
+    #     """The current detail of each named order, as pages to publish like polled ones."""
+
+
+async def each_order(fetch_order: Callable[[str], Awaitable[Page]], external_ids: Sequence[str]) -> AsyncIterator[Page]:
+    """`fetch_orders` for a client whose API reads one order per call: `fetch_order(id)` for each id in turn."""
+    for external_id in external_ids:
+        yield await fetch_order(external_id)

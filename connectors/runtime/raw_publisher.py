@@ -22,8 +22,11 @@ class RawPublisher:
         """`publisher` must report successful deliveries (created with `**REPORT_DELIVERIES`)."""
         self.publisher, self.raw_topic, self.archive = publisher, raw_topic, archive
 
-    def publish(self, records: list[tuple[bytes, bytes]]) -> None:
-        """Archive (fsync), then produce and confirm, (key, encoded RawRecord) pairs; then archive their offsets."""
+    def publish(self, records: list[tuple[bytes, bytes]], also: list[tuple[str, bytes, bytes]] = ()) -> None:
+        """Archive (fsync), then produce and confirm, (key, encoded RawRecord) pairs; then archive their offsets.
+
+        `also`: (topic, key, value) records produced and confirmed with them but not archived (copies
+        for other topics, e.g. a tracking push on logistics.updates)."""
         if not records:
             return
         ref = self.archive.append([(key, value, raw_fetched_at(value)) for key, value in records])
@@ -33,10 +36,12 @@ class RawPublisher:
             if msg.topic() == self.raw_topic:
                 where[msg.value()] = (msg.partition(), msg.offset())
 
-        self.publisher.publish([(self.raw_topic, key, value) for key, value in records], delivered=delivered)
+        self.publisher.publish([(self.raw_topic, key, value) for key, value in records] + list(also),
+                               delivered=delivered)
         self.archive.acknowledge(ref, [where.get(value, (-1, -1)) for _, value in records])
 
-    async def publish_async(self, records: list[tuple[bytes, bytes]]) -> None:
+    async def publish_async(self, records: list[tuple[bytes, bytes]],
+                            also: list[tuple[str, bytes, bytes]] = ()) -> None:
         """`publish` off the event loop."""
         if records:
-            await asyncio.get_running_loop().run_in_executor(None, self.publish, records)
+            await asyncio.get_running_loop().run_in_executor(None, self.publish, records, also)

@@ -20,6 +20,7 @@ from connectors.runtime.raw_publisher import REPORT_DELIVERIES, RawPublisher
 from connectors.runtime.records import connector_call
 from connectors.runtime.shops import discover_shops
 from connectors.runtime.webhooks import WebhookReceiver, push_path
+from connectors.tracking.receiver import TrackingReceiver
 from schemas.kafka import Publisher
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ class ConnectorSettings:
     policy: PollPolicy = field(default_factory=PollPolicy)
     rate_limits: dict = field(default_factory=dict)  # platform -> (requests/s, burst), overrides the defaults
     archive_retention_days: float = 30.0  # of the raw record archive under data_dir/archive (0: forever)
+    logistics_topic: str | None = None  # with tracking_secret: courier pushes at /webhooks/kuaidi100
+    tracking_secret: str | None = None  # derives each tracking subscription's salt (connectors.tracking)
 
 
 class ConnectorService:
@@ -49,7 +52,9 @@ class ConnectorService:
         self.checkpoints = CheckpointStore(settings.data_dir / "checkpoints.json")
         self.pollers: dict[str, ShopPoller] = {}
         self.secrets: dict[tuple[str, str], str] = {}
-        self.receiver = WebhookReceiver(self.raw, self.secrets)
+        self.receiver = WebhookReceiver(self.raw, self.secrets, on_named=self._read_named)
+        self.tracking = (TrackingReceiver(self.raw, settings.logistics_topic, settings.tracking_secret)
+                         if settings.logistics_topic and settings.tracking_secret else None)
         self._calls: list[tuple[str, bytes, bytes]] = []
         self._tasks: list[asyncio.Task] = []
 
@@ -82,8 +87,16 @@ class ConnectorService:
 
     def _webhook_app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
+        if self.tracking is not None:  # before /webhooks/{platform}, which would take it for a platform
+            app.add_routes(self.tracking.routes())
         app.add_routes(self.receiver.routes())
         return app
+
+    def _read_named(self, platform: str, shop_id: str, external_ids: tuple[str, ...]) -> None:
+        """A push named orders without carrying them: the shop's poller reads them now."""
+        poller = self.pollers.get(f"{platform}:{shop_id}")
+        if poller is not None:
+            poller.fetch_soon(external_ids)
 
     async def _discover(self, stop: asyncio.Event) -> None:
         for creds in await self._shops():

@@ -21,3 +21,17 @@ class FaultPlan:
 
     def pending(self) -> int:
         return len(self._queue)
+
+
+def over_qps(calls: deque, limit: float | None, now: float, per_second: bool = False) -> bool:
+    """Record a call at `now` (monotonic seconds) in `calls` and say whether more than `limit` calls fell
+    in the last second — a simulated per-app QPS cap (`limit` None or 0: no cap, nothing recorded).
+    `per_second` counts within the current whole second instead, as a gateway with a counter per second
+    does (a burst straddling two seconds then gets twice the limit through)."""
+    if not limit:
+        return False
+    floor = int(now) if per_second else now - 1.0
+    while calls and calls[0] < floor:
+        calls.popleft()
+    calls.append(now)
+    return len(calls) > limit

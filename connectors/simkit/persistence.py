@@ -33,14 +33,20 @@ def world_bytes(world: World) -> bytes:
                          "rng": world.rng.getstate()})
 
 
+def order_from_dict(row: dict) -> SimOrder:
+    """A simulated order from its JSON form (unknown fields ignored, missing ones take their defaults)."""
+    order = SimOrder(**{k: v for k, v in row.items() if k in _ORDER_FIELDS})
+    order.lines = [SimLine(**{k: v for k, v in line.items() if k in _LINE_FIELDS}) for line in row["lines"]]
+    return order
+
+
 def restore_world(world: World, data: bytes) -> None:
     """Replace the world's shops, orders and random state with saved ones (unknown fields are ignored,
     missing ones take their defaults, so a world saved by an older simulator still loads)."""
     saved = orjson.loads(data)
     orders = {}
     for row in saved["orders"]:
-        order = SimOrder(**{k: v for k, v in row.items() if k in _ORDER_FIELDS})
-        order.lines = [SimLine(**{k: v for k, v in line.items() if k in _LINE_FIELDS}) for line in row["lines"]]
+        order = order_from_dict(row)
         orders[order.external_id] = order
     version, internal, gauss = saved["rng"]
     world.restore(saved["shops"], orders, (version, tuple(internal), gauss))

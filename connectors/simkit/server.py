@@ -7,16 +7,22 @@ Control API (not part of any real platform):
 - POST /_sim/faults      {"kind", "count", "seconds"}        -> next N API calls misbehave
 - GET  /_sim/shops                                           -> shops with their credentials
 - POST /_sim/autopilot   {"orders_per_second", "steps_per_second"}
+- POST /_sim/orders/{external_id}/do {"act", "shop_id"?}     -> {"status", "order"}: the buyer or the platform
+                         acts on one order (`ACTS` in simkit/world.py: pay, ship, change_address,
+                         request_refund, cancel, deliver); 404 unknown order, 409 when its state forbids it
+- GET  /_sim/shipments   ?shop_id=&external_id=              -> {"uploads": [...]}: what the platform's ship API
+                         accepted (carrier, tracking_no, line_ids, accepted_at in epoch ms), oldest first
 """
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 from aiohttp import web
 
 from connectors.simkit.faults import FaultPlan
-from connectors.simkit.world import SimOrder, World
+from connectors.simkit.world import ActRefused, SimOrder, World
 
 WORLD = web.AppKey("world", World)
 FAULTS = web.AppKey("faults", FaultPlan)
@@ -44,6 +50,8 @@ def new_sim_app(world: World, shop_defaults) -> web.Application:
     app.router.add_post("/_sim/faults", _faults)
     app.router.add_get("/_sim/shops", _shops)
     app.router.add_post("/_sim/autopilot", _set_autopilot)
+    app.router.add_post("/_sim/orders/{external_id}/do", _act)
+    app.router.add_get("/_sim/shipments", _shipments)
     app.cleanup_ctx.append(_autopilot_ctx)
     return app
 
@@ -62,6 +70,23 @@ async def notify(app: web.Application, shop_id: str, orders: list[SimOrder]) -> 
         await callback(shop_id, orders)
 
 
+async def take_fault(app: web.Application) -> tuple[str | None, float]:
+    """(kind, seconds) of the fault planned for this API call, or (None, 0.0); a `slow` one is served here,
+    by waiting its seconds before the call goes on."""
+    kind, seconds = app[FAULTS].take() or (None, 0.0)
+    if kind == "slow":
+        await asyncio.sleep(seconds)
+    return kind, seconds
+
+
+async def form_params(request: web.Request) -> dict[str, str]:
+    """The query parameters of a gateway call, with those of a POSTed form over them."""
+    params = dict(request.query)
+    if request.method == "POST":
+        params.update({k: str(v) for k, v in (await request.post()).items()})
+    return params
+
+
 async def _create_orders(request: web.Request) -> web.Response:
     body = await request.json()
     shop_id, count = str(body["shop_id"]), int(body.get("count", 1))
@@ -75,6 +100,29 @@ async def _create_orders(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=str(exc)) from None
     await notify(request.app, shop_id, orders)
     return web.json_response({"external_ids": [o.external_id for o in orders]})
+
+
+async def _act(request: web.Request) -> web.Response:
+    body = await request.json() if request.can_read_body else {}
+    external_id, shop_id = request.match_info["external_id"], body.get("shop_id")
+    order = request.app[WORLD].orders.get(external_id)
+    if order is None or shop_id not in (None, order.shop_id):
+        raise web.HTTPNotFound(text=f"no order {external_id} in shop {shop_id}" if shop_id else
+                               f"no order {external_id}")
+    try:
+        request.app[WORLD].perform(order, str(body.get("act", "")), now_ms())
+    except ActRefused as exc:
+        raise web.HTTPConflict(text=str(exc)) from None
+    await notify(request.app, order.shop_id, [order])
+    return web.json_response({"external_id": external_id, "shop_id": order.shop_id, "act": body["act"],
+                              "status": order.status, "order": dataclasses.asdict(order)})
+
+
+async def _shipments(request: web.Request) -> web.Response:
+    q = request.query
+    uploads = [u for u in request.app[WORLD].uploads
+               if q.get("shop_id") in (None, u["shop_id"]) and q.get("external_id") in (None, u["external_id"])]
+    return web.json_response({"uploads": uploads})
 
 
 async def _advance(request: web.Request) -> web.Response:

@@ -129,6 +129,30 @@ def new_order(rng: random.Random, shop_id: str, now_ms: int, region: str = "CN",
     return order
 
 
+class ShipRefusal(ValueError):
+    """The platform refuses a shipment upload: `kind` says why (closed, unpaid, refunded, already_shipped,
+    unknown_line); each simulator answers it in its platform's own words."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+class ActRefused(ValueError):
+    """An act (`World.perform`) that does not fit the order's state; the message says why."""
+
+
+# What a person can do to an order through the control API (`tonglu sim order --do`), in which states.
+ACTS = {
+    "pay": ("PENDING_PAYMENT",),
+    "ship": ("PAID", "PARTIALLY_SHIPPED"),
+    "change_address": ("PENDING_PAYMENT", "PAID", "PARTIALLY_SHIPPED", "SHIPPED"),
+    "request_refund": ("PAID", "PARTIALLY_SHIPPED", "SHIPPED", "DELIVERED"),
+    "cancel": ("PENDING_PAYMENT", "PAID"),
+    "deliver": ("SHIPPED",),
+}
+SHIPPED_LOG_MAX = 200_000
+
 # Lifecycle transitions: from status -> [(weight, name)]
 TRANSITIONS = {
     "PENDING_PAYMENT": [(9, "pay"), (1, "cancel")],
@@ -148,6 +172,7 @@ class World:
         self.shops: dict[str, dict] = {}
         self.orders: dict[str, SimOrder] = {}
         self.changes = 0  # counts changes, so a saver knows when there is something to save
+        self.uploads: list[dict] = []  # shipments accepted through the platform's ship API, oldest first
         self._lock = threading.Lock()
 
     def ensure_shop(self, shop_id: str, **settings) -> dict:
@@ -209,6 +234,60 @@ class World:
             self._apply(order, name, now_ms)
         return name
 
+    def ship(self, order: SimOrder, line_ids: list[str], carrier: str, carrier_name: str, tracking_no: str,
+             now_ms: int) -> list[SimLine]:
+        """Mark lines shipped as the platform's ship API does: `line_ids` (empty: every line not shipped or
+        refunded yet) leave with `carrier`/`tracking_no`. Returns the lines shipped; ShipRefusal when the
+        platform would refuse (order closed or unpaid, a line refunded, unknown or shipped already)."""
+        with self._lock:
+            if order.status == "CANCELLED":
+                raise ShipRefusal("closed", "the order is closed")
+            if order.status == "PENDING_PAYMENT":
+                raise ShipRefusal("unpaid", "the order is not paid")
+            by_id = {line.line_id: line for line in order.lines}
+            unknown = [x for x in line_ids if x not in by_id]
+            if unknown:
+                raise ShipRefusal("unknown_line", f"line {unknown[0]} is not part of the order")
+            if line_ids:
+                todo = [by_id[x] for x in line_ids]
+                if any(line.refund_status == "REFUNDED" for line in todo):
+                    raise ShipRefusal("refunded", "a line was refunded")
+                if any(line.shipped_at is not None for line in todo):
+                    raise ShipRefusal("already_shipped", "a line was shipped already")
+            else:
+                todo = [line for line in order.lines if line.shipped_at is None and line.refund_status != "REFUNDED"]
+                if not todo:
+                    if all(line.refund_status == "REFUNDED" for line in order.lines):
+                        raise ShipRefusal("refunded", "every line was refunded")
+                    raise ShipRefusal("already_shipped", "every line was shipped already")
+            self.changes += 1
+            order.updated_at = max(now_ms, order.updated_at + 1000)
+            self._ship_lines(order, todo, carrier, carrier_name, tracking_no, order.updated_at)
+            self.uploads.append({"shop_id": order.shop_id, "external_id": order.external_id, "carrier": carrier,
+                                 "tracking_no": tracking_no, "line_ids": [line.line_id for line in todo],
+                                 "accepted_at": now_ms})
+            del self.uploads[:-SHIPPED_LOG_MAX]
+            return todo
+
+    def perform(self, order: SimOrder, act: str, now_ms: int) -> None:
+        """Do `act` (one of ACTS) to an order as its buyer or the platform would; ActRefused when the order's
+        state does not allow it."""
+        if act not in ACTS:
+            raise ActRefused(f"unknown act {act!r}; one of {', '.join(ACTS)}")
+        if order.status not in ACTS[act]:
+            raise ActRefused(f"cannot {act} an order in status {order.status} (only {', '.join(ACTS[act])})")
+        if act == "request_refund" and not any(line.refund_status in ("NONE", "REJECTED") for line in order.lines):
+            raise ActRefused("every line is refunded or has a refund requested already")
+        with self._lock:
+            if act == "request_refund":
+                for line in order.lines:
+                    if line.refund_status in ("NONE", "REJECTED"):
+                        line.refund_status = "REQUESTED"
+                self.changes += 1
+                order.updated_at = max(now_ms, order.updated_at + 1000)
+            else:
+                self._apply(order, act, now_ms)
+
     def changed_between(self, shop_id: str, start_ms: int, end_ms: int) -> list[SimOrder]:
         """Orders of a shop modified in [start, end), newest first (like the platforms' increment APIs)."""
         with self._lock:
@@ -227,10 +306,9 @@ class World:
             code, cname = (self.rng.choice(catalog.CARRIERS_CN) if self.region == "CN"
                            else (self.rng.choice(catalog.CARRIERS_US),) * 2)
             tracking = str(self.rng.randrange(7 * 10**13, 8 * 10**13))
-            for line in todo:
-                line.shipped_at, line.carrier, line.carrier_name, line.tracking_no = now, code, cname, tracking
-            order.shipped_at = order.shipped_at or now
-            order.status = "SHIPPED" if len(todo) == len(pending) else "PARTIALLY_SHIPPED"
+            self._ship_lines(order, todo, code, cname, tracking, now)
+        elif name == "change_address":
+            self._move(order)
         elif name == "deliver":
             order.status, order.delivered_at = "DELIVERED", now
         elif name == "finish":
@@ -252,3 +330,22 @@ class World:
                 for line in order.lines:
                     line.refund_status = "REFUNDED"
             order.status, order.cancelled_at = "CANCELLED", now
+
+    @staticmethod
+    def _ship_lines(order: SimOrder, lines: list[SimLine], carrier: str, carrier_name: str, tracking_no: str,
+                    at: int) -> None:
+        for line in lines:
+            line.shipped_at, line.carrier, line.carrier_name, line.tracking_no = at, carrier, carrier_name, tracking_no
+        order.shipped_at = order.shipped_at or at
+        left = [line for line in order.lines if line.shipped_at is None and line.refund_status != "REFUNDED"]
+        order.status = "PARTIALLY_SHIPPED" if left else "SHIPPED"
+
+    def _move(self, order: SimOrder) -> None:
+        """The buyer gives another address (another street, and city when the catalogue has one)."""
+        if order.country == "CN":
+            choices = [a for a in catalog.ADDRESSES_CN if a[4] != order.street] or catalog.ADDRESSES_CN
+            order.province, order.city, order.district, order.town, order.street, order.postal_code = \
+                self.rng.choice(choices)
+        else:
+            choices = [a for a in catalog.ADDRESSES_US if a[0] != order.street] or catalog.ADDRESSES_US
+            order.street, order.city, order.province, _code, order.postal_code = self.rng.choice(choices)

@@ -42,7 +42,9 @@ class AlertSide:
         env = {**os.environ, **local_alert_secrets(), "TONGLU_KAFKA_BOOTSTRAP": bootstrap,
                "TONGLU_TOPIC_PREFIX": pipe.topics.prefix, "TONGLU_ALERT_ROUTING": str(routing),
                "TONGLU_ALERT_SIM_HTTP": self.sim, "TONGLU_ALERT_SMTP_PORT": str(free_port()),
+               "TONGLU_ERP_SIM_HTTP": f"http://127.0.0.1:{free_port()}",
                "TONGLU_SIMULATORS": f"taobao=http://127.0.0.1:{free_port()}", "TONGLU_DEMO_RATE": "0",
+               "TONGLU_TRACKING_SIM_HTTP": f"http://127.0.0.1:{free_port()}",
                "TONGLU_DATA_DIR": str(workdir / "alerts")}
         self.procs = {name: subprocess.Popen([sys.executable, "-m", "infra.cli", "worker", name], env=env,
                                              stdout=open(workdir / f"{name}.log", "wb"),  # noqa: SIM115

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.error
 import urllib.request
 
 
@@ -19,7 +20,8 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _string(data: bytes, pos: int) -> tuple[str, int]:
+def read_string(data: bytes, pos: int) -> tuple[str, int]:
+    """An Avro string at `pos`: (text, the position after it)."""
     length, pos = _varint(data, pos)
     return data[pos:pos + length].decode(), pos + length
 
@@ -28,7 +30,7 @@ def event_raw_record_id(value: bytes) -> str | None:
     """The raw_record_id of an OrderEvent, read from its Avro head without decoding the order snapshot."""
     pos = 10
     for _ in range(3):  # event_id, event_type, order_id
-        _, pos = _string(value, pos)
+        _, pos = read_string(value, pos)
     for _ in range(4):  # version, seq, occurred_at, recorded_at
         _, pos = _varint(value, pos)
     while True:  # changed_fields: array blocks
@@ -39,9 +41,9 @@ def event_raw_record_id(value: bytes) -> str | None:
             _, pos = _varint(value, pos)
             count = -count
         for _ in range(count):
-            _, pos = _string(value, pos)
+            _, pos = read_string(value, pos)
     branch, pos = _varint(value, pos)
-    return _string(value, pos)[0] if branch == 1 else None
+    return read_string(value, pos)[0] if branch == 1 else None
 
 
 def cpu_seconds(pid: int) -> float:
@@ -96,9 +98,9 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def stop_processes(procs: dict, grace: float = 20.0) -> dict[str, float]:
-    """SIGTERM every process of `procs` (name -> Popen), SIGKILL whoever is still there after `grace` seconds;
-    their peak RSS in MB, read before they go."""
+def stop_processes(procs: dict, timeout: float = 15.0) -> dict[str, float]:
+    """Terminate every process of `procs` (name -> Popen), killing those still there after `timeout`
+    seconds; their peak RSS in MB, read before they go."""
     import subprocess
 
     rss = {name: peak_rss_mb(p.pid) for name, p in procs.items()}
@@ -106,9 +108,10 @@ def stop_processes(procs: dict, grace: float = 20.0) -> dict[str, float]:
         proc.terminate()
     for proc in procs.values():
         try:
-            proc.wait(grace)
+            proc.wait(timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
     return rss
 
 
@@ -117,6 +120,17 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def http_status(url: str) -> int | None:
+    """The HTTP status a GET of `url` answers (errors included), None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
 
 
 def sql_count(http: str, query: str, token: str) -> int:

@@ -115,7 +115,7 @@ class SmsStack:
         raise TimeoutError(f"the sender handled {stats['sent'] + stats['failed']} of {count} messages: {stats}")
 
     def stop(self) -> dict[str, float]:
-        rss = measure.stop_processes(self.procs)
+        rss = measure.stop_processes(self.procs, timeout=20)
         self.broker.terminate()
         self.broker.wait(10)
         return rss

@@ -7,9 +7,16 @@
 5. the anomaly detector alone, and raw -> finding / alert latency with the whole stack at half that
    rate (with each process's CPU per order) and at 5,000 orders/s; then at 5,000 orders/s with the
    projector paused (as if it ran on other cores) and how long it takes to write that backlog after;
-6. peak RSS of every process;
-7. a short chaos run, and the SMS hub (`infra.bench.sms_bench`): the sender's messages/s against the simulators,
-   trigger -> provider latency at 2,000 orders/s, and failover when Aliyun is down.
+6. carrier push -> OrderDelivered on order.events while 2,000 orders/s flow (`tracking_bench`);
+7. ship-back: shipment request -> accepted by the platform simulator at 500 and at 2,000 requests/s,
+   with as many new orders per second flowing through the stack beside it (`shipback.py`);
+8. peak RSS of every process;
+9. every registered platform: its mapping's CPU per order on its recorded list pages (vs Taobao's), and
+   Tonglu end to end (as 3.) on a mixed workload of all of them, on a fresh pipeline, vs the Taobao-only
+   figure — both done while the alert side waits out a fresh DingTalk minute, so they add no time;
+10. the ERP deliverer: events/s to one endpoint, event -> ERP latency at 2,000 orders/s (`erp_bench`);
+11. a short chaos run, and the SMS hub (`infra.bench.sms_bench`): the sender's messages/s against the simulators,
+    trigger -> provider latency at 2,000 orders/s, and failover when Aliyun is down.
 """
 from __future__ import annotations
 
@@ -21,12 +28,14 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
+from connectors import platforms
 from connectors.platforms.taobao.render import page_body
 from connectors.runtime.records import raw_record
 from connectors.simkit.world import World
-from infra.bench import anomaly_bench, measure, workload
+from infra.bench import anomaly_bench, erp_bench, measure, platforms_bench, shipback, tracking_bench, workload
 from infra.broker import ensure_topics, free_port, start_broker
 from projections.access import Role
 from projections.tokens import TokenStore
@@ -123,20 +132,75 @@ class Pipeline:
             os.kill(self.procs[name].pid, signal.SIGCONT)
 
     def stop(self) -> dict[str, float]:
-        return measure.stop_processes(self.procs, grace=15)
+        return measure.stop_processes(self.procs)
 
 
-def end_to_end(bootstrap: str, pipe: Pipeline, values, orders: int) -> float:
+@dataclass(frozen=True)
+class EndToEnd:
+    rate: float  # orders/s until all are visible in ClickHouse
+    cpu_us: float  # CPU per order of the broker, normalizer and projector together, in µs
+
+
+def end_to_end(bootstrap: str, pipe: Pipeline, values, orders: int, broker_pid: int | None,
+               what: str = "tonglu end to end") -> EndToEnd:
+    """Publish the pages at once and time them until every order is visible; with the CPU per order the
+    broker (when its pid is given) and the pipeline's processes used meanwhile (which, unlike the rate,
+    the machine's other load barely moves)."""
+    pids = {**({"broker": broker_pid} if broker_pid else {}), **{name: p.pid for name, p in pipe.procs.items()}}
     publisher = Publisher({"bootstrap.servers": bootstrap})
     base = max(pipe.visible_orders(), 0)
+    cpu = {name: measure.cpu_seconds(pid) for name, pid in pids.items()}
     t0 = time.time()
     publisher.publish([(pipe.topics.raw_orders, k, v) for k, v, _ in values])
     published = time.time() - t0
     t1 = pipe.wait_visible(base + orders, timeout=600)
+    cpu = {name: (measure.cpu_seconds(pid) - cpu[name]) / orders * 1e6 for name, pid in pids.items()}
     rate = orders / (t1 - t0)
-    _say(f"tonglu end to end       {orders:,} orders in {len(values)} pages: published in {published:.2f}s, all "
-         f"visible in ClickHouse after {t1 - t0:.2f}s  => {rate:,.0f} orders/s")
-    return rate
+    _say(f"{what:<23} {orders:,} orders in {len(values)} pages: published in {published:.2f}s, all "
+         f"visible in ClickHouse after {t1 - t0:.2f}s  => {rate:,.0f} orders/s; CPU per order "
+         + ", ".join(f"{name} {us:.0f} µs" for name, us in cpu.items()) + f" ({sum(cpu.values()):.0f} µs)")
+    return EndToEnd(rate, sum(cpu.values()))
+
+
+def every_platform(bootstrap: str, broker_pid: int | None, workdir: Path, orders: int,
+                   taobao: EndToEnd) -> tuple[EndToEnd, str]:
+    """Mapping cost per order of every registered platform (a table), then the end-to-end phase on a mixed
+    workload of all of them, on a fresh normalizer and projector. Returns the mixed figures and a summary
+    of both for the last line."""
+    costs = platforms_bench.mapping_costs()
+    _say("mapping cost per order  one core, each platform's recorded list pages mapped over and over:")
+    for line in platforms_bench.mapping_table(costs):
+        _say(line)
+    worst = max(costs, key=lambda c: c.ratio or 0.0)
+    slow = [c.platform for c in costs if c.too_slow]
+    codes = platforms.codes()
+    values = workload.encode_pages(platforms_bench.mixed_pages(orders))
+    (workdir / "mixed").mkdir()
+    pipe = Pipeline(bootstrap, workdir / "mixed")
+    try:
+        warm = workload.encode_pages(platforms_bench.mixed_pages(10 * len(codes), seed=5, shop_prefix="warm"))
+        Publisher({"bootstrap.servers": bootstrap}).publish([(pipe.topics.raw_orders, k, v) for k, v, _ in warm])
+        pipe.wait_visible(10 * len(codes), timeout=120)
+        mixed = end_to_end(bootstrap, pipe, values, orders, broker_pid, f"mixed, {len(codes)} platforms")
+    finally:
+        pipe.stop()
+    _say(f"mixed vs Taobao only    {mixed.rate:,.0f} vs {taobao.rate:,.0f} orders/s ({mixed.rate / taobao.rate:.0%}); "
+         f"CPU per order {mixed.cpu_us:.0f} vs {taobao.cpu_us:.0f} µs ({mixed.cpu_us / taobao.cpu_us:.0%}) "
+         f"(target: within 20 %; {', '.join(codes)})")
+    summary = (f"a mixed workload of {len(codes)} platforms {mixed.rate:,.0f} orders/s end to end, "
+               f"{mixed.rate / taobao.rate:.0%} of Taobao only, {mixed.cpu_us / taobao.cpu_us:.0%} of its CPU per "
+               f"order (target: within 20 %) · mapping at most {worst.ratio:.2f}x Taobao's per order "
+               f"({worst.platform} {worst.content_type}; target <= {platforms_bench.LIMIT}x"
+               + (f"; above it: {', '.join(slow)})" if slow else ")"))
+    return mixed, summary
+
+
+def _meanwhile(seconds: float, work):
+    """`work()` now, then sleep what is left of `seconds`; returns what `work` returned."""
+    start = time.time()
+    result = work()
+    time.sleep(max(0.0, start + seconds - time.time()))
+    return result
 
 
 def latency(bootstrap: str, pipe: Pipeline, rate: float, seconds: float, quick: bool) -> tuple[float, float]:
@@ -202,12 +266,13 @@ def run(quick: bool = False) -> int:
         passthrough = broker_passthrough(bootstrap, values, orders)
         baseline = faust_baseline(bootstrap, baseline_n)
         pipe = Pipeline(bootstrap, workdir)
-        side = None
+        side, ship_rss = None, {}
         try:
             warm = workload.encode_pages(workload.taobao_pages(100, shops=1, seed=5))
             Publisher({"bootstrap.servers": bootstrap}).publish([(pipe.topics.raw_orders, k, v) for k, v, _ in warm])
             pipe.wait_visible(100, timeout=120)
-            rate = end_to_end(bootstrap, pipe, values, orders)
+            taobao = end_to_end(bootstrap, pipe, values, orders, broker.pid)
+            rate = taobao.rate
             time.sleep(SETTLE_SECONDS)
             _, p99 = latency(bootstrap, pipe, rate / 2, steady_s, quick)
             detect_rate, decode_detect_rate = anomaly_bench.detection_rate(10_000 if quick else 50_000)
@@ -226,16 +291,25 @@ def run(quick: bool = False) -> int:
                  + ", ".join(f"{name} {sec * 1e6:.0f} µs" for name, sec in cpu.items())
                  + f" · whole stack {per_order * 1e6:.0f} µs => {os.cpu_count()} cores carry at most "
                  f"{os.cpu_count() / per_order:,.0f} orders/s")
-            time.sleep(FRESH_BUDGET_SECONDS)
+            # the alert side waits for a fresh budget; the whole stack is idle meanwhile
+            _, every = _meanwhile(FRESH_BUDGET_SECONDS,
+                                  lambda: every_platform(bootstrap, broker.pid, workdir, orders, taobao))
             figures = anomaly_bench.latencies(bootstrap, pipe, side, ANOMALY_LOAD, steady_s, seed=43)
             _say_anomaly_latency(ANOMALY_LOAD, figures)
             time.sleep(FRESH_BUDGET_SECONDS)
             apart, catch_up = _projector_elsewhere(bootstrap, pipe, side, steady_s)
+            tracking = tracking_bench.carrier_push_latency(bootstrap, pipe, workdir, seconds=steady_s)
+            tracking_bench.say_figures(tracking, _say)
+            ships, ship_rss = shipback.phase(bootstrap, workdir, min(steady_s, 10), pipe.topics.raw_orders)
+            for ship in ships:
+                _say(shipback.line(ship, flowing=True))
         finally:
             rss = pipe.stop()
             if side is not None:
                 rss.update(side.stop())
+            rss.update(ship_rss)
         _say("peak RSS                " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in rss.items()))
+        erp = erp_bench.run_phase(bootstrap, workdir, quick)
         _say("")
         _say(f"summary: {rate:,.0f} orders/s end to end (target >= 30,000) · {rate / baseline:.1f}x the plain Faust "
              f"baseline (target >= 7x) · broker pass-through {passthrough:,.0f} orders/s · p99 raw->event "
@@ -244,9 +318,17 @@ def run(quick: bool = False) -> int:
              f"1,000) and p99 raw->alert {figures['alert_p99']:.0f} ms (target < 2,000); at {rate / 2:,.0f} orders/s "
              f"{sustained['finding_p99']:.0f} ms and {sustained['alert_p99']:.0f} ms; at {ANOMALY_LOAD:,.0f} orders/s "
              f"with the projector off these cores {apart['finding_p99']:.0f} ms and {apart['alert_p99']:.0f} ms "
-             f"(its backlog written {catch_up:.0f} s after it resumed) · the whole stack needs "
+             f"(its backlog written {catch_up:.0f} s after it resumed) · carrier push -> OrderDelivered p99 "
+             f"{tracking['p99']:.0f} ms at {tracking['load']:,.0f} orders/s (target < 1,000) · ship-back p99 "
+             "request->accepted "
+             + " and ".join(f"{s['p99']:,.0f} ms at {s['rate']:,.0f}/s ({s['throughput']:,.0f} uploads/s)"
+                            for s in ships)
+             + " (target < 1,000 at 2,000/s) · the whole stack needs "
              f"{per_order * 1e6:.0f} µs CPU per order ({os.cpu_count() / per_order:,.0f} orders/s on "
-             f"{os.cpu_count()} cores)")
+             f"{os.cpu_count()} cores) · {every}")
+        _say(f"summary (ERP): the deliverer sends {erp['events_per_second']:,.0f} events/s to one endpoint (target >= "
+             f"5,000) · event -> ERP p99 {erp['p99_ms']:.0f} ms at {erp_bench.LATENCY_RATE:,.0f} orders/s (target < "
+             f"1,000)")
     finally:
         broker.terminate()
         broker.wait(10)

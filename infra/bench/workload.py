@@ -1,4 +1,5 @@
-"""Benchmark input: realistic Taobao increment pages (100 trades each) for many shops."""
+"""Benchmark input: realistic Taobao increment pages (100 trades each) for many shops (every platform's
+pages: `platforms_bench.mixed_pages`)."""
 from __future__ import annotations
 
 import json
@@ -45,12 +46,13 @@ def single_order_records(orders: int, seed: int = 12) -> list[tuple[bytes, bytes
 
 
 def encode_pages(pages) -> list[tuple[bytes, bytes, str]]:
-    """(key, RawRecord value, record_id) stamped now."""
+    """(key, RawRecord value, record_id) stamped now, of (key, shop, body) Taobao pages or (key, shop, body,
+    platform) pages of any platform (JSON list answers)."""
     from schemas.codec import AvroCodec
 
     codec = AvroCodec("RawRecord")
     out = []
-    for key, shop, body in pages:
-        value = raw_record("taobao", shop, body, source="poll")
+    for key, shop, body, *platform in pages:
+        value = raw_record(platform[0] if platform else "taobao", shop, body, source="poll")
         out.append((key, value, codec.decode(value)["record_id"]))
     return out

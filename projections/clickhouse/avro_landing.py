@@ -60,7 +60,8 @@ class EventLanding:
         self._schema_json = json.dumps(self._plain, ensure_ascii=False).encode()
         suffix = registry.fingerprint_of(schema).hex()[:12]
         self.table = f"{self.database}.order_events_in_{suffix}"
-        self._views = (f"{self.database}.order_events_mv_{suffix}", f"{self.database}.orders_mv_{suffix}")
+        self._views = (f"{self.database}.order_events_mv_{suffix}", f"{self.database}.orders_mv_{suffix}",
+                       f"{self.database}.tracking_mv_{suffix}")
         self._header = self._container_header()
 
     def statements(self) -> list[str]:
@@ -68,7 +69,7 @@ class EventLanding:
         db = self.database
         named: dict = {}
         columns = ", ".join(f"`{f['name']}` {clickhouse_type(f['type'], named)}" for f in self._plain["fields"])
-        events_view, orders_view = self._views
+        events_view, orders_view, tracking_view = self._views
         event_columns = (
             "event_id, event_type, order_id, order.platform AS platform, order.shop_id AS shop_id, version, seq, "
             "fromUnixTimestamp64Milli(occurred_at, 'UTC') AS occurred_at, "
@@ -88,6 +89,14 @@ class EventLanding:
             "least(length(order.lines), 65535) AS line_count, order.receiver.province AS province, "
             "order.receiver.city AS city, order.version AS version, toJSONString(order) AS order_json"
         )
+        # the parcel of a TrackingUpdated is the shipment whose latest step is the event's time (rows.tracking_rows)
+        tracking_columns = (
+            "order.order_id AS order_id, order.platform AS platform, order.shop_id AS shop_id, "
+            "ifNull(s.tracking_no, '') AS tracking_no, s.carrier AS carrier, assumeNotNull(s.tracking_state) AS "
+            "tracking_state, s.tracking_status AS tracking_status, s.tracking_step AS step, "
+            "fromUnixTimestamp64Milli(assumeNotNull(s.tracking_at), 'UTC') AS step_at, "
+            "fromUnixTimestamp64Milli(s.delivered_at, 'UTC') AS delivered_at, event_id, version"
+        )
         # order_json keeps numbers as numbers whatever the inserting session says (servers quote Int64 by default)
         json_settings = "output_format_json_quote_64bit_integers = 0, output_format_json_quote_denormals = 0"
         return [
@@ -97,6 +106,9 @@ class EventLanding:
             # Every event of one order version carries the same snapshot: the first (seq 0) is enough.
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {orders_view} TO {db}.orders AS SELECT {order_columns} "
             + f"FROM {self.table} WHERE seq = 0 SETTINGS {json_settings}",
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {tracking_view} TO {db}.tracking AS SELECT {tracking_columns} "
+            + f"FROM {self.table} ARRAY JOIN order.shipments AS s WHERE event_type = 'TrackingUpdated' "
+            + "AND s.tracking_at = occurred_at AND s.tracking_state IS NOT NULL",
         ]
 
     def container(self, bodies: list[bytes]) -> bytes:

@@ -151,6 +151,48 @@ _TABLES: dict[str, tuple[list[tuple[str, str]], str]] = {
         ],
         "ReplacingMergeTree PARTITION BY toYYYYMM(finished_at) ORDER BY (key, finished_at)",
     ),
+    # One row per ShipmentResult on fulfillment.results: every outcome of every upload attempt.
+    "shipments": (
+        [
+            ("shipment_id", "String"),
+            ("order_id", "String"),
+            ("platform", "LowCardinality(String)"),
+            ("shop_id", "String"),
+            ("status", "LowCardinality(String)"),
+            ("carrier_code", "Nullable(String)"),
+            ("tracking_no", "String"),
+            ("line_ids", "Array(String)"),
+            ("attempt", "UInt16"),
+            ("reason", "Nullable(String)"),
+            ("recorded_at", _TS),
+        ],
+        (
+            "ReplacingMergeTree PARTITION BY toYYYYMM(recorded_at) "
+            "ORDER BY (order_id, shipment_id, recorded_at, status, attempt)"
+        ),
+    ),
+    # One row per tracking step Tonglu took (a TrackingUpdated event, the parcel whose step it was); the
+    # same step again merges away.
+    "tracking": (
+        [
+            ("order_id", "String"),
+            ("platform", "LowCardinality(String)"),
+            ("shop_id", "String"),
+            ("tracking_no", "String"),
+            ("carrier", "Nullable(String)"),
+            ("tracking_state", "LowCardinality(String)"),
+            ("tracking_status", "Nullable(String)"),
+            ("step", "Nullable(String)"),
+            ("step_at", _TS),
+            ("delivered_at", _NTS),
+            ("event_id", "String"),
+            ("version", "UInt64"),
+        ],
+        (
+            "ReplacingMergeTree(version) PARTITION BY toYYYYMM(step_at) "
+            "ORDER BY (order_id, tracking_no, step_at, tracking_state)"
+        ),
+    ),
     # Latest state of each SMS message (sms.receipts): one row per key after FINAL, the later record winning
     # (`revision`, schemas/sms.py: rank of the status, then the record's time). No phone, not even hashed.
     "sms_messages": (

@@ -78,6 +78,36 @@ def event_rows(event: dict) -> dict[str, tuple]:
     return {"order_events": event_row(event), "orders": order_row(event["order"])}
 
 
+def tracking_rows(event: dict) -> list[tuple]:
+    """The `tracking` rows of an OrderEvent: for a TrackingUpdated, its parcel (the shipment whose latest
+    step is the event's time); none for any other event."""
+    if event["event_type"] != "TrackingUpdated":
+        return []
+    order = event["order"]
+    return [(order["order_id"], order["platform"], order["shop_id"], s["tracking_no"] or "", s.get("carrier"),
+             s["tracking_state"], s.get("tracking_status"), s.get("tracking_step"), s["tracking_at"],
+             s.get("delivered_at"), event["event_id"], event["version"])
+            for s in order["shipments"] if s.get("tracking_at") == event["occurred_at"] and s.get("tracking_state")]
+
+
+def shipment_row(result: dict) -> tuple:
+    """A decoded ShipmentResult -> one `shipments` row."""
+    platform, shop_id, _ = result["order_id"].split(":", 2)
+    return (
+        result["shipment_id"],
+        result["order_id"],
+        platform,
+        shop_id,
+        result["status"],
+        result.get("carrier_code"),
+        result["tracking_no"],
+        list(result.get("line_ids") or ()),
+        min(result.get("attempt", 1), 65535),
+        result.get("reason"),
+        result["recorded_at"],
+    )
+
+
 def connector_call_row(call: dict) -> tuple:
     """A decoded ConnectorCall -> one `connector_calls` row."""
     return (

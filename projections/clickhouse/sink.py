@@ -16,7 +16,7 @@ from projections.clickhouse.ddl import DEFAULT_DATABASE, TABLE_COLUMNS, check_id
 from schemas.codec import DecodeError, EventDecoder
 
 _ORDER_VERSION = TABLE_COLUMNS["orders"].index("version")
-KINDS = ("order_event", "connector_call", "dead_letter", "anomaly", "alert_report", "sms_receipt")
+KINDS = ("order_event", "connector_call", "dead_letter", "anomaly", "alert_report", "shipment_result", "sms_receipt")
 
 
 class FlushError(RuntimeError):
@@ -71,10 +71,11 @@ class ClickHouseSink:
 
     def add(self, table_or_kind: str, record) -> None:
         """Buffer one record: a decoded `order_event` / `connector_call` / `dead_letter` / `anomaly` /
-        `alert_report` / `sms_receipt` dict, or a ready row tuple for a table name."""
+        `alert_report` / `shipment_result` / `sms_receipt` dict, or a ready row tuple for a table name."""
         if table_or_kind == "order_event":
             self._buffers["order_events"].append(build.event_row(record))
             self._add_order(record["order"])
+            self._buffers["tracking"] += build.tracking_rows(record)
         elif table_or_kind == "connector_call":
             self._buffers["connector_calls"].append(build.connector_call_row(record))
         elif table_or_kind == "dead_letter":
@@ -84,6 +85,8 @@ class ClickHouseSink:
                 self._buffers[table].append(row)
         elif table_or_kind == "alert_report":
             self._buffers["alerts"].append(build.alert_row(record))
+        elif table_or_kind == "shipment_result":
+            self._buffers["shipments"].append(build.shipment_row(record))
         elif table_or_kind == "sms_receipt":
             self._buffers["sms_messages"].append(build.sms_message_row(record))
         elif table_or_kind == "orders":

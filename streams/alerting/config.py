@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -11,6 +10,8 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from streams.config_files import first_problem, read_toml
 
 Severity = Literal["info", "warning", "critical"]
 ChannelType = Literal["dingtalk", "feishu", "wecom", "email", "sms"]
@@ -172,16 +173,8 @@ class RoutingConfig(BaseModel):
 def load_routing(path: str | Path) -> RoutingConfig:
     """Read and validate a routing TOML file; every problem is one RoutingError line naming file and field."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RoutingError(f"{path}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RoutingError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, RoutingError)
     try:
         return RoutingConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise RoutingError(f"{path}: {where}: {first['msg']}{more}") from None
+        raise RoutingError(f"{path}: {first_problem(exc)}") from None

@@ -26,6 +26,11 @@ RULES = {
     "price_anomaly": ("成交价格异常", "价格异常", "unusual unit price"),
     "quantity_spike": ("购买数量异常偏高", "购买数量异常", "unusually high quantity"),
     "ship_overdue": ("超时未发货", "发货超时", "shipment overdue"),
+    "ship_upload_failed": ("发货回传平台失败", "发货回传失败", "shipment upload to the platform failed"),
+    "parcel_exception": ("快件异常（疑难件）", "快件异常", "parcel in trouble with the carrier"),
+    "parcel_returned": ("快件退回或拒签", "快件退回", "parcel returned or refused"),
+    "parcel_stalled": ("快件长时间无物流更新", "物流停滞", "parcel without movement"),
+    "changed_after_shipment": ("发货后收货地址被修改", "发货后改址", "address changed after shipment"),
 }
 SEVERITY_ZH = {"info": "提示", "warning": "警告", "critical": "严重"}
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "infra" / "anomaly_rules.toml"
 RULE_IDS = ("zero_amount", "amount_mismatch", "duplicate_order", "invalid_address", "invalid_phone",
-            "price_anomaly", "quantity_spike", "ship_overdue")
+            "price_anomaly", "quantity_spike", "ship_overdue", "parcel_exception", "parcel_returned",
+            "parcel_stalled", "changed_after_shipment")
 
 
 class RuleConfigError(ValueError):
@@ -75,6 +76,22 @@ class ShipOverdue(_Rule):
     promise_hours: float = Field(48, gt=0)
 
 
+class ParcelException(_Rule):
+    pass
+
+
+class ParcelReturned(_Rule):
+    severity: Literal["info", "warning", "critical"] = "critical"
+
+
+class ParcelStalled(_Rule):
+    stall_hours: float = Field(48, gt=0)
+
+
+class ChangedAfterShipment(_Rule):
+    pass
+
+
 class ShopRules(BaseModel):
     """Every rule's settings for one shop."""
 
@@ -87,6 +104,10 @@ class ShopRules(BaseModel):
     price_anomaly: PriceAnomaly = PriceAnomaly()
     quantity_spike: QuantitySpike = QuantitySpike()
     ship_overdue: ShipOverdue = ShipOverdue()
+    parcel_exception: ParcelException = ParcelException()
+    parcel_returned: ParcelReturned = ParcelReturned()
+    parcel_stalled: ParcelStalled = ParcelStalled()
+    changed_after_shipment: ChangedAfterShipment = ChangedAfterShipment()
 
 
 class Engine(BaseModel):

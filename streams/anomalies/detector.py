@@ -3,7 +3,8 @@
 `detect(event, now_ms)` judges each new order version once and returns Anomaly records (schema
 tonglu.Anomaly): `raised` the first time a rule fires for an order, `resolved` when a later
 version no longer triggers it (or the order is cancelled). `tick(now_ms)` raises the time-driven
-ship_overdue findings. No I/O: the agent around it reads order.events and publishes the records.
+ship_overdue and parcel_stalled findings. No I/O: the agent around it reads order.events and
+publishes the records.
 """
 from __future__ import annotations
 
@@ -14,11 +15,16 @@ from streams.anomalies.config import RULE_IDS, RuleBook, ShopRules
 from streams.anomalies.rules import (
     DUPLICATE_INPUTS,
     EVENT_RULES,
+    LIGHT_RULES,
     Finding,
+    duplicate_finding,
+    duplicate_roles,
     order_time,
     overdue_finding,
     ship_deadline,
     sku_key,
+    stall_deadline,
+    stalled_finding,
 )
 from streams.anomalies.state import DuplicateIndex, OverdueTracker, SkuStats, duplicate_key
 
@@ -47,7 +53,8 @@ class Detector:
         self.dupes = DuplicateIndex(int(max(windows) * 60_000))
         self.skus = SkuStats(self.rules.engine.sku_window)
         self.overdue = OverdueTracker()
-        self._ctx = SimpleNamespace(dupes=self.dupes, skus=self.skus, now_ms=0)
+        self.stalls = OverdueTracker()  # tracked parcels by when they must have moved again
+        self._ctx = SimpleNamespace(dupes=self.dupes, skus=self.skus, now_ms=0, changed=None)
         self._open: dict[str, dict[str, dict]] = {}     # order_id -> rule -> the raised record
         self._released: dict[str, set[str]] = {}        # order_id -> rules a person released
         self._versions: dict[str, int] = {}             # order_id -> last version (-v-2: cancelled at v)
@@ -55,14 +62,20 @@ class Detector:
         self._plans: dict[tuple, tuple] = {}            # (id(ShopRules), changed fields) -> _plan()
 
     def _plan(self, cfg: ShopRules, changed: tuple | None) -> tuple:
-        """(rules to run, re-hash the duplicate key?, learn SKU stats?) for a shop and a set of changes."""
+        """(rules to run, do they need the whole snapshot?, re-hash the duplicate key?, learn SKU stats?)
+        for a shop and a set of changes."""
         key = (id(cfg), changed)
         plan = self._plans.get(key)
         if plan is None:
             fields = None if changed is None else frozenset(changed)
-            run = tuple((rule, fn, getattr(cfg, rule)) for rule, fn, inputs in EVENT_RULES
-                        if getattr(cfg, rule).enabled and (fields is None or not fields.isdisjoint(inputs)))
-            plan = self._plans[key] = (run, fields is None or not fields.isdisjoint(DUPLICATE_INPUTS),
+
+            def chosen(rules):
+                return tuple((rule, fn, getattr(cfg, rule)) for rule, fn, inputs in rules
+                             if getattr(cfg, rule).enabled and (fields is None or not fields.isdisjoint(inputs)))
+
+            whole = chosen(EVENT_RULES)
+            plan = self._plans[key] = (whole + chosen(LIGHT_RULES), bool(whole),
+                                       fields is None or not fields.isdisjoint(DUPLICATE_INPUTS),
                                        fields is None or "lines" in fields)
         return plan
 
@@ -94,11 +107,11 @@ class Detector:
             return self._close(order_id, event, now_ms, {"reason": "cancelled"})
         cfg = self.rules.for_shop(order["platform"], order["shop_id"])
         changed = None if fresh else tuple(event.get("changed_fields") or ()) or None
-        run, rekey, relearn = self._plan(cfg, changed)
-        if (run or rekey or relearn) and "snapshot" in event:  # only LIGHT_FIELDS were decoded
+        run, whole, rekey, relearn = self._plan(cfg, changed)
+        if (whole or rekey or relearn) and "snapshot" in event:  # only LIGHT_FIELDS were decoded
             order = event["order"] = event.pop("snapshot")()
         ctx = self._ctx
-        ctx.now_ms = now_ms
+        ctx.now_ms, ctx.changed = now_ms, changed
         ctx.dup_key = duplicate_key(order) if rekey else None
         found: dict[str, tuple] = {}
         for rule, fn, settings in run:
@@ -113,10 +126,13 @@ class Detector:
         if relearn and found.keys().isdisjoint(_NO_LEARN):
             self._learn(order)
         if rekey:
-            self.dupes.record(order_id, ctx.dup_key, order_time(order, now_ms))
+            at = order_time(order, now_ms)
+            out += self._flag_later_twins(order, event, ctx.dup_key, at, now_ms)
+            self.dupes.record(order_id, ctx.dup_key, at, (order["platform"], order["shop_id"]))
             if "duplicate_order" in found:
                 self._dup_keys[order_id] = ctx.dup_key
         self._track_deadline(order, cfg, event, now_ms, out)
+        self._track_stall(order, cfg, event, now_ms, out)
         return out
 
     def _settle(self, order: dict, event: dict, now_ms: int, found: dict, ran: list) -> list[dict]:
@@ -139,6 +155,32 @@ class Detector:
             self._open.pop(order_id, None)
         if "duplicate_order" not in opened:
             self._dup_keys.pop(order_id, None)
+        return out
+
+    def _flag_later_twins(self, order: dict, event: dict, key: tuple, at: int, now_ms: int) -> list[dict]:
+        """Raise duplicate_order on the orders already seen that were placed after this one with the same key
+        (within their own shop's window): the later-placed order of a pair is the duplicate, also when it
+        reached the detector first."""
+        order_id, out = order["order_id"], []
+        twins = self.dupes.matches(order_id, key, at, self.dupes.horizon_ms)
+        if not twins:
+            return out
+        placed = {twin: twin_at for twin_at, twin in twins}
+        for twin in duplicate_roles(order_id, at, twins)[1]:
+            platform, shop_id = self.dupes.owner(twin)
+            settings = self.rules.for_shop(platform, shop_id).duplicate_order
+            opened = self._open.get(twin) or {}
+            if (not settings.enabled or placed[twin] - at > settings.window_minutes * 60_000
+                    or "duplicate_order" in opened or "duplicate_order" in self._released.get(twin, ())):
+                continue
+            stub = {"order_id": twin, "platform": platform, "shop_id": shop_id,
+                    "version": max(self._versions.get(twin, 1), 1)}
+            opened["duplicate_order"] = record = self._record(
+                stub, event["event_id"], duplicate_finding(order_id, settings.window_minutes), settings.severity,
+                settings.action, now_ms)
+            self._open[twin] = opened
+            self._dup_keys[twin] = key
+            out.append(record)
         return out
 
     def _learn(self, order: dict) -> None:
@@ -166,21 +208,50 @@ class Detector:
             if not opened:
                 del self._open[order_id]
 
+    def _track_stall(self, order: dict, cfg: ShopRules, event: dict, now_ms: int, out: list) -> None:
+        """Watch the order's tracked parcels for movement; a parcel that moved clears its stall."""
+        order_id = order["order_id"]
+        due = stall_deadline(order, cfg) if cfg.parcel_stalled.enabled else None
+        opened = self._open.get(order_id)
+        stalled = opened.get("parcel_stalled") if opened else None
+        if due is not None:
+            deadline, parcel = due
+            if stalled is not None and stalled["evidence"].get("tracking_at") == str(parcel["tracking_at"]):
+                return  # still the same stall
+            self.stalls.track(order_id, deadline, (order["platform"], order["shop_id"], parcel["tracking_no"],
+                                                   parcel["tracking_at"], order["version"]))
+        else:
+            self.stalls.untrack(order_id)
+        if stalled is not None:
+            out.append(self._resolved(opened.pop("parcel_stalled"), event["event_id"], now_ms, event["version"],
+                                      {"reason": "moved" if due is not None else "arrived"}))
+            if not opened:
+                del self._open[order_id]
+
     def tick(self, now_ms: int) -> list[dict]:
-        """Raise ship_overdue for every watched order whose shipping deadline has passed."""
+        """Raise ship_overdue for every watched order whose shipping deadline has passed, and parcel_stalled
+        for every tracked parcel that has not moved in time."""
         out = []
         for order_id, _deadline, (platform, shop_id, paid_at, version) in self.overdue.due(now_ms):
             settings = self.rules.for_shop(platform, shop_id).ship_overdue
-            opened = self._open.get(order_id) or {}
-            if "ship_overdue" in opened or "ship_overdue" in self._released.get(order_id, ()):
-                continue
-            order = {"order_id": order_id, "platform": platform, "shop_id": shop_id, "version": version}
-            record = self._record(order, None, overdue_finding(paid_at, now_ms, settings.promise_hours),
-                                  settings.severity, settings.action, now_ms)
-            opened["ship_overdue"] = record
-            self._open[order_id] = opened
-            out.append(record)
+            self._raise_due(order_id, platform, shop_id, version, "ship_overdue", settings, now_ms, out,
+                            lambda s=settings, at=paid_at: overdue_finding(at, now_ms, s.promise_hours))
+        for order_id, _deadline, (platform, shop_id, number, moved_at, version) in self.stalls.due(now_ms):
+            settings = self.rules.for_shop(platform, shop_id).parcel_stalled
+            self._raise_due(order_id, platform, shop_id, version, "parcel_stalled", settings, now_ms, out,
+                            lambda s=settings, n=number, at=moved_at: stalled_finding(n, at, now_ms, s.stall_hours))
         return out
+
+    def _raise_due(self, order_id: str, platform: str, shop_id: str, version: int, rule: str, settings, now_ms: int,
+                   out: list, finding) -> None:
+        opened = self._open.get(order_id) or {}
+        if rule in opened or rule in self._released.get(order_id, ()):
+            return
+        order = {"order_id": order_id, "platform": platform, "shop_id": shop_id, "version": version}
+        record = self._record(order, None, finding(), settings.severity, settings.action, now_ms)
+        opened[rule] = record
+        self._open[order_id] = opened
+        out.append(record)
 
     def release(self, order_id: str, now_ms: int, released_by: str = "operator") -> list[dict]:
         """A person released the order: resolve every open finding; they are not raised again."""
@@ -205,6 +276,7 @@ class Detector:
             version = record["order_version"] if event is None else event["version"]
             out.append(self._resolved(record, event_id, now_ms, version, evidence))
         self.overdue.untrack(order_id)
+        self.stalls.untrack(order_id)
         self._dup_keys.pop(order_id, None)
         if forget:
             self.dupes.forget(order_id)

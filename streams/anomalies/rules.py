@@ -96,16 +96,39 @@ def amount_mismatch(order: dict, cfg: ShopRules, ctx) -> Finding | None:
     return None
 
 
+def placed_rank(at: int, order_id: str) -> tuple:
+    """What orders the members of a duplicate pair by when they were placed: the time, then (equal times)
+    the longer and then the larger order id, so the decision never depends on which arrived first."""
+    return at, len(order_id), order_id
+
+
+def duplicate_roles(order_id: str, at: int, twins: list[tuple[int, str]]) -> tuple[str | None, list[str]]:
+    """Of an order placed at `at` and its `twins` ((time, order id) of orders with the same buyer,
+    receiver and lines): the original it duplicates (the earliest twin placed before it, None if it came
+    first), and the twins placed after it, which are duplicates of it. Arrival order plays no part."""
+    mine = placed_rank(at, order_id)
+    earlier = min((placed_rank(t_at, t_id) for t_at, t_id in twins if placed_rank(t_at, t_id) < mine), default=None)
+    later = [t_id for t_at, t_id in twins if placed_rank(t_at, t_id) > mine]
+    return (earlier[2] if earlier else None), later
+
+
+def duplicate_finding(original: str, window_minutes: float) -> Finding:
+    """The duplicate_order finding of an order placed again after `original`."""
+    return Finding("duplicate_order", f"疑似重复订单（与 {original} 相同买家、收件人和商品）",
+                   f"possible duplicate of {original} (same buyer, receiver and items)",
+                   {"other_order_id": original, "window_minutes": f"{window_minutes:g}"})
+
+
 def duplicate_order(order: dict, cfg: ShopRules, ctx) -> Finding | None:
-    """The same buyer, receiver and lines as another order (any shop/platform) within the window."""
+    """Placed after another order (any shop/platform) with the same buyer, receiver and lines within the
+    window. Of a pair, the later-placed order is the duplicate whichever reaches the detector first; when
+    the earlier one arrives second the detector flags the later one (see `duplicate_roles`)."""
     window = cfg.duplicate_order.window_minutes
     key = getattr(ctx, "dup_key", None) or duplicate_key(order)  # the detector hashes each version once
-    other = ctx.dupes.match(order["order_id"], key, order_time(order, ctx.now_ms), window * 60_000)
-    if other is None:
-        return None
-    return Finding("duplicate_order", f"疑似重复订单（与 {other} 相同买家、收件人和商品）",
-                   f"possible duplicate of {other} (same buyer, receiver and items)",
-                   {"other_order_id": other, "window_minutes": f"{window:g}"})
+    at = order_time(order, ctx.now_ms)
+    original, _ = duplicate_roles(order["order_id"], at, ctx.dupes.matches(order["order_id"], key, at,
+                                                                          window * 60_000))
+    return None if original is None else duplicate_finding(original, window)
 
 
 _ADDRESS_TEXT = {
@@ -202,6 +225,78 @@ def ship_overdue(order: dict, cfg: ShopRules, ctx) -> Finding | None:
     return overdue_finding(order["paid_at"], ctx.now_ms, cfg.ship_overdue.promise_hours)
 
 
+_RETURNED = {"RETURNING": "退回", "RETURNED": "退签", "REFUSED": "拒签"}
+_FINAL = frozenset(("DELIVERED", "RETURNED", "REFUSED"))  # a parcel that will not move again
+SHIPPED_STATUSES = frozenset(("PARTIALLY_SHIPPED", "SHIPPED", "DELIVERED", "COMPLETED"))
+
+
+def _parcel_in(order: dict, states) -> dict | None:
+    return next((s for s in order["shipments"] if s.get("tracking_state") in states), None)
+
+
+def _parcel_evidence(shipment: dict) -> dict[str, str]:
+    return {"tracking_no": str(shipment.get("tracking_no")), "carrier": str(shipment.get("carrier")),
+            "tracking_status": str(shipment.get("tracking_status")), "tracking_at": str(shipment.get("tracking_at"))}
+
+
+def parcel_exception(order: dict, cfg: ShopRules, ctx) -> Finding | None:
+    """The carrier reports a parcel of the order in trouble (Kuaidi100 疑难); clears when it moves on."""
+    shipment = _parcel_in(order, ("EXCEPTION",))
+    if shipment is None:
+        return None
+    return Finding("parcel_exception", f"快件异常（疑难件）：{shipment.get('tracking_no')}",
+                   f"parcel {shipment.get('tracking_no')} is in trouble with the carrier", _parcel_evidence(shipment))
+
+
+def parcel_returned(order: dict, cfg: ShopRules, ctx) -> Finding | None:
+    """A parcel of the order is being returned, was returned (退回, 退签) or refused (拒签)."""
+    shipment = _parcel_in(order, _RETURNED)
+    if shipment is None:
+        return None
+    word = _RETURNED[shipment["tracking_state"]]
+    return Finding("parcel_returned", f"快件{word}：{shipment.get('tracking_no')}",
+                   f"parcel {shipment.get('tracking_no')} {shipment['tracking_state'].lower()}",
+                   _parcel_evidence(shipment))
+
+
+def changed_after_shipment(order: dict, cfg: ShopRules, ctx) -> Finding | None:
+    """The platform changed the receiver of an order that had already shipped: the parcel is on its way
+    to the old address. Judged on the version that changed the receiver (`ctx.changed`)."""
+    changed = ctx.changed
+    if not changed or "receiver" not in changed:
+        return None
+    before = (order["shipments"] and "shipments" not in changed) or (
+        order["status"] in SHIPPED_STATUSES and "status" not in changed)
+    if not before:
+        return None
+    numbers = ", ".join(str(s.get("tracking_no")) for s in order["shipments"]) or "-"
+    return Finding("changed_after_shipment", f"发货后收货地址被修改（运单 {numbers}）",
+                   f"receiver address changed after shipment (tracking {numbers})",
+                   {"status": order["status"], "tracking_no": numbers})
+
+
+def stall_deadline(order: dict, cfg: ShopRules) -> tuple[int, dict] | None:
+    """(when, parcel) by which the tracked parcel that moved least recently must move again; None when no
+    tracked parcel is still under way (or the order is cancelled)."""
+    if order["status"] == "CANCELLED":
+        return None
+    moving = [s for s in order["shipments"] if s.get("tracking_at") is not None
+              and s.get("tracking_state") not in _FINAL]
+    if not moving:
+        return None
+    oldest = min(moving, key=lambda s: s["tracking_at"])
+    return int(oldest["tracking_at"] + cfg.parcel_stalled.stall_hours * HOUR_MS), oldest
+
+
+def stalled_finding(tracking_no: str, tracking_at: int, now_ms: int, stall_hours: float) -> Finding:
+    """The parcel_stalled finding of a parcel whose last step was at `tracking_at`, judged at `now_ms`."""
+    hours = (now_ms - tracking_at) // HOUR_MS
+    return Finding("parcel_stalled", f"物流停滞：快件 {tracking_no} 已 {hours} 小时无新轨迹（阈值 {stall_hours:g} 小时）",
+                   f"parcel {tracking_no} has not moved for {hours} h (threshold {stall_hours:g} h)",
+                   {"tracking_no": tracking_no, "tracking_at": str(tracking_at), "hours_since_movement": str(hours),
+                    "stall_hours": f"{stall_hours:g}"})
+
+
 _MONEY = frozenset(("items_total", "shipping_fee", "discount_total", "tax_total", "paid_total", "currency"))
 DUPLICATE_INPUTS = frozenset(("buyer", "receiver", "lines", "created_at"))
 # (rule id, function, the top-level order fields it reads): a new version re-runs a rule only when
@@ -213,3 +308,8 @@ EVENT_RULES = (("zero_amount", zero_amount, _MONEY | {"lines"}),
                ("invalid_phone", invalid_phone, frozenset(("receiver",))),
                ("price_anomaly", price_anomaly, frozenset(("lines", "currency"))),
                ("quantity_spike", quantity_spike, frozenset(("lines",))))
+# Rules that read only the detector's light fields (shipments, status) and the changed fields: they run
+# without decoding the rest of the snapshot (tracking updates are frequent); parcel_stalled is time-driven.
+LIGHT_RULES = (("parcel_exception", parcel_exception, frozenset(("shipments",))),
+               ("parcel_returned", parcel_returned, frozenset(("shipments",))),
+               ("changed_after_shipment", changed_after_shipment, frozenset(("receiver",))))

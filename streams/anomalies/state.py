@@ -36,27 +36,34 @@ class DuplicateIndex:
     def __init__(self, horizon_ms: int):
         self.horizon_ms = horizon_ms
         self._by_key: dict[tuple, dict[str, int]] = {}     # key -> {order_id: at}
-        self._by_order: dict[str, tuple[tuple, int]] = {}  # order_id -> (key, at)
+        self._by_order: dict[str, tuple[tuple, int, tuple]] = {}  # order_id -> (key, at, (platform, shop_id))
         self._queue: deque[tuple[int, str]] = deque()       # (at, order_id) in arrival order
         self._newest = 0
 
-    def match(self, order_id: str, key: tuple, at: int, window_ms: float) -> str | None:
-        """Another (not this) indexed order with the same key whose time is within the window."""
+    def matches(self, order_id: str, key: tuple, at: int, window_ms: float) -> list[tuple[int, str]]:
+        """(time, order id) of every other indexed order with the same key whose time is within the window
+        (not this order, nor the same platform order under another shop)."""
+        bucket = self._by_key.get(key)
+        if not bucket or (len(bucket) == 1 and order_id in bucket):  # the common case: no twin
+            return []
         same_ref = order_id.split(":", 1)[0], order_id.rsplit(":", 1)[-1]
-        for other, other_at in self._by_key.get(key, {}).items():
-            if other != order_id and abs(other_at - at) <= window_ms and (
-                    (other.split(":", 1)[0], other.rsplit(":", 1)[-1]) != same_ref):
-                return other
-        return None
+        return [(other_at, other) for other, other_at in bucket.items()
+                if other != order_id and abs(other_at - at) <= window_ms
+                and (other.split(":", 1)[0], other.rsplit(":", 1)[-1]) != same_ref]
 
-    def record(self, order_id: str, key: tuple, at: int) -> None:
+    def owner(self, order_id: str) -> tuple[str, str] | None:
+        """(platform, shop_id) of an indexed order."""
+        held = self._by_order.get(order_id)
+        return None if held is None else held[2]
+
+    def record(self, order_id: str, key: tuple, at: int, owner: tuple[str, str] = ("", "")) -> None:
         """Index (or re-index after a change of key) an order; drop entries beyond the horizon."""
         held = self._by_order.get(order_id)
         if held is not None:
             if held[0] == key:
                 return
             self.forget(order_id)
-        self._by_order[order_id] = (key, at)
+        self._by_order[order_id] = (key, at, owner)
         self._by_key.setdefault(key, {})[order_id] = at
         self._queue.append((at, order_id))
         self._newest = max(self._newest, at)

@@ -5,12 +5,15 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from schemas.codec import AvroCodec
+from schemas.kafka import Publisher
 from tests.e2e.helpers import TONGLU, get_json, port_free, running_stack, wait_until
 
 
@@ -73,6 +76,33 @@ def test_sim_orders_are_polled_or_pushed_and_served_masked(stack, platform, shop
 
 def _order(stack, order_id: str) -> dict:
     return get_json(f"{stack['base']}/api/orders/{urllib.request.quote(order_id, safe='')}")[1]
+
+
+def test_demo_orders_reach_the_erp_simulator_signed_and_its_warehouse_reaches_the_api(stack):
+    from urllib.parse import quote
+
+    erp = stack["env"]["TONGLU_ERP_SIM_HTTP"]
+    received = wait_until(lambda: get_json(f"{erp}/_sim/received")[1]["received"], 90,
+                          "no order event reached the ERP simulator")
+    first = received[0]
+    assert first["headers"]["X-Tonglu-Event-Id"] == first["body"]["event_id"]
+    assert json.loads(first["raw"]) == first["body"] and first["headers"]["X-Tonglu-Signature"].startswith("sha256=")
+    order_id = first["body"]["order_id"]
+    _, served = wait_until(lambda: get_json(f"{stack['base']}/api/orders/{quote(order_id, safe='')}"), 60,
+                           "the order in the API")
+    assert served["order_id"] == order_id and served["receiver"] == first["body"]["order"]["receiver"]
+    # the warehouse picks the paid orders of demo shops and posts them with the operator token `tonglu up` made
+    picked = wait_until(lambda: [s for s in get_json(f"{erp}/_sim/shipments")[1]["shipments"]
+                                 if s["answer"] and s["answer"]["status"]], 60, "the warehouse reaching the API")
+    assert all(s["answer"]["status"] not in (401, 403) for s in picked)
+    token = (Path(stack["env"]["TONGLU_DATA_DIR"]) / "erp-sim.token").read_text().strip()
+    request = urllib.request.Request(f"{stack['base']}/api/tokens", headers={"Authorization": f"Bearer {token}"})
+    with pytest.raises(urllib.error.HTTPError) as refused:  # an operator may not manage tokens
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.code == 403 and json.loads(refused.value.read())["role"] == "operator"
+    assert any(r["body"]["order"]["status"] == "PAID" for r in received)
+    stages = get_json(f"{stack['base']}/api/stats")[1]["stages"]
+    assert stages["erp"]["ok"]
 
 
 def test_defective_orders_are_held_alerted_once_and_released(stack):
@@ -180,6 +210,33 @@ def test_the_projector_yields_cpu_to_the_order_path(stack):
     nice = _worker_niceness(stack["base"])
     assert {"projector", "normalizer", "detector", "alerter"} <= set(nice)
     assert nice["projector"] - nice["normalizer"] == 5 and nice["detector"] == nice["normalizer"]
+
+
+def test_an_uploaded_shipment_of_a_demo_shop_is_tracked_to_the_door(stack):
+    """What the ship-back worker publishes for an upload the platform accepted is subscribed, the simulated
+    carrier moves the parcel, and the order's timeline shows every step."""
+    def shipped():
+        orders = get_json(f"{stack['base']}/api/orders?platform=taobao&status=SHIPPED&limit=50")[1]["orders"]
+        return next((o for o in orders if len(o["shipments"]) == 1), None)
+
+    order = wait_until(shipped, 90, "no demo order shipped whole")
+    number = order["shipments"][0]["tracking_no"]
+    result = {"shipment_id": "e2e-1", "order_id": order["order_id"], "status": "UPLOADED", "carrier_code": "ZTO",
+              "tracking_no": number, "line_ids": [], "attempt": 1, "reason": None,
+              "recorded_at": int(time.time() * 1000)}
+    Publisher({"bootstrap.servers": f"127.0.0.1:{stack['ports']['broker']}"}).publish(
+        [("fulfillment.results", order["order_id"].encode(), AvroCodec("ShipmentResult").encode(result))])
+
+    def signed_for():
+        got = _order(stack, order["order_id"])
+        return got if got["shipments"][0].get("tracking_state") == "DELIVERED" else None
+
+    got = wait_until(signed_for, 90, "the parcel was not signed for")
+    steps = [t["tracking"]["state"] for t in got["timeline"] if "tracking" in t]
+    assert steps[0] == "PICKED_UP" and steps[-1] == "DELIVERED" and len(steps) >= 3
+    assert any(t["kind"] == "shipment" and t["status"] == "UPLOADED" for t in got["timeline"])
+    assert got["status"] in ("DELIVERED", "COMPLETED")  # the platform may have moved on by itself meanwhile
+    assert get_json(f"{stack['base']}/api/stats")[1]["loop"]["parcels_delivered"] >= 1
 
 
 def test_ctrl_c_stops_everything(stack):

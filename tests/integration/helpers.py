@@ -1,6 +1,8 @@
-"""Helpers for integration tests: worker processes, consuming until N records, waiting on conditions."""
+"""Helpers for integration tests: worker processes, consuming until N records, waiting on conditions, and
+the connectors process against platform simulators (its settings, the raw records it published)."""
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -8,7 +10,10 @@ import time
 
 from schemas.codec import AvroCodec
 from schemas.kafka import Publisher, consumer_from_start, usable
+from schemas.sealing import open_body
 from schemas.topics import Topics
+
+_RAW = AvroCodec("RawRecord")
 
 
 async def serve_app(app) -> tuple:
@@ -66,6 +71,16 @@ class TopicReader:
         assert len(self.records) >= count, f"only {len(self.records)} of {count} records within {timeout}s"
         return self.records
 
+    async def until_true(self, predicate, timeout: float = 60.0) -> list:
+        """The records once `predicate(records)` holds, reading off the event loop; fails after `timeout`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            await loop.run_in_executor(None, self.poll, 0.3)
+            if predicate(self.records):
+                return self.records
+        raise AssertionError(f"condition not met within {timeout}s ({len(self.records)} records)")
+
     def close(self) -> None:
         self.consumer.close()
 
@@ -85,3 +100,61 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2, what: str 
             return result
         time.sleep(interval)
     raise AssertionError(f"{what} not reached within {timeout}s")
+
+
+async def eventually(condition, timeout: float = 10.0, interval: float = 0.02) -> None:
+    """Wait (without blocking the loop) until `condition()` is true; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"condition not met within {timeout}s"
+        await asyncio.sleep(interval)
+
+
+async def post_json(session, url: str, body: dict | None = None, params: dict | None = None) -> dict:
+    """POST `body` as JSON (a simulator's control API) and return the JSON answer; it must be 200."""
+    async with session.post(url, json=body or {}, params=params) as resp:
+        assert resp.status == 200, await resp.text()
+        return await resp.json()
+
+
+async def make_orders(session, base_url: str, shop_id: str, count: int, **fields) -> list[str]:
+    """External ids of `count` orders a simulator makes in a shop through its control API (`/_sim/orders`)."""
+    body = {"shop_id": shop_id, "count": count, **fields}
+    return (await post_json(session, f"{base_url}/_sim/orders", body))["external_ids"]
+
+
+async def read_until(reader: TopicReader, predicate, timeout: float = 60.0) -> list:
+    """Poll `reader` (in a thread) until `predicate(reader.records)` holds; its records then."""
+    return await reader.until_true(predicate, timeout)
+
+
+def raw_records(records, source: str | None = None) -> list[dict]:
+    """The RawRecords of (key, value) pairs read from raw.orders (of one `source`: poll or push), each with
+    its `body` opened (unsealed)."""
+    out = []
+    for _, value in records:
+        raw = _RAW.decode(value)
+        if source is None or raw["source"] == source:
+            out.append({**raw, "body": open_body(raw)})
+    return out
+
+
+def raw_ids(records, source: str | None = None) -> set[str]:
+    """External ids of every order the raw records (of one `source`) carry, through their platform's mapping."""
+    from connectors import platforms
+
+    return {o["external_id"] for raw in raw_records(records, source)
+            for o in platforms.map_payload(raw["platform"], raw["body"], raw["content_type"], raw["shop_id"])}
+
+
+def connector_settings(kafka_bootstrap: str, topics: Topics, data_dir, simulators: dict, policy=None):
+    """ConnectorSettings for the connectors process on simulators: a free webhook port and quick polls
+    (unless `policy` says otherwise)."""
+    from connectors.runtime.poller import PollPolicy
+    from connectors.runtime.service import ConnectorSettings
+    from infra.broker import free_port
+
+    return ConnectorSettings(
+        kafka_config={"bootstrap.servers": kafka_bootstrap}, raw_topic=topics.raw_orders,
+        calls_topic=topics.connector_calls, data_dir=data_dir, webhook_port=free_port(), simulators=simulators,
+        policy=policy or PollPolicy(interval=0.3, settle_ms=0, overlap_ms=500, lookback_ms=1_000))

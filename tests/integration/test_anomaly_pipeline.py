@@ -170,3 +170,49 @@ async def test_an_alert_survives_every_channel_being_down(kafka_bootstrap, topic
         reports.close()
         await runner.cleanup()
     assert (detector_code, alerter_code) == (0, 0), "a worker did not exit cleanly on SIGTERM"
+
+
+def _duplicate_pair(shop: str, original_last: bool) -> tuple[list[tuple[bytes, bytes]], str, str]:
+    """A re-placed order and its original as order events, in the order the detector judges them: the one
+    that arrives last is first seen in a later state (shipped two minutes on), as a poll delivers it. With
+    `original_last` the original arrives after the order that duplicates it (a platform listing newest
+    first). Returns (events, original id, re-placed id)."""
+    world = platforms.module("taobao", "simulator").create_app()[WORLD]
+    (twin,) = world.create_orders(shop, 1, NOW, defect="duplicate_order")
+    (original,) = [o for o in world.orders.values() if o is not twin]
+    last = original if original_last else twin
+    while last.status == "PAID":  # the detector orders a batch by when things happened
+        world.step(last, NOW + 120_000)
+    order_codec, event_codec = AvroCodec("Order"), AvroCodec("OrderEvent")
+    out = []
+    for sim in ((twin, original) if original_last else (original, twin)):
+        (order,) = _mapped([sim], shop)
+        body = order_codec.encode_body(order)
+        out += [(order["order_id"].encode(), event_codec.encode_with_tail(e, body))
+                for e in derive_events(None, order, NOW)]
+    return out, f"taobao:{shop}:{original.external_id}", f"taobao:{shop}:{twin.external_id}"
+
+
+async def test_the_later_placed_order_of_a_duplicate_pair_is_flagged_in_either_arrival_order(kafka_bootstrap,
+                                                                                           topics, tmp_path):
+    in_order, original_a, again_a = _duplicate_pair("dup-in-order", original_last=False)
+    reversed_, original_b, again_b = _duplicate_pair("dup-newest-first", original_last=True)
+    publish(kafka_bootstrap, [(topics.order_events, k, v) for k, v in in_order + reversed_])
+    detector = start_worker("detector", worker_env(kafka_bootstrap, topics), tmp_path / "detector.log")
+    anomalies = TopicReader(kafka_bootstrap, topics.order_anomalies, "Anomaly")
+    loop = asyncio.get_running_loop()
+    try:
+        found = await loop.run_in_executor(None, anomalies.until, 2, 60)
+        assert sorted((a["order_id"], a["rule"], a["evidence"]["other_order_id"]) for _, a in found) == \
+            sorted([(again_a, "duplicate_order", original_a), (again_b, "duplicate_order", original_b)])
+        # positive control: a defective order published after the pairs is found, and still nothing flags
+        # an original
+        marker = _events("zero_amount", 1, "dup-marker")
+        publish(kafka_bootstrap, [(topics.order_events, k, v) for k, v in marker])
+        records = await loop.run_in_executor(None, anomalies.until, 3, 60)
+        assert records[-1][1]["rule"] == "zero_amount"
+        assert not {a["order_id"] for _, a in records} & {original_a, original_b}
+    finally:
+        code = stop_worker(detector)
+        anomalies.close()
+    assert code == 0

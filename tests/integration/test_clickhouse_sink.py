@@ -6,11 +6,12 @@ import os
 
 import pytest
 
+from connectors.tracking.receiver import tracking_record
 from infra.bench.workload import encode_pages, taobao_pages
 from projections.clickhouse import ChdbBackend, ClickHouseSink, FlushError, ServerBackend, create_schema
 from schemas.codec import AvroCodec
 from streams.normalize import Normalizer, RawIn
-from tests.samples import sample_call, sample_dead_letter, sample_event
+from tests.samples import carrier_push, sample_call, sample_dead_letter, sample_event
 
 DB = "tonglu_test"
 
@@ -101,6 +102,24 @@ def normalized_events(orders: int) -> list[bytes]:
     return [value for _, value in out.events]
 
 
+def tracked_events(orders: int) -> list[bytes]:
+    """normalized_events plus the carrier's news for every shipped order (trouble for some, signed for the
+    others), applied by the same normalizer."""
+    pages = encode_pages(taobao_pages(orders, shops=2, page_size=50))
+    normalizer = Normalizer()
+    out = normalizer.process([RawIn("raw.orders", 0, i, key, value) for i, (key, value, _) in enumerate(pages)])
+    pushes = []
+    for n, order_id in enumerate(sorted({key.decode() for key, _ in out.events})):
+        order = normalizer.store.get(order_id)
+        if order["shipments"]:
+            turn = "exception" if n % 3 == 0 else "delivered"
+            pushes.append(tracking_record(order_id, carrier_push(order["shipments"][0]["tracking_no"], turn)))
+    assert pushes
+    tracked = normalizer.process([RawIn("raw.orders", 1, i, key, value) for i, (key, value) in enumerate(pushes)])
+    assert not tracked.dead
+    return [value for _, value in out.events + tracked.events]
+
+
 def table_dump(backend, db: str, table: str) -> list[dict]:
     return backend.query(f"SELECT * FROM {db}.{table} FINAL ORDER BY ALL")
 
@@ -108,8 +127,9 @@ def table_dump(backend, db: str, table: str) -> list[dict]:
 class EncodedEventsContract:
     """Events handed over undecoded (ClickHouse parses the Avro) end as the rows the Python path makes."""
 
-    def test_same_rows_as_decoded_events(self, backend):
-        values = normalized_events(300)
+    @staticmethod
+    def write_both_ways(backend, values: list[bytes]) -> None:
+        """`values` decoded in Python into DB, and handed to ClickHouse undecoded into DB_encoded."""
         decoder = ClickHouseSink(backend, DB)
         codec = AvroCodec("OrderEvent")
         for value in values:
@@ -121,10 +141,23 @@ class EncodedEventsContract:
             encoded.add_encoded_event(value)
         encoded.flush()
         assert encoded.take_rejected() == []
+
+    def test_same_rows_as_decoded_events(self, backend):
+        values = normalized_events(300)
+        self.write_both_ways(backend, values)
         for table in ("order_events", "orders"):
             rows = table_dump(backend, DB, table)
             assert len(rows) == (len(values) if table == "order_events" else 300)
             assert table_dump(backend, f"{DB}_encoded", table) == rows
+
+    def test_tracking_rows_are_the_same_both_ways(self, backend):
+        values = tracked_events(200)
+        self.write_both_ways(backend, values)
+        rows = table_dump(backend, DB, "tracking")
+        steps = sum(AvroCodec("OrderEvent").decode(v)["event_type"] == "TrackingUpdated" for v in values)
+        assert len(rows) == steps and {r["tracking_state"] for r in rows} == {"EXCEPTION", "DELIVERED"}
+        for table in ("tracking", "orders", "order_events"):
+            assert table_dump(backend, f"{DB}_encoded", table) == table_dump(backend, DB, table)
 
     def test_a_corrupt_event_is_rejected_and_the_rest_written(self, backend):
         values = normalized_events(20)

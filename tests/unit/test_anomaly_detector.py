@@ -5,6 +5,7 @@ order.events (Avro bytes; updates that change no rule input come with a light sn
 """
 import pytest
 
+from schemas.canonical import with_tracking_fields
 from schemas.codec import AvroCodec, EventDecoder
 from streams.anomalies.config import parse_rules
 from streams.anomalies.detector import LIGHT_FIELDS, LIGHT_READ, Detector, anomaly_id
@@ -116,6 +117,45 @@ def test_duplicate_across_shops_and_platforms_but_not_a_resent_order():
     fewer["lines"] = fewer["lines"][:1]
     fewer.update(items_total=7980, discount_total=600, paid_total=7380)
     assert _states(feed.push(fewer, BASE_MS + 61 * 60_000)) == [("duplicate_order", "resolved")]
+
+
+@pytest.mark.parametrize("arrival", ["original first", "re-placed first"])
+def test_the_later_placed_order_is_flagged_whatever_the_arrival_order(arrival):
+    """A platform listing newest first hands the re-placed order to the detector before the original."""
+    feed = Feed()
+    original = canonical_order("1001", shop_id="shopA", created_at=BASE_MS)
+    again = canonical_order("2002", shop_id="shopB", created_at=BASE_MS + 3 * 60_000)
+    first, second = (original, again) if arrival == "original first" else (again, original)
+    out = feed.push(first, BASE_MS + 5 * 60_000) + feed.push(second, BASE_MS + 5 * 60_000)
+    assert [(r["order_id"], r["rule"], r["state"], r["evidence"]["other_order_id"]) for r in out] == \
+        [(again["order_id"], "duplicate_order", "raised", original["order_id"])]
+    assert out[0]["order_version"] == 1 and out[0]["action"] == feed.detector.rules.defaults.duplicate_order.action
+    assert feed.detector.open_findings(original["order_id"]) == []
+    # the finding stays on the re-placed order through its later versions, and goes when it changes its lines
+    assert feed.push(changed(feed.held[again["order_id"]], status="SHIPPED"), BASE_MS + 6 * 60_000) == []
+    fewer = changed(feed.held[again["order_id"]], minutes=2)
+    fewer["lines"] = fewer["lines"][:1]
+    fewer.update(items_total=7980, discount_total=600, paid_total=7380)
+    assert _states(feed.push(fewer, BASE_MS + 7 * 60_000)) == [("duplicate_order", "resolved")]
+
+
+def test_three_placements_arriving_newest_first_flag_the_two_later_ones():
+    feed = Feed()
+    orders = [canonical_order(str(n), shop_id=f"shop{n}", created_at=BASE_MS + n * 60_000) for n in range(3)]
+    out = [r for order in reversed(orders) for r in feed.push(order, BASE_MS + 5 * 60_000)]
+    assert sorted(r["order_id"] for r in out) == [orders[1]["order_id"], orders[2]["order_id"]]
+    assert feed.detector.open_findings(orders[0]["order_id"]) == []
+
+
+def test_a_released_later_order_is_not_flagged_again_by_its_original():
+    feed = Feed()
+    original = canonical_order("1001", shop_id="shopA", created_at=BASE_MS)
+    again = canonical_order("2002", shop_id="shopB", created_at=BASE_MS + 60_000)
+    feed.push(original, BASE_MS)
+    assert _states(feed.push(again, BASE_MS + 60_000)) == [("duplicate_order", "raised")]
+    feed.detector.release(again["order_id"], BASE_MS + 61_000)
+    assert feed.push(changed(feed.held[original["order_id"]], buyer=dict(original["buyer"], message="改")),
+                     BASE_MS + 62_000) == []
 
 
 def test_reorder_after_cancel_is_not_a_duplicate():
@@ -232,8 +272,8 @@ def test_an_update_that_changes_no_rule_input_is_judged_from_a_light_snapshot():
     found = [r for e in read(None, order, BASE_MS) for r in detector.detect(e, BASE_MS)]
     assert _states(found) == [("amount_mismatch", "raised")]
     shipped = changed(order, status="SHIPPED", shipped_at=BASE_MS + HOUR,
-                      shipments=[{"carrier": "ZTO", "tracking_no": "7", "shipped_at": BASE_MS + HOUR,
-                                  "line_ids": ["1", "2"]}])
+                      shipments=[with_tracking_fields({"carrier": "ZTO", "tracking_no": "7",
+                                                       "shipped_at": BASE_MS + HOUR, "line_ids": ["1", "2"]})])
     (event,) = read(order, shipped, BASE_MS + HOUR)
     assert set(event["order"]) == LIGHT_FIELDS and event["order"]["status"] == "SHIPPED"
     assert detector.detect(event, BASE_MS + HOUR) == []

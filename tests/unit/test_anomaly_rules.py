@@ -88,6 +88,33 @@ def test_same_buyer_receiver_lines_in_another_shop_is_a_duplicate():
     assert "taobao:shopA:1001" in found.message_zh
 
 
+def test_of_a_pair_the_later_placed_order_is_the_duplicate_in_either_arrival_order():
+    first = canonical_order("1001", shop_id="shopA", created_at=BASE_MS)
+    again = canonical_order("2002", shop_id="shopB", created_at=BASE_MS + 4 * 60_000)
+    for arrived, judged in ((first, again), (again, first)):
+        ctx = _ctx()
+        _indexed(ctx, arrived)
+        found = R.duplicate_order(judged, CFG, ctx)
+        if judged is again:   # the original was seen: the re-placed order is the duplicate
+            assert found.evidence["other_order_id"] == first["order_id"]
+        else:                 # the re-placed order was seen first: the original is not flagged
+            assert found is None
+    assert R.duplicate_roles(again["order_id"], BASE_MS + 4 * 60_000, [(BASE_MS, first["order_id"])]) == \
+        (first["order_id"], [])
+    assert R.duplicate_roles(first["order_id"], BASE_MS, [(BASE_MS + 4 * 60_000, again["order_id"])]) == \
+        (None, [again["order_id"]])
+
+
+def test_duplicate_roles_name_the_earliest_original_and_every_later_twin_ties_by_id():
+    a, b, c = "jd:s:100", "taobao:s:200", "taobao:s:300"
+    assert R.duplicate_roles(b, 5, [(9, c), (1, a)]) == (a, [c])
+    assert R.duplicate_roles(a, 1, [(9, c), (5, b)]) == (None, [c, b])
+    assert R.duplicate_roles(c, 9, [(5, b), (1, a)]) == (a, [])
+    # placed in the same millisecond: the longer, then the larger id is the later one, from either side
+    assert R.duplicate_roles("taobao:s:99", 7, [(7, "taobao:s:100")]) == (None, ["taobao:s:100"])
+    assert R.duplicate_roles("taobao:s:100", 7, [(7, "taobao:s:99")]) == ("taobao:s:99", [])
+
+
 def test_not_duplicates():
     ctx = _ctx()
     first = canonical_order("1001")

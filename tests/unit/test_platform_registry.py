@@ -61,6 +61,10 @@ def test_a_copied_folder_is_discovered_under_its_own_code(tmp_path):
     (lambda t: t.replace("push = false ", "push = true ").split("[push]")[0] + "\n[statuses]\nA = \"PAID\"\n",
      "capabilities.push is true but there is no [push] table"),
     (lambda t: t.replace("[names]", "[names"), "not valid TOML"),
+    (lambda t: t.replace("[names]", 'amount_identity_exception = " "\n[names]'),
+     "amount_identity_exception: String should match pattern"),
+    (lambda t: t.replace("[names]", 'amount_identity_exception = """tax\nrefunds"""\n[names]'),
+     "amount_identity_exception: String should match pattern"),
 ])
 def test_a_bad_manifest_is_refused_with_a_one_line_reason(tmp_path, edit, reason):
     folder = _copy(tmp_path, "broken", edit=edit)
@@ -70,6 +74,14 @@ def test_a_bad_manifest_is_refused_with_a_one_line_reason(tmp_path, edit, reason
     assert "\n" not in message and message.startswith(str(folder / "manifest.toml")) and reason in message, message
     with pytest.raises(ManifestError):
         platforms.discover([tmp_path])
+
+
+def test_a_documented_amount_identity_exception_is_kept(tmp_path):
+    folder = _copy(tmp_path, "withtax", edit=lambda t: t.replace(
+        "[names]", 'amount_identity_exception = "paid_total excludes the platform subsidy"\n[names]'))
+    assert load_manifest(folder / "manifest.toml").amount_identity_exception == \
+        "paid_total excludes the platform subsidy"
+    assert platforms.manifest("taobao").amount_identity_exception is None
 
 
 def test_two_folders_claiming_one_alias_or_port_are_refused(tmp_path):

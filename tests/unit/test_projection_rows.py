@@ -87,7 +87,7 @@ def test_ddl_is_replacing_and_parameterised():
     statements = schema_statements("tonglu_x")
     assert all("tonglu_x." in s for s in statements[1:])
     tables = [s for s in statements if s.startswith("CREATE TABLE") and "ENGINE = Null" not in s]
-    assert len(tables) == 9 and all("ReplacingMergeTree" in s for s in tables)
+    assert len(tables) == 11 and all("ReplacingMergeTree" in s for s in tables)
     landing = [s for s in statements if "ENGINE = Null" in s]  # only ever a pass-through to views
     assert len(landing) == 1 and "order_events_in_" in landing[0]
     assert "ReplacingMergeTree(version)" in next(s for s in tables if ".orders " in s)
@@ -190,9 +190,35 @@ def test_the_landing_table_follows_the_current_event_schema():
 
     landing = EventLanding("tonglu_x")
     fingerprint = registry.fingerprint_of(registry.current("OrderEvent")).hex()[:12]
-    table, events_view, orders_view = landing.statements()
+    table, events_view, orders_view, tracking_view = landing.statements()
     assert landing.table == f"tonglu_x.order_events_in_{fingerprint}" and "ENGINE = Null" in table
     assert "TO tonglu_x.order_events" in events_view and "TO tonglu_x.orders" in orders_view
+    assert "TO tonglu_x.tracking" in tracking_view and "event_type = 'TrackingUpdated'" in tracking_view
     assert "WHERE seq = 0" in orders_view and "output_format_json_quote_64bit_integers = 0" in orders_view
     container = landing.container([b"\x00", b"\x02"])
     assert container.startswith(b"Obj\x01") and container.endswith(b"\x04\x04\x00\x02" + container[-16:])
+
+
+def test_a_tracking_step_is_one_row_of_its_parcel_and_other_events_none():
+    from streams.tracking import apply_tracking
+    from tests.samples import sample_shipment_result
+
+    order = sample_event(version=3)["order"]
+    update = {"tracking_no": "SF100", "company": "shunfeng", "carrier": "顺丰速运", "state": "DELIVERED",
+              "status": "签收", "step": "已签收，签收人：本人", "step_at": order["updated_at"] + 60_000,
+              "delivered_at": order["updated_at"] + 60_000, "monitoring": "shutdown", "steps": 5}
+    _, events = apply_tracking(order, update, order["updated_at"] + 61_000)
+    assert [len(rows.tracking_rows(e)) for e in events] == [1, 0]  # TrackingUpdated, OrderDelivered
+    row = dict(zip(TABLE_COLUMNS["tracking"], rows.tracking_rows(events[0])[0], strict=True))
+    assert (row["tracking_no"], row["tracking_state"], row["step"], row["event_id"]) == (
+        "SF100", "DELIVERED", "已签收，签收人：本人", events[0]["event_id"])
+    assert rows.tracking_rows(sample_event(version=3)) == []
+    result = dict(zip(TABLE_COLUMNS["shipments"], rows.shipment_row(sample_shipment_result()), strict=True))
+    assert (result["platform"], result["shop_id"], result["status"]) == ("taobao", "shop1", "UPLOADED")
+
+
+def test_a_stages_progress_is_the_sum_over_its_live_instances():
+    from projections.loop_queries import stage_progress
+
+    assert stage_progress({"ok": True, "instances": [{"progress": 120}, {"progress": 30}, {"progress": None}]}) == 150
+    assert stage_progress({"ok": False, "instances": []}) == 0 and stage_progress(None) == 0

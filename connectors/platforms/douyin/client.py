@@ -23,16 +23,14 @@ A list entry without `sku_order_list` is a summary: such a page is not published
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator
 
-import orjson
-
 from connectors.platforms.manifest import folder_manifest
-from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError
+from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials, each_order
+from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
+from connectors.runtime.listing import read_backwards
 
 from .facts import FACTS
 from .payload import OK, error_text
@@ -49,18 +47,8 @@ log = logging.getLogger(__name__)
 
 def _answer(response: Response) -> dict:
     """The parsed answer of a usable HTTP response; raises the runtime's errors for the others."""
-    if response.status >= 500:
-        raise TransientError(f"douyin: HTTP {response.status}", code=f"http_{response.status}")
-    if response.status == 429:
-        raise RateLimited("douyin: HTTP 429", retry_after=1.0, code="http_429")
-    if response.status >= 400:
-        raise PermanentError(f"douyin: HTTP {response.status}", code=f"http_{response.status}")
-    try:
-        doc = orjson.loads(response.body)
-    except orjson.JSONDecodeError:
-        raise TransientError("douyin: malformed body", code="malformed") from None
-    if not isinstance(doc, dict) or "code" not in doc:
-        raise TransientError("douyin: malformed body", code="malformed")
+    raise_for_http(response.status)
+    doc = json_answer(response.body, "code")
     code = doc["code"]
     if code == OK:
         if not isinstance(doc.get("data"), dict):
@@ -217,20 +205,17 @@ class DouyinClient:
                 raise _TooDeep()
             log.warning("douyin %s: %d orders changed within one second (%d); only %d can be paged",
                         self.creds.shop_id, total, lo, self.depth_max)
-        pages = min(math.ceil(total / self.page_size), self.depth_max // self.page_size)
         async for page in self._publishable(first, data):
             yield page
-        last_total = total
-        for page_no in range(pages - 1, 0, -1):
-            page, data, last_total = await self._list(lo, hi, page_no)
+
+        async def read(page_no: int, again: bool):
+            page, data, reported = await self._list(lo, hi, page_no)
+            return (page, data), reported
+
+        async for page, data in read_backwards(read, total, self.page_size, first=0,
+                                               max_pages=self.depth_max // self.page_size):
             async for out in self._publishable(page, data):
                 yield out
-        if last_total != total:
-            pages = min(math.ceil(max(total, last_total) / self.page_size), self.depth_max // self.page_size)
-            for page_no in range(pages - 1, -1, -1):
-                page, data, _ = await self._list(lo, hi, page_no)
-                async for out in self._publishable(page, data):
-                    yield out
 
     async def _scan(self, lo: int, hi: int) -> AsyncIterator[Page]:
         """A window, halved (recursively) while it is too deep to page through."""
@@ -263,6 +248,10 @@ class DouyinClient:
         """One order's detail (`order.orderDetail`)."""
         response, doc = await self.call(DETAIL, {"shop_order_id": external_id})
         return self._page(response, doc, DETAIL, None)
+
+    def fetch_orders(self, external_ids: list[str]) -> AsyncIterator[Page]:
+        """The orders a push named, one `order.orderDetail` each."""
+        return each_order(self.fetch_order, external_ids)
 
 
 Client = DouyinClient  # what the platform registry builds for a shop

@@ -1,9 +1,5 @@
-"""Simulated Douyin push delivery: subscriptions, signed message batches, retries until `{"code": 0}`.
-
-Control API (simulator only):
-- POST /_sim/webhooks         {"shop_id", "address"}    -> push the shop's order messages to `address`
-- GET  /_sim/webhooks                                   -> subscriptions and the delivery log
-- POST /_sim/webhooks/faults  {"forged_signature": N}   -> the next N batches carry a wrong event-sign
+"""Simulated Douyin pushes: signed message batches through the shared push hub
+(`connectors/simkit/pushes.py`: subscriptions, retries, forged signatures, the control API).
 
 Every change of a shop's orders becomes one POST per address: a JSON array of messages
 `{"tag", "msg_id", "data"}` whose `data` is a JSON string naming the order (`p_id`, `s_ids` as numbers).
@@ -13,14 +9,12 @@ requested, 206 refund succeeded (a delivery without a tag of its own sends nothi
 """
 from __future__ import annotations
 
-import asyncio
 import secrets
 
-import aiohttp
 import orjson
-from aiohttp import web
 
-from connectors.simkit.server import WORLD, ensure_shop
+from connectors.runtime.errors import json_object
+from connectors.simkit.pushes import Outgoing, Push, PushStyle
 from connectors.simkit.world import SimOrder
 
 from .render import STATUS_CODE, douyin_shop_id, seconds
@@ -30,13 +24,9 @@ _TAG_OF_STATUS = {"PENDING_PAYMENT": "100", "PAID": "101", "PARTIALLY_SHIPPED": 
                   "COMPLETED": "103", "CANCELLED": "106"}
 
 
-def _snapshot(order: SimOrder) -> tuple:
-    return order.status, tuple(line.refund_status for line in order.lines)
-
-
 def tags_for(before: tuple | None, order: SimOrder) -> list[str]:
     """The push tags a change of `order` from the `before` snapshot (None: a new order) produces."""
-    status, refunds = _snapshot(order)
+    status, refunds = order.status, tuple(line.refund_status for line in order.lines)
     tags = []
     if before is None:
         tags.append("100")
@@ -63,98 +53,22 @@ def message(tag: str, order: SimOrder) -> dict:
     return {"tag": tag, "msg_id": str(7_345_000_000_000_000_000 + secrets.randbelow(10**15)), "data": text}
 
 
-class PushHub:
-    """Holds subscriptions and pushes order changes; `on_change` goes into app[ON_CHANGE]."""
+class DouyinPushes(PushStyle):
+    """One batch of messages per change; taken only when the answer is `{"code": 0}`."""
 
-    def __init__(self, app: web.Application, retries: int = 3, backoff: float = 0.2, timeout: float = 5.0):
-        self.app, self.retries, self.backoff = app, retries, backoff
-        self.timeout = aiohttp.ClientTimeout(total=timeout, connect=1.0)
-        self.subscriptions: dict[str, list[str]] = {}
-        self.deliveries: list[dict] = []
-        self.forge_next = 0
-        self._seen: dict[str, tuple] = {}
-        self._tasks: set[asyncio.Task] = set()
-        self._session: aiohttp.ClientSession | None = None
+    def pushes(self, shop: dict, changes: list) -> list[Push]:
+        batch = [message(tag, order) for before, order in changes for tag in tags_for(before, order)]
+        if not batch:
+            return []
+        return [Push(orjson.dumps(batch), {"tags": [m["tag"] for m in batch], "msg_ids": [m["msg_id"] for m in batch]})]
 
-    def routes(self) -> None:
-        self.app.router.add_post("/_sim/webhooks", self._subscribe)
-        self.app.router.add_get("/_sim/webhooks", self._list)
-        self.app.router.add_post("/_sim/webhooks/faults", self._faults)
-        self.app.on_cleanup.append(self._close)
-
-    async def on_change(self, shop_id: str, orders: list[SimOrder]) -> None:
-        """One batch of messages per change, to every address the shop subscribed."""
-        batch = []
-        for order in orders:
-            batch += [message(tag, order) for tag in tags_for(self._seen.get(order.external_id), order)]
-            self._seen[order.external_id] = _snapshot(order)
-        addresses = self.subscriptions.get(shop_id, [])
-        if not batch or not addresses:
-            return
-        shop = ensure_shop(self.app, shop_id)
-        body = orjson.dumps(batch)
-        secret = shop["app_secret"]
-        if self.forge_next > 0:
-            self.forge_next -= 1
-            secret = "forged-" + secret
+    def sign(self, push: Push, shop: dict, address: str, secret: str, attempt: int) -> Outgoing:
         headers = {"Content-Type": "application/json", "app-id": shop["app_key"],
-                   "event-sign": sign_push(shop["app_key"], body, secret), "sign-method": "md5"}
-        for address in addresses:
-            task = asyncio.get_running_loop().create_task(self._deliver(address, headers, body, batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+                   "event-sign": sign_push(shop["app_key"], push.body, secret), "sign-method": "md5"}
+        return Outgoing(address, headers, push.body)
 
-    async def _deliver(self, address: str, headers: dict, body: bytes, batch: list[dict]) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
-        for attempt in range(1, self.retries + 2):
-            status, reply, error = 0, None, None
-            try:
-                async with self._session.post(address, data=body, headers=headers) as resp:
-                    status, text = resp.status, await resp.read()
-                reply = orjson.loads(text) if text else None
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                error = f"{exc.__class__.__name__}: {exc}"
-            except orjson.JSONDecodeError:
-                reply = None
-            acked = status == 200 and isinstance(reply, dict) and reply.get("code") == 0
-            self.deliveries.append({"address": address, "tags": [m["tag"] for m in batch],
-                                    "msg_ids": [m["msg_id"] for m in batch], "attempt": attempt, "status": status,
-                                    "acked": acked, "error": error})
-            del self.deliveries[:-1000]
-            if acked:
-                return
-            if attempt <= self.retries:
-                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+    def acked(self, status: int, reply: bytes) -> bool:
+        return status == 200 and json_object(reply).get("code") == 0
 
-    async def _subscribe(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        try:
-            shop_id, address = str(body["shop_id"]), str(body["address"])
-        except KeyError as exc:
-            raise web.HTTPBadRequest(text=f"missing {exc}") from None
-        ensure_shop(request.app, shop_id)
-        subs = self.subscriptions.setdefault(shop_id, [])
-        if address not in subs:
-            subs.append(address)
-        for order in list(request.app[WORLD].orders.values()):  # what exists already is not "created" again
-            if order.shop_id == shop_id:
-                self._seen.setdefault(order.external_id, _snapshot(order))
-        return web.json_response({"shop_id": shop_id, "addresses": subs, "tags": sorted(set(_TAG_OF_STATUS.values())
-                                                                                       | {"200", "206"})})
-
-    async def _list(self, request: web.Request) -> web.Response:
-        return web.json_response({"subscriptions": self.subscriptions, "deliveries": self.deliveries[-200:],
-                                  "in_flight": len(self._tasks)})
-
-    async def _faults(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.forge_next += int(body.get("forged_signature", 0))
-        return web.json_response({"forged_signature": self.forge_next})
-
-    async def _close(self, app: web.Application) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
+    def subscribed(self) -> dict:
+        return {"tags": sorted(set(_TAG_OF_STATUS.values()) | {"200", "206"})}

@@ -35,7 +35,6 @@ for such pages instead of publishing them.
 """
 from __future__ import annotations
 
-import json
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -43,6 +42,7 @@ import orjson
 
 from connectors.platforms.manifest import folder_manifest
 from schemas.canonical import MappingError, beijing_to_ms, mask_name, mask_phone, mask_street, order_id
+from schemas.exact_json import LostPrecision, map_exactly
 from schemas.free_text import mask_free_text
 from schemas.verdicts import phone_verdict, street_vague
 
@@ -57,10 +57,6 @@ _SHIPPED_OR_DONE = frozenset(("3", "5"))  # sku order_status of a shipped line
 _EXTENSION = re.compile(r"^\s*(\+?(?:86)?\s*1[0-9*]{10})\s*(?:-|_|,|，|#|转|ext\.?)\s*([0-9*]{1,8})\s*$")
 
 
-class _LostPrecision(Exception):
-    """An id came back as a float (a bare number beyond 64 bits): parse again with the exact stdlib parser."""
-
-
 # ---- value converters ----
 
 def _id(value, name: str) -> str:
@@ -71,7 +67,7 @@ def _id(value, name: str) -> str:
     if cls is int:
         return str(value)
     if cls is float:
-        raise _LostPrecision(name)
+        raise LostPrecision(name)
     if value is None or value == "":
         raise MappingError(f"missing required field {name!r}")
     raise MappingError(f"{name} is not an id: {value!r}")
@@ -351,15 +347,5 @@ def map_order(order: dict, shop_id: str, platform: str = "douyin") -> dict:
 
 def map_payload(body: bytes, content_type: str, shop_id: str, platform: str = "douyin") -> list[dict]:
     """Every shop order in a Douyin body -> canonical order dicts (MappingError on anything unusable)."""
-    try:
-        try:
-            return [map_order(o, shop_id, platform) for o in orders_of(parse_body(body, content_type))]
-        except _LostPrecision:
-            doc = json.loads(body)  # stdlib json keeps integers of any size exact
-            return [map_order(o, shop_id, platform) for o in orders_of(doc)]
-    except MappingError:
-        raise
-    except _LostPrecision as exc:
-        raise MappingError(f"{exc} lost precision (a fractional number)") from None
-    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
-        raise MappingError(f"unmappable douyin payload: {exc.__class__.__name__}: {exc}") from None
+    return map_exactly(lambda exact: [map_order(o, shop_id, platform)
+                                      for o in orders_of(parse_body(body, content_type, exact))], platform)

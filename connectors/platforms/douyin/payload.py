@@ -6,18 +6,16 @@ from __future__ import annotations
 import orjson
 
 from schemas.canonical import MappingError
+from schemas.exact_json import parse_json
 
 OK = 10000
 
 
-def parse_body(body: bytes, content_type: str):
+def parse_body(body: bytes, content_type: str, exact: bool = False):
     """A Douyin body -> Python objects (integers of up to 64 bits exact, see mapping for larger ones)."""
     if "xml" in (content_type or "").lower():
         raise MappingError("douyin answers JSON only, not XML")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MappingError(f"malformed JSON: {exc}") from None
+    return parse_json(body, exact)
 
 
 def error_text(doc: dict) -> str:

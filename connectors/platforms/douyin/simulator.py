@@ -16,7 +16,6 @@ Knobs (tests set them in `app[STATE]`): `qps_limit` (calls per second over all s
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import time
@@ -26,10 +25,12 @@ from collections import deque
 import orjson
 from aiohttp import web
 
-from connectors.simkit.server import FAULTS, ON_CHANGE, WORLD, new_sim_app, now_ms
+from connectors.simkit.faults import over_qps
+from connectors.simkit.pushes import PushHub
+from connectors.simkit.server import WORLD, new_sim_app, now_ms, take_fault
 from connectors.simkit.world import World
 
-from .delivery import PushHub
+from .delivery import DouyinPushes
 from .facts import FACTS
 from .render import (
     STATUS_CODE,
@@ -265,26 +266,12 @@ def _check_system(app: web.Application, method: str, query, body: bytes) -> None
         raise _bad_param("isv.signature-invalid", "签名无效")
 
 
-def _over_qps(cfg: dict) -> bool:
-    limit = cfg["qps_limit"]
-    if not limit:
-        return False
-    now, calls = time.monotonic(), cfg["calls"]
-    while calls and calls[0] < now - 1.0:
-        calls.popleft()
-    calls.append(now)
-    return len(calls) > limit
-
-
 async def _gateway(request: web.Request) -> web.Response:
     app, cfg = request.app, request.app[STATE]
     method = f"{request.match_info['group']}.{request.match_info['name']}"
     body = await request.read()
-    fault = app[FAULTS].take()
-    kind, seconds = fault if fault else (None, 0.0)
-    if kind == "slow":
-        await asyncio.sleep(seconds)
-    if kind == "rate_limit" or _over_qps(cfg):
+    kind, _ = await take_fault(app)
+    if kind == "rate_limit" or over_qps(cfg["calls"], cfg["qps_limit"], time.monotonic()):
         return _error(DouyinError(60000, "触发限流，请稍后重试", FACTS.errors.rate_limited_sub_code,
                                   "当前接口调用频率超过限制"))
     if kind == "error_5xx":
@@ -347,9 +334,7 @@ def create_app(world: World | None = None, app_key: str = DEMO_APP_KEY, secret: 
     app[STATE] = {"app_key": app_key, "secret": secret, "max_skew_s": max_skew_s, "qps_limit": qps_limit,
                   "calls": deque(), "errors_5xx": 0, "last": None, "summaries": False,
                   "depth_max": FACTS.paging.depth_max, "decrypt_quota": 10_000, "decrypted": {}}
-    app[HUB] = PushHub(app, retries=push_retries, backoff=push_backoff)
-    app[HUB].routes()
-    app[ON_CHANGE].append(app[HUB].on_change)
+    app[HUB] = PushHub(app, DouyinPushes(), retries=push_retries, backoff=push_backoff)
     app.router.add_post("/_sim/tokens/expire", _expire_token)
     app.router.add_post("/{group:[A-Za-z]+}/{name:[A-Za-z]+}", _gateway)
     return app

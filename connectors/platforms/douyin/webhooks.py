@@ -3,17 +3,19 @@
 Douyin POSTs a JSON array of messages `[{"tag", "msg_id", "data": "<json>"}]` with the headers `app-id`
 (the app key), `event-sign` and `sign-method`. The shop is the `shop_id` every message's data names
 (so a Douyin shop is configured under its Douyin shop id); its secret verifies the raw bytes. Douyin
-retries a push until the answer is `{"code": 0, "msg": "success"}`.
+retries a push until the answer is `{"code": 0, "msg": "success"}`. The messages only name their orders
+(`p_id`): the Push names them, for the connectors to read with `order.orderDetail` at once.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Callable, Mapping
 
 import orjson
 
-from connectors.runtime.base import Push
+from connectors.runtime.base import Push, id_text
 
 from .facts import FACTS
 
@@ -65,10 +67,19 @@ def push_shop(body: bytes) -> str | None:
     return str(shop) if isinstance(shop, (int, str)) and not isinstance(shop, bool) and str(shop) else None
 
 
-def _tags(body: bytes) -> tuple[list[str], str | None]:
+def _tags(body: bytes) -> tuple[list[str], str | None, tuple[str, ...]]:
+    """The messages' tags, the first msg_id, and the parent orders (`p_id`) they name."""
     doc = orjson.loads(body)
     messages = [m for m in (doc if isinstance(doc, list) else [doc]) if isinstance(m, dict) and "tag" in m]
-    return [str(m["tag"]) for m in messages], (str(messages[0].get("msg_id")) if messages else None)
+    named = []
+    for m in messages:
+        try:
+            data = json.loads(m["data"]) if isinstance(m.get("data"), str) else None  # p_id is a bare number
+        except ValueError:
+            data = None
+        named.append(id_text(data.get("p_id")) if isinstance(data, dict) else None)
+    return ([str(m["tag"]) for m in messages], (str(messages[0].get("msg_id")) if messages else None),
+            tuple(dict.fromkeys(n for n in named if n)))
 
 
 def authenticate(headers: Mapping[str, str], body: bytes, secret_of: Callable[[str], str | None]) -> Push | None:
@@ -85,6 +96,7 @@ def authenticate(headers: Mapping[str, str], body: bytes, secret_of: Callable[[s
     expected = sign_push(app_key, body, secret, sign_method).encode("ascii")
     if not hmac.compare_digest(expected, given.strip().lower().encode("utf-8", "replace")):
         return None
-    tags, msg_id = _tags(body)
+    tags, msg_id, named = _tags(body)
     kind = "refund" if tags and all(t in AFTER_SALE_TAGS for t in tags) else "order"
-    return Push(shop_id=shop_id, endpoint=",".join(dict.fromkeys(tags)) or None, request_id=msg_id, kind=kind)
+    return Push(shop_id=shop_id, endpoint=",".join(dict.fromkeys(tags)) or None, request_id=msg_id, kind=kind,
+                external_ids=named)

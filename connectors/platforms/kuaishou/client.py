@@ -30,8 +30,9 @@ from collections.abc import AsyncIterator
 import orjson
 
 from connectors.platforms.manifest import folder_manifest
-from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError
+from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials, each_order
+from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
+from connectors.runtime.listing import slices
 
 from .signing import sign
 
@@ -102,19 +103,8 @@ class KuaishouClient:
 
     @staticmethod
     def _decode(response: Response) -> dict:
-        if response.status == 429:
-            raise RateLimited("HTTP 429", retry_after=1.0, code="http_429")
-        if response.status >= 500:
-            raise TransientError(f"HTTP {response.status}", code=f"http_{response.status}")
-        if response.status >= 400:
-            raise PermanentError(f"HTTP {response.status}", code=f"http_{response.status}")
-        try:
-            doc = orjson.loads(response.body)
-        except orjson.JSONDecodeError:
-            raise TransientError("malformed body", code="malformed") from None
-        if not isinstance(doc, dict) or "result" not in doc:
-            raise TransientError("malformed body", code="malformed")
-        return doc
+        raise_for_http(response.status)
+        return json_answer(response.body, "result")
 
     async def _call(self, method: str, business: dict, refreshed: bool = False) -> tuple[Response, dict]:
         seen: dict = {}
@@ -178,11 +168,9 @@ class KuaishouClient:
 
     async def fetch_window(self, start_ms: int, end_ms: int) -> AsyncIterator[Page]:
         """Every page of orders updated in [start_ms, end_ms), windows split to the platform's limit."""
-        while start_ms < end_ms:
-            stop = min(end_ms, start_ms + self.max_window_ms)
-            async for page in self._window(start_ms, stop):
+        for lo, hi in slices(start_ms, end_ms, self.max_window_ms):
+            async for page in self._window(lo, hi):
                 yield page
-            start_ms = stop
 
     async def _window(self, start_ms: int, end_ms: int) -> AsyncIterator[Page]:
         cursor, first = "", True
@@ -220,6 +208,10 @@ class KuaishouClient:
         """One order's detail (`open.order.detail`)."""
         response, doc = await self._call(DETAIL, {"oid": int(external_id)})
         return self._page(response, doc, DETAIL, 1, external_id)
+
+    def fetch_orders(self, external_ids: list[str]) -> AsyncIterator[Page]:
+        """The orders a push named, one `open.order.detail` each."""
+        return each_order(self.fetch_order, external_ids)
 
 
 Client = KuaishouClient  # what the platform registry builds for a shop

@@ -1,24 +1,18 @@
-"""Simulated message pushes: a subscribed address gets one signed event per order change.
-
-Control API (simulator only):
-- POST /_sim/webhooks         {"shop_id", "address"}   -> subscribe an address to the shop's order events
-- GET  /_sim/webhooks                                  -> subscriptions and the delivery log
-- POST /_sim/webhooks/faults  {"forged_signature": N}  -> the next N pushes carry a wrong signature
+"""Simulated message pushes: a subscribed address gets one signed event per order change, through the
+shared push hub (`connectors/simkit/pushes.py`: subscriptions, retries, forged signatures, the control API).
 
 An event is chosen from what changed (a new order, its status, its refund), e.g.
 `kwaishop_order_paySuccess`; its `info` names the order as the platform does (oid, sellerId, status,
-updateTime), in clear like the recorded sample. A delivery answered other than 2xx is retried
-`retries` times, `backoff * 2**n` seconds apart, with the identical bytes.
+updateTime), in clear like the recorded sample. A delivery not answered 2xx with `{"result": 1}` is
+retried `retries` times, `backoff * 2**n` seconds apart, with the identical bytes.
 """
 from __future__ import annotations
 
-import asyncio
-
-import aiohttp
 import orjson
-from aiohttp import web
 
-from connectors.simkit.server import WORLD, ensure_shop, now_ms
+from connectors.runtime.errors import json_object
+from connectors.simkit.pushes import Outgoing, Push, PushStyle
+from connectors.simkit.server import now_ms
 from connectors.simkit.world import SimOrder
 
 from .render import status_code
@@ -29,13 +23,9 @@ STATUS_EVENTS = {"PAID": "kwaishop_order_paySuccess", "PARTIALLY_SHIPPED": "kwai
                  "COMPLETED": "kwaishop_order_orderSuccess", "CANCELLED": "kwaishop_order_orderFail"}
 
 
-def _state(order: SimOrder) -> tuple:
-    return order.status, tuple(line.refund_status for line in order.lines)
-
-
 def events_for(before: tuple | None, order: SimOrder) -> list[str]:
     """The events one change of an order raises (`before` is its earlier state, None when new)."""
-    status, refunds = _state(order)
+    status, refunds = order.status, tuple(line.refund_status for line in order.lines)
     if before is None:
         return ["kwaishop_order_addOrder"] + (["kwaishop_order_paySuccess"] if status != "PENDING_PAYMENT" else [])
     events = [STATUS_EVENTS[status]] if status != before[0] and status in STATUS_EVENTS else []
@@ -45,43 +35,20 @@ def events_for(before: tuple | None, order: SimOrder) -> list[str]:
     return events
 
 
-class PushHub:
-    """Subscriptions and deliveries; `on_change` goes into app[ON_CHANGE]."""
+class KuaishouPushes(PushStyle):
+    """One push per event an order change raises, numbered in `eventId`."""
 
-    def __init__(self, app: web.Application, retries: int = 3, backoff: float = 0.2, timeout: float = 5.0):
-        self.app, self.retries, self.backoff = app, retries, backoff
-        self.timeout = aiohttp.ClientTimeout(total=timeout, connect=1.0)
-        self.subscriptions: dict[str, list[str]] = {}
-        self.deliveries: list[dict] = []
-        self.forge_next = self._sequence = 0
-        self._known: dict[str, tuple] = {}
-        self._tasks: set[asyncio.Task] = set()
-        self._session: aiohttp.ClientSession | None = None
-        app.router.add_post("/_sim/webhooks", self._subscribe)
-        app.router.add_get("/_sim/webhooks", self._list)
-        app.router.add_post("/_sim/webhooks/faults", self._faults)
-        app.on_cleanup.append(self._close)
+    def __init__(self):
+        self.sequence = 0
 
-    async def on_change(self, shop_id: str, orders: list[SimOrder]) -> None:
-        addresses = self.subscriptions.get(shop_id, [])
-        for order in orders:
-            events = events_for(self._known.get(order.external_id), order)
-            self._known[order.external_id] = _state(order)
-            if not addresses:
-                continue
-            shop = ensure_shop(self.app, shop_id)
-            for event in events:
-                self._sequence += 1
-                body = self.message(shop, order, event, self._sequence)
-                secret = shop["app_secret"]
-                if self.forge_next > 0:
-                    self.forge_next -= 1
-                    secret = "forged-" + secret
-                headers = signed_headers(body, shop_id, secret, event, f"evt_{self._sequence}_{order.external_id}")
-                for address in addresses:
-                    task = asyncio.get_running_loop().create_task(self._deliver(address, headers, body))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+    def pushes(self, shop: dict, changes: list) -> list[Push]:
+        out = []
+        for before, order in changes:
+            for event in events_for(before, order):
+                self.sequence += 1
+                out.append(Push(self.message(shop, order, event, self.sequence), {"event": event},
+                                f"evt_{self.sequence}_{order.external_id}"))
+        return out
 
     @staticmethod
     def message(shop: dict, order: SimOrder, event: str, sequence: int) -> bytes:
@@ -93,52 +60,10 @@ class PushHub:
                              "event": event, "info": orjson.dumps(info).decode(), "createTime": now_ms(),
                              "test": False})
 
-    async def _deliver(self, address: str, headers: dict, body: bytes) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
-        for attempt in range(1, self.retries + 2):
-            status, error = 0, None
-            try:
-                async with self._session.post(address, data=body, headers=headers) as resp:
-                    status = resp.status
-                    await resp.read()
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                error = f"{exc.__class__.__name__}: {exc}"
-            self.deliveries.append({"address": address, "event": headers["X-Ks-Event"], "attempt": attempt,
-                                    "status": status, "error": error})
-            del self.deliveries[:-1000]
-            if 200 <= status < 300:
-                return
-            if attempt <= self.retries:
-                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+    def sign(self, push: Push, shop: dict, address: str, secret: str, attempt: int) -> Outgoing:
+        return Outgoing(address, signed_headers(push.body, shop["shop_id"], secret, push.log["event"], push.about),
+                        push.body)
 
-    async def _subscribe(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        try:
-            shop_id, address = str(body["shop_id"]), str(body["address"])
-        except KeyError as exc:
-            raise web.HTTPBadRequest(text=f"missing {exc}") from None
-        ensure_shop(request.app, shop_id)
-        subs = self.subscriptions.setdefault(shop_id, [])
-        if address not in subs:
-            subs.append(address)
-        for order in list(request.app[WORLD].orders.values()):  # what exists already is known from now on
-            if order.shop_id == shop_id:
-                self._known.setdefault(order.external_id, _state(order))
-        return web.json_response({"shop_id": shop_id, "addresses": subs})
-
-    async def _list(self, request: web.Request) -> web.Response:
-        return web.json_response({"subscriptions": self.subscriptions, "deliveries": self.deliveries[-200:],
-                                  "in_flight": len(self._tasks)})
-
-    async def _faults(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.forge_next += int(body.get("forged_signature", 0))
-        return web.json_response({"forged_signature": self.forge_next})
-
-    async def _close(self, app: web.Application) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
+    def acked(self, status: int, reply: bytes) -> bool:
+        """Taken only on 2xx with Kuaishou's acknowledgement `{"result": 1}`."""
+        return 200 <= status < 300 and json_object(reply).get("result") == 1

@@ -25,14 +25,12 @@ commas, never decrypted) travel as `secure_token`. A virtual number with an exte
 """
 from __future__ import annotations
 
-import json
 import re
 from decimal import Decimal, InvalidOperation
 
-import orjson
-
 from connectors.platforms.manifest import folder_manifest
 from schemas.canonical import MappingError, mask_name, mask_phone, mask_street
+from schemas.exact_json import LostPrecision, map_exactly, parse_json
 from schemas.free_text import mask_free_text
 from schemas.verdicts import phone_verdict, street_vague
 
@@ -72,10 +70,6 @@ CIPHERTEXTS = ("encryptedConsignee", "encryptedMobile", "encryptedAddress")
 _MIN_MS = 100_000_000_000  # 1973-03-03 in ms; a smaller non-zero time is seconds or garbage
 # an 11-character mobile (clear or masked) followed by a short extension: a virtual (privacy) number
 _VIRTUAL = re.compile(r"^(?:\+?86)?(1[0-9*]{10})(?:-|－|转|,|，|#|＃|ext\.?|x)([0-9]{1,6})$", re.IGNORECASE)
-
-
-class _LostPrecision(Exception):
-    """orjson returned an id as a float (beyond 64 bits): re-parse with the exact stdlib parser."""
 
 
 # ---- value converters ----
@@ -120,7 +114,7 @@ def _id(value, name: str) -> str:
     if isinstance(value, str) and value.isdigit():
         return value
     if isinstance(value, float):
-        raise _LostPrecision(name)
+        raise LostPrecision(name)
     if value is None or value == "":
         raise MappingError(f"missing required field {name!r}")
     raise MappingError(f"{name} is not an integer id: {value!r}")
@@ -350,19 +344,5 @@ def map_payload(body: bytes, content_type: str, shop_id: str, platform: str = "k
     """Every order in a Kuaishou body -> canonical order dicts (MappingError on anything unusable)."""
     if content_type and "json" not in content_type.lower():
         raise MappingError(f"kuaishou answers are JSON, not {content_type!r}")
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MappingError(f"malformed JSON: {str(exc).splitlines()[0]}") from None
-    try:
-        try:
-            return [map_order(o, shop_id, platform) for o in orders_of(doc)]
-        except _LostPrecision:
-            doc = json.loads(body)  # stdlib json keeps integers of any size exact
-            return [map_order(o, shop_id, platform) for o in orders_of(doc)]
-    except MappingError:
-        raise
-    except _LostPrecision as exc:
-        raise MappingError(f"{exc} lost precision") from None
-    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
-        raise MappingError(f"unmappable kuaishou payload: {exc.__class__.__name__}: {exc}") from None
+    return map_exactly(lambda exact: [map_order(o, shop_id, platform) for o in orders_of(parse_json(body, exact))],
+                       platform)

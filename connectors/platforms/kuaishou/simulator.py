@@ -24,7 +24,6 @@ The numeric error codes other than 2001 (parameters) and 803 (flow control) are 
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -36,10 +35,12 @@ import orjson
 from aiohttp import web
 
 from connectors.platforms.manifest import folder_manifest
-from connectors.simkit.server import FAULTS, ON_CHANGE, WORLD, new_sim_app, now_ms
+from connectors.simkit.faults import over_qps
+from connectors.simkit.pushes import PushHub
+from connectors.simkit.server import WORLD, form_params, new_sim_app, now_ms, take_fault
 from connectors.simkit.world import SimOrder, World
 
-from .delivery import PushHub
+from .delivery import KuaishouPushes
 from .render import answer, decrypt, list_data, order_dict, status_code
 from .signing import SIGN_METHODS, sign
 from .world import KuaishouWorld
@@ -223,32 +224,11 @@ def _check(app: web.Application, path_method: str, params: dict) -> tuple[str, d
     return shop["shop_id"], param
 
 
-def _over_qps(cfg: dict) -> bool:
-    limit = cfg["qps_limit"]
-    if not limit:
-        return False
-    now, calls = time.monotonic(), cfg["calls"]
-    while calls and calls[0] < now - 1.0:
-        calls.popleft()
-    calls.append(now)
-    return len(calls) > limit
-
-
-async def _params(request: web.Request) -> dict:
-    params = dict(request.query)
-    if request.method == "POST":
-        params.update({k: str(v) for k, v in (await request.post()).items()})
-    return params
-
-
 async def _api(request: web.Request) -> web.Response:
-    params = await _params(request)
+    params = await form_params(request)
     cfg = request.app[STATE]
-    fault = request.app[FAULTS].take()
-    kind, seconds = fault if fault else (None, 0.0)
-    if kind == "slow":
-        await asyncio.sleep(seconds)
-    if kind == "rate_limit" or _over_qps(cfg):
+    kind, _ = await take_fault(request.app)
+    if kind == "rate_limit" or over_qps(cfg["calls"], cfg["qps_limit"], time.monotonic()):
         return _json(orjson.dumps({"result": RATE_LIMITED, "code": str(RATE_LIMITED), "msg": "调用频率超出限制",
                                    "error_msg": "api call frequency exceeded, please retry later",
                                    "sub_code": "flow.limit", "sub_msg": "当前应用调用该接口频率过高",
@@ -273,7 +253,7 @@ async def _api(request: web.Request) -> web.Response:
 
 
 async def _refresh(request: web.Request) -> web.Response:
-    params, cfg, world = await _params(request), request.app[STATE], request.app[WORLD]
+    params, cfg, world = await form_params(request), request.app[STATE], request.app[WORLD]
     if params.get("app_id") != cfg["app_key"] or params.get("app_secret") != cfg["oauth_secret"]:
         return web.json_response({"result": OAUTH_CLIENT_INVALID, "error": "invalid_client",
                                   "error_msg": "app_id或app_secret无效"})
@@ -332,8 +312,7 @@ def create_app(world: World | None = None, app_key: str = "ks_demo_appkey_001",
     app[STATE] = {"app_key": app_key, "sign_secret": sign_secret, "oauth_secret": oauth_secret,
                   "max_skew_s": max_skew_s, "qps_limit": qps_limit, "token_ttl_s": token_ttl_s,
                   "summaries": False, "calls": deque(), "errors_5xx": 0, "last": None}
-    app[HUB] = PushHub(app, retries=push_retries, backoff=push_backoff)
-    app[ON_CHANGE].append(app[HUB].on_change)
+    app[HUB] = PushHub(app, KuaishouPushes(), retries=push_retries, backoff=push_backoff)
     app.router.add_route("*", "/open/{path:.+}", _api)
     app.router.add_route("*", "/oauth2/refresh_token", _refresh)
     app.router.add_post("/_sim/tokens/expire", _expire_token)

@@ -27,11 +27,10 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 
-import orjson
-
 from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError
+from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
+from connectors.runtime.listing import slices
 
 from . import api
 from .signing import sign
@@ -45,14 +44,6 @@ _MIN_SPLIT_MS = 60_000
 
 class TokenExpired(PermanentError):
     """The shop's access token expired (refresh it, or the shop must authorise the app again)."""
-
-
-def _decode(body: bytes):
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return doc if isinstance(doc, dict) and len(doc) == 1 else None
 
 
 def _records(resp: dict) -> int:
@@ -96,14 +87,9 @@ class PinduoduoClient:
 
     def _answer(self, response: Response) -> dict:
         """The `<api>_response` object of a usable answer; raises for throttling, errors and broken bodies."""
-        status = response.status
-        if status != 200:
-            error = (RateLimited(f"HTTP {status}", retry_after=1.0, code="http_429") if status == 429 else
-                     TransientError(f"HTTP {status}", code=f"http_{status}") if status >= 500 else
-                     PermanentError(f"HTTP {status}", code=f"http_{status}"))
-            raise error
-        doc = _decode(response.body)
-        if doc is None:
+        raise_for_http(response.status)
+        doc = json_answer(response.body)
+        if len(doc) != 1:
             raise TransientError("malformed body", code="malformed")
         (name, resp), = doc.items()
         if name == "error_response":
@@ -216,8 +202,8 @@ class PinduoduoClient:
 
     async def fetch_window(self, start_ms: int, end_ms: int) -> AsyncIterator[Page]:
         """Every page of orders updated in [start_ms, end_ms), in slices of at most `max_window_ms`."""
-        for slice_start in range(start_ms, end_ms, self.max_window_ms):
-            async for page in self._slice(slice_start, min(end_ms, slice_start + self.max_window_ms)):
+        for lo, hi in slices(start_ms, end_ms, self.max_window_ms):
+            async for page in self._slice(lo, hi):
                 yield page
 
     async def fetch_order(self, order_sn: str) -> Page:

@@ -34,10 +34,7 @@ The field table is FIELDS below. Choices where the fact sheet is silent:
 """
 from __future__ import annotations
 
-import json
 from functools import lru_cache
-
-import orjson
 
 from connectors.platforms.manifest import folder_manifest
 from schemas.canonical import (
@@ -49,6 +46,7 @@ from schemas.canonical import (
     order_id,
     to_minor,
 )
+from schemas.exact_json import LostPrecision, map_exactly, parse_json
 from schemas.free_text import mask_free_text
 from schemas.verdicts import phone_verdict, street_vague
 
@@ -79,10 +77,6 @@ FIELDS = {
     "shipments[]": "logistics_id/tracking_number/shipping_time, then extra_delivery_list[]",
 }
 _EXTENSION_SEPARATORS = ("-", "_", "转", "#", ",")
-
-
-class _LostPrecision(Exception):
-    """An id came back as a float (an integer beyond 64 bits in orjson): parse again with the exact parser."""
 
 
 # ---- value converters ----
@@ -141,7 +135,7 @@ def _id(value, name: str, required: bool = False) -> str | None:
     if value.__class__ is int:
         return str(value)
     if value.__class__ is float:
-        raise _LostPrecision(name)
+        raise LostPrecision(name)
     raise MappingError(f"{name} is not an id: {value!r}")
 
 
@@ -377,19 +371,5 @@ def map_payload(body: bytes, content_type: str, shop_id: str, platform: str = "p
     """Every order in a PDD answer body -> canonical order dicts (MappingError on anything unusable)."""
     if content_type and "xml" in content_type.lower():
         raise MappingError("pinduoduo answers are JSON (data_type=JSON); XML is not supported")
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MappingError(f"malformed JSON: {str(exc).splitlines()[0]}") from None
-    try:
-        try:
-            return [map_order(o, shop_id, platform) for o in orders_of(doc)]
-        except _LostPrecision:
-            doc = json.loads(body)  # the stdlib parser keeps integers of any size exact
-            return [map_order(o, shop_id, platform) for o in orders_of(doc)]
-    except MappingError:
-        raise
-    except _LostPrecision as exc:
-        raise MappingError(f"{exc} lost precision") from None
-    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, RecursionError) as exc:
-        raise MappingError(f"unmappable pinduoduo payload: {exc.__class__.__name__}: {exc}") from None
+    return map_exactly(lambda exact: [map_order(o, shop_id, platform) for o in orders_of(parse_json(body, exact))],
+                       platform)

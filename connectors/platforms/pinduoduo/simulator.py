@@ -9,16 +9,17 @@ or unknown: 10019). Unpaid orders are invisible, as on the platform. Test knobs:
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
+from collections import deque
 from datetime import datetime
 
 import orjson
 from aiohttp import web
 
 from connectors.platforms.manifest import folder_manifest
-from connectors.simkit.server import FAULTS, WORLD, ensure_shop, new_sim_app, now_ms
+from connectors.simkit.faults import over_qps
+from connectors.simkit.server import WORLD, ensure_shop, new_sim_app, now_ms, take_fault
 from connectors.simkit.world import SimOrder, World
 from schemas.canonical import BEIJING
 
@@ -287,17 +288,6 @@ def _shop_of(app: web.Application, token: str | None) -> str:
     raise PddError(api.TOKEN_EXPIRED_CODE, "access_token不存在或已过期")
 
 
-def _over_qps(cfg: dict) -> bool:
-    """Whether this call exceeds `qps_limit` calls in the current second (PDD counts per second)."""
-    if not cfg["qps_limit"]:
-        return False
-    second = int(time.monotonic())
-    if cfg["second"] != second:
-        cfg["second"], cfg["in_second"] = second, 0
-    cfg["in_second"] += 1
-    return cfg["in_second"] > cfg["qps_limit"]
-
-
 async def _params(request: web.Request) -> dict:
     params = dict(request.query)
     if request.method == "POST" and request.can_read_body:
@@ -317,10 +307,8 @@ async def _params(request: web.Request) -> dict:
 async def _router(request: web.Request) -> web.Response:
     params = await _params(request)
     cfg = request.app[STATE]
-    kind, seconds = request.app[FAULTS].take() or (None, 0.0)
-    if kind == "slow":
-        await asyncio.sleep(seconds)
-    if kind == "rate_limit" or _over_qps(cfg):
+    kind, _ = await take_fault(request.app)
+    if kind == "rate_limit" or over_qps(cfg["calls"], cfg["qps_limit"], time.monotonic(), per_second=True):
         return _error(PddError(api.THROTTLED_CODE, "调用过于频繁，请调整调用频率"))
     if kind == "error_5xx":
         cfg["errors_5xx"] += 1
@@ -371,7 +359,7 @@ def create_app(world: World | None = None, client_id: str = CLIENT_ID, secret: s
 
     app = new_sim_app(world, shop_defaults)
     app[STATE] = {"client_id": client_id, "secret": secret, "max_skew_s": max_skew_s, "qps_limit": qps_limit,
-                  "second": None, "in_second": 0, "errors_5xx": 0, "last": None}
+                  "calls": deque(), "errors_5xx": 0, "last": None}
     app.router.add_get("/api/router", _router)
     app.router.add_post("/api/router", _router)
     app.router.add_post("/_sim/expire_token", _expire)

@@ -18,7 +18,7 @@ import orjson
 
 from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError
+from connectors.runtime.errors import json_answer, raise_for_http
 
 _LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?([a-z]+)"?')
 _LIMITS = folder_manifest(__file__).limits
@@ -43,23 +43,12 @@ def _iso_seconds(ms: int) -> str:
 
 def classify(response: Response, key: str = "orders") -> int:
     """Number of orders in a usable answer; raises RateLimited / TransientError / PermanentError otherwise."""
-    status = response.status
-    if status == 429:
-        try:
-            retry_after = float(_header(response.headers, "Retry-After") or 2.0)
-        except ValueError:
-            retry_after = 2.0
-        raise RateLimited("shopify: 429 too many requests", retry_after=retry_after, code="429")
-    if status >= 500:
-        raise TransientError(f"shopify: HTTP {status}", code=str(status))
-    if status != 200:
-        raise PermanentError(f"shopify: HTTP {status}: {response.body[:200]!r}", code=str(status))
     try:
-        doc = orjson.loads(response.body)
-    except orjson.JSONDecodeError:
-        raise TransientError("malformed body", code="malformed") from None
-    if not isinstance(doc, dict) or key not in doc:
-        raise TransientError("malformed body", code="malformed")
+        retry_after = float(_header(response.headers, "Retry-After") or 2.0)
+    except ValueError:
+        retry_after = 2.0
+    raise_for_http(response.status, retry_after, detail=repr(response.body[:200]))
+    doc = json_answer(response.body, key)
     value = doc[key]
     return len(value) if isinstance(value, list) else 1
 

@@ -22,9 +22,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import orjson
-
 from schemas.canonical import MappingError, iso_to_ms, mask_name, mask_phone, mask_street, order_id, to_minor
+from schemas.exact_json import parse_json
 from schemas.free_text import mask_free_text
 from schemas.verdicts import phone_verdict, street_vague
 
@@ -57,10 +56,7 @@ def map_payload(body: bytes, content_type: str, shop_id: str, platform: str = "s
     order) to canonical order dicts. Anything unusable raises MappingError with a one-line reason."""
     if content_type and "json" not in content_type.lower():
         raise MappingError(f"shopify: unsupported content type {content_type!r}")
-    try:
-        doc = orjson.loads(body)
-    except (orjson.JSONDecodeError, TypeError) as exc:
-        raise MappingError(f"shopify: malformed JSON body ({str(exc).splitlines()[0]})") from None
+    doc = parse_json(body)
     if not isinstance(doc, dict):
         raise MappingError("shopify: body is not a JSON object")
     if "errors" in doc:

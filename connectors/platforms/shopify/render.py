@@ -166,7 +166,7 @@ def order_json(order: SimOrder, shop_domain: str) -> dict:
             "first_name": first,
             "last_name": last or None,
         },
-        "fulfillments": _fulfillments(order),
+        "fulfillments": fulfillments(order),
         "refunds": _refunds(order),
     }
 
@@ -208,7 +208,8 @@ def _line(line, cur: str) -> dict:
     return item
 
 
-def _fulfillments(order: SimOrder) -> list[dict]:
+def fulfillments(order: SimOrder) -> list[dict]:
+    """The order's fulfillments: its shipped lines grouped by when, with which number and carrier."""
     groups: dict[tuple, list] = {}
     for line in order.lines:
         if line.shipped_at is not None:

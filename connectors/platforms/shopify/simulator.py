@@ -6,11 +6,12 @@ belong to that shop. Shop credentials come from `GET /_sim/shops`. Unknown or mi
 Modelled: `status` default `open`, time/id/status filters, `limit` 50/250, Link cursors (`page_info` allows
 only `limit`/`fields`), keyset paging on (updated_at, id), per-token leaky bucket with
 `X-Shopify-Shop-Api-Call-Limit`, 429 + Retry-After, simkit faults and signed webhooks (see delivery.py).
+Ship-back: `GET /orders/{id}/fulfillment_orders.json` and `POST /fulfillments.json` (see fulfillment.py); a
+fulfilment changes the order, so the next read and an `orders/updated` webhook show it fulfilled.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 import time
@@ -19,12 +20,13 @@ import uuid
 import orjson
 from aiohttp import web
 
-from connectors.simkit.server import FAULTS, ON_CHANGE, WORLD, new_sim_app
-from connectors.simkit.world import World
+from connectors.simkit.pushes import PushHub
+from connectors.simkit.server import WORLD, new_sim_app, notify, now_ms, take_fault
+from connectors.simkit.world import ShipRefusal, World
 
-from . import listing
-from .delivery import WebhookHub
-from .render import order_json
+from . import fulfillment, listing
+from .delivery import WebhookStyle
+from .render import fulfillments, order_json
 
 RATE_LIMIT_BODY = (
     b'{"errors":"Exceeded 2 calls per second for api client. Reduce request rates to resume '
@@ -34,7 +36,7 @@ INVALID_TOKEN_BODY = (
     b'{"errors":"[API] Invalid API key or access token (unrecognized login or wrong password)"}'
 )
 CONFIG = web.AppKey("shopify_config", dict)
-HUB = web.AppKey("shopify_webhooks", WebhookHub)
+HUB = web.AppKey("shopify_webhooks", PushHub)
 _VERSION = re.compile(r"^\d{4}-(01|04|07|10)$")
 
 
@@ -94,14 +96,14 @@ def create_app(
         "buckets": {},
         "last_page": {},
     }
-    app[HUB] = WebhookHub(app, api_version, retries=webhook_retries, backoff=webhook_backoff)
-    app[HUB].routes()
-    app[ON_CHANGE].append(app[HUB].on_change)
+    app[HUB] = PushHub(app, WebhookStyle(api_version), retries=webhook_retries, backoff=webhook_backoff)
     for prefix in ("", "/shops/{shop_id}"):
         base = prefix + "/admin/api/{version}/orders"
         app.router.add_get(base + ".json", _list_orders)
         app.router.add_get(base + "/count.json", _count_orders)
         app.router.add_get(base + "/{order_id:[0-9]+}.json", _get_order)
+        app.router.add_get(base + "/{order_id:[0-9]+}/fulfillment_orders.json", _get_fulfillment_orders)
+        app.router.add_post(prefix + "/admin/api/{version}/fulfillments.json", _create_fulfillment)
     return app
 
 
@@ -128,21 +130,18 @@ async def _gate(request: web.Request) -> tuple[str, LeakyBucket, str | None] | w
     if shop_id is None or request.match_info.get("shop_id", shop_id) != shop_id:
         return _json(401, INVALID_TOKEN_BODY)
     bucket = cfg["buckets"].setdefault(token, LeakyBucket(cfg["bucket_size"], cfg["leak_rate"]))
-    fault = request.app[FAULTS].take()
-    kind = fault[0] if fault else None
+    kind, seconds = await take_fault(request.app)
     if kind == "rate_limit":
         return _json(
             429,
             RATE_LIMIT_BODY,
             {
-                "Retry-After": f"{fault[1]:.1f}",
+                "Retry-After": f"{seconds:.1f}",
                 "X-Shopify-Shop-Api-Call-Limit": f"{bucket.size}/{bucket.size}",
             },
         )
     if kind == "error_5xx":
         return _error(503, "Service Unavailable")
-    if kind == "slow":
-        await asyncio.sleep(fault[1])
     if not bucket.hit():
         return _json(
             429,
@@ -156,7 +155,8 @@ async def _gate(request: web.Request) -> tuple[str, LeakyBucket, str | None] | w
 
 
 def _answer(
-    request: web.Request, bucket: LeakyBucket, fault: str | None, body: bytes, extra: dict | None = None
+    request: web.Request, bucket: LeakyBucket, fault: str | None, body: bytes, extra: dict | None = None,
+    status: int = 200,
 ) -> web.Response:
     if fault == "malformed":
         body = body[: max(1, len(body) // 2)]
@@ -166,7 +166,7 @@ def _answer(
         "X-Shopify-API-Version": request.match_info["version"],
         **(extra or {}),
     }
-    return _json(200, body, headers)
+    return _json(status, body, headers)
 
 
 def _fields(request: web.Request, doc: dict) -> dict:
@@ -246,3 +246,53 @@ async def _get_order(request: web.Request) -> web.Response:
         return _error(404, "Not Found")
     doc = _fields(request, order_json(order, world.shops[shop_id]["shop_domain"]))
     return _answer(request, bucket, fault, orjson.dumps({"order": doc}))
+
+
+def _own_order(request: web.Request, shop_id: str, external_id: str):
+    order = request.app[WORLD].orders.get(external_id)
+    return order if order is not None and order.shop_id == shop_id else None
+
+
+async def _get_fulfillment_orders(request: web.Request) -> web.Response:
+    gate = await _gate(request)
+    if isinstance(gate, web.Response):
+        return gate
+    shop_id, bucket, fault = gate
+    order = _own_order(request, shop_id, request.match_info["order_id"])
+    if order is None:
+        return _error(404, "Not Found")
+    body = orjson.dumps({"fulfillment_orders": fulfillment.fulfillment_orders(order)})
+    return _answer(request, bucket, fault, body)
+
+
+async def _create_fulfillment(request: web.Request) -> web.Response:
+    """`POST /fulfillments.json`: fulfil the listed fulfillment order line items (all that are left when none
+    are listed) with `tracking_info`; 201 with the fulfillment."""
+    gate = await _gate(request)
+    if isinstance(gate, web.Response):
+        return gate
+    shop_id, bucket, fault = gate
+    try:
+        spec = orjson.loads(await request.read())["fulfillment"]
+        groups = spec["line_items_by_fulfillment_order"]
+        if not isinstance(groups, list) or not groups or not all(isinstance(g, dict) for g in groups):
+            raise ValueError
+        tracking = spec.get("tracking_info") or {}
+        number, company = tracking.get("number"), tracking.get("company")
+        external_ids = {fulfillment.order_external_id(g["fulfillment_order_id"]) for g in groups}
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return _error(400, {"fulfillment": "Required parameter missing or invalid"})
+    orders = [_own_order(request, shop_id, x) for x in external_ids]
+    if len(orders) != 1 or orders[0] is None:
+        return _error(404, "Not Found")
+    order = orders[0]
+    try:
+        lines = [line for group in groups for line in fulfillment.planned_lines(order, group)]
+        request.app[WORLD].ship(order, lines, company, company, number, now_ms())
+    except fulfillment.FulfillmentError as exc:
+        return _error(exc.status, exc.errors)
+    except ShipRefusal as exc:
+        return _error(422, [str(exc)])
+    await notify(request.app, shop_id, [order])
+    made = [f for f in fulfillments(order) if f["tracking_number"] == number][-1]
+    return _answer(request, bucket, fault, orjson.dumps({"fulfillment": made}), status=201)

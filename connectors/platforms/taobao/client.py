@@ -7,7 +7,6 @@ overlaps the neighbouring window by under a second (duplicates are harmless, gap
 """
 from __future__ import annotations
 
-import math
 import re
 import time
 import xml.etree.ElementTree as ET
@@ -18,7 +17,8 @@ import orjson
 
 from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError
+from connectors.runtime.errors import PermanentError, RateLimited, TransientError, raise_for_http
+from connectors.runtime.listing import read_backwards
 from schemas.canonical import ms_to_beijing
 
 from .signing import sign
@@ -103,12 +103,7 @@ class TaobaoClient:
         return self._classify(response)[0]
 
     def _classify(self, response: Response):
-        if response.status >= 500:
-            raise TransientError(f"HTTP {response.status}", code=f"http_{response.status}")
-        if response.status == 429:
-            raise RateLimited("HTTP 429", retry_after=1.0, code="http_429")
-        if response.status >= 400:
-            raise PermanentError(f"HTTP {response.status}", code=f"http_{response.status}")
+        raise_for_http(response.status)
         doc = _decode(response.body, self.fmt)
         if not isinstance(doc, dict) or len(doc) != 1:
             raise TransientError("malformed body", code="malformed")
@@ -171,16 +166,8 @@ class TaobaoClient:
         start, end = ms_to_beijing(start_ms), ms_to_beijing(end_ms - 1)
         first, total = await self._list_page(1, start, end)
         yield first
-        pages = math.ceil((total or 0) / self.page_size)
-        last_total = total
-        for page_no in range(pages, 1, -1):
-            page, last_total = await self._list_page(page_no, start, end)
+        async for page in read_backwards(lambda n, _: self._list_page(n, start, end), total or 0, self.page_size):
             yield page
-        if last_total != total:
-            pages = math.ceil(max(total or 0, last_total or 0) / self.page_size)
-            for page_no in range(pages, 0, -1):
-                page, _ = await self._list_page(page_no, start, end)
-                yield page
 
     async def fetch_order(self, external_id: str) -> Page:
         """One trade's full detail (`taobao.trade.fullinfo.get`)."""

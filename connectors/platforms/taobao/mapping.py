@@ -18,11 +18,11 @@ items_total + shipping_fee − discount_total + tax_total == paid_total. Line `t
 """
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from connectors.platforms.manifest import folder_manifest
 from schemas.canonical import MappingError, mask_name, mask_phone, mask_street, order_id, to_minor
+from schemas.exact_json import LostPrecision, map_exactly
 from schemas.free_text import mask_free_text
 from schemas.verdicts import phone_verdict, street_vague
 
@@ -95,10 +95,6 @@ def _int(value, name: str) -> int:
         raise MappingError(f"{name} is not an integer: {value!r}") from None
 
 
-class _LostPrecision(Exception):
-    """A JSON id came back as a float (beyond 64 bits in orjson): re-parse with the exact stdlib parser."""
-
-
 def _id(obj: dict, key: str) -> str:
     text = obj.get(key + "_str")
     if text:
@@ -107,7 +103,7 @@ def _id(obj: dict, key: str) -> str:
     if value is None or value == "":
         raise MappingError(f"missing required field {key!r}")
     if isinstance(value, float):
-        raise _LostPrecision(key)
+        raise LostPrecision(key)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, str) and value.isdigit():
@@ -229,15 +225,5 @@ def map_trade(trade: dict, shop_id: str, platform: str = "taobao") -> dict:
 
 def map_payload(body: bytes, content_type: str, shop_id: str, platform: str = "taobao") -> list[dict]:
     """Every trade in a TOP response body -> canonical order dicts (MappingError on anything unusable)."""
-    try:
-        try:
-            return [map_trade(t, shop_id, platform) for t in trades_of(parse_body(body, content_type))]
-        except _LostPrecision:
-            doc = json.loads(body)  # stdlib json keeps integers of any size exact
-            return [map_trade(t, shop_id, platform) for t in trades_of(doc)]
-    except MappingError:
-        raise
-    except _LostPrecision as exc:
-        raise MappingError(f"{exc} lost precision") from None
-    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
-        raise MappingError(f"unmappable taobao payload: {exc.__class__.__name__}: {exc}") from None
+    return map_exactly(lambda exact: [map_trade(t, shop_id, platform)
+                                      for t in trades_of(parse_body(body, content_type, exact))], platform)

@@ -4,24 +4,20 @@ keeps the elements the manifest lists under `xml_lists` (`<trades><trade/></trad
 """
 from __future__ import annotations
 
-import orjson
-
 from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.xml_body import xml_to_json_shape
 from schemas.canonical import MappingError
+from schemas.exact_json import parse_json
 
 LIST_RESPONSES = ("trades_sold_increment_get_response", "trades_sold_get_response")
 XML_LISTS = frozenset(folder_manifest(__file__).xml_lists)
 
 
-def parse_body(body: bytes, content_type: str):
+def parse_body(body: bytes, content_type: str, exact: bool = False):
     """A TOP response body (json or xml) -> Python objects, XML converted to the JSON shape."""
     if "xml" in (content_type or "").lower():
         return xml_to_json_shape(body, XML_LISTS)
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MappingError(f"malformed JSON: {exc}") from None
+    return parse_json(body, exact)
 
 
 def trades_of(doc) -> list:

@@ -3,12 +3,17 @@
 Error codes follow the TOP system-error list; 22 (invalid method) and the 21/24/28/30-34 neighbours
 are unverified numbers kept as constants. Every error answer is HTTP 200 with `error_response`,
 like the real gateway.
+
+`taobao.logistics.offline.send` (自己联系物流发货) ships a trade or, with `is_split=1` and `sub_tid`, some of
+its sub-orders; refusals are code 15 with the `isv.logistics-offline-service-error:*` sub-codes integrators
+report (B01 no such trade, B04 already shipped or closed, B60 waybill number refused, P38 split check
+failed); an unknown `company_code` answers 41 `isv.invalid-parameter:company_code` (unverified code).
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import math
+import re
 import secrets
 import time
 from collections import deque
@@ -17,8 +22,10 @@ from datetime import datetime
 import orjson
 from aiohttp import web
 
-from connectors.simkit.server import FAULTS, WORLD, new_sim_app, now_ms
-from connectors.simkit.world import World
+from connectors.platforms.manifest import folder_manifest
+from connectors.simkit.faults import over_qps
+from connectors.simkit.server import WORLD, form_params, new_sim_app, now_ms, take_fault
+from connectors.simkit.world import ShipRefusal, World
 from schemas.canonical import BEIJING
 
 from .render import to_xml, trade_dict
@@ -127,10 +134,58 @@ def _fullinfo(world: World, shop_id: str, params: dict) -> dict:
     return {"trade": trade_dict(order, fields)}
 
 
+_OFFLINE_SEND_ERROR = "isv.logistics-offline-service-error"
+_OUT_SID = re.compile(r"^[A-Za-z0-9]{6,32}$")  # a waybill number as carriers issue them (rule unverified)
+_REFUSAL = {  # simkit refusal -> (sub_code suffix, sub_msg)
+    "closed": ("B04", "订单状态不对该物流订单已经发货或者已关闭，不能重复发货"),
+    "unpaid": ("B04", "订单状态不对，买家未付款，不能发货"),
+    "refunded": ("B04", "订单状态不对该物流订单已经发货或者已关闭，不能重复发货"),
+    "already_shipped": ("B04", "订单状态不对该物流订单已经发货或者已关闭，不能重复发货"),
+    "unknown_line": ("P38", "拆单校验未通过，子订单不属于该交易"),
+}
+
+
+def _required(params: dict, name: str) -> str:
+    value = (params.get(name) or "").strip()
+    if not value:
+        raise TopError(MISSING_ARGUMENTS, "Missing Required Arguments", "isv.missing-parameter", name)
+    return value
+
+
+def _offline_send(world: World, shop_id: str, params: dict) -> dict:
+    """`taobao.logistics.offline.send`: the trade (or the listed sub-orders) leaves with the given waybill;
+    the trade's next answer shows it consigned (logistics_company, invoice_no, consign_time)."""
+    tid, out_sid, company = (_required(params, n) for n in ("tid", "out_sid", "company_code"))
+    if not tid.isdigit():
+        raise TopError(INVALID_ARGUMENTS, "Invalid Arguments", "isv.invalid-parameter", "tid must be a number")
+    carriers = folder_manifest(__file__).carriers
+    if company not in carriers:
+        raise TopError(INVALID_ARGUMENTS, "Invalid Arguments", "isv.invalid-parameter:company_code",
+                       f"物流公司代码不正确 unknown company_code {company}")
+    order = world.orders.get(tid)
+    if order is None or order.shop_id != shop_id:
+        raise TopError(REMOTE_SERVICE_ERROR, "Remote service error", f"{_OFFLINE_SEND_ERROR}:B01", "订单不存在")
+    if not _OUT_SID.match(out_sid):
+        raise TopError(REMOTE_SERVICE_ERROR, "Remote service error", f"{_OFFLINE_SEND_ERROR}:B60",
+                       "运单号不符合规则或已经被使用")
+    sub_tids = [x.strip() for x in (params.get("sub_tid") or "").split(",") if x.strip()]
+    if bool(sub_tids) != (params.get("is_split") == "1"):
+        raise TopError(REMOTE_SERVICE_ERROR, "Remote service error", f"{_OFFLINE_SEND_ERROR}:P38",
+                       "拆单校验未通过：拆单发货须同时传 is_split=1 和 sub_tid")
+    try:
+        world.ship(order, sub_tids, company, carriers[company], out_sid, now_ms())
+    except ShipRefusal as exc:
+        suffix, message = _REFUSAL[exc.kind]
+        raise TopError(REMOTE_SERVICE_ERROR, "Remote service error", f"{_OFFLINE_SEND_ERROR}:{suffix}",
+                       message) from None
+    return {"shipping": {"is_success": True}}
+
+
 METHODS = {
     "taobao.trades.sold.increment.get": _increment,
     "taobao.trades.sold.get": _sold,
     "taobao.trade.fullinfo.get": _fullinfo,
+    "taobao.logistics.offline.send": _offline_send,
 }
 
 
@@ -182,35 +237,22 @@ def _check_system(app: web.Application, params: dict) -> str:
         raise TopError(INVALID_METHOD, "Invalid Method")
     if not params.get("session"):
         raise TopError(MISSING_SESSION, "Missing Session")
-    world = app[WORLD]
-    for shop_id, shop in list(world.shops.items()):
-        if shop.get("access_token") == params["session"]:
-            return shop_id
-    raise TopError(INVALID_SESSION, "Invalid session", "invalid-sessionkey", "SessionKey非法")
-
-
-def _over_qps(cfg: dict) -> bool:
-    limit = cfg["qps_limit"]
-    if not limit:
-        return False
-    now, calls = time.monotonic(), cfg["calls"]
-    while calls and calls[0] < now - 1.0:
-        calls.popleft()
-    calls.append(now)
-    return len(calls) > limit
+    shops, session = app[WORLD].shops, params["session"]
+    shop_id = cfg["sessions"].get(session)
+    if shop_id is None or shops.get(shop_id, {}).get("access_token") != session:  # new shops, a restored world
+        cfg["sessions"] = {shop.get("access_token"): sid for sid, shop in list(shops.items())}
+        shop_id = cfg["sessions"].get(session)
+    if shop_id is None:
+        raise TopError(INVALID_SESSION, "Invalid session", "invalid-sessionkey", "SessionKey非法")
+    return shop_id
 
 
 async def _router(request: web.Request) -> web.Response:
-    params = dict(request.query)
-    if request.method == "POST":
-        params.update({k: str(v) for k, v in (await request.post()).items()})
+    params = await form_params(request)
     fmt = "xml" if params.get("format") == "xml" else "json"
     cfg = request.app[STATE]
-    fault = request.app[FAULTS].take()
-    kind, seconds = fault if fault else (None, 0.0)
-    if kind == "slow":
-        await asyncio.sleep(seconds)
-    if kind == "rate_limit" or _over_qps(cfg):
+    kind, seconds = await take_fault(request.app)
+    if kind == "rate_limit" or over_qps(cfg["calls"], cfg["qps_limit"], time.monotonic()):
         ban = max(1, math.ceil(seconds)) if kind == "rate_limit" else 1
         return _error(TopError(APP_CALL_LIMITED, "App Call Limited", "accesscontrol.limited-by-app-access-count",
                                f"This ban will last for {ban} more seconds"), fmt)
@@ -252,7 +294,7 @@ def create_app(world: World | None = None, app_key: str = "12345678", secret: st
 
     app = new_sim_app(world, shop_defaults)
     app[STATE] = {"app_key": app_key, "secret": secret, "max_skew_s": max_skew_s, "qps_limit": qps_limit,
-                  "calls": deque(), "errors_5xx": 0, "last": None}
+                  "calls": deque(), "errors_5xx": 0, "last": None, "sessions": {}}
     app.router.add_get("/router/rest", _router)
     app.router.add_post("/router/rest", _router)
     return app

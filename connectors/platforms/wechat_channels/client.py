@@ -27,7 +27,8 @@ import orjson
 
 from connectors.platforms.manifest import folder_manifest
 from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError
+from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
+from connectors.runtime.listing import slices
 
 LIST, DETAIL, TOKEN = "channels/ec/order/list/get", "channels/ec/order/get", "cgi-bin/stable_token"
 TOKEN_ERRORS = {40001, 40014, 41001, 42001}
@@ -77,18 +78,8 @@ class WeChatChannelsClient:
     # ---- answers ----
 
     def _parse(self, response: Response) -> dict:
-        if response.status >= 500:
-            raise TransientError(f"HTTP {response.status}", code=f"http_{response.status}")
-        if response.status == 429:
-            raise RateLimited("HTTP 429", retry_after=1.0, code="http_429")
-        if response.status >= 400:
-            raise PermanentError(f"HTTP {response.status}", code=f"http_{response.status}")
-        try:
-            doc = orjson.loads(response.body)
-        except orjson.JSONDecodeError:
-            raise TransientError("malformed body", code="malformed") from None
-        if not isinstance(doc, dict):
-            raise TransientError("malformed body", code="malformed")
+        raise_for_http(response.status)
+        doc = json_answer(response.body)
         code = doc.get("errcode") or 0
         if code:
             self._raise(code, str(doc.get("errmsg") or ""))
@@ -205,6 +196,11 @@ class WeChatChannelsClient:
         response, _ = await self._call(DETAIL, {"order_id": external_id}, check)
         return Page(body=response.body, content_type="json", endpoint=DETAIL, records=1)
 
+    async def fetch_orders(self, external_ids: list[str]) -> AsyncIterator[Page]:
+        """The orders a push named, read with `order/get` side by side."""
+        for page in await self._details(list(external_ids)):
+            yield page
+
     async def _details(self, ids: list[str]) -> list[Page]:
         gate = asyncio.Semaphore(self.detail_concurrency)
 
@@ -245,7 +241,7 @@ class WeChatChannelsClient:
 
     async def fetch_window(self, start_ms: int, end_ms: int) -> AsyncIterator[Page]:
         """Every order modified in [start_ms, end_ms), one order/get answer per Page."""
-        pieces = [(s, min(end_ms, s + self.max_window_ms)) for s in range(start_ms, end_ms, self.max_window_ms)]
+        pieces = slices(start_ms, end_ms, self.max_window_ms)
         while pieces:
             start, end = pieces.pop(0)
             start_s, end_s = start // 1000, -(-end // 1000)

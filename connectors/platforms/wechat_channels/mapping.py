@@ -47,10 +47,11 @@ from decimal import Decimal, InvalidOperation
 
 from connectors.platforms.manifest import folder_manifest
 from schemas.canonical import MappingError, mask_name, mask_phone, mask_street, order_id, to_minor
+from schemas.exact_json import LostPrecision, map_exactly
 from schemas.free_text import mask_free_text
 from schemas.verdicts import phone_verdict, street_vague
 
-from .payload import orders_of, parse_body, parse_exact
+from .payload import orders_of, parse_body
 
 _MANIFEST = folder_manifest(__file__)
 ORDER_STATUS = {code: entry.status for code, entry in _MANIFEST.statuses.items()}  # manifest [statuses]
@@ -59,10 +60,6 @@ AFTERSALE_STATUS = dict(_MANIFEST.refund_statuses)  # manifest [refund_statuses]
 CARRIERS = dict(_MANIFEST.carriers)
 SHIP_DONE = "/ship_done"  # suffix of a status whose delivery_info.ship_done_time is set (manifest [statuses])
 _LAST_SECOND = 4_102_444_800  # 2100-01-01: a larger "Unix seconds" value is milliseconds or garbage
-
-
-class _LostPrecision(Exception):
-    """An id came back as a float (an integer beyond 64 bits in orjson): parse again, exactly."""
 
 
 def _id(value, name: str) -> str:
@@ -74,7 +71,7 @@ def _id(value, name: str) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        raise _LostPrecision(name)
+        raise LostPrecision(name)
     if isinstance(value, str) and value.strip():
         return value.strip()
     raise MappingError(f"{name} is not an id: {value!r}")
@@ -387,14 +384,5 @@ def map_order(order: dict, shop_id: str, platform: str = "wechat_channels") -> d
 
 def map_payload(body: bytes, content_type: str, shop_id: str, platform: str = "wechat_channels") -> list[dict]:
     """Every order in a channels/ec body -> canonical order dicts (MappingError on anything unusable)."""
-    try:
-        try:
-            return [map_order(o, shop_id, platform) for o in orders_of(parse_body(body, content_type))]
-        except _LostPrecision:
-            return [map_order(o, shop_id, platform) for o in orders_of(parse_exact(body))]
-    except MappingError:
-        raise
-    except _LostPrecision as exc:
-        raise MappingError(f"{exc} lost precision") from None
-    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, RecursionError) as exc:
-        raise MappingError(f"unmappable wechat_channels payload: {exc.__class__.__name__}: {exc}") from None
+    return map_exactly(lambda exact: [map_order(o, shop_id, platform)
+                                      for o in orders_of(parse_body(body, content_type, exact))], platform)

@@ -14,15 +14,12 @@ is parsed again with the standard library, which keeps integers of any size exac
 """
 from __future__ import annotations
 
-import json
-
-import orjson
-
 from connectors.runtime.xml_body import xml_to_json_shape
 from schemas.canonical import MappingError
+from schemas.exact_json import parse_json
 
 
-def parse_body(body: bytes, content_type: str):
+def parse_body(body: bytes, content_type: str, exact: bool = False):
     """A body (JSON, or XML for pushes) -> Python objects; XML as `{root_tag: value}` turned into its value."""
     if "xml" in (content_type or "").lower():
         doc = xml_to_json_shape(body)
@@ -30,15 +27,7 @@ def parse_body(body: bytes, content_type: str):
         if root != "xml":
             raise MappingError(f"not a WeChat XML message: root element <{root}>")
         return value
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MappingError(f"malformed JSON: {exc}") from None
-
-
-def parse_exact(body: bytes):
-    """The JSON body again with the standard parser (integers of any size stay exact)."""
-    return json.loads(body)
+    return parse_json(body, exact)
 
 
 def _error(doc: dict) -> None:

@@ -23,7 +23,6 @@ Error codes marked unverified in the fact sheet (10020001, 40097 for a wrong ran
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -34,10 +33,11 @@ from collections import defaultdict
 import orjson
 from aiohttp import web
 
-from connectors.simkit.server import FAULTS, ON_CHANGE, WORLD, ensure_shop, new_sim_app, notify, now_ms
+from connectors.simkit.pushes import PushHub
+from connectors.simkit.server import WORLD, ensure_shop, new_sim_app, notify, now_ms, take_fault
 from connectors.simkit.world import World
 
-from .pushes import PushHub
+from .pushes import WeChatPushes
 from .render import detail_answer, order_status
 
 TOKEN_TTL_S, OVERLAP_S = 7200, 300
@@ -291,10 +291,7 @@ async def _api(request: web.Request) -> web.Response:
     cfg = request.app[STATE]
     if api not in API and api != "order/delivery/send":
         return _error(ApiError(40066, "invalid url"))
-    fault = request.app[FAULTS].take()
-    kind, seconds = fault if fault else (None, 0.0)
-    if kind == "slow":
-        await asyncio.sleep(seconds)
+    kind, _ = await take_fault(request.app)
     try:
         shop_id = _shop_of_token(request.app, request.query.get("access_token"))
         if kind == "rate_limit" or _over_minute_quota(cfg, shop_id):
@@ -345,9 +342,7 @@ def create_app(world: World | None = None, minute_quota: int | None = None,
     app = new_sim_app(world, shop_defaults)
     app[STATE] = {"minute_quota": minute_quota, "daily_quota": daily_quota, "minute_calls": {},
                   "daily_calls": defaultdict(int), "errors_5xx": 0, "last": {}}
-    app[HUB] = PushHub(app)
-    app[HUB].routes()
-    app[ON_CHANGE].append(app[HUB].on_change)
+    app[HUB] = PushHub(app, WeChatPushes())
     app.router.add_get("/cgi-bin/token", _token)
     app.router.add_post("/cgi-bin/stable_token", _stable_token)
     app.router.add_post("/channels/ec/{api:.+}", _api)

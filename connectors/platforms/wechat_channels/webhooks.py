@@ -10,8 +10,11 @@ Tonglu keeps for the shop.
 The plaintext signature does not cover the body, so a signature seen once must not be accepted
 again: a push is refused when its timestamp is more than `MAX_AGE_S` away from now or when its
 (shop, timestamp, nonce) was accepted before — a body swapped under a replayed signature is refused.
-A push names an order without carrying one (order_info.order_id): it maps to no order, and the
-order's state is read with order/get.
+A push names an order without carrying one (order_info.order_id): it maps to no order; the push names
+it in `Push.external_ids` and the connectors read it with order/get at once.
+
+Before pushing to a URL WeChat checks it with a GET carrying `signature`, `timestamp`, `nonce` and
+`echostr`: `verify_url` gives the `echostr` to echo when the signature verifies.
 """
 from __future__ import annotations
 
@@ -23,8 +26,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
-from connectors.runtime.base import Push
+from connectors.runtime.base import Push, id_text
+from schemas.canonical import MappingError
 
+from .payload import parse_body
+
+ACKNOWLEDGEMENT = "success"  # the plain-text reply WeChat expects within 5 s, else it resends
 MAX_AGE_S = 300
 _SEEN: OrderedDict[tuple, float] = OrderedDict()  # accepted (shop, timestamp, nonce) -> when it expires
 _SEEN_MAX = 100_000
@@ -61,6 +68,22 @@ def _fresh(key: tuple, stamp: int, now: float) -> bool:
     return key not in _SEEN and abs(now - stamp) <= MAX_AGE_S
 
 
+def verify_url(query: Mapping[str, str], secret_of: Callable[[str], str | None],
+               now: float | None = None) -> str | None:
+    """WeChat checking the message-server URL (a GET with `signature`, `timestamp`, `nonce`, `echostr`):
+    `echostr`, to be echoed, when the signature verifies with the shop's token and the timestamp is
+    fresh, else None."""
+    shop_id = query.get("shop_id") or ""
+    token = secret_of(shop_id) if shop_id else None
+    stamp, nonce = query.get("timestamp") or "", query.get("nonce") or ""
+    given, echo = query.get("signature") or "", query.get("echostr")
+    if not token or not stamp.isdigit() or not nonce or not given or not echo:
+        return None
+    if not _same(signature(token, stamp, nonce), given):
+        return None
+    return echo if abs((time.time() if now is None else now) - int(stamp)) <= MAX_AGE_S else None
+
+
 def authenticate(headers: Mapping[str, str], body: bytes, secret_of: Callable[[str], str | None],
                  query: Mapping[str, str] | None = None, now: float | None = None) -> Push | None:
     """The push a request carries when it is a WeChat message signed with its shop's token, else None.
@@ -88,5 +111,19 @@ def authenticate(headers: Mapping[str, str], body: bytes, secret_of: Callable[[s
     _SEEN[key] = now + 2 * MAX_AGE_S
     event = _EVENT.search(body)
     name = (event.group(1) or event.group(2)).decode() if event else None
-    return Push(shop_id=shop_id, endpoint=name, request_id=nonce, content_type="xml" if body.lstrip()[:1] == b"<"
-                else "json", kind="refund" if name and "aftersale" in name else "order")
+    content_type = "xml" if body.lstrip()[:1] == b"<" else "json"
+    return Push(shop_id=shop_id, endpoint=name, request_id=nonce, content_type=content_type,
+                kind="refund" if name and "aftersale" in name else "order",
+                external_ids=named_order(body, content_type))
+
+
+def named_order(body: bytes, content_type: str) -> tuple[str, ...]:
+    """The order a push event names (`order_info.order_id`); () for a safe-mode message, which Tonglu
+    cannot read without the EncodingAESKey, or a body that does not parse."""
+    try:
+        doc = parse_body(body, content_type)
+    except MappingError:
+        return ()
+    info = doc.get("order_info") if isinstance(doc, dict) else None
+    named = id_text(info.get("order_id")) if isinstance(info, dict) else None
+    return (named,) if named else ()

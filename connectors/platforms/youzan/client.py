@@ -24,7 +24,6 @@ else a PermanentError saying the token cannot be renewed; HTTP 5xx, a cut body, 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
@@ -32,8 +31,9 @@ from collections.abc import AsyncIterator
 import orjson
 
 from connectors.platforms.manifest import folder_manifest
-from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials
-from connectors.runtime.errors import PermanentError, RateLimited, TransientError
+from connectors.runtime.base import Caller, Page, RequestSpec, Response, ShopCredentials, each_order
+from connectors.runtime.errors import PermanentError, RateLimited, TransientError, json_answer, raise_for_http
+from connectors.runtime.listing import read_backwards, slices
 from schemas.canonical import ms_to_beijing
 
 from . import api
@@ -65,18 +65,13 @@ _BUSINESS = {api.WINDOW_TOO_WIDE: WindowTooWide, api.PAGE_TOO_DEEP: PageTooDeep,
 def _decode(response: Response) -> dict:
     """The JSON object of a usable HTTP answer; raises for HTTP failures and cut or foreign bodies."""
     status = response.status
-    if status == 429:
-        raise RateLimited("youzan: HTTP 429", retry_after=1.0, code="http_429")
-    if status >= 500:
-        raise TransientError(f"youzan: HTTP {status}", code=f"http_{status}")
+    raise_for_http(status, client_errors=False)  # a 4xx body may carry the gateway's error
     try:
-        doc = orjson.loads(response.body)
-    except orjson.JSONDecodeError:
-        doc = None
-    if not isinstance(doc, dict):
+        doc = json_answer(response.body)
+    except TransientError:
         if status != 200:
-            raise PermanentError(f"youzan: HTTP {status}", code=f"http_{status}")
-        raise TransientError("youzan: malformed body", code="malformed")
+            raise PermanentError(f"youzan: HTTP {status}", code=f"http_{status}") from None
+        raise
     gateway = doc.get("gw_err_resp")
     if isinstance(gateway, dict):
         code, message = gateway.get("err_code"), gateway.get("err_msg")
@@ -220,16 +215,15 @@ class YouzanClient:
         if total > self.deep_page_cap and splittable:
             return await self._halves(start_ms, end_ms)
         seen = _rows(first)
-        pages = min(math.ceil(total / self.page_size), self.deep_page_cap // self.page_size)
+
+        async def read(page_no: int, again: bool):
+            data = await self._sold_page(start, end, page_no)
+            return _rows(data), int(data.get("total_results") or 0)
+
         try:
-            moved = total
-            for page_no in range(pages, 1, -1):
-                data = await self._sold_page(start, end, page_no)
-                seen = _merged(seen, _rows(data))
-                moved = int(data.get("total_results") or 0)
-            if moved != total:  # orders left the window during the pass: once more, backwards
-                for page_no in range(min(math.ceil(max(total, moved) / self.page_size), pages), 0, -1):
-                    seen = _merged(seen, _rows(await self._sold_page(start, end, page_no)))
+            deepest = self.deep_page_cap // self.page_size
+            async for rows in read_backwards(read, total, self.page_size, max_pages=deepest):
+                seen = _merged(seen, rows)
         except PageTooDeep:
             if not splittable:
                 raise
@@ -264,8 +258,7 @@ class YouzanClient:
 
     async def fetch_window(self, start_ms: int, end_ms: int) -> AsyncIterator[Page]:
         """The detail of every order changed in [start_ms, end_ms), one page each."""
-        for low in range(start_ms, end_ms, max(self.max_window_ms, 1000)):
-            high = min(end_ms, low + max(self.max_window_ms, 1000))
+        for low, high in slices(start_ms, end_ms, max(self.max_window_ms, 1000)):
             for tid, updated in (await self._listed(low, high)).items():
                 page = await self._detail(tid, updated)
                 if page is not None:
@@ -278,6 +271,10 @@ class YouzanClient:
         if page is None:
             raise PermanentError(f"youzan: order {external_id} not found", code=str(api.ORDER_NOT_FOUND))
         return page
+
+    def fetch_orders(self, external_ids: list[str]) -> AsyncIterator[Page]:
+        """The orders a push named, one `youzan.trade.get` each."""
+        return each_order(self.fetch_order, external_ids)
 
 
 def _merged(a: dict[str, str], b: dict[str, str]) -> dict[str, str]:

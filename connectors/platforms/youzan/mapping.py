@@ -41,10 +41,11 @@ from schemas.canonical import (
     order_id,
     to_minor,
 )
+from schemas.exact_json import LostPrecision, map_exactly, parse_json
 from schemas.free_text import mask_free_text
 from schemas.verdicts import phone_verdict, street_vague
 
-from .payload import orders_of, parse_json
+from .payload import orders_of
 
 _MANIFEST = folder_manifest(__file__)
 STATUS = {name: entry.status for name, entry in _MANIFEST.statuses.items()}
@@ -54,10 +55,6 @@ CARRIERS = dict(_MANIFEST.carriers)
 TIMES = (("created_at", "created"), ("paid_at", "pay_time"), ("updated_at", "update_time"),
          ("shipped_at", "consign_time"))
 _VIRTUAL = re.compile(r"(?:\+?86)?(1\d{10})(?:[-_,，#转]|ext\.?|分机)(\d{1,6})", re.IGNORECASE)
-
-
-class _LostPrecision(Exception):
-    """An id came back as a float (beyond 64 bits in orjson): parse the body again, exactly."""
 
 
 # ---- value converters ----
@@ -102,7 +99,7 @@ def _id(obj: dict, key: str, required: bool = True) -> str | None:
             raise MappingError(f"missing required field {key!r}")
         return None
     if cls is float:
-        raise _LostPrecision(key)
+        raise LostPrecision(key)
     raise MappingError(f"{key} is not an id: {value!r}")
 
 
@@ -283,22 +280,9 @@ def map_order(foi: dict, around: dict | None, shop_id: str, platform: str = "you
     }
 
 
-def _map(body: bytes, shop_id: str, platform: str, exact: bool) -> list[dict]:
-    return [map_order(foi, around, shop_id, platform) for foi, around in orders_of(parse_json(body, exact), exact)]
-
-
 def map_payload(body: bytes, content_type: str, shop_id: str, platform: str = "youzan") -> list[dict]:
     """Every order in a Youzan answer or push body -> canonical order dicts (MappingError on anything unusable)."""
     if content_type and "xml" in content_type.lower():
         raise MappingError("youzan answers JSON only, not XML")
-    try:
-        try:
-            return _map(body, shop_id, platform, exact=False)
-        except _LostPrecision:
-            return _map(body, shop_id, platform, exact=True)  # the standard library keeps every digit
-    except MappingError:
-        raise
-    except _LostPrecision as exc:
-        raise MappingError(f"{exc} is not an integer id") from None
-    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
-        raise MappingError(f"unmappable youzan payload: {exc.__class__.__name__}: {exc}") from None
+    return map_exactly(lambda exact: [map_order(foi, around, shop_id, platform)
+                                      for foi, around in orders_of(parse_json(body, exact), exact)], platform)

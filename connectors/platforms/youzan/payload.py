@@ -6,7 +6,7 @@ Accepted (youzan.md §1, §4, §6):
   `refund_order` / `delivery_order` / `order_promotion` (youzan.trade.get);
 - a push message `{"client_id", "kdt_id", "type", "msg": "<URL-encoded JSON>", ...}`: a `msg` carrying
   `full_order_info` is an order; one that only names the trade or the refund (`{"tid": …}`) is a notice
-  whose order the next poll reads, so it carries no order;
+  whose order the connectors read with `youzan.trade.get`, so it carries no order;
 - failures: `{"gw_err_resp": {...}}` (HTTP 200 as well), `{"success": false, ...}`, the legacy
   `{"error_response": {...}}` — each a MappingError naming the code and message.
 
@@ -15,20 +15,10 @@ parsed by the standard library, which keeps integers of any size.
 """
 from __future__ import annotations
 
-import json
 from urllib.parse import unquote_plus
 
-import orjson
-
 from schemas.canonical import MappingError
-
-
-def parse_json(body, exact: bool = False):
-    """A JSON text (bytes or str) -> Python objects; MappingError with the parser's first line if malformed."""
-    try:
-        return json.loads(body) if exact else orjson.loads(body)
-    except (orjson.JSONDecodeError, ValueError) as exc:  # UnicodeDecodeError is a ValueError too
-        raise MappingError(f"malformed JSON: {str(exc).splitlines()[0]}") from None
+from schemas.exact_json import parse_json
 
 
 def orders_of(doc, exact: bool = False) -> list[tuple[dict, dict]]:
@@ -79,7 +69,17 @@ def _order_info(value) -> dict:
 
 
 def _pushed(doc: dict, exact: bool) -> list[tuple[dict, dict]]:
-    msg = doc["msg"]
+    message = push_message(doc, exact)
+    if "full_order_info" in message:
+        return [(_order_info(message["full_order_info"]), message)]
+    if message.get("tid") or message.get("refund_id"):
+        return []  # a notice naming the trade: the connectors read the order itself
+    raise MappingError("youzan push: msg names no trade (no full_order_info, tid or refund_id)")
+
+
+def push_message(doc: dict, exact: bool = False) -> dict:
+    """The message a push carries in its URL-encoded `msg` (MappingError when it is not a JSON object)."""
+    msg = doc.get("msg")
     if not isinstance(msg, str) or not msg:
         raise MappingError("youzan push: msg must be a URL-encoded JSON string")
     text = msg
@@ -93,8 +93,4 @@ def _pushed(doc: dict, exact: bool) -> list[tuple[dict, dict]]:
         raise MappingError("youzan push: msg is not URL-encoded JSON") from None
     if not isinstance(message, dict):
         raise MappingError("youzan push: msg is not a JSON object")
-    if "full_order_info" in message:
-        return [(_order_info(message["full_order_info"]), message)]
-    if message.get("tid") or message.get("refund_id"):
-        return []  # a notice naming the trade: the poll reads the order itself
-    raise MappingError("youzan push: msg names no trade (no full_order_info, tid or refund_id)")
+    return message

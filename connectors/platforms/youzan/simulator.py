@@ -17,7 +17,6 @@
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import secrets
 import time
@@ -28,12 +27,14 @@ import orjson
 from aiohttp import web
 
 from connectors.platforms.manifest import folder_manifest
-from connectors.simkit.server import FAULTS, ON_CHANGE, WORLD, new_sim_app, now_ms
+from connectors.simkit.faults import over_qps
+from connectors.simkit.pushes import PushHub
+from connectors.simkit.server import WORLD, new_sim_app, now_ms, take_fault
 from connectors.simkit.world import World
 from schemas.canonical import BEIJING
 
 from . import api
-from .delivery import PushHub
+from .delivery import YouzanPushes
 from .render import detail_data, envelope, list_data, trace_id, trade_status
 from .simworld import YouzanWorld, kdt_id
 
@@ -130,17 +131,6 @@ def _trade(app: web.Application, shop_id: str, params: dict) -> dict:
 APIS = {api.SOLD_GET: _sold, api.TRADE_GET: _trade}
 
 
-def _over_qps(cfg: dict, token: str) -> bool:
-    limit = cfg["qps_limit"]
-    if not limit:
-        return False
-    now, calls = time.monotonic(), cfg["calls"].setdefault(token, deque())
-    while calls and calls[0] < now - 1.0:
-        calls.popleft()
-    calls.append(now)
-    return len(calls) > limit
-
-
 def _shop_of_token(app: web.Application, token: str | None) -> str | web.Response:
     grant = app[STATE]["tokens"].get(token or "")
     if grant is None:
@@ -158,11 +148,9 @@ async def _api(request: web.Request) -> web.Response:
     shop_id = _shop_of_token(request.app, request.query.get("access_token"))
     if isinstance(shop_id, web.Response):
         return shop_id
-    fault = request.app[FAULTS].take()
-    kind, seconds = fault if fault else (None, 0.0)
-    if kind == "slow":
-        await asyncio.sleep(seconds)
-    if kind == "rate_limit" or _over_qps(cfg, request.query["access_token"]):
+    kind, _ = await take_fault(request.app)
+    if kind == "rate_limit" or over_qps(cfg["calls"].setdefault(request.query["access_token"], deque()), cfg["qps_limit"],
+                                               time.monotonic()):
         return gateway_error(api.GW_RATE_LIMITED, "api request limited, please retry later")
     if kind == "error_5xx":
         cfg["errors_5xx"] += 1
@@ -244,9 +232,7 @@ def create_app(world: World | None = None, token_ttl_s: float = api.TOKEN_TTL_S,
     app[STATE] = {"token_ttl_s": token_ttl_s, "qps_limit": qps_limit, "max_window_s": max_window_s,
                   "deep_page_cap": deep_page_cap, "plaintext": plaintext, "versions": dict(versions or api.VERSIONS),
                   "tokens": {}, "refresh": {}, "calls": {}, "errors_5xx": 0, "last": None}
-    app[HUB] = PushHub(app, plaintext, retries=push_retries, backoff=push_backoff)
-    app[HUB].routes()
-    app[ON_CHANGE].append(app[HUB].on_change)
+    app[HUB] = PushHub(app, YouzanPushes(plaintext), retries=push_retries, backoff=push_backoff)
     app.router.add_post(api.TOKEN_PATH, _token)
     app.router.add_post("/api/{api}/{version}", _api)
     app.router.add_post("/_sim/tokens/expire", _expire)

@@ -2,16 +2,14 @@
 tokens and every fault answered as the platform does."""
 import time
 
-import aiohttp
 import orjson
 import pytest
-from aiohttp import web
 
 from connectors.runtime.base import ShopCredentials
-from connectors.runtime.caller import HttpCaller
 from connectors.runtime.errors import PermanentError
-from connectors.simkit.server import WORLD, ensure_shop
+from connectors.simkit.server import ensure_shop
 from connectors.simkit.world import World
+from tests.platform_helpers import SimHarness, collect, serve_sim
 
 from ..client import DouyinClient
 from ..mapping import map_payload
@@ -22,73 +20,31 @@ SHOP = "tonglu-douyin-home"
 HOUR = 3_600_000
 
 
-class Sim:
-    def __init__(self, app, base_url, session):
-        self.app, self.base_url, self.session = app, base_url, session
-        self.calls: list[dict] = []
-        self.after_call = None  # a hook run after every recorded call (to change orders mid-scan)
-
-    @property
-    def world(self) -> World:
-        return self.app[WORLD]
-
-    async def post(self, path, body):
-        async with self.session.post(self.base_url + path, json=body) as resp:
-            assert resp.status == 200, await resp.text()
-            return await resp.json()
+class Sim(SimHarness):
+    platform, default_shop = "douyin", SHOP
 
     async def creds(self, shop_id=SHOP, **override) -> ShopCredentials:
-        async with self.session.get(self.base_url + "/_sim/shops") as resp:
-            shop = next(s for s in (await resp.json())["shops"] if s["shop_id"] == shop_id)
+        shop = await self.shop(shop_id)
         fields = {"app_key": shop["app_key"], "app_secret": shop["app_secret"],
                   "access_token": shop["access_token"], "extra": {"refresh_token": shop["refresh_token"]}, **override}
         return ShopCredentials("douyin", shop_id, self.base_url, **fields)
 
-    def _record(self, call):
-        self.calls.append(call)
-        if self.after_call:
-            self.after_call(call)
-
     async def client(self, shop_id=SHOP, creds_override=None, **kwargs) -> DouyinClient:
-        caller = HttpCaller(self.session, "douyin", shop_id, on_call=self._record, base_backoff=0.01)
-        return DouyinClient(await self.creds(shop_id, **(creds_override or {})), caller, **kwargs)
+        return DouyinClient(await self.creds(shop_id, **(creds_override or {})), self.caller(shop_id), **kwargs)
 
 
 @pytest.fixture
 async def sim():
     app = create_app(World(seed=99, id_factory=douyin_order_id))
     ensure_shop(app, SHOP)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    async with aiohttp.ClientSession() as session:
-        yield Sim(app, f"http://127.0.0.1:{port}", session)
-    await runner.cleanup()
-
-
-async def _orders(sim, count=250, shop_id=SHOP) -> set[str]:
-    return set((await sim.post("/_sim/orders", {"shop_id": shop_id, "count": count}))["external_ids"])
-
-
-def _window():
-    now = int(time.time() * 1000)
-    return now - HOUR, now + 2000
-
-
-async def _collect(client, window=None):
-    pages, ids = [], []
-    async for page in client.fetch_window(*(window or _window())):
-        pages.append(page)
-        ids += [o["external_id"] for o in map_payload(page.body, page.content_type, client.creds.shop_id)]
-    return pages, ids
+    async with serve_sim(Sim, app) as sim:
+        yield sim
 
 
 async def test_a_window_is_read_page_0_first_then_from_the_last_page_back(sim):
-    created = await _orders(sim)
-    await _orders(sim, 5, shop_id="other-shop")
-    pages, ids = await _collect(await sim.client())
+    created = await sim.orders()
+    await sim.orders(5, shop_id="other-shop")
+    pages, ids = await collect(map_payload, await sim.client())
     assert [p.page for p in pages] == ["0", "2", "1"]
     assert [p.records for p in pages] == [100, 50, 100]
     assert all(p.endpoint == "order.searchList" and p.api_version == "2" and p.request_id for p in pages)
@@ -113,16 +69,16 @@ async def test_no_order_is_lost_while_orders_change_during_the_scan(sim):
             moved.append(order.external_id)
 
     sim.after_call = change_some
-    _, ids = await _collect(client, window)
+    _, ids = await collect(map_payload, client, window)
     unchanged = in_window - set(moved)
     assert unchanged <= set(ids), f"{len(unchanged - set(ids))} orders lost"
     assert len(sim.calls) > 3  # the total moved, so a second backward pass ran
 
 
 async def test_summaries_are_replaced_by_detail_calls(sim):
-    created = await _orders(sim, 12)
+    created = await sim.orders(12)
     sim.app[STATE]["summaries"] = True
-    pages, ids = await _collect(await sim.client())
+    pages, ids = await collect(map_payload, await sim.client())
     assert [p.endpoint for p in pages] == ["order.orderDetail"] * 12
     assert set(ids) == created and all(p.records == 1 for p in pages)
     assert [c["endpoint"] for c in sim.calls] == ["order.searchList"] + ["order.orderDetail"] * 12
@@ -134,16 +90,16 @@ async def test_a_window_deeper_than_the_paging_cap_is_split(sim):
         sim.world.create_orders(SHOP, 1, start + n * 1000)
     sim.app[STATE]["depth_max"] = 40  # the gateway refuses (page + 1) × size > 40
     client = await sim.client(page_size=20, depth_max=40)
-    _, ids = await _collect(client, (start, start + 120_000))
+    _, ids = await collect(map_payload, client, (start, start + 120_000))
     assert len(ids) == len(set(ids)) == 120
     client = await sim.client(page_size=20, depth_max=10_000)  # a client that believes in a deeper cap
-    _, ids = await _collect(client, (start, start + 120_000))
+    _, ids = await collect(map_payload, client, (start, start + 120_000))
     assert set(ids) == {o.external_id for o in sim.world.orders.values()}
     assert any(c["error_code"] == "isv.parameter-invalid" for c in sim.calls)
 
 
 async def test_fetch_order_detail(sim):
-    oid = min(await _orders(sim, 3))
+    oid = min(await sim.orders(3))
     page = await (await sim.client()).fetch_order(oid)
     assert page.endpoint == "order.orderDetail" and page.records == 1
     (order,) = map_payload(page.body, "json", SHOP)
@@ -151,17 +107,17 @@ async def test_fetch_order_detail(sim):
 
 
 async def test_a_bad_signature_is_answered_and_permanent(sim):
-    await _orders(sim, 1)
+    await sim.orders(1)
     client = await sim.client(creds_override={"app_secret": "wrong"})
     with pytest.raises(PermanentError) as err:
-        await _collect(client)
+        await collect(map_payload, client)
     assert err.value.code == "isv.signature-invalid" and "code=40003" in str(err.value)
     assert len(sim.calls) == 1
 
 
 async def test_md5_signing_is_accepted_and_the_body_must_be_the_signed_text(sim):
-    created = await _orders(sim, 7)
-    _, ids = await _collect(await sim.client(sign_method="md5"))
+    created = await sim.orders(7)
+    _, ids = await collect(map_payload, await sim.client(sign_method="md5"))
     assert set(ids) == created
     client = await sim.client()
     spec = client.build("order.orderDetail", {"shop_order_id": min(created)})()
@@ -174,11 +130,11 @@ async def test_md5_signing_is_accepted_and_the_body_must_be_the_signed_text(sim)
 
 
 async def test_an_expired_token_is_refreshed_once_and_the_call_repeated(sim):
-    created = await _orders(sim, 5)
+    created = await sim.orders(5)
     client = await sim.client()
     old = client.access_token
     await sim.post("/_sim/tokens/expire", {"shop_id": SHOP})
-    _, ids = await _collect(client)
+    _, ids = await collect(map_payload, client)
     assert set(ids) == created and client.access_token != old
     assert [(c["endpoint"], c["ok"], c["error_code"]) for c in sim.calls] == [
         ("order.searchList", False, "isv.access-token-expired"), ("token.refresh", True, None),
@@ -187,61 +143,61 @@ async def test_an_expired_token_is_refreshed_once_and_the_call_repeated(sim):
 
 
 async def test_without_a_refresh_token_a_self_use_app_asks_for_a_new_token_or_says_what_to_do(sim):
-    created = await _orders(sim, 1)
+    created = await sim.orders(1)
     client = await sim.client(creds_override={"extra": {}})
     await sim.post("/_sim/tokens/expire", {"shop_id": SHOP})
-    _, ids = await _collect(client)
+    _, ids = await collect(map_payload, client)
     assert set(ids) == created
     assert [(c["endpoint"], c["ok"]) for c in sim.calls] == [
         ("order.searchList", False), ("token.create", True), ("order.searchList", True)]
     other = await sim.client(creds_override={"extra": {"douyin_shop_id": "4463000"}})  # not this app's shop
     await sim.post("/_sim/tokens/expire", {"shop_id": SHOP})
     with pytest.raises(PermanentError, match="re-authorise the shop") as err:
-        await _collect(other)
+        await collect(map_payload, other)
     assert err.value.code == "isv.access-token-expired"
 
 
 async def test_a_refreshed_token_replaces_the_old_one_after_a_grace(sim):
-    await _orders(sim, 1)
+    await sim.orders(1)
     client = await sim.client()
     old = client.access_token
     await client.refresh()
     assert client.access_token != old
     stale = await sim.client(creds_override={"access_token": old, "extra": {"douyin_shop_id": "4463000"}})
-    await _collect(stale)  # within the grace period the old token still works
+    await collect(map_payload, stale)  # within the grace period the old token still works
     sim.world.shops[SHOP]["previous_valid_until"] = 0
     with pytest.raises(PermanentError) as err:
-        await _collect(stale)
+        await collect(map_payload, stale)
     assert err.value.code == "isv.access-token-expired"
     unknown = await sim.client(creds_override={"access_token": "00000000-0000-0000-0000-000000000000", "extra": {}})
     with pytest.raises(PermanentError) as err:
-        await _collect(unknown)
+        await collect(map_payload, unknown)
     assert err.value.code == "isv.access-token-no-existed"
 
 
 async def test_a_self_use_app_without_a_token_creates_one(sim):
-    created = await _orders(sim, 3)
+    created = await sim.orders(3)
     client = await sim.client(creds_override={"access_token": ""})
-    _, ids = await _collect(client)
+    _, ids = await collect(map_payload, client)
     assert set(ids) == created and client.access_token == sim.world.shops[SHOP]["access_token"]
     assert sim.calls[0]["endpoint"] == "token.create"
 
 
 async def test_rate_limit_code_60000_is_retried_and_recorded(sim):
-    created = await _orders(sim)
+    created = await sim.orders()
     await sim.post("/_sim/faults", {"kind": "rate_limit", "count": 1})
     started = time.monotonic()
-    _, ids = await _collect(await sim.client())
+    _, ids = await collect(map_payload, await sim.client())
     assert set(ids) == created
     assert time.monotonic() - started >= 0.9  # the shop paused for a second
     assert [c["error_code"] for c in sim.calls if not c["ok"]] == ["60000"] and len(sim.calls) == 4
 
 
 async def test_the_qps_limit_answers_60000_and_the_client_backs_off(sim):
-    created = await _orders(sim, 30)
+    created = await sim.orders(30)
     sim.app[STATE]["qps_limit"] = 2
     client = await sim.client(page_size=5)
-    _, ids = await _collect(client)
+    _, ids = await collect(map_payload, client)
     assert set(ids) == created
     assert any(c["error_code"] == "60000" for c in sim.calls)
 
@@ -249,13 +205,13 @@ async def test_the_qps_limit_answers_60000_and_the_client_backs_off(sim):
 @pytest.mark.parametrize("kind, count, codes", [("malformed", 1, ["malformed"]), ("error_5xx", 2, ["http_502", "20000"]),
                                                 ("slow", 1, []), ("duplicate_page", 1, ["duplicate_page"])])
 async def test_faults_are_retried(sim, kind, count, codes):
-    created = await _orders(sim, 150)
+    created = await sim.orders(150)
     client = await sim.client()
     if kind == "duplicate_page":
-        await _collect(client)  # the gateway now has a last answer to replay
+        await collect(map_payload, client)  # the gateway now has a last answer to replay
         sim.calls.clear()
     await sim.post("/_sim/faults", {"kind": kind, "count": count, "seconds": 0.2})
-    _, ids = await _collect(client)
+    _, ids = await collect(map_payload, client)
     assert set(ids) == created
     assert [c["error_code"] for c in sim.calls if not c["ok"]] == codes
 
@@ -263,12 +219,12 @@ async def test_faults_are_retried(sim, kind, count, codes):
 async def test_a_window_wider_than_allowed_is_refused_before_calling(sim):
     now = int(time.time() * 1000)
     with pytest.raises(ValueError, match="exceeds"):
-        await _collect(await sim.client(), (now - 2 * 86_400_000, now))
+        await collect(map_payload, await sim.client(), (now - 2 * 86_400_000, now))
     assert sim.calls == []
 
 
 async def test_the_gateway_checks_types_timestamps_and_filters(sim):
-    created = await _orders(sim, 4)
+    created = await sim.orders(4)
     shop = sim.world.shops[SHOP]
 
     async def call(method, params, stamp=None, text=None):
@@ -297,7 +253,7 @@ async def test_the_gateway_checks_types_timestamps_and_filters(sim):
 
 
 async def test_batch_decrypt_gives_plaintext_within_its_limits(sim):
-    oid = min(await _orders(sim, 1))
+    oid = min(await sim.orders(1))
     order = sim.world.orders[oid]
     client = await sim.client()
     detail = orjson.loads((await client.fetch_order(oid)).body)["data"]["shop_order_detail"]

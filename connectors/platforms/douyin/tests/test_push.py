@@ -1,6 +1,5 @@
 """Douyin pushes: the recorded push verifies, forged ones are refused, and the simulator delivers signed
 message batches to a registered address over HTTP, retrying until it reads `{"code": 0}`."""
-import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -10,6 +9,7 @@ from aiohttp import web
 
 from connectors.simkit.server import WORLD
 from connectors.simkit.world import World
+from tests.integration.helpers import eventually, serve_app
 
 from ..delivery import tags_for
 from ..simulator import HUB, create_app, douyin_order_id
@@ -82,33 +82,17 @@ class Receiver:
         return web.json_response(self.reply)
 
 
-async def _serve(app) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-
-
-async def _until(predicate, timeout=10.0):
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met")
-
-
 @pytest.fixture
 async def pushing():
     sim = create_app(World(seed=5, id_factory=douyin_order_id), push_retries=2, push_backoff=0.05)
-    sim_runner, sim_url = await _serve(sim)
+    sim_runner, sim_url = await serve_app(sim)
     runners = [sim_runner]
 
     async def address(reply):
         receiver = Receiver(reply)
         app = web.Application()
         app.router.add_post("/webhooks/douyin", receiver.handle)
-        runner, url = await _serve(app)
+        runner, url = await serve_app(app)
         runners.append(runner)
         return receiver, url + "/webhooks/douyin"
 
@@ -126,7 +110,7 @@ async def test_the_simulator_pushes_signed_batches_that_name_the_orders(pushing)
     shop = sim[WORLD].shops[SHOP]
     async with session.post(f"{sim_url}/_sim/orders", json={"shop_id": SHOP, "count": 2}) as resp:
         made = (await resp.json())["external_ids"]
-    await _until(lambda: len(receiver.got) == 1)
+    await eventually(lambda: len(receiver.got) == 1)
     headers, body = receiver.got[0]
     assert (headers["app-id"], headers["sign-method"]) == (shop["app_key"], "md5")
     assert headers["event-sign"] == sign_push(shop["app_key"], body, shop["app_secret"])
@@ -142,7 +126,7 @@ async def test_the_simulator_pushes_signed_batches_that_name_the_orders(pushing)
     for order in orders:  # paid -> shipped: tag 102
         sim[WORLD]._apply(order, "ship", order.updated_at + 1000)
     await sim[HUB].on_change(SHOP, orders)
-    await _until(lambda: len(receiver.got) == 2)
+    await eventually(lambda: len(receiver.got) == 2)
     assert {m["tag"] for m in orjson.loads(receiver.got[1][1])} == {"102"}
     assert all(d["acked"] and d["attempt"] == 1 for d in sim[HUB].deliveries)
 
@@ -154,7 +138,7 @@ async def test_a_push_is_retried_until_the_answer_is_code_0(pushing):
         pass
     async with session.post(f"{sim_url}/_sim/orders", json={"shop_id": SHOP, "count": 1}):
         pass
-    await _until(lambda: len(receiver.got) == 3)  # the first try and two retries
+    await eventually(lambda: len(receiver.got) == 3)  # the first try and two retries
     assert len({body for _, body in receiver.got}) == 1  # the same bytes every time
     assert [d["acked"] for d in sim[HUB].deliveries] == [False, False, False]
 
@@ -169,6 +153,6 @@ async def test_a_forged_delivery_does_not_verify(pushing):
     for _ in range(2):
         async with session.post(f"{sim_url}/_sim/orders", json={"shop_id": SHOP, "count": 1}):
             pass
-    await _until(lambda: len(receiver.got) == 2)
+    await eventually(lambda: len(receiver.got) == 2)
     secret_of = {SHOP: sim[WORLD].shops[SHOP]["app_secret"]}.get
     assert [authenticate(h, b, secret_of) is not None for h, b in receiver.got] == [False, True]

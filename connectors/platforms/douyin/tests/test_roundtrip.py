@@ -1,9 +1,9 @@
 """Simulated lives rendered as Douyin answers map back to what the World meant."""
-import random
 
 import orjson
 
 from connectors.simkit.world import World
+from tests.platform_helpers import expected_refund, lived_orders, to_second
 
 from ..mapping import map_payload
 from ..render import page_body, shop_order, virtual_number
@@ -12,31 +12,7 @@ from ..simulator import douyin_order_id
 START = 1_735_660_000_000  # 2024-12-31 23:46:40 Beijing: lives cross midnight and the year
 
 
-def _second(ms):
-    return None if ms is None else ms // 1000 * 1000
-
-
-def _expected_refund(states):
-    if "REQUESTED" in states:
-        return "REQUESTED"
-    if "REFUNDED" in states:
-        return "REFUNDED" if all(s == "REFUNDED" for s in states) else "PARTIALLY_REFUNDED"
-    return "REJECTED" if "REJECTED" in states else "NONE"
-
-
-def _lives():
-    world = World(seed=2024, id_factory=douyin_order_id)
-    rng = random.Random(5)
-    orders = world.create_orders("shop-rt", 150, START) + world.create_orders("shop-rt", 150, START, paid=False)
-    clock = START
-    for order in orders:
-        for _ in range(rng.randrange(0, 7)):
-            clock += rng.randrange(1000, 600_000)
-            world.step(order, clock)
-    return orders
-
-
-ORDERS = _lives()
+ORDERS = lived_orders(World(seed=2024, id_factory=douyin_order_id), "shop-rt", 150, 150, START)
 
 
 def test_lives_cover_every_state():
@@ -52,10 +28,10 @@ def test_roundtrip():
     for sim, got in zip(ORDERS, mapped, strict=True):
         assert got["external_id"] == sim.external_id
         assert got["status"] == sim.status  # DELIVERED from the receipt time
-        assert got["refund_status"] == _expected_refund([line.refund_status for line in sim.lines])
+        assert got["refund_status"] == expected_refund([line.refund_status for line in sim.lines])
         assert (got["created_at"], got["paid_at"], got["updated_at"], got["shipped_at"]) == \
-            tuple(map(_second, (sim.created_at, sim.paid_at, sim.updated_at, sim.shipped_at)))
-        assert got["delivered_at"] == (_second(sim.delivered_at) if sim.status in ("DELIVERED", "COMPLETED") else None)
+            tuple(map(to_second, (sim.created_at, sim.paid_at, sim.updated_at, sim.shipped_at)))
+        assert got["delivered_at"] == (to_second(sim.delivered_at) if sim.status in ("DELIVERED", "COMPLETED") else None)
         assert (got["items_total"], got["shipping_fee"], got["paid_total"], got["refunded_total"]) == \
             (sim.items_total, sim.shipping_fee, sim.paid_total, sim.refunded_total)
         shipped = {line.line_id: line.tracking_no for line in sim.lines if line.tracking_no}

@@ -6,15 +6,10 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from connectors import platforms
-from connectors.runtime.poller import PollPolicy
-from connectors.runtime.service import ConnectorService, ConnectorSettings
+from connectors.runtime.service import ConnectorService
 from connectors.simkit.server import WORLD
-from infra.broker import free_port
-from schemas.codec import AvroCodec
-from schemas.sealing import open_body
 from tests.conftest import kafka_bootstrap, topics  # noqa: F401 - the shared broker fixtures
-from tests.integration.helpers import TopicReader, serve_app
+from tests.integration import helpers
 
 from ..delivery import events_for
 from ..simulator import create_app
@@ -22,7 +17,6 @@ from ..webhooks import authenticate, sign_body, signed_headers
 
 SAMPLE = (Path(__file__).resolve().parents[1] / "samples" / "push_order_pay_success.json").read_bytes()
 SECRET = "ks_demo_signsecret_55"
-RAW = AvroCodec("RawRecord")
 
 
 def test_the_signature_covers_the_raw_bytes():
@@ -52,56 +46,27 @@ def test_events_follow_what_changed():
 
 
 def _pushed_oids(records) -> set[int]:
-    out = set()
-    for _, value in records:
-        raw = RAW.decode(value)
-        if raw["source"] == "push":
-            out.add(orjson.loads(open_body(raw))["bizId"])
-    return out
-
-
-def _polled_ids(records) -> set[str]:
-    out = set()
-    for _, value in records:
-        raw = RAW.decode(value)
-        if raw["source"] == "poll":
-            out |= {o["external_id"] for o in platforms.map_payload("kuaishou", open_body(raw), "json", raw["shop_id"])}
-    return out
-
-
-async def _read_until(reader: TopicReader, predicate, timeout=60.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        await loop.run_in_executor(None, reader.poll, 0.5)
-        if predicate(reader.records):
-            return reader.records
-    raise AssertionError(f"condition not met within {timeout}s ({len(reader.records)} records)")
+    return {orjson.loads(raw["body"])["bizId"] for raw in helpers.raw_records(records, "push")}
 
 
 async def test_connectors_poll_and_receive_signed_pushes_and_refuse_forged_ones(kafka_bootstrap, topics, tmp_path):  # noqa: F811
     app = create_app(push_backoff=0.05)
-    runner, url = await serve_app(app)
-    settings = ConnectorSettings(
-        kafka_config={"bootstrap.servers": kafka_bootstrap}, raw_topic=topics.raw_orders,
-        calls_topic=topics.connector_calls, data_dir=tmp_path, webhook_port=free_port(), simulators={"kuaishou": url},
-        policy=PollPolicy(interval=0.3, settle_ms=0, overlap_ms=500, lookback_ms=1_000))
-    raw = TopicReader(kafka_bootstrap, topics.raw_orders)
+    runner, url = await helpers.serve_app(app)
+    settings = helpers.connector_settings(kafka_bootstrap, topics, tmp_path, {"kuaishou": url})
+    raw = helpers.TopicReader(kafka_bootstrap, topics.raw_orders)
     stop = asyncio.Event()
     async with aiohttp.ClientSession() as session:
         async def post(path, body):
-            async with session.post(url + path, json=body) as resp:
-                assert resp.status == 200, await resp.text()
-                return await resp.json()
+            return await helpers.post_json(session, url + path, body)
 
         first = set((await post("/_sim/orders", {"shop_id": "home", "count": 30}))["external_ids"])
         service = ConnectorService(settings)
         task = asyncio.create_task(service.run(stop))
         try:
-            await _read_until(raw, lambda recs: first <= _polled_ids(recs))
+            await helpers.read_until(raw, lambda recs: first <= helpers.raw_ids(recs, "poll"))
             # the service subscribed the shop: new orders arrive as signed pushes naming them
             pushed = {int(i) for i in (await post("/_sim/orders", {"shop_id": "home", "count": 3}))["external_ids"]}
-            await _read_until(raw, lambda recs: pushed <= _pushed_oids(recs))
+            await helpers.read_until(raw, lambda recs: pushed <= _pushed_oids(recs))
             # a push with a forged signature is refused by the receiver and never published
             await post("/_sim/webhooks/faults", {"forged_signature": 2})  # addOrder + paySuccess of one order
             (forged,) = (await post("/_sim/orders", {"shop_id": "home", "count": 1}))["external_ids"]
@@ -112,9 +77,10 @@ async def test_connectors_poll_and_receive_signed_pushes_and_refuse_forged_ones(
             # barrier: a genuine push of the same shop after the refusals; once it is on raw.orders, a
             # published forged push (same shop key, same partition) would be there before it
             marker = {int(i) for i in (await post("/_sim/orders", {"shop_id": "home", "count": 1}))["external_ids"]}
-            await _read_until(raw, lambda recs: marker <= _pushed_oids(recs))
+            await helpers.read_until(raw, lambda recs: marker <= _pushed_oids(recs))
             assert int(forged) not in _pushed_oids(raw.records), "a forged push was published"
-            await _read_until(raw, lambda recs: forged in _polled_ids(recs))  # the order still arrives by polling
+            # the order still arrives by polling
+            await helpers.read_until(raw, lambda recs: forged in helpers.raw_ids(recs, "poll"))
             log = (await (await session.get(url + "/_sim/webhooks")).json())["deliveries"]
             assert any(d["status"] == 401 for d in log) and any(d["status"] == 200 for d in log)
         finally:

@@ -2,15 +2,13 @@
 signatures, token refresh and every fault, each answered as the platform does and handled."""
 import time
 
-import aiohttp
 import orjson
 import pytest
-from aiohttp import web
 
 from connectors.runtime.base import ShopCredentials
-from connectors.runtime.caller import HttpCaller
 from connectors.runtime.errors import PermanentError
 from connectors.simkit.server import WORLD
+from tests.platform_helpers import SimHarness, collect, recent_window, serve_sim
 
 from ..client import KuaishouClient
 from ..mapping import map_payload
@@ -23,19 +21,8 @@ SHOP = "tonglu-kuaishou-home"
 HOUR, DAY = 3_600_000, 86_400_000
 
 
-class Sim:
-    def __init__(self, app, base_url, session):
-        self.app, self.base_url, self.session = app, base_url, session
-        self.calls: list[dict] = []
-
-    async def post(self, path, body):
-        async with self.session.post(self.base_url + path, json=body) as resp:
-            assert resp.status == 200, await resp.text()
-            return await resp.json()
-
-    async def shop(self, shop_id=SHOP) -> dict:
-        async with self.session.get(self.base_url + "/_sim/shops") as resp:
-            return next(s for s in (await resp.json())["shops"] if s["shop_id"] == shop_id)
+class Sim(SimHarness):
+    platform, default_shop = "kuaishou", SHOP
 
     async def client(self, shop_id=SHOP, extra=None, secret=None, **kwargs) -> KuaishouClient:
         shop = await self.shop(shop_id)
@@ -44,8 +31,7 @@ class Sim:
                                 extra=extra if extra is not None else {
                                     "refresh_token": shop["refresh_token"],
                                     "oauth_app_secret": shop["oauth_app_secret"]})
-        caller = HttpCaller(self.session, "kuaishou", shop_id, on_call=self.calls.append, base_backoff=0.01)
-        return KuaishouClient(creds, caller, **kwargs)
+        return KuaishouClient(creds, self.caller(shop_id), **kwargs)
 
     async def raw_get(self, api: str, business: dict, shop_id=SHOP, **override) -> dict:
         """One hand-built request (to see the platform's own answers)."""
@@ -62,38 +48,14 @@ class Sim:
 
 @pytest.fixture
 async def sim():
-    app = create_app(KuaishouWorld(seed=99))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    async with aiohttp.ClientSession() as session:
-        yield Sim(app, f"http://127.0.0.1:{port}", session)
-    await runner.cleanup()
-
-
-async def _orders(sim, count=250, shop_id=SHOP) -> set[str]:
-    return set((await sim.post("/_sim/orders", {"shop_id": shop_id, "count": count}))["external_ids"])
-
-
-def _window(back=HOUR):
-    now = int(time.time() * 1000)
-    return now - back, now + 2000
-
-
-async def _collect(client, window=None):
-    pages, ids = [], []
-    async for page in client.fetch_window(*(window or _window())):
-        pages.append(page)
-        ids += [o["external_id"] for o in map_payload(page.body, page.content_type, client.creds.shop_id)]
-    return pages, ids
+    async with serve_sim(Sim, create_app(KuaishouWorld(seed=99))) as sim:
+        yield sim
 
 
 async def test_cursor_pages_read_every_order_once(sim):
-    created = await _orders(sim)
-    await _orders(sim, 5, shop_id="other-shop")
-    pages, ids = await _collect(await sim.client())
+    created = await sim.orders()
+    await sim.orders(5, shop_id="other-shop")
+    pages, ids = await collect(map_payload, await sim.client())
     assert sorted(ids) == sorted(created)
     assert [p.records for p in pages] == [100, 100, 50]
     assert pages[0].page == "first" and all(p.page not in ("first", "nomore") for p in pages[1:])
@@ -103,8 +65,8 @@ async def test_cursor_pages_read_every_order_once(sim):
 
 
 async def test_multi_sku_carts_are_orders_of_one_item_paid_together(sim):
-    created = await _orders(sim, 60)
-    _, ids = await _collect(await sim.client())
+    created = await sim.orders(60)
+    _, ids = await collect(map_payload, await sim.client())
     assert set(ids) == created
     sim_orders = [sim.app[WORLD].orders[i] for i in created]
     assert all(len(o.lines) == 1 for o in sim_orders)
@@ -116,10 +78,10 @@ async def test_multi_sku_carts_are_orders_of_one_item_paid_together(sim):
 
 
 async def test_orders_changing_during_the_scan_are_not_lost(sim):
-    created = await _orders(sim, 240)
+    created = await sim.orders(240)
     client = await sim.client(page_size=40)
     seen, first = set(), True
-    async for page in client.fetch_window(*_window()):
+    async for page in client.fetch_window(*recent_window()):
         seen |= {o["external_id"] for o in map_payload(page.body, "json", SHOP)}
         if first:  # between pages, orders not read yet and orders already read change (update time moves on)
             moved = await sim.post("/_sim/advance", {"shop_id": SHOP, "steps": 120})
@@ -129,17 +91,17 @@ async def test_orders_changing_during_the_scan_are_not_lost(sim):
 
 
 async def test_a_window_wider_than_the_limit_is_split_by_the_client(sim):
-    created = await _orders(sim, 30)
+    created = await sim.orders(30)
     client = await sim.client()
-    _pages, ids = await _collect(client, _window(back=20 * DAY))
+    _pages, ids = await collect(map_payload, client, recent_window(20 * DAY))
     assert set(ids) == created
     assert all(c["ok"] for c in sim.calls) and len(sim.calls) == 3  # 7 + 7 + 6 days
 
 
 async def test_a_window_the_platform_refuses_as_too_wide_is_halved(sim):
-    created = await _orders(sim, 30)
+    created = await sim.orders(30)
     client = await sim.client(max_window_ms=30 * DAY)  # a client that believes in a wider limit
-    _pages, ids = await _collect(client, _window(back=20 * DAY))
+    _pages, ids = await collect(map_payload, client, recent_window(20 * DAY))
     assert set(ids) == created
     refused = [c for c in sim.calls if not c["ok"]]
     assert refused and {c["error_code"] for c in refused} == {"2001"}
@@ -150,7 +112,7 @@ async def test_a_window_the_platform_refuses_as_too_wide_is_halved(sim):
 
 
 async def test_bad_signature_and_stale_timestamp_are_refused_in_the_platforms_words(sim):
-    await _orders(sim, 3)
+    await sim.orders(3)
     business = {"pageSize": 10, "queryType": 2, "beginTime": 1, "endTime": 2, "cursor": ""}
     bad = await sim.raw_get("open.order.cursor.list", business, sign="0" * 32)
     assert bad["result"] == 24 and bad["sub_code"] == "sign.invalid" and "data" not in bad
@@ -159,23 +121,23 @@ async def test_bad_signature_and_stale_timestamp_are_refused_in_the_platforms_wo
     wrong_path = await sim.raw_get("open.order.cursor.list", business, method="open.order.detail")
     assert wrong_path["result"] == 22  # the path names the method: /open/order/cursor/list is not the detail
     with pytest.raises(PermanentError, match="result=24"):
-        await _collect(await sim.client(secret="ks_demo_appsecret_77"))  # the OAuth secret does not sign
+        await collect(map_payload, await sim.client(secret="ks_demo_appsecret_77"))  # the OAuth secret does not sign
 
 
 async def test_hmac_sha256_signing_works_end_to_end(sim):
-    created = await _orders(sim, 12)
-    _, ids = await _collect(await sim.client(sign_method="HMAC_SHA256"))
+    created = await sim.orders(12)
+    _, ids = await collect(map_payload, await sim.client(sign_method="HMAC_SHA256"))
     assert set(ids) == created
 
 
 async def test_an_expired_token_is_refreshed_and_the_call_repeated(sim):
-    created = await _orders(sim, 20)
+    created = await sim.orders(20)
     client = await sim.client()
     old = client.access_token
     await sim.post("/_sim/tokens/expire", {"shop_id": SHOP})
     answer = await sim.raw_get("open.order.detail", {"oid": int(next(iter(created)))})
     assert (answer["result"], answer["sub_code"]) == (28, "access_token.expired")
-    _, ids = await _collect(client)
+    _, ids = await collect(map_payload, client)
     assert set(ids) == created and client.access_token != old
     assert [c["endpoint"] for c in sim.calls][:3] == ["open.order.cursor.list", "oauth2.refresh_token",
                                                       "open.order.cursor.list"]
@@ -184,18 +146,18 @@ async def test_an_expired_token_is_refreshed_and_the_call_repeated(sim):
 
 
 async def test_an_expired_token_without_a_refresh_token_is_a_clear_error(sim):
-    await _orders(sim, 2)
+    await sim.orders(2)
     client = await sim.client(extra={})
     await sim.post("/_sim/tokens/expire", {"shop_id": SHOP})
     with pytest.raises(PermanentError, match="authorise it again"):
-        await _collect(client)
+        await collect(map_payload, client)
 
 
 @pytest.mark.parametrize("kind", ["rate_limit", "error_5xx", "malformed", "duplicate_page", "slow"])
 async def test_every_fault_is_answered_and_the_client_recovers(sim, kind):
-    created = await _orders(sim, 150)
+    created = await sim.orders(150)
     await sim.post("/_sim/faults", {"kind": kind, "count": 2, "seconds": 0.2})
-    _pages, ids = await _collect(await sim.client())
+    _pages, ids = await collect(map_payload, await sim.client())
     assert sorted(ids) == sorted(created)  # nothing lost, nothing read twice
     failed = [c for c in sim.calls if not c["ok"]]
     if kind == "slow":
@@ -208,7 +170,7 @@ async def test_every_fault_is_answered_and_the_client_recovers(sim, kind):
 
 
 async def test_the_platforms_rate_limit_answer(sim):
-    await _orders(sim, 2)
+    await sim.orders(2)
     sim.app[STATE]["qps_limit"] = 1
     business = {"pageSize": 10, "queryType": 2, "beginTime": 1, "endTime": 2, "cursor": ""}
     answers = [await sim.raw_get("open.order.cursor.list", business) for _ in range(3)]
@@ -217,16 +179,16 @@ async def test_the_platforms_rate_limit_answer(sim):
 
 
 async def test_summaries_are_replaced_by_detail_pages(sim):
-    created = await _orders(sim, 15)
+    created = await sim.orders(15)
     await sim.post("/_sim/settings", {"summaries": True})
-    pages, ids = await _collect(await sim.client())
+    pages, ids = await collect(map_payload, await sim.client())
     assert set(ids) == created and len(ids) == 15
     assert {p.endpoint for p in pages} == {"open.order.detail"}
     assert all(p.page in created and p.records == 1 for p in pages)
 
 
 async def test_the_receivers_are_ciphertext_and_the_decrypt_stub_opens_them(sim):
-    (oid,) = await _orders(sim, 1)
+    (oid,) = await sim.orders(1)
     detail = await sim.raw_get("open.order.detail", {"oid": int(oid)})
     address = detail["data"]["orderAddress"]
     order = sim.app[WORLD].orders[oid]
@@ -237,14 +199,14 @@ async def test_the_receivers_are_ciphertext_and_the_decrypt_stub_opens_them(sim)
         {"bizId": int(oid), "encryptedData": address["encryptedMobile"]}]})
     assert opened["data"]["batchDecryptList"][0]["decryptedData"] == order.receiver_phone
     assert decrypt(address["encryptedConsignee"]) == order.receiver_name
-    other = await _orders(sim, 1, shop_id="other-shop")
+    other = await sim.orders(1, shop_id="other-shop")
     refused = await sim.raw_get("open.security.order.decrypt.batch", {"batchDecryptList": [
         {"bizId": int(next(iter(other))), "encryptedData": address["encryptedMobile"]}]})
     assert refused["result"] == 2001  # another shop's order
 
 
 async def test_a_single_order_by_detail(sim):
-    created = await _orders(sim, 3)
+    created = await sim.orders(3)
     oid = min(created)
     page = await (await sim.client()).fetch_order(oid)
     assert page.endpoint == "open.order.detail" and page.records == 1

@@ -1,6 +1,7 @@
 """Simulated orders rendered as PDD answers map back to canonical orders consistent with the World (every
 simulated defect raising its rule on the PDD shape is checked for all platforms in tests/unit/test_defects.py)."""
 from schemas.canonical import beijing_to_ms
+from tests.platform_helpers import to_second
 
 from ..mapping import map_payload
 from ..render import page_body, virtual_number
@@ -9,10 +10,6 @@ from ..simulator import PddWorld
 START = beijing_to_ms("2024-12-31 23:30:00")  # the lives of these orders cross Beijing's new year
 # PDD moves an order to 已发货 with its first package; a refund (whole order) ends it like a closed trade
 EXPECTED_STATUS = {"PARTIALLY_SHIPPED": "SHIPPED"}
-
-
-def _second(ms):
-    return None if ms is None else ms // 1000 * 1000
 
 
 def _world():
@@ -46,8 +43,8 @@ def test_roundtrip():
         assert got["refund_status"] == refunds.pop()
         assert got["paid_total"] == order.paid_total and got["items_total"] == order.items_total
         assert got["discount_total"] == order.order_discount and got["shipping_fee"] == order.shipping_fee
-        assert got["created_at"] == _second(order.created_at) and got["paid_at"] == _second(order.paid_at)
-        assert got["updated_at"] == _second(order.updated_at) and got["shipped_at"] == _second(order.shipped_at)
+        assert got["created_at"] == to_second(order.created_at) and got["paid_at"] == to_second(order.paid_at)
+        assert got["updated_at"] == to_second(order.updated_at) and got["shipped_at"] == to_second(order.shipped_at)
         assert got["receiver"]["province"] == order.province and got["receiver"]["district"] == order.district
         phone = virtual_number(order) or order.receiver_phone
         assert got["receiver"]["phone_masked"][-4:] == ("****" if "-" in phone else phone[-4:])

@@ -1,18 +1,14 @@
 """The Pinduoduo client against the simulated PDD gateway over real HTTP on loopback: paging, windows,
 every fault the gateway answers and how the client handles it."""
 import time
-from dataclasses import dataclass, field
 
-import aiohttp
 import orjson
 import pytest
-from aiohttp import web
 
 from connectors.runtime.base import ShopCredentials
-from connectors.runtime.caller import HttpCaller
 from connectors.runtime.errors import PermanentError
 from connectors.simkit.server import WORLD, ensure_shop
-from infra.broker import free_port
+from tests.platform_helpers import SimHarness, collect, recent_window, serve_sim
 
 from ..client import INCREMENT, PinduoduoClient
 from ..mapping import map_payload
@@ -24,25 +20,14 @@ SHOP = "tonglu-pinduoduo-home"
 MINUTE, HOUR = 60_000, 3_600_000
 
 
-@dataclass
-class Sim:
+class Sim(SimHarness):
     """The running gateway, its HTTP session and the call records of the clients made here."""
 
-    app: web.Application
-    base_url: str
-    session: aiohttp.ClientSession
-    calls: list = field(default_factory=list)
-
-    async def post(self, path: str, body: dict) -> dict:
-        """A call of the simulator's control API (`/_sim/...`)."""
-        async with self.session.post(self.base_url + path, json=body) as resp:
-            resp.raise_for_status()
-            return await resp.json()
+    platform, default_shop = "pinduoduo", SHOP
 
     async def client(self, shop_id=SHOP, creds_override=None, drop_refresh=False, **kwargs) -> PinduoduoClient:
         """A client with the shop's credentials as the connectors read them (GET /_sim/shops)."""
-        async with self.session.get(self.base_url + "/_sim/shops") as resp:
-            (shop,) = [s for s in (await resp.json())["shops"] if s["shop_id"] == shop_id]
+        shop = await self.shop(shop_id)
         creds = ShopCredentials("pinduoduo", shop_id, self.base_url, app_key=shop.pop("app_key"),
                                 app_secret=shop.pop("app_secret"), access_token=shop.pop("access_token"),
                                 extra=shop)
@@ -50,8 +35,7 @@ class Sim:
             setattr(creds, name, value)
         if drop_refresh:
             del creds.extra["refresh_token"]
-        return PinduoduoClient(creds, HttpCaller(self.session, "pinduoduo", shop_id, on_call=self.calls.append,
-                                                 base_backoff=0.01), **kwargs)
+        return PinduoduoClient(creds, self.caller(shop_id), **kwargs)
 
     async def raw(self, client: PinduoduoClient, api_type: str, business: dict, edit=None) -> dict:
         """One signed call as the client would send it (`edit` may change the form after signing)."""
@@ -66,37 +50,21 @@ class Sim:
 async def sim():
     app = create_app(PddWorld(seed=99))
     ensure_shop(app, SHOP)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield Sim(app, f"http://127.0.0.1:{port}", session)
-    finally:
-        await runner.cleanup()
-
-
-async def _orders(sim, count=250, shop_id=SHOP) -> set[str]:
-    return set((await sim.post("/_sim/orders", {"shop_id": shop_id, "count": count}))["external_ids"])
+    async with serve_sim(Sim, app) as sim:
+        yield sim
 
 
 def _window(back=HOUR // 2 - 1000):
-    now = int(time.time() * 1000)
-    return now - back, now + 1000
+    return recent_window(back, ahead_ms=1000)
 
 
 async def _collect(client, window=None):
-    pages, ids = [], []
-    async for page in client.fetch_window(*(window or _window())):
-        pages.append(page)
-        ids += [o["external_id"] for o in map_payload(page.body, page.content_type, client.creds.shop_id)]
-    return pages, ids
+    return await collect(map_payload, client, window or _window())
 
 
 async def test_window_returns_every_order_backwards(sim):
-    created = await _orders(sim)
-    await _orders(sim, 5, shop_id="other-shop")
+    created = await sim.orders()
+    await sim.orders(5, shop_id="other-shop")
     pages, ids = await _collect(await sim.client())
     assert [p.page for p in pages] == ["1", "3", "2", "1"]  # page 1 for the total, then from the last back
     assert [p.records for p in pages] == [100, 50, 100, 100]
@@ -107,7 +75,7 @@ async def test_window_returns_every_order_backwards(sim):
 
 
 async def test_a_wide_window_is_read_in_30_minute_slices(sim):
-    created = await _orders(sim, 30)
+    created = await sim.orders(30)
     now = int(time.time() * 1000) + 1000
     pages, ids = await _collect(await sim.client(), (now - 2 * HOUR, now))
     assert set(ids) == created
@@ -115,7 +83,7 @@ async def test_a_wide_window_is_read_in_30_minute_slices(sim):
 
 
 async def test_a_window_the_platform_refuses_is_halved(sim):
-    created = await _orders(sim, 30)
+    created = await sim.orders(30)
     client = await sim.client(max_window_ms=2 * HOUR)  # configured wider than PDD allows
     _, ids = await _collect(client, _window(2 * HOUR))
     assert set(ids) == created
@@ -147,7 +115,7 @@ async def test_orders_changing_during_the_scan_are_not_lost(sim):
 
 
 async def test_fetch_order_detail_and_unpaid_orders_are_invisible(sim):
-    created = await _orders(sim, 3)
+    created = await sim.orders(3)
     unpaid = set((await sim.post("/_sim/orders", {"shop_id": SHOP, "count": 2, "paid": False}))["external_ids"])
     client = await sim.client()
     page = await client.fetch_order(min(created))
@@ -160,7 +128,7 @@ async def test_fetch_order_detail_and_unpaid_orders_are_invisible(sim):
 
 
 async def test_bad_signature_is_refused_with_pdds_error_body(sim):
-    await _orders(sim, 1)
+    await sim.orders(1)
     client = await sim.client(creds_override={"app_secret": "wrong"})
     with pytest.raises(PermanentError) as err:
         await _collect(client)
@@ -181,7 +149,7 @@ async def test_a_millisecond_timestamp_is_refused(sim):
 
 
 async def test_an_expired_token_is_refreshed_once(sim):
-    created = await _orders(sim, 20)
+    created = await sim.orders(20)
     client = await sim.client()
     old = client.creds.access_token
     expire_token(sim.app, SHOP)
@@ -194,7 +162,7 @@ async def test_an_expired_token_is_refreshed_once(sim):
 
 
 async def test_an_expired_token_without_refresh_token_is_a_clear_error(sim):
-    await _orders(sim, 1)
+    await sim.orders(1)
     await sim.post("/_sim/expire_token", {"shop_id": SHOP})
     with pytest.raises(PermanentError) as err:
         await _collect(await sim.client(drop_refresh=True))
@@ -202,7 +170,7 @@ async def test_an_expired_token_without_refresh_token_is_a_clear_error(sim):
 
 
 async def test_rate_limit_is_backed_off_and_retried(sim):
-    created = await _orders(sim)
+    created = await sim.orders()
     await sim.post("/_sim/faults", {"kind": "rate_limit", "count": 1})
     started = time.monotonic()
     _, ids = await _collect(await sim.client())
@@ -212,7 +180,7 @@ async def test_rate_limit_is_backed_off_and_retried(sim):
 
 
 async def test_qps_limit_knob(sim):
-    created = await _orders(sim, 1)
+    created = await sim.orders(1)
     sim.app[STATE]["qps_limit"] = 1
     client = await sim.client()
     for _ in range(3):
@@ -226,7 +194,7 @@ async def test_qps_limit_knob(sim):
     ("slow", []),  # a slow answer is still an answer
 ])
 async def test_faults_are_retried(sim, kind, refused):
-    created = await _orders(sim)
+    created = await sim.orders()
     await sim.post("/_sim/faults", {"kind": kind, "count": max(len(refused), 1), "seconds": 0.2})
     _, ids = await _collect(await sim.client())
     assert set(ids) == created
@@ -234,7 +202,7 @@ async def test_faults_are_retried(sim, kind, refused):
 
 
 async def test_a_replayed_page_is_asked_again(sim):
-    created = await _orders(sim)
+    created = await sim.orders()
     pages = (await sim.client()).fetch_window(*_window())
     first = await anext(pages)
     await sim.post("/_sim/faults", {"kind": "duplicate_page"})  # the gateway answers page 1's body again
@@ -244,7 +212,7 @@ async def test_a_replayed_page_is_asked_again(sim):
 
 
 async def test_receivers_are_ciphertext_and_decrypt_only_by_the_decrypt_api(sim):
-    (sn,) = await _orders(sim, 1)
+    (sn,) = await sim.orders(1)
     sim_order = sim.app[WORLD].orders[sn]
     client = await sim.client()
     page = await client.fetch_order(sn)
@@ -261,7 +229,7 @@ async def test_receivers_are_ciphertext_and_decrypt_only_by_the_decrypt_api(sim)
 
 
 async def test_order_list_get_by_confirm_time(sim):
-    created = await _orders(sim, 12)
+    created = await sim.orders(12)
     client = await sim.client()
     now = int(time.time())
     page, _ = await client._call("pdd.order.list.get", {"start_confirm_at": now - 600, "end_confirm_at": now + 5,

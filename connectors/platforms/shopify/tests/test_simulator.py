@@ -12,6 +12,7 @@ from connectors.runtime.base import RequestSpec, ShopCredentials
 from connectors.runtime.caller import HttpCaller
 from connectors.runtime.errors import PermanentError
 from connectors.runtime.ratelimit import TokenBucket
+from tests.integration.helpers import eventually, serve_app
 
 from ..client import ShopifyClient, classify, next_link
 from ..mapping import map_payload
@@ -21,21 +22,12 @@ from ..webhooks import verify
 SECRET = "shpss_demo_0f3c9a"
 
 
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    return runner, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture
 async def sim():
     runners = []
 
     async def start(**settings):
-        runner, base = await _serve(create_app(**settings))
+        runner, base = await serve_app(create_app(**settings))
         runners.append(runner)
         return base
 
@@ -131,7 +123,7 @@ async def test_errors_are_permanent(sim):
     )
     with pytest.raises(PermanentError) as info:
         _ = [p async for p in bad.fetch_window(*_window())]
-    assert info.value.code == "401" and len(records) == 1
+    assert info.value.code == "http_401" and len(records) == 1
     headers = {"X-Shopify-Access-Token": creds.access_token}
     caller = _caller(session, "demo-c", records)
     url = f"{base}/admin/api/2024-10/orders.json"
@@ -207,7 +199,7 @@ async def test_webhooks_are_signed_and_retried(sim):
     receiver = web.Application()
     receiver["fail_first"] = False
     receiver.router.add_post("/hooks", hook)
-    runner, hook_base = await _serve(receiver)
+    runner, hook_base = await serve_app(receiver)
     try:
         base = await start(webhook_backoff=0.05)
         await _shop(session, base, "demo-f", 1)
@@ -216,7 +208,7 @@ async def test_webhooks_are_signed_and_retried(sim):
         ) as r:
             assert r.status == 200
         await session.post(f"{base}/_sim/orders", json={"shop_id": "demo-f", "count": 3})
-        await _wait(lambda: len(received) >= 3)
+        await eventually(lambda: len(received) >= 3)
         for headers, body in received:
             assert verify(body, headers["X-Shopify-Hmac-Sha256"], SECRET)
             assert headers["X-Shopify-Topic"] == "orders/create"
@@ -227,25 +219,18 @@ async def test_webhooks_are_signed_and_retried(sim):
         receiver["fail_first"] = True
         received.clear()
         await session.post(f"{base}/_sim/advance", json={"shop_id": "demo-f", "steps": 4})
-        await _wait(lambda: len(received) >= 4)
+        await eventually(lambda: len(received) >= 4)
         assert {h["X-Shopify-Topic"] for h, _ in received} == {"orders/updated"}
         assert {h["X-Shopify-Webhook-Id"] for h, _ in received} <= failed_once
         receiver["fail_first"] = False
         received.clear()
         await session.post(f"{base}/_sim/webhooks/faults", json={"forged_signature": 1})
         await session.post(f"{base}/_sim/orders", json={"shop_id": "demo-f", "count": 1})
-        await _wait(lambda: len(received) >= 1)
+        await eventually(lambda: len(received) >= 1)
         headers, body = received[0]
         assert not verify(body, headers["X-Shopify-Hmac-Sha256"], SECRET)
     finally:
         await runner.cleanup()
-
-
-async def _wait(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
 
 
 async def test_duplicate_page_fault_serves_previous_page_again(sim):

@@ -1,11 +1,11 @@
 """Simulated orders rendered as Taobao answers map back to canonical orders consistent with the World."""
-import random
 
 import orjson
 import pytest
 
 from connectors.simkit.world import World
 from schemas.canonical import beijing_to_ms
+from tests.platform_helpers import expected_refund, lived_orders, to_second
 
 from ..mapping import map_payload
 from ..render import to_xml, trade_dict
@@ -15,31 +15,7 @@ START = beijing_to_ms("2024-03-18 10:00:00")
 EXPECTED_STATUS = {"DELIVERED": "SHIPPED"}
 
 
-def _second(ms):
-    return None if ms is None else ms // 1000 * 1000
-
-
-def _expected_refund(states):
-    if "REQUESTED" in states:
-        return "REQUESTED"
-    if "REFUNDED" in states:
-        return "REFUNDED" if all(s == "REFUNDED" for s in states) else "PARTIALLY_REFUNDED"
-    return "REJECTED" if "REJECTED" in states else "NONE"
-
-
-def _worlds():
-    world = World(seed=2024)
-    rng = random.Random(5)
-    orders = world.create_orders("shop-rt", 100, START) + world.create_orders("shop-rt", 100, START, paid=False)
-    clock = START
-    for order in orders:
-        for _ in range(rng.randrange(0, 7)):
-            clock += rng.randrange(1000, 600_000)
-            world.step(order, clock)
-    return orders
-
-
-ORDERS = _worlds()
+ORDERS = lived_orders(World(seed=2024), "shop-rt", 100, 100, START)
 
 
 def test_lifecycles_cover_every_status():
@@ -59,7 +35,7 @@ def test_roundtrip(fmt):
     for order, got in zip(ORDERS, mapped, strict=True):
         assert got["external_id"] == order.external_id
         assert got["status"] == EXPECTED_STATUS.get(order.status, order.status)
-        assert got["refund_status"] == _expected_refund([line.refund_status for line in order.lines])
+        assert got["refund_status"] == expected_refund([line.refund_status for line in order.lines])
         assert got["paid_total"] == order.paid_total
         assert got["items_total"] == order.items_total
         assert got["shipping_fee"] == order.shipping_fee
@@ -67,10 +43,10 @@ def test_roundtrip(fmt):
         assert got["refunded_total"] == order.refunded_total
         assert got["items_total"] + got["shipping_fee"] - got["discount_total"] + got["tax_total"] \
             == got["paid_total"]
-        assert got["created_at"] == _second(order.created_at)
-        assert got["paid_at"] == _second(order.paid_at)
-        assert got["updated_at"] == _second(order.updated_at)
-        assert got["shipped_at"] == _second(order.shipped_at)
+        assert got["created_at"] == to_second(order.created_at)
+        assert got["paid_at"] == to_second(order.paid_at)
+        assert got["updated_at"] == to_second(order.updated_at)
+        assert got["shipped_at"] == to_second(order.shipped_at)
         assert got["delivered_at"] is None
         assert got["buyer"]["id"] == order.buyer_id
         assert got["receiver"]["province"] == order.province and got["receiver"]["city"] == order.city

@@ -1,14 +1,12 @@
 """The Taobao client against the simulated TOP gateway over real HTTP on loopback."""
 import time
 
-import aiohttp
 import pytest
-from aiohttp import web
 
 from connectors.runtime.base import ShopCredentials
-from connectors.runtime.caller import HttpCaller
 from connectors.runtime.errors import PermanentError
 from connectors.simkit.world import World
+from tests.platform_helpers import SimHarness, collect, recent_window, serve_sim
 
 from ..client import TaobaoClient
 from ..mapping import map_payload
@@ -18,62 +16,29 @@ SHOP = "tonglu-home"
 HOUR = 3_600_000
 
 
-class Sim:
-    def __init__(self, app, base_url, session):
-        self.app, self.base_url, self.session = app, base_url, session
-        self.calls: list[dict] = []
-
-    async def post(self, path, body):
-        async with self.session.post(self.base_url + path, json=body) as resp:
-            assert resp.status == 200, await resp.text()
-            return await resp.json()
+class Sim(SimHarness):
+    platform, default_shop = "taobao", SHOP
 
     async def creds(self, shop_id=SHOP, **override) -> ShopCredentials:
-        async with self.session.get(self.base_url + "/_sim/shops") as resp:
-            shop = next(s for s in (await resp.json())["shops"] if s["shop_id"] == shop_id)
+        shop = await self.shop(shop_id)
         fields = {"app_key": shop["app_key"], "app_secret": shop["app_secret"],
                   "access_token": shop["access_token"], **override}
         return ShopCredentials("taobao", shop_id, self.base_url, **fields)
 
     async def client(self, shop_id=SHOP, creds_override=None, **kwargs) -> TaobaoClient:
-        caller = HttpCaller(self.session, "taobao", shop_id, on_call=self.calls.append, base_backoff=0.01)
-        return TaobaoClient(await self.creds(shop_id, **(creds_override or {})), caller, **kwargs)
+        return TaobaoClient(await self.creds(shop_id, **(creds_override or {})), self.caller(shop_id), **kwargs)
 
 
 @pytest.fixture
 async def sim():
-    app = create_app(World(seed=99))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    async with aiohttp.ClientSession() as session:
-        yield Sim(app, f"http://127.0.0.1:{port}", session)
-    await runner.cleanup()
-
-
-async def _orders(sim, count=250, shop_id=SHOP) -> set[str]:
-    return set((await sim.post("/_sim/orders", {"shop_id": shop_id, "count": count}))["external_ids"])
-
-
-def _window():
-    now = int(time.time() * 1000)
-    return now - HOUR, now + 2000
-
-
-async def _collect(client, content_type="json"):
-    pages, ids = [], []
-    async for page in client.fetch_window(*_window()):
-        pages.append(page)
-        ids += [o["external_id"] for o in map_payload(page.body, content_type, client.creds.shop_id)]
-    return pages, ids
+    async with serve_sim(Sim, create_app(World(seed=99))) as sim:
+        yield sim
 
 
 async def test_window_returns_every_order_backwards(sim):
-    created = await _orders(sim)
-    await _orders(sim, 5, shop_id="other-shop")
-    pages, ids = await _collect(await sim.client())
+    created = await sim.orders()
+    await sim.orders(5, shop_id="other-shop")
+    pages, ids = await collect(map_payload, await sim.client())
     assert [p.page for p in pages] == ["1", "3", "2"]
     assert [p.records for p in pages] == [100, 50, 100]
     assert all(p.endpoint == "taobao.trades.sold.increment.get" and p.content_type == "json" for p in pages)
@@ -83,7 +48,7 @@ async def test_window_returns_every_order_backwards(sim):
 
 
 async def test_fetch_order_detail(sim):
-    tid = min(await _orders(sim, 3))
+    tid = min(await sim.orders(3))
     page = await (await sim.client()).fetch_order(tid)
     assert page.endpoint == "taobao.trade.fullinfo.get" and page.records == 1
     (order,) = map_payload(page.body, "json", SHOP)
@@ -91,22 +56,22 @@ async def test_fetch_order_detail(sim):
 
 
 async def test_bad_signature_is_permanent(sim):
-    await _orders(sim, 1)
+    await sim.orders(1)
     client = await sim.client(creds_override={"app_secret": "wrong"})
     with pytest.raises(PermanentError) as err:
-        await _collect(client)
+        await collect(map_payload, client)
     assert err.value.code == "25"
     assert len(sim.calls) == 1
 
 
 async def test_hmac_sha256_signing_is_accepted(sim):
-    created = await _orders(sim, 7)
-    _, ids = await _collect(await sim.client(sign_method="hmac-sha256"))
+    created = await sim.orders(7)
+    _, ids = await collect(map_payload, await sim.client(sign_method="hmac-sha256"))
     assert set(ids) == created
 
 
 async def test_window_over_one_day_is_rejected(sim):
-    await _orders(sim, 1)
+    await sim.orders(1)
     client = await sim.client(max_window_ms=3 * 86_400_000)
     now = int(time.time() * 1000)
     with pytest.raises(PermanentError) as err:
@@ -119,7 +84,7 @@ async def test_window_over_one_day_is_rejected(sim):
 
 
 async def test_invalid_session_and_unknown_method(sim):
-    await _orders(sim, 1)
+    await sim.orders(1)
     bad = await sim.client(creds_override={"access_token": "6100nope"})
     with pytest.raises(PermanentError) as err:
         await bad.fetch_order("1")
@@ -135,10 +100,10 @@ async def test_invalid_session_and_unknown_method(sim):
 
 
 async def test_rate_limit_is_retried_and_recorded(sim):
-    created = await _orders(sim)
+    created = await sim.orders()
     await sim.post("/_sim/faults", {"kind": "rate_limit", "count": 1, "seconds": 1})
     started = time.monotonic()
-    _, ids = await _collect(await sim.client())
+    _, ids = await collect(map_payload, await sim.client())
     assert set(ids) == created
     assert time.monotonic() - started >= 0.9  # the ban from sub_msg was honoured
     failed = [c for c in sim.calls if not c["ok"]]
@@ -148,25 +113,25 @@ async def test_rate_limit_is_retried_and_recorded(sim):
 
 @pytest.mark.parametrize("kind, count", [("malformed", 1), ("error_5xx", 2), ("slow", 1)])
 async def test_faults_are_retried(sim, kind, count):
-    created = await _orders(sim)
+    created = await sim.orders()
     await sim.post("/_sim/faults", {"kind": kind, "count": count, "seconds": 0.2})
-    _, ids = await _collect(await sim.client())
+    _, ids = await collect(map_payload, await sim.client())
     assert set(ids) == created
     failed = [c for c in sim.calls if not c["ok"]]
     assert len(failed) == (0 if kind == "slow" else count)
 
 
 async def test_xml_format(sim):
-    created = await _orders(sim)
-    pages, ids = await _collect(await sim.client(fmt="xml"), "xml")
+    created = await sim.orders()
+    pages, ids = await collect(map_payload, await sim.client(fmt="xml"))
     assert [p.content_type for p in pages] == ["xml"] * 3 and [p.records for p in pages] == [100, 50, 100]
     assert set(ids) == created and len(ids) == 250
 
 
 async def test_duplicate_page_does_not_lose_orders(sim):
-    created = await _orders(sim)
+    created = await sim.orders()
     client, ids = await sim.client(), []
-    async for page in client.fetch_window(*_window()):
+    async for page in client.fetch_window(*recent_window()):
         if page.page == "1":  # the next answer replays page 1's body
             await sim.post("/_sim/faults", {"kind": "duplicate_page", "count": 1})
         ids += [o["external_id"] for o in map_payload(page.body, "json", SHOP)]
@@ -175,7 +140,7 @@ async def test_duplicate_page_does_not_lose_orders(sim):
 
 
 async def test_qps_limit_knob(sim):
-    (tid,) = await _orders(sim, 1)
+    (tid,) = await sim.orders(1)
     sim.app[STATE]["qps_limit"] = 1
     client = await sim.client()
     for _ in range(3):

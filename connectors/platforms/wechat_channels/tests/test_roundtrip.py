@@ -2,19 +2,12 @@
 import pytest
 
 from connectors.simkit.world import World
+from tests.platform_helpers import expected_refund
 
 from ..mapping import map_payload
 from ..render import page_body, virtual_number
 
 START = 1_735_660_000_000  # 2024-12-31 23:46:40 Beijing: lives run across midnight and the new year
-
-
-def _expected_refund(states: list[str]) -> str:
-    if "REQUESTED" in states:
-        return "REQUESTED"
-    if "REFUNDED" in states:
-        return "REFUNDED" if all(s == "REFUNDED" for s in states) else "PARTIALLY_REFUNDED"
-    return "REJECTED" if "REJECTED" in states else "NONE"
 
 
 def _world(count: int = 400, seed: int = 5):
@@ -36,7 +29,7 @@ def test_every_simulated_order_maps_back(plaintext):
         got = mapped[sim.external_id]
         assert got["status"] == sim.status
         assert got["refund_status"] == ("REFUNDED" if sim.status == "CANCELLED" and sim.paid_at is not None
-                                        else _expected_refund([line.refund_status for line in sim.lines]))
+                                        else expected_refund([line.refund_status for line in sim.lines]))
         assert [line["refund_status"] for line in got["lines"]] == [line.refund_status for line in sim.lines]
         assert got["refunded_total"] == sim.refunded_total
         assert (got["paid_total"], got["items_total"], got["shipping_fee"]) == \

@@ -1,17 +1,15 @@
 """The channels/ec client against the simulated API over real HTTP on loopback: paging, windows, faults."""
 import time
 
-import aiohttp
 import orjson
 import pytest
 
 from connectors.runtime.base import ShopCredentials
-from connectors.runtime.caller import HttpCaller
 from connectors.runtime.errors import PermanentError, RateLimited
 from connectors.runtime.ratelimit import TokenBucket
 from connectors.simkit.server import WORLD, ensure_shop
 from connectors.simkit.world import World
-from tests.integration.helpers import serve_app
+from tests.platform_helpers import SimHarness, serve_sim
 
 from ..client import DETAIL, LIST, TOKEN, WeChatChannelsClient, _seconds_to_beijing_midnight
 from ..mapping import map_payload
@@ -21,34 +19,15 @@ SHOP = "tonglu-wechat_channels-home"
 HOUR, DAY = 3_600_000, 86_400_000
 
 
-class Sim:
-    def __init__(self, app, base_url, session):
-        self.app, self.base_url, self.session = app, base_url, session
-        self.calls: list[dict] = []
-
-    async def post(self, path, body, **params):
-        async with self.session.post(self.base_url + path, json=body, params=params) as resp:
-            assert resp.status == 200, await resp.text()
-            return await resp.json()
-
-    async def shop(self, shop_id=SHOP) -> dict:
-        async with self.session.get(self.base_url + "/_sim/shops") as resp:
-            return next(s for s in (await resp.json())["shops"] if s["shop_id"] == shop_id)
+class Sim(SimHarness):
+    platform, default_shop = "wechat_channels", SHOP
 
     async def client(self, shop_id=SHOP, override=None, **kwargs) -> WeChatChannelsClient:
         shop = await self.shop(shop_id)
         fields = {"app_key": shop["app_key"], "app_secret": shop["app_secret"], "access_token": shop["access_token"],
                   **(override or {})}
-        caller = HttpCaller(self.session, "wechat_channels", shop_id, limiter=TokenBucket(1000, 1000),
-                            on_call=self.calls.append, base_backoff=0.01)
-        return WeChatChannelsClient(ShopCredentials("wechat_channels", shop_id, self.base_url, **fields), caller,
-                                    **kwargs)
-
-    async def orders(self, count=250, shop_id=SHOP) -> set[str]:
-        return set((await self.post("/_sim/orders", {"shop_id": shop_id, "count": count}))["external_ids"])
-
-    async def fault(self, kind, count=1, seconds=0.1):
-        await self.post("/_sim/faults", {"kind": kind, "count": count, "seconds": seconds})
+        return WeChatChannelsClient(ShopCredentials("wechat_channels", shop_id, self.base_url, **fields),
+                                    self.caller(shop_id, limiter=TokenBucket(1000, 1000)), **kwargs)
 
     def endpoints(self, name, ok=None):
         return [c for c in self.calls if c["endpoint"] == name and (ok is None or c["ok"] == ok)]
@@ -58,10 +37,8 @@ class Sim:
 async def sim():
     app = create_app(World(seed=11))
     ensure_shop(app, SHOP)
-    runner, url = await serve_app(app)
-    async with aiohttp.ClientSession() as session:
-        yield Sim(app, url, session)
-    await runner.cleanup()
+    async with serve_sim(Sim, app) as sim:
+        yield sim
 
 
 def _now() -> int:

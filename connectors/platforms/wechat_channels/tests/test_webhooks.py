@@ -1,7 +1,5 @@
 """WeChat message pushes: the fact sheet's worked example, replayed and forged pushes, the simulator's pushes."""
-import asyncio
 import hashlib
-import time
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -10,11 +8,11 @@ import pytest
 from aiohttp import web
 
 from connectors.simkit.server import WORLD, ensure_shop
-from tests.integration.helpers import serve_app
+from tests.integration.helpers import eventually, serve_app
 
 from ..mapping import map_payload
 from ..simulator import HUB, app_secret, create_app
-from ..webhooks import authenticate, push_query, signature, signed_headers
+from ..webhooks import authenticate, push_query, signature, signed_headers, verify_url
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 TOKEN = "wx_demo_token"
@@ -45,6 +43,7 @@ def test_the_recorded_push_is_accepted_once_and_carries_no_order():
     assert push is not None and (push.shop_id, push.endpoint, push.kind, push.content_type) == \
         (SHOP, "channels_ec_order_pay", "order", "json")
     assert map_payload(body, push.content_type, SHOP) == []
+    assert push.external_ids == ("3718421563829481254",)  # read with order/get at once
     # the signature does not cover the body: the same signature again (with another body) is a replay
     assert authenticate({}, body, secret_of, query=query, now=1710728166) is None
     other = body.replace(b"3718421563829481254", b"3718421563829481255")
@@ -75,7 +74,8 @@ def test_safe_mode_signs_the_encrypted_message_too():
     good = {**query, "encrypt_type": "aes",
             "msg_signature": signature(TOKEN, query["timestamp"], query["nonce"], "q0Zl3XbS+8mE2wQ==")}
     assert authenticate({}, body, {SHOP: TOKEN}.get, query={**good, "msg_signature": "0" * 40}) is None
-    assert authenticate({}, body, {SHOP: TOKEN}.get, query=good) is not None
+    push = authenticate({}, body, {SHOP: TOKEN}.get, query=good)
+    assert push is not None and push.external_ids == ()  # the order is inside what Tonglu cannot decrypt
     assert map_payload(body, "json", SHOP) == []
 
 
@@ -84,6 +84,22 @@ def test_an_xml_push_is_named_by_its_event():
             b"<Event><![CDATA[channels_ec_aftersale_update]]></Event></xml>")
     push = authenticate(signed_headers(body, SHOP, TOKEN), body, {SHOP: TOKEN}.get)
     assert (push.content_type, push.endpoint, push.kind) == ("xml", "channels_ec_aftersale_update", "refund")
+    body = body.replace(b"</xml>", b"<order_info><order_id>3718421563829481254</order_id></order_info></xml>")
+    assert authenticate(signed_headers(body, SHOP, TOKEN), body, {SHOP: TOKEN}.get).external_ids == \
+        ("3718421563829481254",)
+
+
+def test_the_message_server_url_check_echoes_echostr_only_when_signed():
+    """WeChat's GET on the configured URL: echo `echostr` when the signature verifies with the shop's token."""
+    query = {**push_query(SHOP, TOKEN, timestamp=1710728160, nonce="1598763420"), "echostr": "4213617598"}
+    assert query["signature"] == "7efb990df2f240a67e802418e4e9a8b513e63322"  # the sheet's worked example
+    secret_of = {SHOP: TOKEN}.get
+    assert verify_url(query, secret_of, now=1710728161) == "4213617598"
+    assert verify_url(query, secret_of, now=1710728161) == "4213617598"  # WeChat may check again
+    for change in ({"signature": "0" * 40}, {"nonce": "1"}, {"shop_id": "another-shop"}, {"echostr": ""},
+                   {"timestamp": "x"}):
+        assert verify_url({**query, **change}, secret_of, now=1710728161) is None, change
+    assert verify_url(query, secret_of, now=1710728160 + 301) is None  # stale
 
 
 async def test_the_simulator_pushes_signed_events_to_the_configured_message_server():
@@ -110,7 +126,7 @@ async def test_the_simulator_pushes_signed_events_to_the_configured_message_serv
                 assert (await resp.json())["addresses"] == [f"{hub_url}/webhooks/wechat_channels?shop_id={SHOP}"]
             async with session.post(f"{sim_url}/_sim/orders", json={"shop_id": SHOP, "count": 3}) as resp:
                 made = (await resp.json())["external_ids"]
-            await _until(lambda: len(accepted) == 3)
+            await eventually(lambda: len(accepted) == 3)
             assert {p.endpoint for p, _ in accepted} == {"channels_ec_order_pay"}
             assert all(map_payload(body, p.content_type, SHOP) == [] for p, body in accepted)
             assert {b'"order_id":"%s"' % i.encode() in b"".join(b for _, b in accepted) for i in made} == {True}
@@ -119,7 +135,7 @@ async def test_the_simulator_pushes_signed_events_to_the_configured_message_serv
             order = sim_app[WORLD].orders[made[0]]
             async with session.post(f"{sim_url}/_sim/advance", json={"shop_id": SHOP, "steps": 3}):
                 pass
-            await _until(lambda: len(refused) >= 1 and len(accepted) + len(refused) >= 3 + 3 + 3)
+            await eventually(lambda: len(refused) >= 1 and len(accepted) + len(refused) >= 3 + 3 + 3)
             assert len(refused) == 4  # the forged push, and its three retries
             deliveries = sim_app[HUB].deliveries
             assert all(d["replied_success"] for d in deliveries if d["status"] == 200)
@@ -127,10 +143,3 @@ async def test_the_simulator_pushes_signed_events_to_the_configured_message_serv
     finally:
         for runner, _ in runners:
             await runner.cleanup()
-
-
-async def _until(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met"
-        await asyncio.sleep(0.05)

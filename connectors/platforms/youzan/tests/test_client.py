@@ -2,15 +2,14 @@
 windows, every fault the platform answers with."""
 import time
 
-import aiohttp
 import pytest
 
 from connectors.runtime.base import ShopCredentials
 from connectors.runtime.caller import HttpCaller
 from connectors.runtime.errors import PermanentError
 from connectors.runtime.ratelimit import TokenBucket
-from connectors.simkit.server import WORLD, ensure_shop
-from tests.integration.helpers import serve_app
+from connectors.simkit.server import ensure_shop
+from tests.platform_helpers import SimHarness, collect, recent_window, serve_sim
 
 from .. import api
 from ..client import YouzanClient
@@ -22,42 +21,26 @@ SHOP = "tonglu-youzan-home"
 HOUR = 3_600_000
 
 
-class Sim:
-    def __init__(self, app, base_url, session):
-        self.app, self.base_url, self.session = app, base_url, session
-        self.calls: list[dict] = []
-
-    @property
-    def world(self):
-        return self.app[WORLD]
+class Sim(SimHarness):
+    platform, default_shop = "youzan", SHOP
 
     def make(self, count: int, at_ms: int, shop_id=SHOP) -> list:
         """Orders placed at `at_ms` (earlier than the control API would place them)."""
         ensure_shop(self.app, shop_id)
         return self.world.create_orders(shop_id, count, at_ms)
 
-    async def post(self, path, body=None):
-        async with self.session.post(self.base_url + path, json=body or {}) as resp:
-            assert resp.status == 200, await resp.text()
-            return await resp.json()
-
     async def creds(self, shop_id=SHOP, **override) -> ShopCredentials:
-        async with self.session.get(self.base_url + "/_sim/shops") as resp:
-            shop = next(s for s in (await resp.json())["shops"] if s["shop_id"] == shop_id)
+        shop = await self.shop(shop_id)
         fields = {"app_key": shop["app_key"], "app_secret": shop["app_secret"], "access_token": "",
                   "extra": {"kdt_id": shop["kdt_id"]}, **override}
         return ShopCredentials("youzan", shop_id, self.base_url, **fields)
 
     def caller(self, shop_id=SHOP, cls=HttpCaller):
-        return cls(self.session, "youzan", shop_id, on_call=self.calls.append, base_backoff=0.01,
-                   limiter=TokenBucket(1000, 1000))
+        return super().caller(shop_id, cls, limiter=TokenBucket(1000, 1000))
 
     async def client(self, shop_id=SHOP, creds_override=None, caller=None, **kwargs) -> YouzanClient:
         creds = await self.creds(shop_id, **(creds_override or {}))
         return YouzanClient(creds, caller or self.caller(shop_id), **kwargs)
-
-    def failed(self) -> list[str]:
-        return [c["error_code"] for c in self.calls if not c["ok"]]
 
     def endpoints(self) -> list[str]:
         return [c["endpoint"] for c in self.calls]
@@ -65,33 +48,14 @@ class Sim:
 
 @pytest.fixture
 async def sim():
-    runner, url = await serve_app(create_app(YouzanWorld(seed=99), qps_limit=None))
-    async with aiohttp.ClientSession() as session:
-        yield Sim(runner.app, url, session)
-    await runner.cleanup()
-
-
-async def _orders(sim, count=250, shop_id=SHOP) -> set[str]:
-    return set((await sim.post("/_sim/orders", {"shop_id": shop_id, "count": count}))["external_ids"])
-
-
-def _window():
-    now = int(time.time() * 1000)
-    return now - HOUR, now + 2000
-
-
-async def _collect(client, window=None):
-    pages, ids = [], []
-    async for page in client.fetch_window(*(window or _window())):
-        pages.append(page)
-        ids += [o["external_id"] for o in map_payload(page.body, page.content_type, client.creds.shop_id)]
-    return pages, ids
+    async with serve_sim(Sim, create_app(YouzanWorld(seed=99), qps_limit=None)) as sim:
+        yield sim
 
 
 async def test_a_window_lists_backwards_and_publishes_one_detail_per_order(sim):
-    created = await _orders(sim)
-    await _orders(sim, 5, shop_id="other-shop")
-    pages, ids = await _collect(await sim.client())
+    created = await sim.orders()
+    await sim.orders(5, shop_id="other-shop")
+    pages, ids = await collect(map_payload, await sim.client())
     assert sorted(ids) == sorted(created) and len(ids) == 250
     assert all(p.endpoint == api.TRADE_GET and p.records == 1 and p.request_id and p.api_version == "4.0.2"
                for p in pages)
@@ -102,22 +66,22 @@ async def test_a_window_lists_backwards_and_publishes_one_detail_per_order(sim):
 
 
 async def test_a_re_read_window_gives_the_kept_details_without_calling_again(sim):
-    created = await _orders(sim, 30)
+    created = await sim.orders(30)
     client = await sim.client()
-    first, _ = await _collect(client)
+    first, _ = await collect(map_payload, client)
     sim.calls.clear()
-    again, ids = await _collect(client)
+    again, ids = await collect(map_payload, client)
     assert set(ids) == created and [p.body for p in again] == [p.body for p in first]
     assert sim.endpoints() == [api.SOLD_GET]
     changed = next(iter(sim.world.orders.values()))
     sim.world.step(changed, int(time.time() * 1000) + 1500)  # a newer update_time, still inside the window
     sim.calls.clear()
-    _, ids = await _collect(client, (_window()[0], int(time.time() * 1000) + 5000))
+    _, ids = await collect(map_payload, client, (recent_window()[0], int(time.time() * 1000) + 5000))
     assert sim.endpoints() == [api.SOLD_GET, api.TRADE_GET] and set(ids) == created
 
 
 async def test_fetch_order_reads_one_detail(sim):
-    tid = min(await _orders(sim, 3))
+    tid = min(await sim.orders(3))
     page = await (await sim.client()).fetch_order(tid)
     assert page.endpoint == api.TRADE_GET and page.page == tid
     (order,) = map_payload(page.body, "json", SHOP)
@@ -128,86 +92,86 @@ async def test_fetch_order_reads_one_detail(sim):
 
 
 async def test_an_expired_token_is_renewed_and_the_call_repeated(sim):
-    created = await _orders(sim, 20)
+    created = await sim.orders(20)
     client = await sim.client()
-    await _collect(client)
+    await collect(map_payload, client)
     assert (await sim.post("/_sim/tokens/expire", {"shop_id": SHOP}))["expired"] == 1
     sim.calls.clear()
-    _, ids = await _collect(client)
+    _, ids = await collect(map_payload, client)
     assert set(ids) == created
     assert sim.failed() == [str(api.GW_TOKEN_EXPIRED)] and sim.endpoints()[:3] == [api.SOLD_GET, "auth/token",
                                                                                     api.SOLD_GET]
 
 
 async def test_a_token_that_cannot_be_renewed_is_a_clear_error(sim):
-    await _orders(sim, 2)
+    await sim.orders(2)
     token = (await sim.client())
-    await _collect(token)
+    await collect(map_payload, token)
     given = token._token
     await sim.post("/_sim/tokens/expire")
     client = await sim.client(creds_override={"app_secret": "", "access_token": given})
     with pytest.raises(PermanentError) as err:
-        await _collect(client)
+        await collect(map_payload, client)
     assert "access_token" in str(err.value) and "client_secret" in str(err.value)
 
 
 async def test_a_refresh_token_is_used_when_the_shop_has_one(sim):
-    created = await _orders(sim, 5)
+    created = await sim.orders(5)
     client = await sim.client()
-    await _collect(client)
+    await collect(map_payload, client)
     await sim.post("/_sim/tokens/expire")
     refreshed = await sim.client(creds_override={"extra": {"refresh_token": client._refresh_token}})
     sim.calls.clear()
-    _, ids = await _collect(refreshed)
+    _, ids = await collect(map_payload, refreshed)
     assert set(ids) == created and sim.endpoints().count("auth/token") == 1 and not sim.failed()
 
 
 async def test_a_wrong_client_secret_is_refused_with_the_platform_error(sim):
-    await _orders(sim, 1)
+    await sim.orders(1)
     client = await sim.client(creds_override={"app_secret": "wrong"})
     with pytest.raises(PermanentError) as err:
-        await _collect(client)
+        await collect(map_payload, client)
     assert err.value.code == str(api.BAD_CLIENT) and sim.endpoints() == ["auth/token"]
     forged = await sim.client(creds_override={"access_token": "0" * 32, "app_secret": ""})
     with pytest.raises(PermanentError):
-        await _collect(forged)
+        await collect(map_payload, forged)
     assert sim.failed()[-1] == str(api.GW_TOKEN_INVALID)
 
 
 async def test_rate_limit_is_backed_off_and_retried(sim):
-    created = await _orders(sim, 30)
+    created = await sim.orders(30)
     client = await sim.client()
     await sim.post("/_sim/faults", {"kind": "rate_limit", "count": 2})
     started = time.monotonic()
-    _, ids = await _collect(client)
+    _, ids = await collect(map_payload, client)
     assert set(ids) == created and time.monotonic() - started >= 0.9  # one second's pause per refusal
     assert sim.failed() == [str(api.GW_RATE_LIMITED)] * 2
 
 
 async def test_the_qps_limit_of_the_platform_is_survived(sim):
-    created = await _orders(sim, 40)
+    created = await sim.orders(40)
     sim.app[STATE]["qps_limit"] = 15
-    _, ids = await _collect(await sim.client())
+    _, ids = await collect(map_payload, await sim.client())
     assert set(ids) == created
     assert str(api.GW_RATE_LIMITED) in sim.failed()
 
 
 @pytest.mark.parametrize("kind, count", [("malformed", 1), ("error_5xx", 2), ("slow", 1)])
 async def test_faults_are_retried(sim, kind, count):
-    created = await _orders(sim, 150)
+    created = await sim.orders(150)
     client = await sim.client()
     await sim.post("/_sim/faults", {"kind": kind, "count": count, "seconds": 0.2})
-    _, ids = await _collect(client)
+    _, ids = await collect(map_payload, client)
     assert set(ids) == created
     assert len(sim.failed()) == (0 if kind == "slow" else count)
 
 
 async def test_a_replayed_answer_is_refused_and_asked_again(sim):
-    created = await _orders(sim, 150)
+    created = await sim.orders(150)
     client = await sim.client()
     first = await client._sold_page(*_bounds(), 1)  # the next call replays this answer
     await sim.post("/_sim/faults", {"kind": "duplicate_page", "count": 1})
-    _, ids = await _collect(client)
+    _, ids = await collect(map_payload, client)
     assert set(ids) == created and first["total_results"] == 150
     assert sim.failed() == ["duplicate_page"]
 
@@ -215,7 +179,7 @@ async def test_a_replayed_answer_is_refused_and_asked_again(sim):
 def _bounds():
     from schemas.canonical import ms_to_beijing
 
-    start, end = _window()
+    start, end = recent_window()
     return ms_to_beijing(start), ms_to_beijing(end)
 
 
@@ -225,7 +189,7 @@ async def test_a_window_the_platform_calls_too_wide_is_halved(sim):
     spread = {o.external_id for t in range(0, 5 * HOUR, 20 * 60_000)
               for o in sim.make(3, now - 5 * HOUR + t)}
     client = await sim.client()
-    _, ids = await _collect(client, (now - 6 * HOUR, now + 1000))
+    _, ids = await collect(map_payload, client, (now - 6 * HOUR, now + 1000))
     assert set(ids) == spread
     assert str(api.WINDOW_TOO_WIDE) in sim.failed() and client.max_window_ms <= HOUR
 
@@ -237,17 +201,17 @@ async def test_a_window_deeper_than_the_paging_cap_is_sliced(sim):
               for o in sim.make(30, now - 2 * HOUR + t)}
     for cap in (120, api.DEEP_PAGE_CAP):  # told the cap, or finding it out from the refusal
         sim.calls.clear()
-        _, ids = await _collect(await sim.client(page_size=40, deep_page_cap=cap, kept_details=0),
+        _, ids = await collect(map_payload, await sim.client(page_size=40, deep_page_cap=cap, kept_details=0),
                                 (now - 3 * HOUR, now + 1000))
         assert set(ids) == spread and len(spread) == 360
         assert (str(api.PAGE_TOO_DEEP) in sim.failed()) == (cap != 120)
 
 
 async def test_an_unknown_api_version_is_a_permanent_error(sim):
-    await _orders(sim, 1)
+    await sim.orders(1)
     client = await sim.client(versions={**api.VERSIONS, api.SOLD_GET: "9.9.9"})
     with pytest.raises(PermanentError) as err:
-        await _collect(client)
+        await collect(map_payload, client)
     assert err.value.code == str(api.GW_API_NOT_FOUND)
 
 
@@ -268,11 +232,11 @@ class _Churning(HttpCaller):
 
 
 async def test_no_order_is_lost_at_page_edges_while_orders_change_during_the_scan(sim):
-    created = await _orders(sim, 95)
+    created = await sim.orders(95)
     caller = sim.caller(cls=_Churning)
     caller.world, caller.moved = sim.world, set()
-    start, _ = _window()
-    _, ids = await _collect(await sim.client(caller=caller, page_size=10), (start, int(time.time() * 1000) + 5000))
+    start, _ = recent_window()
+    _, ids = await collect(map_payload, await sim.client(caller=caller, page_size=10), (start, int(time.time() * 1000) + 5000))
     assert caller.moved and created - caller.moved <= set(ids)
 
 

@@ -238,7 +238,7 @@ def _broken(edit) -> bytes:
     (_broken(lambda d, f: f.update(orders={"oid": 1})), "orders must be a list"),
     (_broken(lambda d, f: f.pop("pay_info")), "pay_info.payment"),
     (_broken(lambda d, f: f.update(order_info=[])), "order_info must be an object"),
-    (_broken(lambda d, f: f["orders"][0].update(oid=1.5)), "oid is not an integer id"),
+    (_broken(lambda d, f: f["orders"][0].update(oid=1.5)), "oid lost precision"),
     (_broken(lambda d, f: f["orders"][0].update(oid=[1])), "oid is not an id"),
     (b'{"client_id": "c", "type": "trade_TradeCreate", "msg": "%7Bnot"}', "msg is not URL-encoded JSON"),
     (b'{"client_id": "c", "type": "trade_TradeCreate", "msg": "%7B%7D"}', "msg names no trade"),

@@ -1,0 +1,128 @@
+"""Every registered platform in the benchmark: mapping cost per order, and a mixed end-to-end workload.
+
+`mapping_costs` maps each platform's recorded list pages (samples holding two orders or more; a
+platform without any is measured on its single-order samples, and says so) over and over on one core
+and reports µs of CPU per order, per content type, with the ratio to Taobao's. `mixed_pages` renders
+simulated orders of every platform as that platform's list answers, for the end-to-end phase.
+
+`python -m infra.bench.platforms_bench` prints the mapping table alone.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from connectors import platforms
+from connectors.simkit.server import WORLD
+from schemas.topics import shop_key
+
+REFERENCE = "taobao"
+LIMIT = 1.5  # the issue: no platform's mapping may cost more than 1.5 x Taobao's per order
+
+
+@dataclass
+class MappingCost:
+    platform: str
+    content_type: str
+    samples: int
+    orders_per_page: float
+    us_per_order: float
+    list_pages: bool  # False: only single-order samples were recorded
+    ratio: float | None = None  # to the reference platform's figure of the same content type (else its JSON)
+
+    @property
+    def too_slow(self) -> bool:
+        return self.ratio is not None and self.ratio > LIMIT
+
+
+def _content_type(body: bytes) -> str:
+    return "xml" if body.lstrip()[:1] == b"<" else "json"
+
+
+def _recorded_pages(platform: str) -> tuple[list[tuple[bytes, str, int]], bool]:
+    """(body, content type, orders) of the recorded samples to time: list pages if there are any."""
+    found = []
+    for source, expected in platforms.samples(platform):
+        want = json.loads(expected.read_text(encoding="utf-8"))
+        if isinstance(want, list) and want:
+            body = source.read_bytes()
+            found.append((body, _content_type(body), len(want)))
+    pages = [page for page in found if page[2] >= 2]
+    return (pages, True) if pages else (found, False)
+
+
+def _cpu_per_order(platform: str, body: bytes, content_type: str, orders: int, seconds: float) -> float:
+    """CPU seconds per order of mapping `body`, repeated for at least `seconds` of CPU."""
+    platforms.map_payload(platform, body, content_type, "bench")  # warm caches and imports
+    reps, start = 0, time.process_time()
+    while True:
+        for _ in range(20):
+            platforms.map_payload(platform, body, content_type, "bench")
+        reps += 20
+        spent = time.process_time() - start
+        if spent >= seconds:
+            return spent / (reps * orders)
+
+
+def mapping_costs(seconds_per_sample: float = 0.3) -> list[MappingCost]:
+    """µs of CPU per order of every registered platform's mapping on its recorded pages (see module)."""
+    costs = []
+    for platform in platforms.codes():
+        pages, list_pages = _recorded_pages(platform)
+        by_type: dict[str, list] = {}
+        for body, content_type, orders in pages:
+            by_type.setdefault(content_type, []).append((body, orders))
+        for content_type, bodies in sorted(by_type.items()):
+            cpu = sum(_cpu_per_order(platform, body, content_type, n, seconds_per_sample) * n for body, n in bodies)
+            orders = sum(n for _, n in bodies)
+            costs.append(MappingCost(platform, content_type, len(bodies), orders / len(bodies), cpu / orders * 1e6,
+                                     list_pages))
+    reference = {c.content_type: c.us_per_order for c in costs if c.platform == REFERENCE}
+    for cost in costs:
+        base = reference.get(cost.content_type, reference.get("json"))
+        cost.ratio = cost.us_per_order / base if base else None
+    return costs
+
+
+def mapping_table(costs: list[MappingCost]) -> list[str]:
+    """The table `make bench` prints, one line per platform and content type."""
+    lines = [f"  {'code':<16} {'type':<5} {'pages':>5} {'orders/page':>11} {'µs/order':>9} {'vs Taobao':>9}  platform"]
+    for c in costs:
+        ratio = "–" if c.ratio is None else f"{c.ratio:.2f}x"
+        note = (" ⚠ above 1.5x" if c.too_slow else "") + ("" if c.list_pages else " (single-order samples only)")
+        lines.append(f"  {c.platform:<16} {c.content_type:<5} {c.samples:>5} {c.orders_per_page:>11.1f} "
+                     f"{c.us_per_order:>9.1f} {ratio:>9}  {platforms.label(c.platform)}{note}")
+    return lines
+
+
+def mixed_pages(orders: int, page_size: int = 100, seed: int = 21, shop_prefix: str = "bench",
+                start_ms: int | None = None) -> list[tuple[bytes, str, bytes, str]]:
+    """(key, shop, body, platform) of list pages holding `orders` simulated orders spread evenly over every
+    registered platform (one shop each), each page rendered as that platform's list answer (at most
+    `page_size` orders, or the platform's own limit)."""
+    codes = platforms.codes()
+    now = start_ms or int(time.time() * 1000) - 3600_000
+    pages = []
+    for n, platform in enumerate(codes):
+        world = platforms.module(platform, "simulator").create_app()[WORLD]
+        world.rng.seed(seed + n)
+        shop = f"{shop_prefix}-{platform}"
+        made = world.create_orders(shop, orders // len(codes) + (n < orders % len(codes)), now)
+        for i, order in enumerate(made):
+            if i % 3 == 0:
+                world.step(order, now + 60_000)
+        size = min(page_size, platforms.manifest(platform).limits.page_size_max)
+        render = platforms.module(platform, "render")
+        for i in range(0, len(made), size):
+            pages.append((shop_key(platform, shop), shop, render.page_body(made[i:i + size]), platform))
+    return pages
+
+
+def main() -> None:
+    for line in mapping_table(mapping_costs()):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""The benchmark's per-platform parts: mapping cost rows against Taobao's, and the mixed workload's pages."""
+from collections import Counter
+
+from connectors import platforms
+from infra.bench import platforms_bench, workload
+from schemas.codec import AvroCodec
+
+
+def test_every_platform_gets_a_mapping_cost_with_its_ratio_to_taobao():
+    costs = platforms_bench.mapping_costs(seconds_per_sample=0.01)
+    assert {c.platform for c in costs} == set(platforms.codes())
+    for cost in costs:
+        assert cost.us_per_order > 0 and cost.samples >= 1 and cost.ratio is not None
+        if cost.platform == "taobao":
+            assert cost.ratio == 1.0 and cost.list_pages and cost.orders_per_page >= 2
+    slow = platforms_bench.MappingCost("shopify", "json", 1, 3.0, 30.0, True, ratio=2.0)
+    assert slow.too_slow and not platforms_bench.MappingCost("shopify", "json", 1, 3.0, 15.0, True, ratio=1.5).too_slow
+    table = platforms_bench.mapping_table([*costs, slow])
+    assert len(table) == len(costs) + 2 and "⚠ above 1.5x" in table[-1] and "⚠" not in table[1 + costs.index(
+        next(c for c in costs if c.platform == "taobao"))]
+
+
+def test_the_mixed_workload_spreads_orders_over_every_platform_as_their_list_answers():
+    pages = platforms_bench.mixed_pages(1000, page_size=50)
+    mapped = Counter()
+    for key, shop, body, platform in pages:
+        assert key == f"{platform}:{shop}".encode()
+        mapped[platform] += len(platforms.map_payload(platform, body, "json", shop))
+    codes = platforms.codes()
+    assert sum(mapped.values()) == 1000 and set(mapped) == set(codes)
+    assert max(mapped.values()) - min(mapped.values()) <= 1
+    raw = [AvroCodec("RawRecord").decode(v) for _, v, _ in workload.encode_pages(pages[:3] + pages[-3:])]
+    assert {r["platform"] for r in raw} == {pages[0][3], pages[-1][3]}
