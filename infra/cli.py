@@ -1,4 +1,4 @@
-"""`tonglu`: the front door (normalize, up, sim, sql, bench, worker, topics, replay, reset, keys, erp)."""
+"""`tonglu`: the front door (normalize, up, sim, sql, bench, worker, topics, replay, reset, keys, erp, sms)."""
 from __future__ import annotations
 
 import dataclasses
@@ -24,6 +24,8 @@ token_app = typer.Typer(no_args_is_help=True, help="API tokens: create, list, re
 app.add_typer(token_app, name="token")
 erp_app = typer.Typer(no_args_is_help=True, help="ERP delivery: replay what an endpoint refused (erp.dlq).")
 app.add_typer(erp_app, name="erp")
+sms_app = typer.Typer(no_args_is_help=True, help="SMS hub: the members table of member care.")
+app.add_typer(sms_app, name="sms")
 
 
 def _fail(message: str) -> None:
@@ -188,6 +190,31 @@ def _post(url: str, payload: dict, token: str | None = None) -> dict:
         _fail(f"{url}: HTTP {exc.code}: {detail}")
     except (urllib.error.URLError, OSError) as exc:
         _fail(f"{url} is not reachable ({exc}); is the stack running (`make run`)?")
+
+
+@sms_app.command("members")
+def sms_members(file: Path = typer.Argument(..., help="CSV: member_id, shop_id, phone or platform+token, name, "
+                                                       "birthday, points, consent")) -> None:
+    """Import members for birthday greetings and points notices; bad lines are refused with their numbers."""
+    from infra.sms_local import command_keys, import_members
+
+    settings = _settings()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {file}: {exc}")
+    _require_broker(settings)
+    environ = {**os.environ, **command_keys(settings.data_dir)}
+    try:
+        count, errors = import_members(settings.kafka(), settings.topics.sms_members, text, environ)
+    except ValueError as exc:
+        _fail(str(exc))
+    for error in errors:
+        typer.echo(f"拒绝 refused {file}: {error}", err=True)
+    typer.echo(f"已导入 {count} 位会员 imported {count} members" + (f"; {len(errors)} 行被拒绝 lines refused"
+                                                              if errors else ""))
+    if errors:
+        raise typer.Exit(1)
 
 
 @sim.command("orders")

@@ -49,6 +49,9 @@ class Settings:
     anomaly_rules: Path = INFRA_DIR / "anomaly_rules.toml"
     alert_routing: Path = INFRA_DIR / "alert_routing.toml"
     alert_sim_http: str = "http://127.0.0.1:8083"  # local chat/SMS simulators
+    sms_config: Path = INFRA_DIR / "sms.toml"  # SMS templates, triggers, rules, gateways and channels
+    sms_sim_http: str = "http://127.0.0.1:8086"  # local SMS gateways and platform message channels
+    sms_callback_http: str = "http://127.0.0.1:8095"  # the SMS sender's receiver of delivery reports and replies
     alert_smtp_port: int = 8025  # local SMTP sink
     simulators: dict = field(default_factory=dict)  # platform -> simulator URL, local stack only
     # On a shared machine the ClickHouse projection yields CPU to the order path (normalize, detect,
@@ -90,6 +93,9 @@ class Settings:
             anomaly_rules=Path(_env("TONGLU_ANOMALY_RULES", str(cls.anomaly_rules))),
             alert_routing=Path(_env("TONGLU_ALERT_ROUTING", str(cls.alert_routing))),
             alert_sim_http=_env("TONGLU_ALERT_SIM_HTTP", cls.alert_sim_http).rstrip("/"),
+            sms_config=Path(_env("TONGLU_SMS_CONFIG", str(cls.sms_config))),
+            sms_sim_http=_env("TONGLU_SMS_SIM_HTTP", cls.sms_sim_http).rstrip("/"),
+            sms_callback_http=_env("TONGLU_SMS_CALLBACK_HTTP", cls.sms_callback_http).rstrip("/"),
             alert_smtp_port=int(_env("TONGLU_ALERT_SMTP_PORT", str(cls.alert_smtp_port))),
             simulators=_simulators(_env("TONGLU_SIMULATORS", None)),
             projector_nice=int(_env("TONGLU_PROJECTOR_NICE", str(cls.projector_nice))),
@@ -158,6 +164,7 @@ class Settings:
 
         return TrackingAccount(poll_url=self.kuaidi100_url or f"{self.tracking_sim_http}/poll", key=self.kuaidi100_key,
                                secret=self.tracking_secret, callback=self.tracking_callback or f"{self.webhook_http}{PATH}")
+
     @property
     def erp_sim_host_port(self) -> tuple[str, int]:
         return _host_port(self.erp_sim_http)
@@ -170,6 +177,14 @@ class Settings:
     def erp_variables(self) -> dict[str, str]:
         """What `${...}` in the ERP routing file may name: the environment, and the simulator's address."""
         return {**os.environ, "TONGLU_ERP_SIM_HTTP": self.erp_sim_http}
+
+    @property
+    def sms_sim_host_port(self) -> tuple[str, int]:
+        return _host_port(self.sms_sim_http)
+
+    @property
+    def sms_callback_host_port(self) -> tuple[str, int]:
+        return _host_port(self.sms_callback_http)
 
 
 def _host_port(url: str) -> tuple[str, int]:

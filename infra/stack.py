@@ -21,10 +21,13 @@ from infra.broker import broker_answers, ensure_topics, spawn_broker, wait_for_b
 from infra.config import Settings, local_alert_secrets, local_erp_secrets
 from infra.raw_keys import local_keys_env
 from infra.replay import rebuild_after_broker_loss
+from infra.sms_local import local_sms_env
 from infra.supervisor import RestartPolicy, RestartState, after_crash, restart_message, restarted
+from streams.sms.templates import SmsConfigError, load_sms_config
 
 # start order; stopped in reverse
-PROCESSES = ["projector", "normalizer", "detector", "alerter", "simulators", "connectors", "tracker", "erp", "shipper"]
+PROCESSES = ["projector", "normalizer", "detector", "alerter", "simulators", "connectors", "tracker", "erp", "shipper",
+             "notifier", "sender"]
 # Stopped when the local broker dies and started afresh once it is back with its topics. Their clients
 # would reconnect by themselves, but their read positions belong to the lost topics (a consumer past
 # the new end of a partition skips what is written below its old position; the projector's lag counter
@@ -34,7 +37,8 @@ PROCESSES = ["projector", "normalizer", "detector", "alerter", "simulators", "co
 # The connectors stop too: the rebuild republishes the raw archive only onto an empty raw.orders, so
 # nothing may publish before it (whatever they were sending is archived first, so nothing is lost).
 # The simulators are the platforms: they keep going.
-RESTART_AFTER_BROKER_LOSS = ("projector", "normalizer", "detector", "alerter", "connectors", "tracker", "erp", "shipper")
+RESTART_AFTER_BROKER_LOSS = ("projector", "normalizer", "detector", "alerter", "connectors", "tracker", "erp", "shipper",
+                             "notifier", "sender")
 TICK = 0.5  # seconds between looks at the children
 STATS_EVERY = 5.0
 
@@ -106,6 +110,10 @@ class Stack:
         keys_env, keys_note = local_keys_env(s.data_dir)
         self._env.update(keys_env)
         _say(keys_note)
+        try:
+            self._env.update(local_sms_env(s.data_dir, load_sms_config(s.sms_config)))
+        except SmsConfigError as exc:
+            raise SystemExit(f"错误 error: {exc}") from None
         for name in PROCESSES:
             self.children[name] = Child(name, self._spawn(name), RestartState(time.monotonic()))
         _say(f"HTTP API and status page on {s.http}/  (Ctrl-C stops everything)")

@@ -63,6 +63,7 @@ def simulators(settings: Settings, demo_rate: float = 5.0) -> None:
         runners.append(await _alert_simulators(settings))
         runners.append(await _tracking_simulator(settings, demo_rate > 0))
         runners.append(await _erp_simulator(settings, demo_rate > 0))
+        runners.append(await _sms_simulators(settings))
         await stop.wait()
         for runner in runners:
             await runner.cleanup()
@@ -135,6 +136,26 @@ async def _erp_simulator(settings: Settings, demo: bool):
     return runner
 
 
+async def _sms_simulators(settings: Settings):
+    """The SMS gateways (Aliyun, Tencent) and the platforms' message channels on one port, approving the
+    configured templates and pushing reports and replies to the sender."""
+    from aiohttp import web
+
+    from connectors.sms.simulator import create_app
+    from infra.sms_local import CALLBACK_TOKEN_ENV, simulator_state
+    from streams.sms.templates import load_sms_config
+
+    state = simulator_state(load_sms_config(settings.sms_config), settings.sms_callback_http,
+                            os.environ.get(CALLBACK_TOKEN_ENV))
+    runner = web.AppRunner(create_app(state))
+    await runner.setup()
+    host, port = settings.sms_sim_host_port
+    await web.TCPSite(runner, host, port).start()
+    log.info("短信模拟器 SMS simulators (Aliyun, Tencent, platform channels) on %s — received: %s/_sim/messages",
+             settings.sms_sim_http, settings.sms_sim_http)
+    return runner
+
+
 def _beat(settings: Settings, stage: str, **checks) -> HeartbeatSender:
     """Start this process's heartbeat (see `infra.heartbeat`)."""
     return HeartbeatSender(settings.kafka(), settings.topics.heartbeats, stage, settings.heartbeat_seconds,
@@ -200,7 +221,7 @@ def projector(settings: Settings) -> None:
                     "order_events": topics.order_events, "connector_calls": topics.connector_calls,
                     "order_anomalies": topics.order_anomalies, "alerts": topics.alerts,
                     "order_commands": topics.order_commands, "fulfillment_results": topics.fulfillment_results,
-                    "fulfillment_commands": topics.fulfillment_commands},
+                    "fulfillment_commands": topics.fulfillment_commands, "sms_receipts": topics.sms_receipts},
             normalizer_group=f"{topics.prefix}tonglu-normalizer", group_id=f"{topics.prefix}tonglu-projector",
             health=HealthMonitor(settings.kafka(), topics.heartbeats, settings.health_stale_seconds),
             heartbeat=lambda projector: HeartbeatSender(
@@ -274,5 +295,61 @@ def shipper(settings: Settings) -> None:
     _run(service.run)
 
 
+def notifier(settings: Settings) -> None:
+    import threading
+
+    from connectors.sms.contacts import resolvable
+    from streams.sms.notifier import NotifierService
+    from streams.sms.templates import SmsConfigError, load_sms_config
+
+    try:
+        config = load_sms_config(settings.sms_config)  # a bad file stops the start here, with the reason
+    except SmsConfigError as exc:
+        raise SystemExit(f"错误 error: {exc}") from None
+    service = NotifierService(settings.kafka(), settings.topics, config, resolvable)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("短信触发 SMS notifier: templates and triggers from %s", settings.sms_config)
+    _beat(settings, "notifier", alive=lambda: service.running, progress=lambda: service.requests)
+    service.run(stop)
+
+
+def sender(settings: Settings) -> None:
+    from aiohttp import web
+
+    from infra.sms_local import callback_token, hash_key
+    from schemas.sealing import KeyConfigError, default_opener
+    from streams.sms.callbacks import create_app
+    from streams.sms.sender import SenderConfigError, SenderService, SenderSettings
+    from streams.sms.templates import SmsConfigError, load_sms_config
+
+    try:
+        config = load_sms_config(settings.sms_config)
+        service = SenderService(SenderSettings(
+            kafka_config=settings.kafka(), topics=settings.topics, config=config, hash_key=hash_key(),
+            environ=os.environ, opener=default_opener(), shops_file=settings.shops_file,
+            simulators=settings.simulators))
+    except (SmsConfigError, SenderConfigError, KeyConfigError) as exc:
+        raise SystemExit(f"错误 error: {exc}") from None
+    token = callback_token()
+
+    async def serve(stop):
+        runner = web.AppRunner(create_app(service, token))
+        await runner.setup()
+        host, port = settings.sms_callback_host_port
+        await web.TCPSite(runner, host, port).start()
+        log.info("短信发送 SMS sender: gateways %s; reports and replies on %s/sms/<provider>/…",
+                 " → ".join(config.providers), settings.sms_callback_http)
+        try:
+            await service.run(stop)
+        finally:
+            await runner.cleanup()
+
+    _beat(settings, "sender", alive=lambda: service.ready, progress=service.progress)
+    _run(serve)
+
+
 WORKERS = {"simulators": simulators, "connectors": connectors, "normalizer": normalizer, "projector": projector,
-           "detector": detector, "alerter": alerter, "tracker": tracker, "erp": erp, "shipper": shipper}
+           "detector": detector, "alerter": alerter, "tracker": tracker, "erp": erp, "shipper": shipper,
+           "notifier": notifier, "sender": sender}

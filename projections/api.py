@@ -19,6 +19,7 @@ from projections import (
     api_anomalies,
     api_auth,
     api_shipments,
+    api_sms,
     loop_queries,
     openapi,
     queries,
@@ -79,6 +80,7 @@ def create_api(deps: ApiDeps, auth: api_auth.AuthConfig, health: HealthMonitor |
     app.router.add_post("/api/sql", run_sql)
     api_anomalies.register(app, DEPS)
     api_shipments.register(app, DEPS)
+    api_sms.register(app, DEPS)
     api_auth.register(app)
     return app
 

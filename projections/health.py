@@ -18,7 +18,7 @@ from schemas.codec import AvroCodec, DecodeError
 
 log = logging.getLogger(__name__)
 
-STAGES = ("connectors", "normalizer", "projector", "detector", "alerter", "tracker", "erp", "shipper")
+STAGES = ("connectors", "normalizer", "projector", "detector", "alerter", "tracker", "erp", "shipper", "notifier", "sender")
 _FORGET_AFTER = 3600.0  # instances silent this long are dropped from the report
 
 

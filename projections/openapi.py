@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from projections import sms_queries
 from projections.access import OPEN, ROUTES
 from schemas import registry
 
@@ -125,6 +126,14 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ("GET", "/api/alerts"): {"summary": "Alert messages, newest first: channel, ok, attempts", "parameters": [
         _query("rule", "rule id"), _LIMIT], "responses": {"200": _json({"type": "object", "properties": {
             "alerts": _LIST, "count": {"type": "integer"}}}), "400": _ERROR}},
+    ("GET", "/api/sms"): {"summary": "SMS to buyers and members, newest first (latest state of each; recipient "
+                                     "masked, never the number)", "parameters": [
+        _query("order_id", "one order"), _query("shop", "shop id"),
+        _query("status", "the message's state", {"type": "string", "enum": list(sms_queries.API_STATUSES)}),
+        _LIMIT], "responses": {"200": _json({"type": "object", "properties": {"messages": _LIST}}), "400": _ERROR}},
+    ("GET", "/api/sms/stats"): {"summary": "SMS figures per shop and template (sent, delivered, failed, suppressed, "
+                                           "queued, unreachable) and failures by provider, shop and code",
+                                "responses": {"200": _json({"type": "object"})}},
     ("POST", "/api/sql"): {"summary": "Read-only analyst SQL over the tonglu tables, under limits",
                            "requestBody": {"required": True, "content": {"application/json": {"schema": {
                                "type": "object", "required": ["sql"], "properties": {"sql": {"type": "string"}}}}}},

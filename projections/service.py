@@ -70,6 +70,8 @@ class Projector:
             self._kinds[topics["alerts"]] = ("alert_report", AvroCodec("AlertReport"))
         if topics.get("fulfillment_results"):  # ship-back outcomes, for the timeline and the loop's figures
             self._kinds[topics["fulfillment_results"]] = ("shipment_result", AvroCodec("ShipmentResult"))
+        if topics.get("sms_receipts"):
+            self._kinds[topics["sms_receipts"]] = ("sms_receipt", AvroCodec("SmsReceipt"))
         self.commands = (
             CommandPublisher(kafka_config, topics["order_commands"]) if topics.get("order_commands") else None
         )

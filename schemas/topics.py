@@ -75,6 +75,27 @@ class Topics:
         return self._n("erp.dlq")
 
     @property
+    def sms_requests(self) -> str:
+        """`SmsRequest`s (key: the idempotency key): messages triggers fired, to be sent once."""
+        return self._n("sms.requests")
+
+    @property
+    def sms_receipts(self) -> str:
+        """`SmsReceipt`s (key: the idempotency key): each message's state after a step (held back, claimed,
+        sent, failed, delivered); the sender rebuilds what it already did from here."""
+        return self._n("sms.receipts")
+
+    @property
+    def sms_members(self) -> str:
+        """`SmsMember`s (key shop_id:member_id, compacted): the members table of member care."""
+        return self._n("sms.members")
+
+    @property
+    def sms_optouts(self) -> str:
+        """`SmsOptOut`s (key: the number's keyed hash, compacted): numbers that refused marketing."""
+        return self._n("sms.optouts")
+
+    @property
     def heartbeats(self) -> str:
         """`Heartbeat` records of every worker process (key stage:instance_id), read by the API's /healthz."""
         return self._n("tonglu.heartbeats")
@@ -85,6 +106,8 @@ class Topics:
                 TopicSpec(self.order_anomalies), TopicSpec(self.order_commands), TopicSpec(self.alerts),
                 TopicSpec(self.fulfillment_commands), TopicSpec(self.fulfillment_results),
                 TopicSpec(self.logistics_updates), TopicSpec(self.erp_dlq),
+                TopicSpec(self.sms_requests), TopicSpec(self.sms_receipts),
+                TopicSpec(self.sms_members, compacted=True), TopicSpec(self.sms_optouts, compacted=True),
                 TopicSpec(self.heartbeats, retention_ms=3_600_000)]
 
 def murmur2(data: bytes) -> int:

@@ -9,7 +9,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from urllib.parse import quote
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 
 
 def dingtalk_sign_b64(secret: str, ts_ms: int | str) -> str:
@@ -32,7 +35,8 @@ def feishu_sign(secret: str, ts_s: int | str) -> str:
 
 def percent(value: object) -> str:
     """RFC 3986 percent-encoding as Aliyun wants it: space → %20, `*` → %2A, `~` kept."""
-    return quote(str(value), safe="~")
+    text = str(value)
+    return text if _UNRESERVED.fullmatch(text) else quote(text, safe="~")
 
 
 def aliyun_canonical_query(params: dict) -> str:
@@ -48,6 +52,17 @@ def aliyun_string_to_sign(params: dict, method: str = "POST") -> str:
 
 def aliyun_signature(params: dict, secret: str, method: str = "POST") -> str:
     """The `Signature` parameter (base64, not URL-encoded) of an Aliyun RPC (v1, HMAC-SHA1) request."""
-    key = (secret + "&").encode("utf-8")
-    digest = hmac.new(key, aliyun_string_to_sign(params, method).encode("utf-8"), hashlib.sha1).digest()
+    return _sign(aliyun_canonical_query(params), secret, method)
+
+
+def _sign(canonical: str, secret: str, method: str) -> str:
+    to_sign = f"{method.upper()}&{percent('/')}&{percent(canonical)}"
+    digest = hmac.new((secret + "&").encode("utf-8"), to_sign.encode("utf-8"), hashlib.sha1).digest()
     return base64.b64encode(digest).decode("ascii")
+
+
+def aliyun_signed_form(params: dict, secret: str) -> str:
+    """The whole `application/x-www-form-urlencoded` body of a signed POST: the canonical query (already
+    percent-encoded, so it is encoded once) and the `Signature`."""
+    canonical = aliyun_canonical_query(params)
+    return f"{canonical}&Signature={percent(_sign(canonical, secret, 'POST'))}"

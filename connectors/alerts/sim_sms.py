@@ -26,7 +26,8 @@ TEMPLATE = re.compile(r"^SMS_\d+$")
 MAX_SKEW_S = 900
 
 
-def _answer(code: str, message: str, status: int = 200, **extra) -> web.Response:
+def answer(code: str, message: str, status: int = 200, **extra) -> web.Response:
+    """An Aliyun RPC answer: `Code`, `Message`, a fresh `RequestId` and any other fields."""
     body = {"Code": code, "Message": message, "RequestId": str(uuid.uuid4()).upper(), **extra}
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
@@ -37,52 +38,56 @@ def mask_phone(phone: str) -> str:
     return digits[:3] + "****" + digits[-4:] if len(digits) >= 7 else "****"
 
 
-def _gateway_error(params: dict, store: SimStore) -> web.Response | None:
+def gateway_error(params: dict, store: SimStore, actions: tuple[str, ...] = ("SendSms",)) -> web.Response | None:
+    """The gateway's refusal of an RPC call, checked in the real order, or None when it passes.
+
+    `store` needs `robot("sms", access_key_id)` (options with the `secret`), `clock()` and `nonce_fresh(nonce)`.
+    """
     key = store.robot("sms", params.get("AccessKeyId", ""))
     if key is None:
-        return _answer("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404)
+        return answer("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404)
     if params.get("SignatureMethod") != "HMAC-SHA1" or params.get("SignatureVersion") != "1.0":
-        return _answer("InvalidParameter", "SignatureMethod/SignatureVersion must be HMAC-SHA1/1.0", 400)
+        return answer("InvalidParameter", "SignatureMethod/SignatureVersion must be HMAC-SHA1/1.0", 400)
     try:
         ts = datetime.strptime(params.get("Timestamp", ""), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     except ValueError:
-        return _answer("InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted.",
+        return answer("InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted.",
                        400)
     if abs(ts.timestamp() - store.clock()) > MAX_SKEW_S:
-        return _answer("InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.", 400)
+        return answer("InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.", 400)
     if not store.nonce_fresh(params.get("SignatureNonce", "")) or not params.get("SignatureNonce"):
-        return _answer("SignatureNonceUsed", "Specified signature nonce was used already.", 400)
+        return answer("SignatureNonceUsed", "Specified signature nonce was used already.", 400)
     expected = aliyun_signature(params, key["secret"])
     if not hmac.compare_digest(params.get("Signature", "").encode(), expected.encode()):
-        return _answer("SignatureDoesNotMatch", "Specified signature is not matched with our calculation.",
+        return answer("SignatureDoesNotMatch", "Specified signature is not matched with our calculation.",
                        400)
-    if params.get("Action") != "SendSms":
-        return _answer("InvalidAction.NotFound",
+    if params.get("Action") not in actions:
+        return answer("InvalidAction.NotFound",
                        "Specified api is not found, please check your url and method.", 404)
     return None
 
 
 def _business_error(params: dict, phones: list[str], store: SimStore) -> web.Response | None:
     if not params.get("SignName"):
-        return _answer("isv.SMS_SIGNATURE_ILLEGAL", "签名不合法")
+        return answer("isv.SMS_SIGNATURE_ILLEGAL", "签名不合法")
     if not TEMPLATE.match(params.get("TemplateCode", "")):
-        return _answer("isv.SMS_TEMPLATE_ILLEGAL", "模板不合法")
+        return answer("isv.SMS_TEMPLATE_ILLEGAL", "模板不合法")
     if params.get("TemplateParam"):
         try:
             template_param = orjson.loads(params["TemplateParam"])
         except orjson.JSONDecodeError:
             template_param = None
         if not isinstance(template_param, dict):
-            return _answer("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
+            return answer("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
     if not phones or len(phones) > 1000 or not all(PHONE.match(p) for p in phones):
-        return _answer("isv.MOBILE_NUMBER_ILLEGAL", "非法手机号")
+        return answer("isv.MOBILE_NUMBER_ILLEGAL", "非法手机号")
     key = store.robot("sms", params["AccessKeyId"]) or {}
     per_minute = int(key.get("per_number_minute", 1))
     limits = [(per_minute, 60.0), (int(key.get("per_number_hour", 5)), 3600.0),
               (int(key.get("per_number_day", 10)), 86400.0)]
     for phone in phones:
         if not store.admit(("sms", phone[-11:]), limits):
-            return _answer("isv.BUSINESS_LIMIT_CONTROL", f"触发分钟级流控Permits:{per_minute}",
+            return answer("isv.BUSINESS_LIMIT_CONTROL", f"触发分钟级流控Permits:{per_minute}",
                            Recommend="https://next.api.aliyun.com/troubleshoot?q=isv.BUSINESS_LIMIT_CONTROL")
     return None
 
@@ -91,7 +96,7 @@ async def handle_sms(request: web.Request, store: SimStore) -> web.Response:
     """One SendSms call (form body and/or query string)."""
     params = {**dict(request.query), **dict(await request.post())}
     params = {k: str(v) for k, v in params.items()}
-    if (error := _gateway_error(params, store)) is not None:
+    if (error := gateway_error(params, store)) is not None:
         return error
     phones = [p.strip() for p in params.get("PhoneNumbers", "").split(",") if p.strip()]
     if (error := _business_error(params, phones, store)) is not None:
@@ -103,4 +108,4 @@ async def handle_sms(request: web.Request, store: SimStore) -> web.Response:
                  phones=[mask_phone(p) for p in phones], template_code=params["TemplateCode"],
                  template_param=template_param, out_id=params.get("OutId"))
     biz_id = f"{random.randrange(10**17, 10**18)}^0"
-    return _answer("OK", "OK", BizId=biz_id)
+    return answer("OK", "OK", BizId=biz_id)

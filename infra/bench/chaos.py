@@ -70,7 +70,7 @@ class Figures:
 
 def _free_ports() -> dict[str, int]:
     return {name: free_port() for name in ("broker", "http", "taobao", "shopify", "webhooks", "alerts", "smtp",
-                                           "tracking", "erp")}
+                                           "tracking", "erp", "sms", "sms_callbacks")}
 
 
 class ChaosStack:
@@ -92,6 +92,8 @@ class ChaosStack:
             "TONGLU_ALERT_SIM_HTTP": f"http://127.0.0.1:{self.ports['alerts']}",
             "TONGLU_ALERT_SMTP_PORT": str(self.ports["smtp"]), "TONGLU_ALERT_ROUTING": str(routing),
             "TONGLU_TRACKING_SIM_HTTP": f"http://127.0.0.1:{self.ports['tracking']}",
+            "TONGLU_SMS_SIM_HTTP": f"http://127.0.0.1:{self.ports['sms']}",
+            "TONGLU_SMS_CALLBACK_HTTP": f"http://127.0.0.1:{self.ports['sms_callbacks']}",
             "TONGLU_DATA_DIR": str(workdir / "data"), "PYTHONUNBUFFERED": "1",
             "TONGLU_ERP_SIM_HTTP": f"http://127.0.0.1:{self.ports['erp']}",
         })

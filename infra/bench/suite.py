@@ -14,7 +14,9 @@
 9. every registered platform: its mapping's CPU per order on its recorded list pages (vs Taobao's), and
    Tonglu end to end (as 3.) on a mixed workload of all of them, on a fresh pipeline, vs the Taobao-only
    figure — both done while the alert side waits out a fresh DingTalk minute, so they add no time;
-8. the ERP deliverer: events/s to one endpoint, event -> ERP latency at 2,000 orders/s (`erp_bench`).
+10. the ERP deliverer: events/s to one endpoint, event -> ERP latency at 2,000 orders/s (`erp_bench`);
+11. a short chaos run, and the SMS hub (`infra.bench.sms_bench`): the sender's messages/s against the simulators,
+    trigger -> provider latency at 2,000 orders/s, and failover when Aliyun is down.
 """
 from __future__ import annotations
 
@@ -331,7 +333,16 @@ def run(quick: bool = False) -> int:
         broker.terminate()
         broker.wait(10)
     _chaos_phase(quick)
+    _sms_phase(quick)
     return 0
+
+
+def _sms_phase(quick: bool) -> None:
+    """The SMS hub on a broker of its own: the sender's rate, trigger -> provider latency, failover."""
+    from infra.bench.sms_bench import run_sms_bench
+
+    _say("")
+    run_sms_bench(quick, say=_say)
 
 
 def _chaos_phase(quick: bool) -> None:

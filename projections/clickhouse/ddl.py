@@ -193,6 +193,36 @@ _TABLES: dict[str, tuple[list[tuple[str, str]], str]] = {
             "ORDER BY (order_id, tracking_no, step_at, tracking_state)"
         ),
     ),
+    # Latest state of each SMS message (sms.receipts): one row per key after FINAL, the later record winning
+    # (`revision`, schemas/sms.py: rank of the status, then the record's time). No phone, not even hashed.
+    "sms_messages": (
+        [
+            ("key", "String"),
+            ("order_id", "Nullable(String)"),
+            ("member_id", "Nullable(String)"),
+            ("platform", "LowCardinality(String)"),
+            ("shop_id", "String"),
+            ("trigger", "LowCardinality(String)"),
+            ("template", "LowCardinality(String)"),
+            ("kind", "LowCardinality(String)"),
+            ("channel", "LowCardinality(String)"),
+            ("provider", "LowCardinality(Nullable(String))"),
+            ("status", "LowCardinality(String)"),
+            ("reason", "Nullable(String)"),
+            ("code", "Nullable(String)"),
+            ("to_masked", "Nullable(String)"),
+            ("segments", "UInt16"),
+            ("provider_id", "Nullable(String)"),
+            ("out_id", "Nullable(String)"),
+            ("attempts", "String"),
+            ("created_at", _TS),
+            ("sent_at", _NTS),
+            ("reported_at", _NTS),
+            ("at", _TS),
+            ("revision", "UInt64"),
+        ],
+        "ReplacingMergeTree(revision) ORDER BY (shop_id, key)",
+    ),
     # Every write and SQL query to the HTTP API (projections/audit.py); readable by admins through SQL.
     "audit_log": (
         [

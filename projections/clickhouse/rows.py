@@ -9,6 +9,7 @@ from __future__ import annotations
 import orjson
 
 from schemas.canonical import ms_to_iso
+from schemas.sms import receipt_revision
 
 
 def order_json(order: dict) -> str:
@@ -206,4 +207,34 @@ def alert_row(report: dict) -> tuple:
         alert_attempts_json(attempts),
         min(len(attempts), 65535),
         report["finished_at"],
+    )
+
+
+def sms_message_row(record: dict) -> tuple:
+    """A decoded SmsReceipt -> one `sms_messages` row (its phone hash is not projected)."""
+    attempts = [{**a, "started_at": ms_to_iso(a["started_at"])} for a in record.get("attempts") or ()]
+    return (
+        record["key"],
+        record.get("order_id"),
+        record.get("member_id"),
+        record["platform"],
+        record["shop_id"],
+        record["trigger"],
+        record["template"],
+        record["kind"],
+        record["channel"],
+        record.get("provider"),
+        record["status"],
+        record.get("reason"),
+        record.get("code"),
+        record.get("to_masked"),
+        min(record["segments"], 65535),
+        record.get("provider_id"),
+        record.get("out_id"),
+        orjson.dumps(attempts).decode(),
+        record["created_at"],
+        record.get("sent_at"),
+        record.get("reported_at"),
+        record["at"],
+        receipt_revision(record),
     )

@@ -16,7 +16,7 @@ from projections.clickhouse.ddl import DEFAULT_DATABASE, TABLE_COLUMNS, check_id
 from schemas.codec import DecodeError, EventDecoder
 
 _ORDER_VERSION = TABLE_COLUMNS["orders"].index("version")
-KINDS = ("order_event", "connector_call", "dead_letter", "anomaly", "alert_report", "shipment_result")
+KINDS = ("order_event", "connector_call", "dead_letter", "anomaly", "alert_report", "shipment_result", "sms_receipt")
 
 
 class FlushError(RuntimeError):
@@ -71,7 +71,7 @@ class ClickHouseSink:
 
     def add(self, table_or_kind: str, record) -> None:
         """Buffer one record: a decoded `order_event` / `connector_call` / `dead_letter` / `anomaly` /
-        `alert_report` / `shipment_result` dict, or a ready row tuple for a table name."""
+        `alert_report` / `shipment_result` / `sms_receipt` dict, or a ready row tuple for a table name."""
         if table_or_kind == "order_event":
             self._buffers["order_events"].append(build.event_row(record))
             self._add_order(record["order"])
@@ -87,6 +87,8 @@ class ClickHouseSink:
             self._buffers["alerts"].append(build.alert_row(record))
         elif table_or_kind == "shipment_result":
             self._buffers["shipments"].append(build.shipment_row(record))
+        elif table_or_kind == "sms_receipt":
+            self._buffers["sms_messages"].append(build.sms_message_row(record))
         elif table_or_kind == "orders":
             self._add_order(tuple(record))
         elif table_or_kind in self._buffers:

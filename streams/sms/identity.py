@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from dataclasses import dataclass
 from typing import Literal
 
-_NON_DIGITS = re.compile(r"[^0-9]")
+from connectors.sms.text import normalize_phone
+
 _OPT_OUT_WORDS = frozenset({"R", "TD", "退订"})
 _TRAILING = " \t\r\n。.!！,，"
 
@@ -26,20 +26,15 @@ def message_key(order_id: str, trigger: str) -> str:
     return hashlib.blake2b(f"{order_id}|{trigger}".encode(), digest_size=16).hexdigest()
 
 
-def normalize_phone(phone: str) -> str:
-    """A mainland number as its 11 digits (`+86 138-0013-8000` → `13800138000`); any other number written with
-    its country code as `+` and digits (`+1 415 555 0100` → `+14155550100`)."""
-    digits = _NON_DIGITS.sub("", phone)
-    if phone.strip().startswith("+") or phone.strip().startswith("00"):
-        digits = digits.removeprefix("00") if phone.strip().startswith("00") else digits
-        return digits[2:] if digits.startswith("86") and len(digits) == 13 else f"+{digits}"
-    return digits
-
-
 def phone_hash(phone: str, key: bytes) -> str:
     """HMAC-SHA256 of the normalized number under the deployment's key: stable for caps and opt-outs, and no
     dictionary of 11-digit numbers reverses it without the key."""
     return hmac.new(key, normalize_phone(phone).encode(), hashlib.sha256).hexdigest()
+
+
+def token_hash(platform: str, token: str, key: bytes) -> str:
+    """The keyed hash of a platform's buyer token: caps count an encrypted buyer as they count a number."""
+    return hmac.new(key, f"{platform}|{token}".encode(), hashlib.sha256).hexdigest()
 
 
 def mask_phone(phone: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -47,9 +47,22 @@ class Decision:
     release_at: int | None = None  # for `queue`: when the window opens
 
 
-def _day_start(now_ms: int, timezone: str) -> int:
-    local = datetime.fromtimestamp(now_ms / 1000, ZoneInfo(timezone))
-    return int(local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp() * 1000)
+_DAYS: dict[str, tuple[int, int]] = {}  # timezone -> (start, end) of the day last asked about
+
+
+def day_start(now_ms: int, timezone: str) -> int:
+    """Epoch ms of the local midnight that began the day of `now_ms` in `timezone` (caps and budgets count days).
+
+    The sender asks several times per message; the day last asked about is kept per zone."""
+    held = _DAYS.get(timezone)
+    if held is not None and held[0] <= now_ms < held[1]:
+        return held[0]
+    zone = ZoneInfo(timezone)
+    local = datetime.fromtimestamp(now_ms / 1000, zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = int(local.timestamp() * 1000)
+    following = (local + timedelta(days=1, hours=3)).replace(hour=0)  # the next midnight, on any DST day
+    _DAYS[timezone] = (start, int(following.timestamp() * 1000))
+    return start
 
 
 def _count(sent: Iterable[tuple[int, Kind]], kind: Kind, since: int) -> int:
@@ -72,7 +85,7 @@ def decide(msg: Candidate, now_ms: int, history: RecipientHistory, rules: ShopRu
         quiet = rules.quiet_hours()
         if quiet.contains(now_ms):
             return Decision("queue", "quiet_hours", release_at=quiet.next_end(now_ms))
-    today = _day_start(now_ms, rules.timezone)
+    today = day_start(now_ms, rules.timezone)
     caps = rules.caps
     if marketing and (_count(history.sent, "marketing", today) >= caps.marketing_per_day
                       or _count(history.sent, "marketing", now_ms - WEEK_MS) >= caps.marketing_per_week):

@@ -7,9 +7,9 @@ marketing template without the opt-out `拒收请回复R`.
 """
 from __future__ import annotations
 
-import math
 import tomllib
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -17,25 +17,25 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from connectors.sms.config import ChannelSpec, GatewaySpec, apply_environment
 from streams.alerting.config import QuietHours
 
 Kind = Literal["service", "marketing"]
 OPT_OUT_TEXT = "拒收请回复R"
-SINGLE_SEGMENT, MULTI_SEGMENT = 70, 67
 # what a template may use; the notifier fills them from the order (never a plain name, phone or street)
 VARIABLES = frozenset({"shop_name", "order_no", "amount", "item", "item_count", "carrier", "tracking_no", "step",
                        "eta", "delay_reason", "refund_amount", "member_name", "points", "points_balance"})
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
+@lru_cache(maxsize=1024)
+def _compiled(text: str):
+    """A template's text compiled once: compiling took ~1 ms, rendering a compiled one ~20 µs."""
+    return _ENV.from_string(text)
+
+
 class SmsConfigError(ValueError):
     """The SMS configuration is missing, not TOML, or invalid (one-line message)."""
-
-
-def segments(text: str) -> int:
-    """Billed segments of a message whose full text (sign included) is `text`: 70 characters fit in one; a longer
-    message is split into parts of 67."""
-    return 1 if len(text) <= SINGLE_SEGMENT else math.ceil(len(text) / MULTI_SEGMENT)
 
 
 class Template(BaseModel):
@@ -63,7 +63,7 @@ class Template(BaseModel):
 
     def render(self, variables: Mapping[str, object]) -> str:
         """The full message: sign, then the text with `variables` filled in (a missing one raises)."""
-        return self.sign + _ENV.from_string(self.text).render(**variables).strip()
+        return self.sign + _compiled(self.text).render(**variables).strip()
 
 
 class Caps(BaseModel):
@@ -84,6 +84,9 @@ class ShopRules(BaseModel):
     caps: Caps = Caps()
     daily_budget: int | None = None  # segments per Beijing day for the shop; None: no budget
     require_consent: bool = True  # marketing to members only with their consent flag
+    shop_name: str | None = None  # the `shop_name` variable; the shop id when not set
+    # an event older than this fires nothing (a replay of old history, a notifier started on a long log)
+    trigger_max_age_hours: float = 24.0
     triggers: dict[str, list[str]] = Field(default_factory=dict)  # trigger -> template names
 
     @model_validator(mode="after")
@@ -105,6 +108,8 @@ class SmsConfig(BaseModel):
     defaults: ShopRules = ShopRules()
     shops: dict[str, ShopRules] = Field(default_factory=dict)
     providers: list[str] = Field(default_factory=lambda: ["aliyun", "tencent"])  # gateway failover order
+    gateways: dict[str, GatewaySpec] = Field(default_factory=dict)  # provider -> how to reach it
+    channels: dict[str, ChannelSpec] = Field(default_factory=dict)  # platform -> its official message channel
 
     @model_validator(mode="after")
     def _references(self) -> SmsConfig:
@@ -117,6 +122,10 @@ class SmsConfig(BaseModel):
             absent = [p for p in self.providers if p not in template.codes]
             if absent:
                 raise ValueError(f"templates.{name}: no template code for provider(s) {', '.join(absent)}")
+        if self.gateways:
+            missing = [p for p in self.providers if p not in self.gateways]
+            if missing:
+                raise ValueError(f"providers: no [gateways.{missing[0]}] section")
         return self
 
     def rules(self, shop_id: str) -> ShopRules:
@@ -153,8 +162,12 @@ def parse_sms_config(data: Mapping) -> SmsConfig:
         raise SmsConfigError(_first_error(exc)) from None
 
 
-def load_sms_config(path: str | Path) -> SmsConfig:
-    """Read and check `path`; any problem is one SmsConfigError line naming the file."""
+def load_sms_config(path: str | Path, environ: Mapping[str, str] | None = None) -> SmsConfig:
+    """Read and check `path`; any problem is one SmsConfigError line naming the file.
+
+    The environment (`environ`, default os.environ) applies `TONGLU_SMS_MARKETING_HOURS` to every shop that
+    does not set its own window and `{sms_sim}` in addresses (`TONGLU_SMS_SIM_HTTP`, the local simulators).
+    """
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -162,6 +175,6 @@ def load_sms_config(path: str | Path) -> SmsConfig:
     except tomllib.TOMLDecodeError as exc:
         raise SmsConfigError(f"{path}: not TOML: {exc}") from None
     try:
-        return parse_sms_config(data)
-    except SmsConfigError as exc:
+        return parse_sms_config(apply_environment(data, environ))
+    except (SmsConfigError, ValueError) as exc:
         raise SmsConfigError(f"{path}: {exc}") from None

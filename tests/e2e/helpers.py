@@ -54,7 +54,7 @@ def running_stack(tmp_path_factory, demo_rate: float = 2, **extra_env):
     """`tonglu up` on free ports with a temporary data directory, once /healthz answers 200; stopped with
     SIGINT (as Ctrl-C) at the end if a test has not stopped it."""
     ports = {name: free_port() for name in ("broker", "http", "taobao", "shopify", "webhooks", "alerts", "smtp",
-                                            "tracking", "erp")}
+                                            "tracking", "erp", "sms", "sms_callbacks")}
     routing = write_local_routing(tmp_path_factory.mktemp("config") / "alert_routing.toml",
                                   f"http://127.0.0.1:{ports['alerts']}", ports["smtp"])
     env = {k: v for k, v in os.environ.items() if not k.startswith("TONGLU_")}
@@ -64,7 +64,8 @@ def running_stack(tmp_path_factory, demo_rate: float = 2, **extra_env):
         "TONGLU_WEBHOOK_HTTP": f"http://127.0.0.1:{ports['webhooks']}",
         "TONGLU_ALERT_SIM_HTTP": f"http://127.0.0.1:{ports['alerts']}", "TONGLU_ALERT_SMTP_PORT": str(ports["smtp"]),
         "TONGLU_ALERT_ROUTING": str(routing), "TONGLU_TRACKING_SIM_HTTP": f"http://127.0.0.1:{ports['tracking']}",
-        "TONGLU_ERP_SIM_HTTP": f"http://127.0.0.1:{ports['erp']}",
+        "TONGLU_ERP_SIM_HTTP": f"http://127.0.0.1:{ports['erp']}", "TONGLU_SMS_SIM_HTTP": f"http://127.0.0.1:{ports['sms']}",
+        "TONGLU_SMS_CALLBACK_HTTP": f"http://127.0.0.1:{ports['sms_callbacks']}",
         "TONGLU_DATA_DIR": str(tmp_path_factory.mktemp("stack") / "data"), "PYTHONUNBUFFERED": "1",
         **{k: str(v) for k, v in extra_env.items()},
     })

@@ -82,7 +82,8 @@ def test_the_local_stack_runs_the_copy(copied, tmp_path):
     script = "import json; from infra.config import Settings; print(json.dumps(Settings.from_env().simulators))"
     defaults = _run([sys.executable, "-c", script], env)
     assert json.loads(defaults.stdout)[CODE] == f"http://127.0.0.1:{copied['sim_port']}", defaults.stderr
-    ports = {name: free_port() for name in ("broker", "http", "webhooks", "alerts", "smtp", "tracking", "erp")}
+    ports = {name: free_port() for name in ("broker", "http", "webhooks", "alerts", "smtp", "tracking", "erp", "sms",
+                                            "sms_callbacks")}
     routing = write_local_routing(tmp_path / "alert_routing.toml", f"http://127.0.0.1:{ports['alerts']}",
                                   ports["smtp"])
     base = f"http://127.0.0.1:{ports['http']}"
@@ -95,6 +96,8 @@ def test_the_local_stack_runs_the_copy(copied, tmp_path):
         "TONGLU_ALERT_ROUTING": str(routing), "TONGLU_DATA_DIR": str(tmp_path / "data"),
         "TONGLU_TRACKING_SIM_HTTP": f"http://127.0.0.1:{ports['tracking']}",
         "TONGLU_ERP_SIM_HTTP": f"http://127.0.0.1:{ports['erp']}",
+        "TONGLU_SMS_SIM_HTTP": f"http://127.0.0.1:{ports['sms']}",
+        "TONGLU_SMS_CALLBACK_HTTP": f"http://127.0.0.1:{ports['sms_callbacks']}",
     })
     log = tmp_path / "up.log"
     with open(log, "wb") as out:

@@ -159,6 +159,20 @@ def test_sql_for_analysts_is_read_only(stack):
     assert refused.returncode != 0 and "error" in refused.stderr.lower()
 
 
+def test_demo_buyers_get_their_messages_once(stack):
+    def texted():
+        listed = get_json(f"{stack['base']}/api/sms?limit=1000")[1]["messages"]
+        return len([m for m in listed if m["status"] in ("sent", "delivered")]) >= 5 and listed
+
+    listed = wait_until(texted, 120, "no demo buyer got a message")
+    assert {m["channel"] for m in listed} <= {"gateway", "platform", "none"} and all(
+        m["to_masked"] is None or "*" in m["to_masked"] for m in listed)
+    received = get_json(f"http://127.0.0.1:{stack['ports']['sms']}/_sim/messages")[1]["messages"]
+    out_ids = [m["out_id"] for m in received]
+    assert len(out_ids) == len(set(out_ids))  # no message twice
+    assert {m["key"] for m in listed if m["status"] in ("sent", "delivered")} <= set(out_ids)
+
+
 def test_status_page_renders_in_headless_chromium(stack, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:

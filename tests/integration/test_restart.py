@@ -59,7 +59,8 @@ def test_a_restarted_simulator_and_connectors_see_the_same_world_and_emit_nothin
                      TONGLU_RAW_KEYS=KEYS, TONGLU_DEMO_RATE=0, TONGLU_ALERT_SIM_HTTP=f"http://127.0.0.1:{free_port()}",
                      TONGLU_ALERT_SMTP_PORT=free_port(), TONGLU_WEBHOOK_HTTP=f"http://127.0.0.1:{free_port()}",
                      TONGLU_TRACKING_SIM_HTTP=f"http://127.0.0.1:{free_port()}",
-                     TONGLU_ERP_SIM_HTTP=f"http://127.0.0.1:{free_port()}")
+                     TONGLU_ERP_SIM_HTTP=f"http://127.0.0.1:{free_port()}",
+                     TONGLU_SMS_SIM_HTTP=f"http://127.0.0.1:{free_port()}")
     workers = {name: start_worker(name, env, tmp_path / f"{name}1.log")
                for name in ("simulators", "connectors", "normalizer")}
     events = TopicReader(kafka_bootstrap, topics.order_events, "OrderEvent")

@@ -87,7 +87,7 @@ def test_ddl_is_replacing_and_parameterised():
     statements = schema_statements("tonglu_x")
     assert all("tonglu_x." in s for s in statements[1:])
     tables = [s for s in statements if s.startswith("CREATE TABLE") and "ENGINE = Null" not in s]
-    assert len(tables) == 10 and all("ReplacingMergeTree" in s for s in tables)
+    assert len(tables) == 11 and all("ReplacingMergeTree" in s for s in tables)
     landing = [s for s in statements if "ENGINE = Null" in s]  # only ever a pass-through to views
     assert len(landing) == 1 and "order_events_in_" in landing[0]
     assert "ReplacingMergeTree(version)" in next(s for s in tables if ".orders " in s)

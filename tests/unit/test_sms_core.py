@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 
+from connectors.sms.text import segments
 from streams.sms.identity import (
     is_opt_out,
     mask_phone,
@@ -20,7 +21,6 @@ from streams.sms.templates import (
     Template,
     load_sms_config,
     parse_sms_config,
-    segments,
 )
 
 BJ = ZoneInfo("Asia/Shanghai")

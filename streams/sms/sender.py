@@ -1,0 +1,389 @@
+"""The SMS sender process: sms.requests -> decide -> claim -> gateway or platform channel -> sms.receipts.
+
+Exactly once per key: every request is checked against the ledger (read back from sms.receipts at start), and a
+message is claimed — a `sending` receipt acknowledged by the broker — before any provider is called. A repeated
+request, a replayed topic or a restart after kill -9 finds the key taken; a claim without an outcome (the process
+died during the call) is checked with the gateways (`QuerySendDetails`, `PullSmsSendStatusByPhoneNumber` by the
+out id) once it is older than their timeout, and sent only if no gateway has it. A platform channel cannot be
+asked, so such a message is recorded `failed` (`interrupted`) rather than risk a second text.
+
+The number is resolved here only (`contacts`), used for the provider call and the keyed hash, and dropped; a
+message waiting for its window keeps no number and resolves it again when it leaves. The rules
+(`rules.decide`: opt-out, consent, quiet hours, expiry, caps, budget) run here because they need that hash.
+Each message is its own task, so a slow lookup or provider holds up no other; their receipts are written together
+(`Outbox`). The sender reads sms.requests from the beginning on every start without a consumer group (like the
+detector): its state is its own receipts, so one sender owns every partition.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from connectors.runtime.errors import ConnectorError
+from connectors.runtime.records import connector_call
+from connectors.sms.contacts import OrderContacts, open_contact
+from schemas.codec import AvroCodec, DecodeError
+from schemas.kafka import Publisher, consumer_from_start, read_to_end, usable
+from schemas.sealing import Opener, SealError
+from schemas.topics import Topics
+from streams.sms.dispatch import Dispatcher
+from streams.sms.identity import mask_phone, phone_hash, recipient_of, token_hash
+from streams.sms.ledger import Ledger, evolve, receipt
+from streams.sms.outbox import Outbox
+from streams.sms.rules import Candidate, decide
+from streams.sms.templates import SmsConfig
+
+log = logging.getLogger(__name__)
+RETRY_BASE_MS, RETRY_MAX_MS, GIVE_UP_MS = 1000, 60_000, 3_600_000
+RESOLVE_RETRY_MS = 5000
+SETTLE_SLACK_S = 3.0
+MAX_IN_FLIGHT = 4096
+
+
+class SenderConfigError(ValueError):
+    """The sender cannot start (a one-line reason: a missing secret, no gateway section)."""
+
+
+@dataclass
+class SenderSettings:
+    kafka_config: dict
+    topics: Topics
+    config: SmsConfig
+    hash_key: bytes
+    environ: Mapping[str, str]  # where the `*_env` secrets are read from
+    opener: Opener
+    shops_file: Path | None = None
+    simulators: dict[str, str] = field(default_factory=dict)
+    batch: int = 2000
+
+
+@dataclass
+class Pending:
+    """A request waiting: for its window (no number kept), to be tried again after every provider failed, or
+    (`reconcile`) a claim of an earlier run to be checked with the gateways first."""
+
+    due: int
+    request: dict
+    attempts: int = 0
+    reconcile: bool = False
+
+
+def _secret(environ: Mapping[str, str], name: str | None, what: str) -> str | None:
+    if not name:
+        return None
+    value = environ.get(name)
+    if not value:
+        raise SenderConfigError(f"{what}: the environment variable {name} is not set")
+    return value
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+class SenderService:
+    def __init__(self, settings: SenderSettings):
+        self.s, self.config, self.topics = settings, settings.config, settings.topics
+        missing = [p for p in self.config.providers if p not in self.config.gateways]
+        if missing:
+            raise SenderConfigError(f"providers: no [gateways.{missing[0]}] section in the SMS configuration")
+        self._gateway_secrets = {name: _secret(settings.environ, spec.secret_env, f"[gateways.{name}]")
+                                 for name, spec in self.config.gateways.items()}
+        self._channel_secrets = {
+            name: {"secret": _secret(settings.environ, spec.secret_env, f"[channels.{name}]"),
+                   "session": _secret(settings.environ, spec.session_env, f"[channels.{name}]")}
+            for name, spec in self.config.channels.items()}
+        self.ledger = Ledger()
+        self.publisher = Publisher(settings.kafka_config)
+        self.request_codec, self.receipt_codec = AvroCodec("SmsRequest"), AvroCodec("SmsReceipt")
+        self.optout_codec = AvroCodec("SmsOptOut")
+        self.waiting: dict[str, Pending] = {}
+        self.in_flight: set[str] = set()
+        self._tasks: set[asyncio.Task] = set()
+        self._calls: list[tuple[str, bytes, bytes]] = []
+        self.counts = {"requests": 0, "duplicates": 0, "sent": 0, "failed": 0, "held": 0, "reports": 0,
+                       "reports_unmatched": 0, "opt_outs": 0}
+        self.ready = False
+
+    # -- start and the loop ------------------------------------------------------------------------------------
+    def _tz(self, shop_id: str) -> str:
+        return self.config.rules(shop_id).timezone
+
+    def _note(self, record: dict) -> None:
+        self.ledger.apply(record, self._tz(record["shop_id"]))
+
+    def restore(self) -> None:
+        """The ledger from every receipt written so far, and the opt-outs."""
+        group = f"{self.topics.prefix}tonglu-sms-sender"
+        for batch in read_to_end(self.s.kafka_config, [self.topics.sms_receipts], group=group, timeout=300):
+            for msg in batch:
+                try:
+                    self._note(self.receipt_codec.decode(msg.value()))
+                except (DecodeError, TypeError) as exc:
+                    log.error("undecodable receipt skipped: %s", exc)
+        for batch in read_to_end(self.s.kafka_config, [self.topics.sms_optouts], group=group, timeout=300):
+            self._optouts(batch)
+        log.info("短信发送 sender: %d messages known, %d numbers opted out, %d claimed without an outcome",
+                 len(self.ledger.latest), len(self.ledger.optouts), len(self.ledger.unfinished()))
+
+    def _optouts(self, messages) -> None:
+        for msg in messages:
+            try:
+                record = self.optout_codec.decode(msg.value())
+            except (DecodeError, TypeError) as exc:
+                log.error("undecodable opt-out skipped: %s", exc)
+                continue
+            self.ledger.opt_out(record["phone_hash"], record["opted_out"])
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await asyncio.to_thread(self.restore)
+        consumer = await asyncio.to_thread(
+            consumer_from_start, self.s.kafka_config, [self.topics.sms_requests, self.topics.sms_optouts],
+            f"{self.topics.prefix}tonglu-sms-sender", **{"fetch.wait.max.ms": 20})
+        self.outbox = Outbox(self.publisher, self.topics.sms_receipts, self._note)
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        connector = aiohttp.TCPConnector(limit=512, limit_per_host=256)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            self.dispatch = Dispatcher(self.config, session, self._gateway_secrets, self._channel_secrets)
+            self.contacts = OrderContacts(session, self.s.shops_file, self.s.simulators, self._record_call)
+            writer = asyncio.create_task(self.outbox.run())
+            flusher = asyncio.create_task(self._flush_calls(stop))
+            self.ready = True
+            try:
+                last_prune = time.time()
+                while not stop.is_set():
+                    messages = usable(await asyncio.to_thread(consumer.consume, self.s.batch, 0.05))
+                    requests = []
+                    for msg in messages:
+                        if msg.topic() == self.topics.sms_optouts:
+                            self._optouts([msg])
+                            continue
+                        try:
+                            requests.append(self.request_codec.decode(msg.value()))
+                        except (DecodeError, TypeError) as exc:
+                            log.error("undecodable SMS request skipped: %s", exc)
+                    await self.handle(requests)
+                    await self.release_due()
+                    if time.time() - last_prune > 600:
+                        self.ledger.prune(_now())
+                        last_prune = time.time()
+            finally:
+                self.ready = False
+                if self._tasks:
+                    await asyncio.wait(self._tasks, timeout=10)
+                self.outbox.close()
+                await writer
+                await asyncio.to_thread(consumer.close)
+                await flusher
+                self.publisher.close()
+
+    async def _spawn(self, key: str, work) -> None:
+        """Run `work` as the task of message `key` (at most MAX_IN_FLIGHT at once)."""
+        await self._slots.acquire()
+        self.in_flight.add(key)
+
+        async def task():
+            try:
+                await work
+            except Exception:  # a bug in one message must not stop the others; its claim stays for a restart
+                log.exception("短信 %s: processing failed", key)
+            finally:
+                self.in_flight.discard(key)
+                self._slots.release()
+
+        job = asyncio.create_task(task())
+        self._tasks.add(job)
+        job.add_done_callback(self._tasks.discard)
+
+    def _record_call(self, record: dict) -> None:
+        self._calls.append((self.topics.connector_calls, f"{record['platform']}:{record['shop_id']}".encode(),
+                            connector_call(record)))
+
+    async def _flush_calls(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(0.5)
+            if self._calls:
+                batch, self._calls = self._calls, []
+                await self.publisher.publish_async(batch)
+
+    # -- requests --------------------------------------------------------------------------------------------
+    async def handle(self, requests: list[dict]) -> None:
+        """Start a task for every request whose key is free; restore waiting and unfinished ones; skip the rest."""
+        for request in requests:
+            self.counts["requests"] += 1
+            key, status = request["key"], self.ledger.status(request["key"])
+            if key in self.in_flight or key in self.waiting:
+                self.counts["duplicates"] += 1
+            elif status is None:
+                await self._spawn(key, self._process(request))
+            elif status == "queued":  # waiting for its window when the sender stopped
+                self.waiting[key] = Pending(self.ledger.latest[key].get("release_at") or 0, request)
+            elif status == "sending":  # claimed by an earlier run, no outcome written
+                await self._spawn(key, self._reconcile(request))
+            else:
+                self.counts["duplicates"] += 1
+
+    async def _resolve(self, request: dict) -> tuple[str | None, str | None, str | None]:
+        """(where to send: a phone or token, the recipient's keyed hash, masked number) — the number only in
+        memory. Raises LookupError/ConnectorError/SealError when it cannot be had now."""
+        key = self.s.hash_key
+        if request["channel"] == "platform":
+            return request["token"], token_hash(request["platform"], request["token"], key), request["to_masked"]
+        if request["channel"] != "gateway":
+            return None, None, request["to_masked"]
+        if request.get("contact") is not None:
+            phone = open_contact(self.s.opener, request["contact"], request["shop_id"], request["member_id"])
+        else:
+            phone = await self.contacts.phone(request["order_id"])
+        found = recipient_of(request["platform"], None, phone, request["to_masked"], key)
+        if found.channel != "gateway":
+            return None, None, request["to_masked"]
+        return phone, found.phone_hash, found.to_masked
+
+    async def _process(self, request: dict) -> None:
+        """Decide one message and carry the decision out: hold it back, or claim it and send it."""
+        key = request["key"]
+        try:
+            to, recipient, masked = await self._resolve(request)
+        except (LookupError, ConnectorError, SealError) as exc:
+            log.warning("短信 %s: 无法获取收件人 cannot resolve the recipient now (%s); retrying in %ds", key, exc,
+                        RESOLVE_RETRY_MS // 1000)
+            self.waiting[key] = Pending(_now() + RESOLVE_RETRY_MS, request)
+            return
+        now = _now()
+        rules = self.config.rules(request["shop_id"])
+        candidate = Candidate(request["kind"], to is not None, request["created_at"], request["segments"],
+                              request.get("consent"))
+        decision = decide(candidate, now, self.ledger.history(recipient, now), rules,
+                          self.ledger.spent_today(request["shop_id"], now, rules.timezone))
+        base = {"phone_hash": recipient, "to_masked": masked}
+        if decision.action != "send":
+            self.counts["held"] += 1
+            if decision.action == "queue":
+                self.waiting[key] = Pending(decision.release_at, request)
+                await self.outbox.write([receipt(request, "queued", now, reason=decision.reason,
+                                                 release_at=decision.release_at, **base)])
+            else:
+                status = "unreachable" if decision.action == "unreachable" else "suppressed"
+                await self.outbox.write([receipt(request, status, now, reason=decision.reason, **base)])
+            return
+        claim = receipt(request, "sending", now, **base)
+        await self.outbox.write([claim])  # stored before any provider hears of it
+        await self._send(request, to, claim)
+
+    async def _send(self, request: dict, to: str, claim: dict, attempts: int = 0) -> None:
+        """Call the providers and write the outcome; when every one failed for now, wait and try again."""
+        result, provider, tried, out_id = await self.dispatch.send(request, to)
+        now = _now()
+        history = list(claim.get("attempts") or []) + tried
+        if result.ok:
+            self.counts["sent"] += 1
+            await self.outbox.write([evolve(claim, "sent", now, provider=provider, code=result.code,
+                                            provider_id=result.provider_id, attempts=history, sent_at=now,
+                                            out_id=None if out_id == request["key"] else out_id)])
+        elif result.elsewhere and now - request["created_at"] < GIVE_UP_MS:
+            delay = min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** attempts)
+            self.waiting[request["key"]] = Pending(now + delay, request, attempts + 1)
+            log.warning("短信 %s: 所有通道暂不可用 every provider failed for now (%s); retrying in %.0fs",
+                        request["key"], result.error, delay / 1000)
+        else:
+            self.counts["failed"] += 1
+            await self.outbox.write([evolve(claim, "failed", now, provider=provider, code=result.code,
+                                            reason=result.error, attempts=history)])
+
+    async def _retry(self, pending: Pending) -> None:
+        request = pending.request
+        try:
+            to, _, _ = await self._resolve(request)
+        except (LookupError, ConnectorError, SealError):
+            self.waiting[request["key"]] = Pending(_now() + RESOLVE_RETRY_MS, request, pending.attempts)
+            return
+        await self._send(request, to, self.ledger.latest[request["key"]], pending.attempts)
+
+    async def release_due(self) -> None:
+        """Messages whose window opened, or whose retry or check is due, go again."""
+        now = _now()
+        for key in [k for k, p in self.waiting.items() if p.due <= now]:
+            pending = self.waiting.pop(key)
+            if pending.reconcile:
+                await self._spawn(key, self._reconcile(pending.request))
+            elif self.ledger.status(key) == "sending":
+                await self._spawn(key, self._retry(pending))
+            else:
+                await self._spawn(key, self._process(pending.request))
+
+    # -- claimed before a restart, no outcome -------------------------------------------------------------------
+    def _settle_ms(self) -> int:
+        """How old a claim must be before the gateways are asked about it: their timeout and some slack."""
+        timeouts = [spec.timeout_s for spec in self.config.gateways.values()] or [0.0]
+        return int((max(timeouts) + SETTLE_SLACK_S) * 1000)
+
+    async def _reconcile(self, request: dict) -> None:
+        """A claim without an outcome: ask the gateways whether they took the out id; send only if none did."""
+        key = request["key"]
+        claim = self.ledger.latest[key]
+        now, settle = _now(), self._settle_ms()
+        if now - claim["at"] < settle:  # the provider may still be working on a call its client gave up on
+            self.waiting[key] = Pending(claim["at"] + settle, request, reconcile=True)
+            return
+        if request["channel"] != "gateway":  # a platform channel cannot be asked: never risk a second text
+            await self.outbox.write([evolve(claim, "failed", now, reason="interrupted", code="interrupted")])
+            return
+        try:
+            to, _, _ = await self._resolve(request)
+            found = await self.dispatch.find(to, key, claim["at"], request["text"])
+        except (LookupError, ConnectorError, SealError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("短信 %s: 无法核对 cannot check the interrupted send now (%s); retrying", key, exc)
+            self.waiting[key] = Pending(now + RESOLVE_RETRY_MS, request, reconcile=True)
+            return
+        if found is None:
+            await self._send(request, to, claim)
+            return
+        name, hit = found
+        log.info("短信 %s: 中断前已发出 found sent by %s before the interruption", key, name)
+        await self.outbox.write([evolve(claim, "sent", _now(), provider=name, code=hit.code,
+                                        provider_id=hit.provider_id, sent_at=claim["at"])])
+
+    # -- reports and replies (called by the callback server) ---------------------------------------------------
+    async def reports(self, reports) -> tuple[int, int]:
+        """Record delivery reports that match a message we sent to that number: (matched, unmatched)."""
+        records, unmatched, now = [], 0, _now()
+        for report in reports:
+            recipient = phone_hash(report.phone, self.s.hash_key)
+            key = self.ledger.key_of(report.out_id, report.provider_id, recipient)
+            held = self.ledger.latest.get(key) if key else None
+            if held is None or held.get("phone_hash") != recipient:
+                unmatched += 1
+                continue
+            if held.get("reported_at") is not None:
+                continue  # a report pushed again
+            status = "delivered" if report.delivered else "failed"
+            records.append(evolve(held, status, now, code=report.code, reported_at=report.reported_at or now,
+                                  reason=None if report.delivered else f"report {report.code}"))
+        await self.outbox.write(records)
+        self.counts["reports"] += len(records)
+        self.counts["reports_unmatched"] += unmatched
+        return len(records), unmatched
+
+    async def opt_out(self, provider: str, phone: str, word: str) -> None:
+        """A number refused marketing: suppressed from now on here, and for every later start (sms.optouts)."""
+        hashed = phone_hash(phone, self.s.hash_key)
+        self.ledger.opt_out(hashed)
+        record = {"phone_hash": hashed, "opted_out": True, "provider": provider, "word": word, "at": _now()}
+        await self.publisher.publish_async([(self.topics.sms_optouts, hashed.encode(),
+                                             self.optout_codec.encode(record))])
+        self.counts["opt_outs"] += 1
+        log.info("短信退订 opt-out from %s (%s) by %s", mask_phone(phone), word, provider)
+
+    def progress(self) -> int:
+        return self.counts["sent"] + self.counts["failed"] + self.counts["held"]
+
+    def stats(self) -> dict:
+        return {**self.counts, "ready": self.ready, "waiting": len(self.waiting), "in_flight": len(self.in_flight),
+                "health": self.dispatch.stats(_now()) if hasattr(self, "dispatch") else {}}
