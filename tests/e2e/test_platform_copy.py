@@ -105,7 +105,12 @@ def test_the_local_stack_runs_the_copy(copied, tmp_path):
                                 cwd=REPO)
     try:
         _wait(lambda: health(base)[0] == 200, 120, "the stack did not come up healthy")
-        made = _run(TONGLU + ["sim", "orders", "--platform", CODE, "--shop", "copy-shop", "--count", "3"], env)
+        # /healthz covers the workers, not the simulators' ports: on a loaded machine they may open a little later
+        tries = []
+        _wait(lambda: tries.append(_run(TONGLU + ["sim", "orders", "--platform", CODE, "--shop", "copy-shop",
+                                                  "--count", "3"], env)) or tries[-1].returncode == 0, 60,
+              "tonglu sim orders kept failing")
+        made = tries[-1]
         assert made.returncode == 0, made.stderr
         order_ids = json.loads(made.stdout)
         assert len(order_ids) == 3 and all(oid.startswith(f"{CODE}:copy-shop:") for oid in order_ids)
