@@ -26,28 +26,26 @@ from phonenumbers.phonenumberutil import (
 )
 
 MOBILE_TYPES = frozenset((PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE))
-_UNKNOWN = PhoneNumberType.UNKNOWN
 _MIN_NSN, _MAX_NSN = 2, 17  # phonenumbers' bounds on a national significant number
 _MIN_DIGITS, _MAX_DIGITS = 3, 17  # outside these, leave the edge cases (viability, TOO_LONG ...) to phonenumbers
 # the types phonenumbers tries before fixed line and mobile, in its order
-_SPECIAL_TYPES = (("premium_rate", PhoneNumberType.PREMIUM_RATE), ("toll_free", PhoneNumberType.TOLL_FREE),
-                  ("shared_cost", PhoneNumberType.SHARED_COST), ("voip", PhoneNumberType.VOIP),
-                  ("personal_number", PhoneNumberType.PERSONAL_NUMBER), ("pager", PhoneNumberType.PAGER),
-                  ("uan", PhoneNumberType.UAN), ("voicemail", PhoneNumberType.VOICEMAIL))
+_TYPE_DESCS = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail")
 
 
-def _desc(desc):
-    """(possible lengths or None, fullmatch) of a PhoneNumberDesc, None when it can match nothing."""
+def _fits(desc, size: int) -> str | None:
+    """The pattern of a PhoneNumberDesc if a number of `size` digits may match it (its possible lengths
+    allow the size, or it lists none), else None."""
     if desc is None or not desc.national_number_pattern:
         return None
-    return (frozenset(desc.possible_length) or None, re.compile(desc.national_number_pattern).fullmatch)
+    if desc.possible_length and size not in desc.possible_length:
+        return None
+    return f"(?:{desc.national_number_pattern})"
 
 
 class _Region:
-    """One region's metadata, compiled: what parsing and typing a number of it need."""
+    """One region's metadata, compiled: its prefixes, and per number size one typing pattern."""
 
-    __slots__ = ("country_code", "fixed", "general", "idd", "leading_digits", "mobile", "national_prefix",
-                 "same_mobile_and_fixed", "special")
+    __slots__ = ("country_code", "idd", "leading_digits", "national_prefix", "typers")
 
     def __init__(self, meta: PhoneMetadata):
         self.country_code = str(meta.country_code)
@@ -55,31 +53,66 @@ class _Region:
         prefix = meta.national_prefix_for_parsing
         self.national_prefix = re.compile(prefix).match if prefix else None
         self.leading_digits = re.compile(meta.leading_digits).match if meta.leading_digits is not None else None
-        self.general = _desc(meta.general_desc)
-        self.special = tuple((found, kind) for found, kind in
-                             ((_desc(getattr(meta, name)), kind) for name, kind in _SPECIAL_TYPES) if found)
-        self.fixed, self.mobile = _desc(meta.fixed_line), _desc(meta.mobile)
-        self.same_mobile_and_fixed = bool(meta.same_mobile_and_fixed_line_pattern)
+        self.typers = {size: typer for size in range(_MIN_NSN, _MAX_NSN + 1)
+                       if (typer := _typer(meta, size)) is not None}
 
-    def number_type(self, nsn: str) -> int:
-        """phonenumbers' `_number_type_helper`: the first type whose lengths and pattern `nsn` fits."""
+
+def _typer(meta: PhoneMetadata, size: int):
+    """fullmatch of one pattern holding phonenumbers' `_number_type_helper` for numbers of `size` digits.
+
+    The general pattern must match, then the first type whose pattern matches wins (the regex engine
+    tries the alternatives in order): the types tried before fixed line and mobile, then what makes
+    MOBILE or FIXED_LINE_OR_MOBILE (group `m`), then FIXED_LINE. Where the metadata says mobile and fixed
+    line share one pattern, phonenumbers never tries the mobile pattern: a fixed-line match is
+    FIXED_LINE_OR_MOBILE. Otherwise a mobile match is MOBILE or FIXED_LINE_OR_MOBILE either way.
+    None: no number of this size has a type.
+    """
+    general = _fits(meta.general_desc, size)
+    fixed, mobile = _fits(meta.fixed_line, size), _fits(meta.mobile, size)
+    if meta.same_mobile_and_fixed_line_pattern:
+        mobile, fixed = fixed, None
+    others = [found for found in (_fits(getattr(meta, name), size) for name in _TYPE_DESCS) if found]
+    choices = others + ([f"(?P<m>{mobile})"] if mobile else []) + ([fixed] if fixed else [])
+    return re.compile(f"(?={general}\\Z)(?:{'|'.join(choices)})").fullmatch if general and choices else None
+
+
+class _CallingCode:
+    """A calling code: its main region (whose national prefix parsing strips) and every region sharing it,
+    in phonenumbers' order."""
+
+    __slots__ = ("main", "regions", "size")
+
+    def __init__(self, code: int):
+        self.size = len(str(code))
+        regions = []
+        for name in COUNTRY_CODE_TO_REGION_CODE[code]:
+            if name == REGION_CODE_FOR_NON_GEO_ENTITY:
+                meta = PhoneMetadata.metadata_for_nongeo_region(code, None)
+                found = _Region(meta) if meta is not None else None
+            else:
+                found = _region(name)
+            regions.append(found)
+        self.main = regions[0]
+        # sharing the code, phonenumbers looks regions up as geographic ones: a missing one is skipped
+        self.regions = [found for name, found in zip(COUNTRY_CODE_TO_REGION_CODE[code], regions)
+                        if found is not None and name != REGION_CODE_FOR_NON_GEO_ENTITY] if len(regions) > 1 else None
+
+    def is_mobile(self, nsn: str) -> bool:
+        """phonenumbers' `number_type`, in the region the number belongs to, is MOBILE or FIXED_LINE_OR_MOBILE."""
         size = len(nsn)
-        general = self.general
-        if general is None or (general[0] is not None and size not in general[0]) or general[1](nsn) is None:
-            return _UNKNOWN
-        for (lengths, fullmatch), kind in self.special:
-            if (lengths is None or size in lengths) and fullmatch(nsn) is not None:
-                return kind
-        mobile = self.mobile
-        is_mobile = mobile is not None and (mobile[0] is None or size in mobile[0]) and mobile[1](nsn) is not None
-        fixed = self.fixed
-        if fixed is not None and (fixed[0] is None or size in fixed[0]) and fixed[1](nsn) is not None:
-            if self.same_mobile_and_fixed or is_mobile:
-                return PhoneNumberType.FIXED_LINE_OR_MOBILE
-            return PhoneNumberType.FIXED_LINE
-        if not self.same_mobile_and_fixed and is_mobile:
-            return PhoneNumberType.MOBILE
-        return _UNKNOWN
+        if self.regions is None:  # the code's only region
+            typer = self.main.typers.get(size) if self.main is not None else None
+            found = typer(nsn) if typer is not None else None
+            return found is not None and found.lastgroup == "m"
+        for region in self.regions:  # the first region whose leading digits match, or that types the number
+            typer = region.typers.get(size)
+            if region.leading_digits is not None:
+                if region.leading_digits(nsn):
+                    found = typer(nsn) if typer is not None else None
+                    return found is not None and found.lastgroup == "m"
+            elif typer is not None and (found := typer(nsn)) is not None:
+                return found.lastgroup == "m"
+        return False
 
 
 @cache
@@ -89,44 +122,24 @@ def _region(code: str) -> _Region | None:
 
 
 @cache
-def _calling_code_regions(country_code: int) -> tuple[tuple[str, _Region | None], ...]:
-    return tuple((code, (_region(code) if code != REGION_CODE_FOR_NON_GEO_ENTITY else
-                         _nongeo(country_code))) for code in COUNTRY_CODE_TO_REGION_CODE[country_code])
+def _calling_code(code: int) -> _CallingCode:
+    return _CallingCode(code)
 
 
-def _nongeo(country_code: int) -> _Region | None:
-    meta = PhoneMetadata.metadata_for_nongeo_region(country_code, None)
-    return _Region(meta) if meta is not None else None
+def _prefix_codes() -> dict[str, int]:
+    """phonenumbers' `_extract_country_code` for every three digits a number can start with: the shortest
+    known calling code they start with (none for a leading 0, or none known)."""
+    found = {}
+    for start in range(100, 1000):
+        digits = str(start)
+        code = next((int(digits[:size]) for size in (1, 2, 3) if int(digits[:size]) in COUNTRY_CODE_TO_REGION_CODE),
+                    None)
+        if code is not None:
+            found[digits] = code
+    return found
 
 
-def _type_of(country_code: int, nsn: str) -> int:
-    """phonenumbers' `number_type` of a parsed number: the type in the region the number belongs to."""
-    regions = _calling_code_regions(country_code)
-    if len(regions) == 1:
-        region = regions[0][1]
-        return _UNKNOWN if region is None else region.number_type(nsn)
-    for code, region in regions:
-        if region is None or code == REGION_CODE_FOR_NON_GEO_ENTITY:
-            continue  # phonenumbers looks these up as geographic regions, which they are not
-        if region.leading_digits is not None:
-            if region.leading_digits(nsn):
-                return region.number_type(nsn)
-        else:
-            found = region.number_type(nsn)
-            if found != _UNKNOWN:
-                return found  # the same region and number: typing it again gives the same answer
-    return _UNKNOWN
-
-
-def _calling_code(digits: str) -> int:
-    """phonenumbers' `_extract_country_code`: the shortest known calling code `digits` starts with, else 0."""
-    if digits[0] == "0":
-        return 0
-    for size in (1, 2, 3):
-        code = int(digits[:size])
-        if code in COUNTRY_CODE_TO_REGION_CODE:
-            return code
-    return 0
+_CODE_OF_PREFIX = _prefix_codes()
 
 
 def mobile_verdict(text: str, region: str | None) -> bool | None:
@@ -135,29 +148,27 @@ def mobile_verdict(text: str, region: str | None) -> bool | None:
     `text` is already stripped of separators; `region` is an upper-case ISO code or None. None when
     `text` is not of a shape this module mirrors exactly: ask phonenumbers then.
     """
-    international = text[:1] == "+"
-    digits = text[1:] if international else text
-    if not (_MIN_DIGITS <= len(digits) <= _MAX_DIGITS and digits.isascii() and digits.isdigit()):
-        return None
-    if region is not None and region not in SUPPORTED_REGIONS:
-        return None
-    if international:
-        country_code = _calling_code(digits)
-        if not country_code:
+    if text[:1] == "+":
+        digits = text[1:]
+        if not (_MIN_DIGITS <= len(digits) <= _MAX_DIGITS and digits.isdigit() and digits.isascii()) or (
+                region is not None and region not in SUPPORTED_REGIONS):
+            return None
+        code = _CODE_OF_PREFIX.get(digits[:3])
+        if code is None:
             return None  # phonenumbers retries without the '+' in the default region
-        nsn = digits[len(str(country_code)):]
+        calling = _calling_code(code)
+        nsn = digits[calling.size:]
         if len(nsn) < _MIN_NSN:
             return False
-        home = _calling_code_regions(country_code)[0][1]  # parsing uses the calling code's main region
+        home = calling.main  # parsing strips the national prefix of the calling code's main region
     else:
-        if region is None:
+        if not (_MIN_DIGITS <= len(text) <= _MAX_DIGITS and text.isdigit() and text.isascii()) or (
+                region not in SUPPORTED_REGIONS):
             return None
         home = _region(region)
-        if home is None or (home.idd is not None and home.idd(digits)) or digits.startswith(home.country_code):
-            return None
-        country_code, nsn = int(home.country_code), digits
+        if home is None or (home.idd is not None and home.idd(text)) or text.startswith(home.country_code):
+            return None  # an IDD prefix, or the calling code written without '+'
+        calling, nsn = _calling_code(int(home.country_code)), text
     if home is None or (home.national_prefix is not None and home.national_prefix(nsn)):
         return None
-    if len(nsn) > _MAX_NSN:
-        return False
-    return _type_of(country_code, nsn) in MOBILE_TYPES
+    return calling.is_mobile(nsn)  # at most 17 digits: never too long for phonenumbers

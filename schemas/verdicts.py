@@ -51,18 +51,26 @@ def phone_verdict(phone: str | None, country: str | None) -> bool | None:
     """
     if phone is None:
         return None
-    if isinstance(phone, str) and _CN_MOBILE_MASK_RE.fullmatch(phone):
-        return True  # the usual input (Taobao's mask) needs no cleaning
+    if isinstance(phone, str):
+        digits = phone[1:] if phone[:1] == "+" else phone
+        if digits.isdigit() and digits.isascii():  # the usual plain number: nothing to clean, nothing masked
+            return _plain_verdict(phone, country)
+        if _CN_MOBILE_MASK_RE.fullmatch(phone):
+            return True  # the usual masked input (Taobao's) needs no cleaning either
     text = phone.strip().translate(_SEPARATORS)
     if not text:
         return None
     if "*" in text:
         text = text.removeprefix("+86")
         return any(mask.fullmatch(text) for mask in _CN_MOBILE_MASKS)
+    return _plain_verdict(text, country)
+
+
+def _plain_verdict(text: str, country: str | None) -> bool | None:
     region = country.upper() if country else None
     if region is None and not text.startswith("+"):
         return None
-    verdict = mobile_verdict(text, region)  # phonenumbers' answer for plain digits, a tenth of its cost
+    verdict = mobile_verdict(text, region)  # phonenumbers' answer for plain digits, at a tenth of its cost
     if verdict is not None:
         return verdict
     try:
@@ -70,7 +78,7 @@ def phone_verdict(phone: str | None, country: str | None) -> bool | None:
     except NumberParseException:
         return False
     # a number's type is UNKNOWN unless it is valid, so the type alone decides (is_valid_number would
-    # repeat the same region lookup and pattern matching: a third of a Shopify order's mapping)
+    # repeat the same region lookup and pattern matching)
     return phonenumbers.number_type(number) in MOBILE_TYPES
 
 
