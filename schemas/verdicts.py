@@ -93,10 +93,12 @@ def street_vague(street: str | None, country: str | None) -> bool | None:
     """
     if street is None:
         return None
+    if country is not None and country.upper() != "CN":  # only a digit counts: no need to drop the spaces first
+        return None if not street or street.isspace() else _DIGIT_RE.search(street) is None
     text = "".join(street.split())
     if not text:
         return None
-    if (country or "").upper() == "CN" or (country is None and _is_cjk(text)):
+    if country is not None or _is_cjk(text):
         if len(text) < _MIN_CN_STREET:
             return True
         if not _VAGUE_OR_NEAR_RE.search(text):  # the usual case, one scan for both word lists
