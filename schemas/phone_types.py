@@ -42,23 +42,8 @@ def _fits(desc, size: int) -> str | None:
     return f"(?:{desc.national_number_pattern})"
 
 
-class _Region:
-    """One region's metadata, compiled: its prefixes, and per number size one typing pattern."""
-
-    __slots__ = ("country_code", "idd", "leading_digits", "national_prefix", "typers")
-
-    def __init__(self, meta: PhoneMetadata):
-        self.country_code = str(meta.country_code)
-        self.idd = re.compile(meta.international_prefix).match if meta.international_prefix is not None else None
-        prefix = meta.national_prefix_for_parsing
-        self.national_prefix = re.compile(prefix).match if prefix else None
-        self.leading_digits = re.compile(meta.leading_digits).match if meta.leading_digits is not None else None
-        self.typers = {size: typer for size in range(_MIN_NSN, _MAX_NSN + 1)
-                       if (typer := _typer(meta, size)) is not None}
-
-
-def _typer(meta: PhoneMetadata, size: int):
-    """fullmatch of one pattern holding phonenumbers' `_number_type_helper` for numbers of `size` digits.
+def _type_pattern(meta: PhoneMetadata, size: int) -> str | None:
+    """One pattern holding phonenumbers' `_number_type_helper` for numbers of `size` digits, for fullmatch.
 
     The general pattern must match, then the first type whose pattern matches wins (the regex engine
     tries the alternatives in order): the types tried before fixed line and mobile, then what makes
@@ -73,38 +58,79 @@ def _typer(meta: PhoneMetadata, size: int):
         mobile, fixed = fixed, None
     others = [found for found in (_fits(getattr(meta, name), size) for name in _TYPE_DESCS) if found]
     choices = others + ([f"(?P<m>{mobile})"] if mobile else []) + ([fixed] if fixed else [])
-    return re.compile(f"(?={general}\\Z)(?:{'|'.join(choices)})").fullmatch if general and choices else None
+    return f"(?={general}\\Z)(?:{'|'.join(choices)})" if general and choices else None
+
+
+class _Region:
+    """One region's metadata, compiled: its prefixes, and per number size its typing pattern."""
+
+    __slots__ = ("calling", "country_code", "idd", "leading_digits", "meta", "national_prefix", "typers")
+
+    def __init__(self, meta: PhoneMetadata):
+        self.meta = meta
+        self.country_code = str(meta.country_code)
+        self.idd = re.compile(meta.international_prefix).match if meta.international_prefix is not None else None
+        prefix = meta.national_prefix_for_parsing
+        self.national_prefix = re.compile(prefix).match if prefix else None
+        self.leading_digits = re.compile(meta.leading_digits).match if meta.leading_digits is not None else None
+        self.typers = {size: re.compile(pattern).fullmatch for size in range(_MIN_NSN, _MAX_NSN + 1)
+                       if (pattern := _type_pattern(meta, size)) is not None}
+        self.calling: _CallingCode | None = None  # set when a number is read in this region
 
 
 class _CallingCode:
     """A calling code: its main region (whose national prefix parsing strips) and every region sharing it,
     in phonenumbers' order."""
 
-    __slots__ = ("main", "regions", "size")
+    __slots__ = ("first", "main", "regions", "size")
 
     def __init__(self, code: int):
+        names = COUNTRY_CODE_TO_REGION_CODE[code]
         self.size = len(str(code))
-        regions = []
-        for name in COUNTRY_CODE_TO_REGION_CODE[code]:
-            if name == REGION_CODE_FOR_NON_GEO_ENTITY:
-                meta = PhoneMetadata.metadata_for_nongeo_region(code, None)
-                found = _Region(meta) if meta is not None else None
-            else:
-                found = _region(name)
-            regions.append(found)
-        self.main = regions[0]
+        if names[0] == REGION_CODE_FOR_NON_GEO_ENTITY:
+            meta = PhoneMetadata.metadata_for_nongeo_region(code, None)
+            self.main = _Region(meta) if meta is not None else None
+        else:
+            self.main = _region(names[0])
         # sharing the code, phonenumbers looks regions up as geographic ones: a missing one is skipped
-        self.regions = [found for name, found in zip(COUNTRY_CODE_TO_REGION_CODE[code], regions)
-                        if found is not None and name != REGION_CODE_FOR_NON_GEO_ENTITY] if len(regions) > 1 else None
+        self.regions = [found for found in map(_region, names) if found is not None] if len(names) > 1 else None
+        # the usual case in one regex call per number: the main region's national prefix (`np`: parsing
+        # would strip it, leave that to phonenumbers) or the main region's typing, where that region comes
+        # first and types every number it can (a region with leading digits claims numbers by them)
+        self.first = {}
+        main = self.main
+        if main is not None and (self.regions is None or (self.regions[0] is main and main.leading_digits is None)):
+            prefix = main.meta.national_prefix_for_parsing
+            for size in range(_MIN_NSN, _MAX_NSN + 1):
+                choices = ([f"(?P<np>(?:{prefix})[0-9]*)"] if prefix else []) + [
+                    pattern for pattern in (_type_pattern(main.meta, size),) if pattern]
+                if choices:
+                    self.first[size] = re.compile("|".join(choices)).fullmatch
 
-    def is_mobile(self, nsn: str) -> bool:
-        """phonenumbers' `number_type`, in the region the number belongs to, is MOBILE or FIXED_LINE_OR_MOBILE."""
-        size = len(nsn)
-        if self.regions is None:  # the code's only region
-            typer = self.main.typers.get(size) if self.main is not None else None
+    def verdict(self, nsn: str, home: _Region) -> bool | None:
+        """Mobile (True) or not, for a national number read with `home`'s national prefix; None when
+        parsing would strip a national prefix from it."""
+        if home is self.main and self.first:
+            match = self.first.get(len(nsn))
+            found = match(nsn) if match is not None else None
+            if found is not None:
+                return None if found.lastgroup == "np" else found.lastgroup == "m"
+            if self.regions is None:
+                return False
+            return self._belongs_elsewhere(nsn, 1)
+        if home.national_prefix is not None and home.national_prefix(nsn):
+            return None
+        if self.regions is None:
+            typer = self.main.typers.get(len(nsn))
             found = typer(nsn) if typer is not None else None
             return found is not None and found.lastgroup == "m"
-        for region in self.regions:  # the first region whose leading digits match, or that types the number
+        return self._belongs_elsewhere(nsn, 0)
+
+    def _belongs_elsewhere(self, nsn: str, start: int) -> bool:
+        """phonenumbers' region of a number shared by several regions: the first whose leading digits match,
+        or that gives the number a type; mobile or not there."""
+        size = len(nsn)
+        for region in self.regions[start:]:
             typer = region.typers.get(size)
             if region.leading_digits is not None:
                 if region.leading_digits(nsn):
@@ -121,25 +147,42 @@ def _region(code: str) -> _Region | None:
     return _Region(meta) if meta is not None else None
 
 
+class _Table(dict):
+    """Compiled metadata looked up by a key and built on first use (a region code, three leading digits)."""
+
+    def __init__(self, build):
+        super().__init__()
+        self.build = build
+
+    def __missing__(self, key):
+        found = self[key] = self.build(key)
+        return found
+
+
+def _home(region: str) -> _Region | None:
+    """A supported region, with its calling code, to read numbers written without '+'."""
+    found = _region(region)
+    if found is not None and found.calling is None:
+        found.calling = _calling_code(int(found.country_code))
+    return found
+
+
 @cache
 def _calling_code(code: int) -> _CallingCode:
     return _CallingCode(code)
 
 
-def _prefix_codes() -> dict[str, int]:
-    """phonenumbers' `_extract_country_code` for every three digits a number can start with: the shortest
-    known calling code they start with (none for a leading 0, or none known)."""
-    found = {}
-    for start in range(100, 1000):
-        digits = str(start)
-        code = next((int(digits[:size]) for size in (1, 2, 3) if int(digits[:size]) in COUNTRY_CODE_TO_REGION_CODE),
-                    None)
-        if code is not None:
-            found[digits] = code
-    return found
+def _calling_code_of(prefix: str) -> _CallingCode | None:
+    """phonenumbers' `_extract_country_code` for the first three digits: the shortest known calling code
+    they start with (none for a leading 0, or none known)."""
+    if prefix[0] == "0":
+        return None
+    code = next((int(prefix[:size]) for size in (1, 2, 3) if int(prefix[:size]) in COUNTRY_CODE_TO_REGION_CODE), 0)
+    return _calling_code(code) if code else None
 
 
-_CODE_OF_PREFIX = _prefix_codes()
+_HOMES = _Table(_home)
+_CALLING_CODES = _Table(_calling_code_of)
 
 
 def mobile_verdict(text: str, region: str | None) -> bool | None:
@@ -153,22 +196,21 @@ def mobile_verdict(text: str, region: str | None) -> bool | None:
         if not (_MIN_DIGITS <= len(digits) <= _MAX_DIGITS and digits.isdigit() and digits.isascii()) or (
                 region is not None and region not in SUPPORTED_REGIONS):
             return None
-        code = _CODE_OF_PREFIX.get(digits[:3])
-        if code is None:
+        calling = _CALLING_CODES[digits[:3]]
+        if calling is None:
             return None  # phonenumbers retries without the '+' in the default region
-        calling = _calling_code(code)
         nsn = digits[calling.size:]
         if len(nsn) < _MIN_NSN:
             return False
         home = calling.main  # parsing strips the national prefix of the calling code's main region
+        if home is None:
+            return None
     else:
         if not (_MIN_DIGITS <= len(text) <= _MAX_DIGITS and text.isdigit() and text.isascii()) or (
                 region not in SUPPORTED_REGIONS):
             return None
-        home = _region(region)
+        home = _HOMES[region]
         if home is None or (home.idd is not None and home.idd(text)) or text.startswith(home.country_code):
             return None  # an IDD prefix, or the calling code written without '+'
-        calling, nsn = _calling_code(int(home.country_code)), text
-    if home is None or (home.national_prefix is not None and home.national_prefix(nsn)):
-        return None
-    return calling.is_mobile(nsn)  # at most 17 digits: never too long for phonenumbers
+        calling, nsn = home.calling, text
+    return calling.verdict(nsn, home)  # at most 17 digits: never too long for phonenumbers
