@@ -41,6 +41,45 @@ def _money(amount, currency: str) -> int:
     return to_minor(amount, currency)
 
 
+class _MinorUnits(dict):
+    """Amount -> minor units of one currency: to_minor, remembered (prices repeat; cleared when full)."""
+
+    def __init__(self, currency: str):
+        super().__init__()
+        self.currency = currency
+
+    def __missing__(self, amount) -> int:
+        if len(self) >= 16384:
+            self.clear()
+        units = self[amount] = to_minor(amount, self.currency)
+        return units
+
+
+class _OddCurrency:
+    """A currency that is not a string: every amount goes through _money, which raises where it always did."""
+
+    def __init__(self, currency):
+        self.currency = currency
+
+    def __getitem__(self, amount) -> int:
+        return _money(amount, self.currency)
+
+
+_UNITS: dict[str, _MinorUnits] = {}
+
+
+def _units(currency) -> _MinorUnits | _OddCurrency:
+    """money[amount] -> minor units in `currency` (a subscript is cheaper than a call, and an order has many)."""
+    if currency.__class__ is not str:
+        return _OddCurrency(currency)
+    units = _UNITS.get(currency)
+    if units is None:
+        if len(_UNITS) >= 64:
+            _UNITS.clear()
+        units = _UNITS[currency] = _MinorUnits(currency)
+    return units
+
+
 @lru_cache(maxsize=8192)
 def _minute_ms(minute: str) -> int:
     return iso_to_ms(minute[:16] + ":00" + minute[16:])
@@ -114,6 +153,7 @@ def _map(o: dict, shop_id: str, platform: str) -> dict:
     cancelled = bool(get("cancelled_at"))
     shipments, shipped_at, delivered_at = _shipments(o)
     status = _status(financial, fulfillment, cancelled, get("closed_at"), delivered_at is not None)
+    money = _units(cur)
     refunded_qty: dict[str, int] = {}
     refunded_total = 0
     for refund in get("refunds") or ():
@@ -122,17 +162,17 @@ def _map(o: dict, shop_id: str, platform: str) -> dict:
             refunded_qty[key] = refunded_qty.get(key, 0) + int(item.get("quantity") or 0)
         for tx in refund.get("transactions") or ():
             if tx.get("kind") == "refund" and tx.get("status") == "success":
-                refunded_total += _money(tx.get("amount"), cur)
+                refunded_total += money[tx.get("amount")]
     lines, items_total = [], 0
     for li in o["line_items"]:
-        line = _line(li, cur, refunded_qty)
+        line = _line(li, money, refunded_qty)
         lines.append(line)
         items_total += line["quantity"] * line["unit_price"]
     shipping_lines = get("shipping_lines")
     if shipping_lines is not None:
-        shipping_fee = sum([_money(s.get("price"), cur) for s in shipping_lines])
+        shipping_fee = sum([money[s.get("price")] for s in shipping_lines])
     else:
-        shipping_fee = _money(((get("total_shipping_price_set") or {}).get("shop_money") or {}).get("amount"), cur)
+        shipping_fee = money[((get("total_shipping_price_set") or {}).get("shop_money") or {}).get("amount")]
     platform_status = f"{financial}/{fulfillment or 'unfulfilled'}" + ("/cancelled" if cancelled else "")
     return {
         "order_id": order_id(platform, shop_id, ext),
@@ -150,9 +190,9 @@ def _map(o: dict, shop_id: str, platform: str) -> dict:
         "currency": cur,
         "items_total": items_total,
         "shipping_fee": shipping_fee,
-        "discount_total": _money(get("total_discounts"), cur),
-        "tax_total": _money(get("total_tax"), cur),
-        "paid_total": _money(o["total_price"], cur),
+        "discount_total": money[get("total_discounts")],
+        "tax_total": money[get("total_tax")],
+        "paid_total": money[o["total_price"]],
         "buyer": _buyer(o),
         "receiver": _receiver(get("shipping_address")),
         "lines": lines,
@@ -203,15 +243,15 @@ def _shipments(o: dict) -> tuple[list[dict], int | None, int | None]:
     return shipments, (min(times) if times else None), (delivered_at if shipments and delivered else None)
 
 
-def _line(li: dict, cur: str, refunded_qty: dict[str, int]) -> dict:
+def _line(li: dict, money: _MinorUnits | _OddCurrency, refunded_qty: dict[str, int]) -> dict:
     get = li.get
     line_id = str(li["id"])
     quantity = int(li["quantity"])
-    unit_price = _money(li["price"], cur)
-    discount = _money(get("total_discount"), cur)
+    unit_price = money[li["price"]]
+    discount = money[get("total_discount")]
     allocations = get("discount_allocations")
     if allocations:
-        discount = max(discount, sum([_money(a.get("amount"), cur) for a in allocations]))
+        discount = max(discount, sum([money[a.get("amount")] for a in allocations]))
     refunded = refunded_qty.get(line_id, 0) if refunded_qty else 0
     variant = get("variant_id")
     return {
