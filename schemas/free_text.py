@@ -27,6 +27,7 @@ import re
 
 # full-width digits and signs -> ASCII, one character for one, so that match positions stay valid
 _FOLD = str.maketrans("０１２３４５６７８９＋－（）ＸｘＥＸＴ", "0123456789+-()XxEXT")
+_FOLDED = frozenset("０１２３４５６７８９＋－（）ＸｘＥＸＴ")
 _SEP = "[ \u3000\u00a0\\-\u2010\u2011\u2012\u2013\u2014\u2015.]"  # at most one between two digits
 _D = "[0-9]"
 
@@ -62,7 +63,9 @@ _HOUSE_NUMBER = re.compile(
 
 
 def _only_digits(text: str) -> str:
-    return "".join(ch for ch in text if "0" <= ch <= "9")
+    if text.isascii() and text.isdigit():
+        return text  # the usual number, written without separators
+    return "".join([ch for ch in text if "0" <= ch <= "9"])
 
 
 def _keep_ends(digits: str, head: int, tail: int) -> str:
@@ -117,11 +120,12 @@ def mask_free_text(text: str | None) -> str | None:
     numbers masked (the rule is in this module's docstring); other text unchanged, '' and None as given."""
     if not text:
         return text
-    digits = sum(ch.isdigit() for ch in text)
+    plain = text.__class__ is str  # anything else fails as it always did
+    digits = sum(map(str.isdigit, text)) if plain else sum(ch.isdigit() for ch in text)
     has_at = "@" in text
     if not digits and not has_at:
         return text  # the common case costs one pass over the text
-    folded = text.translate(_FOLD)
+    folded = text if plain and _FOLDED.isdisjoint(text) else text.translate(_FOLD)
     if has_at:
         folded, text = _sub(_EMAIL, _mask_email, folded, text)
     if digits >= 10:  # every phone and ID card this recognises has at least 10 digits
