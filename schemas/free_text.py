@@ -111,7 +111,8 @@ def _sub(pattern: re.Pattern, mask, folded: str, text: str) -> tuple[str, str]:
     return "".join(out_folded), "".join(out_text)
 
 
-_NUMBER_RULES = ((_ID_CARD, _mask_id_card), (_MOBILE, _mask_mobile), (_LANDLINE, _mask_landline))
+# (digits a match holds at least, pattern, mask): an ID card 17 and a check character, a mobile 11
+_NUMBER_RULES = ((17, _ID_CARD, _mask_id_card), (11, _MOBILE, _mask_mobile), (10, _LANDLINE, _mask_landline))
 _HOUSE_MARKERS = frozenset("号栋幢单元室层楼弄")
 
 
@@ -129,8 +130,9 @@ def mask_free_text(text: str | None) -> str | None:
     if has_at:
         folded, text = _sub(_EMAIL, _mask_email, folded, text)
     if digits >= 10:  # every phone and ID card this recognises has at least 10 digits
-        for pattern, mask in _NUMBER_RULES:
-            folded, text = _sub(pattern, mask, folded, text)
+        for least, pattern, mask in _NUMBER_RULES:
+            if digits >= least:
+                folded, text = _sub(pattern, mask, folded, text)
     if not _HOUSE_MARKERS.isdisjoint(folded):
         folded, text = _sub(_HOUSE_NUMBER, _star_digits, folded, text)
     return text

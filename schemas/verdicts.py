@@ -52,11 +52,11 @@ def phone_verdict(phone: str | None, country: str | None) -> bool | None:
     if phone is None:
         return None
     if isinstance(phone, str):
-        digits = phone[1:] if phone[:1] == "+" else phone
-        if digits.isdigit() and digits.isascii():  # the usual plain number: nothing to clean, nothing masked
-            return _plain_verdict(phone, country)
-        if _CN_MOBILE_MASK_RE.fullmatch(phone):
-            return True  # the usual masked input (Taobao's) needs no cleaning either
+        if "*" in phone:
+            if _CN_MOBILE_MASK_RE.fullmatch(phone):
+                return True  # the usual masked input (Taobao's) needs no cleaning
+        elif (phone[1:] if phone[:1] == "+" else phone).isdigit() and phone.isascii():
+            return _plain_verdict(phone, country)  # the usual plain number: nothing to clean either
     text = phone.strip().translate(_SEPARATORS)
     if not text:
         return None
