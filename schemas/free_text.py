@@ -97,6 +97,9 @@ def _star_digits(match: re.Match) -> str:
 
 def _sub(pattern: re.Pattern, mask, folded: str, text: str) -> tuple[str, str]:
     """Replace the matches found in the folded text, in both the folded and the original text."""
+    if folded is text:  # nothing was folded: one text to rewrite (no pattern here matches the empty string)
+        text = pattern.sub(mask, text)
+        return text, text
     out_folded, out_text, last = [], [], 0
     for match in pattern.finditer(folded):
         start, end = match.span()
