@@ -191,23 +191,27 @@ def mobile_verdict(text: str, region: str | None) -> bool | None:
     `text` is already stripped of separators; `region` is an upper-case ISO code or None. None when
     `text` is not of a shape this module mirrors exactly: ask phonenumbers then.
     """
+    if not ((text[1:] if text[:1] == "+" else text).isdigit() and text.isascii()):
+        return None
+    return digits_verdict(text, region)
+
+
+def digits_verdict(text: str, region: str | None) -> bool | None:
+    """mobile_verdict of a `text` the caller knows to be ASCII digits, after at most one leading '+'."""
     if text[:1] == "+":
-        digits = text[1:]
-        if not (_MIN_DIGITS <= len(digits) <= _MAX_DIGITS and digits.isdigit() and digits.isascii()) or (
-                region is not None and region not in SUPPORTED_REGIONS):
+        if not _MIN_DIGITS < len(text) <= _MAX_DIGITS + 1 or (region is not None and region not in SUPPORTED_REGIONS):
             return None
-        calling = _CALLING_CODES[digits[:3]]
+        calling = _CALLING_CODES[text[1:4]]
         if calling is None:
             return None  # phonenumbers retries without the '+' in the default region
-        nsn = digits[calling.size:]
+        nsn = text[calling.size + 1:]
         if len(nsn) < _MIN_NSN:
             return False
         home = calling.main  # parsing strips the national prefix of the calling code's main region
         if home is None:
             return None
     else:
-        if not (_MIN_DIGITS <= len(text) <= _MAX_DIGITS and text.isdigit() and text.isascii()) or (
-                region not in SUPPORTED_REGIONS):
+        if not _MIN_DIGITS <= len(text) <= _MAX_DIGITS or region not in SUPPORTED_REGIONS:
             return None
         home = _HOMES[region]
         if home is None or (home.idd is not None and home.idd(text)) or text.startswith(home.country_code):

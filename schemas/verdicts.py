@@ -11,7 +11,7 @@ import re
 import phonenumbers
 from phonenumbers import NumberParseException
 
-from schemas.phone_types import MOBILE_TYPES, mobile_verdict
+from schemas.phone_types import MOBILE_TYPES, digits_verdict, mobile_verdict
 
 _SEPARATORS = str.maketrans("", "", " -()\u3000")
 # masks seen in the wild: canonical 138****5678 (3-digit carrier prefix 13x-19x), Taobao *******5678,
@@ -56,7 +56,7 @@ def phone_verdict(phone: str | None, country: str | None) -> bool | None:
             if _CN_MOBILE_MASK_RE.fullmatch(phone):
                 return True  # the usual masked input (Taobao's) needs no cleaning
         elif (phone[1:] if phone[:1] == "+" else phone).isdigit() and phone.isascii():
-            return _plain_verdict(phone, country)  # the usual plain number: nothing to clean either
+            return _plain_verdict(phone, country, digits_verdict)  # the usual plain number: nothing to clean
     text = phone.strip().translate(_SEPARATORS)
     if not text:
         return None
@@ -66,11 +66,11 @@ def phone_verdict(phone: str | None, country: str | None) -> bool | None:
     return _plain_verdict(text, country)
 
 
-def _plain_verdict(text: str, country: str | None) -> bool | None:
+def _plain_verdict(text: str, country: str | None, judge=mobile_verdict) -> bool | None:
     region = country.upper() if country else None
     if region is None and not text.startswith("+"):
         return None
-    verdict = mobile_verdict(text, region)  # phonenumbers' answer for plain digits, at a tenth of its cost
+    verdict = judge(text, region)  # phonenumbers' answer for plain digits, at a tenth of its cost
     if verdict is not None:
         return verdict
     try:
