@@ -26,7 +26,7 @@ from phonenumbers.phonenumberutil import (
 )
 
 MOBILE_TYPES = frozenset((PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE))
-_MIN_NSN, _MAX_NSN = 2, 17  # phonenumbers' bounds on a national significant number
+_MIN_NSN = 2  # phonenumbers' shortest national significant number (the longest, 17, is _MAX_DIGITS)
 _MIN_DIGITS, _MAX_DIGITS = 3, 17  # outside these, leave the edge cases (viability, TOO_LONG ...) to phonenumbers
 # the types phonenumbers tries before fixed line and mobile, in its order
 _TYPE_DESCS = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail")
@@ -61,8 +61,24 @@ def _type_pattern(meta: PhoneMetadata, size: int) -> str | None:
     return f"(?={general}\\Z)(?:{'|'.join(choices)})" if general and choices else None
 
 
+class _Table(dict):
+    """Compiled metadata looked up by a key and built on first use (a region code, a number size ...)."""
+
+    def __init__(self, build):
+        super().__init__()
+        self.build = build
+
+    def __missing__(self, key):
+        found = self[key] = self.build(key)
+        return found
+
+
+def _compiled(pattern: str | None):
+    return re.compile(pattern).fullmatch if pattern is not None else None
+
+
 class _Region:
-    """One region's metadata, compiled: its prefixes, and per number size its typing pattern."""
+    """One region's metadata, compiled: its prefixes, and per number size its typing pattern (on first use)."""
 
     __slots__ = ("calling", "country_code", "idd", "leading_digits", "meta", "national_prefix", "typers")
 
@@ -73,8 +89,7 @@ class _Region:
         prefix = meta.national_prefix_for_parsing
         self.national_prefix = re.compile(prefix).match if prefix else None
         self.leading_digits = re.compile(meta.leading_digits).match if meta.leading_digits is not None else None
-        self.typers = {size: re.compile(pattern).fullmatch for size in range(_MIN_NSN, _MAX_NSN + 1)
-                       if (pattern := _type_pattern(meta, size)) is not None}
+        self.typers = _Table(lambda size: _compiled(_type_pattern(meta, size)))
         self.calling: _CallingCode | None = None  # set when a number is read in this region
 
 
@@ -82,46 +97,55 @@ class _CallingCode:
     """A calling code: its main region (whose national prefix parsing strips) and every region sharing it,
     in phonenumbers' order."""
 
-    __slots__ = ("first", "main", "regions", "size")
+    __slots__ = ("_regions", "first", "main", "names", "size")
 
     def __init__(self, code: int):
-        names = COUNTRY_CODE_TO_REGION_CODE[code]
+        self.names = COUNTRY_CODE_TO_REGION_CODE[code]
         self.size = len(str(code))
-        if names[0] == REGION_CODE_FOR_NON_GEO_ENTITY:
+        if self.names[0] == REGION_CODE_FOR_NON_GEO_ENTITY:
             meta = PhoneMetadata.metadata_for_nongeo_region(code, None)
             self.main = _Region(meta) if meta is not None else None
         else:
-            self.main = _region(names[0])
-        # sharing the code, phonenumbers looks regions up as geographic ones: a missing one is skipped
-        self.regions = [found for found in map(_region, names) if found is not None] if len(names) > 1 else None
+            self.main = _region(self.names[0])
+        self._regions: list[_Region] | None = None
         # the usual case in one regex call per number: the main region's national prefix (`np`: parsing
         # would strip it, leave that to phonenumbers) or the main region's typing, where that region comes
-        # first and types every number it can (a region with leading digits claims numbers by them)
-        self.first = {}
+        # first among those sharing the code and types every number it can (a region with leading digits
+        # claims numbers by them instead)
         main = self.main
-        if main is not None and (self.regions is None or (self.regions[0] is main and main.leading_digits is None)):
-            prefix = main.meta.national_prefix_for_parsing
-            for size in range(_MIN_NSN, _MAX_NSN + 1):
-                choices = ([f"(?P<np>(?:{prefix})[0-9]*)"] if prefix else []) + [
-                    pattern for pattern in (_type_pattern(main.meta, size),) if pattern]
-                if choices:
-                    self.first[size] = re.compile("|".join(choices)).fullmatch
+        usual = main is not None and (len(self.names) == 1 or (
+            self.names[0] != REGION_CODE_FOR_NON_GEO_ENTITY and main.leading_digits is None))
+        self.first = _Table(self._first_pattern) if usual else None
+
+    def _first_pattern(self, size: int):
+        prefix = self.main.meta.national_prefix_for_parsing
+        choices = ([f"(?P<np>(?:{prefix})[0-9]*)"] if prefix else []) + [
+            pattern for pattern in (_type_pattern(self.main.meta, size),) if pattern]
+        return _compiled("|".join(choices) if choices else None)
+
+    @property
+    def regions(self) -> list[_Region]:
+        """Every region sharing the code that has metadata (phonenumbers looks them up as geographic ones
+        and skips a missing one), on first use."""
+        if self._regions is None:
+            self._regions = [found for found in map(_region, self.names) if found is not None]
+        return self._regions
 
     def verdict(self, nsn: str, home: _Region) -> bool | None:
         """Mobile (True) or not, for a national number read with `home`'s national prefix; None when
         parsing would strip a national prefix from it."""
-        if home is self.main and self.first:
-            match = self.first.get(len(nsn))
+        if home is self.main and self.first is not None:
+            match = self.first[len(nsn)]
             found = match(nsn) if match is not None else None
             if found is not None:
                 return None if found.lastgroup == "np" else found.lastgroup == "m"
-            if self.regions is None:
+            if len(self.names) == 1:
                 return False
             return self._belongs_elsewhere(nsn, 1)
         if home.national_prefix is not None and home.national_prefix(nsn):
             return None
-        if self.regions is None:
-            typer = self.main.typers.get(len(nsn))
+        if len(self.names) == 1:
+            typer = self.main.typers[len(nsn)]
             found = typer(nsn) if typer is not None else None
             return found is not None and found.lastgroup == "m"
         return self._belongs_elsewhere(nsn, 0)
@@ -131,7 +155,7 @@ class _CallingCode:
         or that gives the number a type; mobile or not there."""
         size = len(nsn)
         for region in self.regions[start:]:
-            typer = region.typers.get(size)
+            typer = region.typers[size]
             if region.leading_digits is not None:
                 if region.leading_digits(nsn):
                     found = typer(nsn) if typer is not None else None
@@ -145,18 +169,6 @@ class _CallingCode:
 def _region(code: str) -> _Region | None:
     meta = PhoneMetadata.metadata_for_region(code, None)
     return _Region(meta) if meta is not None else None
-
-
-class _Table(dict):
-    """Compiled metadata looked up by a key and built on first use (a region code, three leading digits)."""
-
-    def __init__(self, build):
-        super().__init__()
-        self.build = build
-
-    def __missing__(self, key):
-        found = self[key] = self.build(key)
-        return found
 
 
 def _home(region: str) -> _Region | None:
