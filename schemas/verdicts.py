@@ -56,7 +56,11 @@ def phone_verdict(phone: str | None, country: str | None) -> bool | None:
             if _CN_MOBILE_MASK_RE.fullmatch(phone):
                 return True  # the usual masked input (Taobao's) needs no cleaning
         elif (phone[1:] if phone[:1] == "+" else phone).isdigit() and phone.isascii():
-            return _plain_verdict(phone, country, digits_verdict)  # the usual plain number: nothing to clean
+            region = country.upper() if country else None  # the usual plain number: nothing to clean either
+            if region is None and phone[:1] != "+":
+                return None
+            verdict = digits_verdict(phone, region)
+            return verdict if verdict is not None else _phonenumbers_verdict(phone, region)
     text = phone.strip().translate(_SEPARATORS)
     if not text:
         return None
@@ -66,13 +70,15 @@ def phone_verdict(phone: str | None, country: str | None) -> bool | None:
     return _plain_verdict(text, country)
 
 
-def _plain_verdict(text: str, country: str | None, judge=mobile_verdict) -> bool | None:
+def _plain_verdict(text: str, country: str | None) -> bool | None:
     region = country.upper() if country else None
     if region is None and not text.startswith("+"):
         return None
-    verdict = judge(text, region)  # phonenumbers' answer for plain digits, at a tenth of its cost
-    if verdict is not None:
-        return verdict
+    verdict = mobile_verdict(text, region)  # phonenumbers' answer for plain digits, at a tenth of its cost
+    return verdict if verdict is not None else _phonenumbers_verdict(text, region)
+
+
+def _phonenumbers_verdict(text: str, region: str | None) -> bool:
     try:
         number = phonenumbers.parse(text, region)
     except NumberParseException:

@@ -173,7 +173,7 @@ def _map(o: dict, shop_id: str, platform: str) -> dict:
         shipping_fee = sum([money[s.get("price")] for s in shipping_lines])
     else:
         shipping_fee = money[((get("total_shipping_price_set") or {}).get("shop_money") or {}).get("amount")]
-    platform_status = f"{financial}/{fulfillment or 'unfulfilled'}" + ("/cancelled" if cancelled else "")
+    platform_status = f"{financial}/{fulfillment or 'unfulfilled'}{'/cancelled' if cancelled else ''}"
     return {
         "order_id": order_id(platform, shop_id, ext),
         "platform": platform,
