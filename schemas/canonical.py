@@ -90,9 +90,12 @@ def mask_phone(phone: str | None) -> str | None:
     """Keep the first 3 and last 4 digits: 13812345678 -> 138****5678. Already-masked input stays masked."""
     if not phone:
         return None
-    digits = "".join([ch for ch in phone if ch.isdigit() or ch == "*"])
-    if phone.replace(" ", "").startswith("+86"):
-        digits = digits[2:]
+    if isinstance(phone, str) and phone.isascii() and (phone[1:] if phone[:1] == "+" else phone).isdigit():
+        digits = phone[3:] if phone.startswith("+86") else phone.removeprefix("+")  # plain: nothing to drop
+    else:
+        digits = "".join([ch for ch in phone if ch.isdigit() or ch == "*"])
+        if phone.replace(" ", "").startswith("+86"):
+            digits = digits[2:]
     if len(digits) <= 7:
         return "*" * max(len(digits) - 2, 1) + digits[-2:]
     return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]

@@ -27,6 +27,7 @@ import re
 
 # full-width digits and signs -> ASCII, one character for one, so that match positions stay valid
 _FOLD = str.maketrans("０１２３４５６７８９＋－（）ＸｘＥＸＴ", "0123456789+-()XxEXT")
+_FOLDED = frozenset("０１２３４５６７８９＋－（）ＸｘＥＸＴ")
 _SEP = "[ \u3000\u00a0\\-\u2010\u2011\u2012\u2013\u2014\u2015.]"  # at most one between two digits
 _D = "[0-9]"
 
@@ -62,7 +63,9 @@ _HOUSE_NUMBER = re.compile(
 
 
 def _only_digits(text: str) -> str:
-    return "".join(ch for ch in text if "0" <= ch <= "9")
+    if text.isascii() and text.isdigit():
+        return text  # the usual number, written without separators
+    return "".join([ch for ch in text if "0" <= ch <= "9"])
 
 
 def _keep_ends(digits: str, head: int, tail: int) -> str:
@@ -94,6 +97,9 @@ def _star_digits(match: re.Match) -> str:
 
 def _sub(pattern: re.Pattern, mask, folded: str, text: str) -> tuple[str, str]:
     """Replace the matches found in the folded text, in both the folded and the original text."""
+    if folded is text:  # nothing was folded: one text to rewrite (no pattern here matches the empty string)
+        text = pattern.sub(mask, text)
+        return text, text
     out_folded, out_text, last = [], [], 0
     for match in pattern.finditer(folded):
         start, end = match.span()
@@ -108,7 +114,8 @@ def _sub(pattern: re.Pattern, mask, folded: str, text: str) -> tuple[str, str]:
     return "".join(out_folded), "".join(out_text)
 
 
-_NUMBER_RULES = ((_ID_CARD, _mask_id_card), (_MOBILE, _mask_mobile), (_LANDLINE, _mask_landline))
+# (digits a match holds at least, pattern, mask): an ID card 17 and a check character, a mobile 11
+_NUMBER_RULES = ((17, _ID_CARD, _mask_id_card), (11, _MOBILE, _mask_mobile), (10, _LANDLINE, _mask_landline))
 _HOUSE_MARKERS = frozenset("号栋幢单元室层楼弄")
 
 
@@ -117,16 +124,18 @@ def mask_free_text(text: str | None) -> str | None:
     numbers masked (the rule is in this module's docstring); other text unchanged, '' and None as given."""
     if not text:
         return text
-    digits = sum(ch.isdigit() for ch in text)
+    plain = text.__class__ is str  # anything else fails as it always did
+    digits = sum(map(str.isdigit, text)) if plain else sum(ch.isdigit() for ch in text)
     has_at = "@" in text
     if not digits and not has_at:
         return text  # the common case costs one pass over the text
-    folded = text.translate(_FOLD)
+    folded = text if plain and _FOLDED.isdisjoint(text) else text.translate(_FOLD)
     if has_at:
         folded, text = _sub(_EMAIL, _mask_email, folded, text)
     if digits >= 10:  # every phone and ID card this recognises has at least 10 digits
-        for pattern, mask in _NUMBER_RULES:
-            folded, text = _sub(pattern, mask, folded, text)
+        for least, pattern, mask in _NUMBER_RULES:
+            if digits >= least:
+                folded, text = _sub(pattern, mask, folded, text)
     if not _HOUSE_MARKERS.isdisjoint(folded):
         folded, text = _sub(_HOUSE_NUMBER, _star_digits, folded, text)
     return text

@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberType
+from phonenumbers import NumberParseException
 
-_MOBILE_TYPES = frozenset((PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE))
+from schemas.phone_types import MOBILE_TYPES, digits_verdict, mobile_verdict
+
 _SEPARATORS = str.maketrans("", "", " -()\u3000")
 # masks seen in the wild: canonical 138****5678 (3-digit carrier prefix 13x-19x), Taobao *******5678,
 # Pinduoduo's older 1387677**** (first seven digits kept)
@@ -43,30 +44,48 @@ def phone_verdict(phone: str | None, country: str | None) -> bool | None:
     """Is `phone` a dialable mobile number in `country` (ISO alpha-2)? None when there is no phone.
 
     Plain numbers are judged with `phonenumbers` (valid and of type MOBILE or FIXED_LINE_OR_MOBILE;
-    numbers with a `+` prefix need no country). Masked numbers (containing `*`) can only be judged
+    numbers with a `+` prefix need no country; plain digit strings take schemas/phone_types.py, the same
+    answer from the same metadata without the generic parsing). Masked numbers (containing `*`) can only be judged
     by shape: an 11-character Chinese mobile mask (`138****5678`, `1387677****`) or Taobao's
     `*******5678` is plausible, anything else is not. Without a country and without `+`, the answer is None.
     """
     if phone is None:
         return None
-    if isinstance(phone, str) and _CN_MOBILE_MASK_RE.fullmatch(phone):
-        return True  # the usual input (Taobao's mask) needs no cleaning
+    if isinstance(phone, str):
+        if "*" in phone:
+            if _CN_MOBILE_MASK_RE.fullmatch(phone):
+                return True  # the usual masked input (Taobao's) needs no cleaning
+        elif (phone[1:] if phone[:1] == "+" else phone).isdigit() and phone.isascii():
+            region = country.upper() if country else None  # the usual plain number: nothing to clean either
+            if region is None and phone[:1] != "+":
+                return None
+            verdict = digits_verdict(phone, region)
+            return verdict if verdict is not None else _phonenumbers_verdict(phone, region)
     text = phone.strip().translate(_SEPARATORS)
     if not text:
         return None
     if "*" in text:
         text = text.removeprefix("+86")
         return any(mask.fullmatch(text) for mask in _CN_MOBILE_MASKS)
+    return _plain_verdict(text, country)
+
+
+def _plain_verdict(text: str, country: str | None) -> bool | None:
     region = country.upper() if country else None
     if region is None and not text.startswith("+"):
         return None
+    verdict = mobile_verdict(text, region)  # phonenumbers' answer for plain digits, at a tenth of its cost
+    return verdict if verdict is not None else _phonenumbers_verdict(text, region)
+
+
+def _phonenumbers_verdict(text: str, region: str | None) -> bool:
     try:
         number = phonenumbers.parse(text, region)
     except NumberParseException:
         return False
     # a number's type is UNKNOWN unless it is valid, so the type alone decides (is_valid_number would
-    # repeat the same region lookup and pattern matching: a third of a Shopify order's mapping)
-    return phonenumbers.number_type(number) in _MOBILE_TYPES
+    # repeat the same region lookup and pattern matching)
+    return phonenumbers.number_type(number) in MOBILE_TYPES
 
 
 def street_vague(street: str | None, country: str | None) -> bool | None:
@@ -80,10 +99,12 @@ def street_vague(street: str | None, country: str | None) -> bool | None:
     """
     if street is None:
         return None
+    if country is not None and country.upper() != "CN":  # only a digit counts: no need to drop the spaces first
+        return None if not street or street.isspace() else _DIGIT_RE.search(street) is None
     text = "".join(street.split())
     if not text:
         return None
-    if (country or "").upper() == "CN" or (country is None and _is_cjk(text)):
+    if country is not None or _is_cjk(text):
         if len(text) < _MIN_CN_STREET:
             return True
         if not _VAGUE_OR_NEAR_RE.search(text):  # the usual case, one scan for both word lists

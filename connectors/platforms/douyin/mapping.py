@@ -138,12 +138,12 @@ def _split_extension(phone: str | None) -> tuple[str | None, str | None]:
     return (match.group(1), match.group(2)) if match else (phone, None)
 
 
-def _mask_tel(phone: str | None) -> str | None:
-    """A mobile masked as 138****5678; a virtual number's extension hidden too (170****5678-****)."""
+def _mask_tel(phone: str | None, number: str | None, extension: str | None) -> str | None:
+    """A mobile masked as 138****5678; a virtual number's extension hidden too (170****5678-****).
+    `number` and `extension` are `phone` split by _split_extension."""
     if phone.__class__ is str and len(phone) == 11 and phone[3:7] == "****" and phone[:3].isdigit() \
             and phone[7:].isdigit():
         return phone  # Douyin's own mask is already the canonical one
-    number, extension = _split_extension(phone)
     masked = mask_phone(number)
     return f"{masked}-{'*' * len(extension)}" if extension else masked
 
@@ -166,9 +166,9 @@ def _receiver(order: dict) -> dict:
     detail = addr.get("detail") or shown.get("detail") or ""
     street = (_area(shown.get("street")) or "") + detail
     phone = get("post_tel") or get("mask_post_tel")
-    number = _split_extension(phone)[0] if phone and len(phone) > 12 else phone
+    number, extension = _split_extension(phone)  # once for the mask and the verdict
     return {"name_masked": mask_name(get("post_receiver") or get("mask_post_receiver")),
-            "phone_masked": _mask_tel(phone), "country": "CN",
+            "phone_masked": _mask_tel(phone, number, extension), "country": "CN",
             "province": _area(shown.get("province")), "city": _area(shown.get("city")),
             "district": _area(shown.get("town")), "address_masked": mask_street(street) if street else None,
             "postal_code": None,
@@ -262,7 +262,7 @@ def _shipments(packages, skus: list[dict], lines: list[dict]) -> list[dict]:
         return []
     if packages.__class__ is not list:
         raise MappingError("logistics_info must be a list")
-    shipped = [line["line_id"] for sku, line in zip(skus, lines) if str(sku.get("order_status")) in _SHIPPED_OR_DONE]
+    shipped = None  # the shipped skus, worked out only for a package that does not list its own
     out = []
     for pack in packages:
         if pack.__class__ is not dict:
@@ -274,6 +274,9 @@ def _shipments(packages, skus: list[dict], lines: list[dict]) -> list[dict]:
         items = pack.get("product_info") or []
         line_ids = [_id(item.get("sku_order_id"), "product_info.sku_order_id") for item in items
                     if item.__class__ is dict and item.get("sku_order_id")]
+        if not line_ids and shipped is None:
+            shipped = [line["line_id"] for sku, line in zip(skus, lines)
+                       if str(sku.get("order_status")) in _SHIPPED_OR_DONE]
         out.append({"carrier": _text(pack.get("company_name")) or CARRIERS.get(code, code), "tracking_no": tracking,
                     "shipped_at": _ms(pack.get("ship_time"), "logistics_info.ship_time"),
                     "line_ids": line_ids or shipped or [line["line_id"] for line in lines]})

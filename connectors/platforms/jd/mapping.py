@@ -52,8 +52,6 @@ _MANIFEST = folder_manifest(__file__)
 STATUS = {name: (entry.status, entry.refund) for name, entry in _MANIFEST.statuses.items()}  # [statuses]
 CARRIERS = dict(_MANIFEST.carriers)  # logisticsId -> name
 REQUIRED = ("orderState", "modified", "orderPayment")
-# canonical field <- JD field
-TIMES = (("created_at", "orderStartTime"), ("paid_at", "paymentConfirmTime"), ("updated_at", "modified"))
 CIPHERTEXTS = ("fullname", "mobile", "fullAddress")  # what secure_token keeps, in this order
 MUNICIPALITIES = frozenset(("北京", "上海", "天津", "重庆"))
 
@@ -65,9 +63,20 @@ def _minor(value) -> int:
     return to_minor(value, "CNY")
 
 
+_FEN_OF_TEXT: dict[str, int] = {}  # amounts repeat ("0.00", catalogue prices); cleared when full
+
+
 def _fen(value) -> int:
     """Yuan as a string, integer or float -> fen, exactly (floats through their shortest repr)."""
-    if value is None or value == "":
+    if value.__class__ is str:
+        fen = _FEN_OF_TEXT.get(value)
+        if fen is None:
+            fen = _minor(value) if value else 0
+            if len(_FEN_OF_TEXT) >= 16384:
+                _FEN_OF_TEXT.clear()
+            _FEN_OF_TEXT[value] = fen
+        return fen
+    if value is None:
         return 0
     if value.__class__ is bool or not isinstance(value, (str, int, float)):
         raise MappingError(f"not a money amount: {value!r}")
@@ -251,7 +260,8 @@ def map_order(info: dict, shop_id: str, platform: str = "jd", encrypted: bool = 
     get = info.get
     state = str(get("orderState"))
     status, refund = STATUS.get(state, ("UNKNOWN", "NONE"))
-    created_at, paid_at, updated_at = (_ms(get(key)) for _, key in TIMES)
+    # canonical created_at, paid_at, updated_at <- JD orderStartTime, paymentConfirmTime, modified
+    created_at, paid_at, updated_at = _ms(get("orderStartTime")), _ms(get("paymentConfirmTime")), _ms(get("modified"))
     lines = _lines(items, _coupons(info), refund)
     shipments = _shipments(info, lines)
     if state == "LOCKED" and shipments:

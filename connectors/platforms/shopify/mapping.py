@@ -31,6 +31,7 @@ _PAID_LIKE = {"paid", "partially_refunded", "authorized", "refunded"}
 _PENDING = {"pending", "partially_paid"}
 _PAID_AT = {"paid", "partially_refunded", "refunded"}
 _DEAD_FULFILLMENTS = {"cancelled", "error", "failure"}
+_REFUND_STATUS = {"refunded": "REFUNDED", "partially_refunded": "PARTIALLY_REFUNDED"}
 _REQUIRED = ("id", "created_at", "updated_at", "currency", "financial_status", "line_items", "total_price")
 
 
@@ -39,15 +40,64 @@ def _money(amount, currency: str) -> int:
     return to_minor(amount, currency)
 
 
+class _MinorUnits(dict):
+    """Amount -> minor units of one currency: to_minor, remembered (prices repeat; cleared when full)."""
+
+    def __init__(self, currency: str):
+        super().__init__()
+        self.currency = currency
+
+    def __missing__(self, amount) -> int:
+        if len(self) >= 16384:
+            self.clear()
+        units = self[amount] = to_minor(amount, self.currency)
+        return units
+
+
+class _OddCurrency:
+    """A currency that is not a string: every amount goes through _money, which raises where it always did."""
+
+    def __init__(self, currency):
+        self.currency = currency
+
+    def __getitem__(self, amount) -> int:
+        return _money(amount, self.currency)
+
+
+_UNITS: dict[str, _MinorUnits] = {}
+
+
+def _units(currency) -> _MinorUnits | _OddCurrency:
+    """money[amount] -> minor units in `currency` (a subscript is cheaper than a call, and an order has many)."""
+    if currency.__class__ is not str:
+        return _OddCurrency(currency)
+    units = _UNITS.get(currency)
+    if units is None:
+        if len(_UNITS) >= 64:
+            _UNITS.clear()
+        units = _UNITS[currency] = _MinorUnits(currency)
+    return units
+
+
 @lru_cache(maxsize=8192)
 def _minute_ms(minute: str) -> int:
     return iso_to_ms(minute[:16] + ":00" + minute[16:])
 
 
+_MS_CACHE: dict[str, int] = {}  # an order's times repeat on every page and webhook that carries it; cleared when full
+
+
 def _time(text: str | None) -> int | None:
     """iso_to_ms with a cached per-minute fast path for 'YYYY-MM-DDTHH:MM:SS+HH:MM' (same result)."""
+    ms = _MS_CACHE.get(text) if text.__class__ is str else None
+    if ms is not None:
+        return ms
     if text and len(text) == 25 and text[16] == ":" and text[17:19].isdigit() and text[17] < "6":
-        return _minute_ms(text[:16] + text[19:]) + int(text[17:19]) * 1000
+        ms = _minute_ms(text[:16] + text[19:]) + int(text[17:19]) * 1000
+        if len(_MS_CACHE) >= 8192:
+            _MS_CACHE.clear()
+        _MS_CACHE[text] = ms
+        return ms
     return iso_to_ms(text)
 
 
@@ -92,55 +142,55 @@ def map_order(order: dict, shop_id: str, platform: str = "shopify") -> dict:
 
 
 def _map(o: dict, shop_id: str, platform: str) -> dict:
+    get = o.get
     ext = str(o["id"])
     cur = o["currency"]
-    financial, fulfillment = o["financial_status"], o.get("fulfillment_status")
-    cancelled = bool(o.get("cancelled_at"))
+    financial, fulfillment = o["financial_status"], get("fulfillment_status")
+    cancelled = bool(get("cancelled_at"))
     shipments, shipped_at, delivered_at = _shipments(o)
-    status = _status(financial, fulfillment, cancelled, o.get("closed_at"), delivered_at is not None)
+    status = _status(financial, fulfillment, cancelled, get("closed_at"), delivered_at is not None)
+    money = _units(cur)
     refunded_qty: dict[str, int] = {}
     refunded_total = 0
-    for refund in o.get("refunds") or ():
+    for refund in get("refunds") or ():
         for item in refund.get("refund_line_items") or ():
             key = str(item["line_item_id"])
             refunded_qty[key] = refunded_qty.get(key, 0) + int(item.get("quantity") or 0)
         for tx in refund.get("transactions") or ():
             if tx.get("kind") == "refund" and tx.get("status") == "success":
-                refunded_total += _money(tx.get("amount"), cur)
+                refunded_total += money[tx.get("amount")]
     lines, items_total = [], 0
     for li in o["line_items"]:
-        lines.append(_line(li, cur, refunded_qty))
-        items_total += lines[-1]["quantity"] * lines[-1]["unit_price"]
-    if o.get("shipping_lines") is not None:
-        shipping_fee = sum(_money(s.get("price"), cur) for s in o["shipping_lines"])
+        line = _line(li, money, refunded_qty)
+        lines.append(line)
+        items_total += line["quantity"] * line["unit_price"]
+    shipping_lines = get("shipping_lines")
+    if shipping_lines is not None:
+        shipping_fee = sum([money[s.get("price")] for s in shipping_lines])
     else:
-        shipping_fee = _money(
-            ((o.get("total_shipping_price_set") or {}).get("shop_money") or {}).get("amount"), cur
-        )
-    platform_status = f"{financial}/{fulfillment or 'unfulfilled'}" + ("/cancelled" if cancelled else "")
+        shipping_fee = money[((get("total_shipping_price_set") or {}).get("shop_money") or {}).get("amount")]
+    platform_status = f"{financial}/{fulfillment or 'unfulfilled'}{'/cancelled' if cancelled else ''}"
     return {
         "order_id": order_id(platform, shop_id, ext),
         "platform": platform,
         "shop_id": shop_id,
         "external_id": ext,
         "status": status,
-        "refund_status": {"refunded": "REFUNDED", "partially_refunded": "PARTIALLY_REFUNDED"}.get(
-            financial, "NONE"
-        ),
+        "refund_status": _REFUND_STATUS.get(financial, "NONE"),
         "platform_status": platform_status,
         "created_at": _time(o["created_at"]),
-        "paid_at": _time(o.get("processed_at")) if financial in _PAID_AT else None,
+        "paid_at": _time(get("processed_at")) if financial in _PAID_AT else None,
         "updated_at": _time(o["updated_at"]),
         "shipped_at": shipped_at,
         "delivered_at": delivered_at,
         "currency": cur,
         "items_total": items_total,
         "shipping_fee": shipping_fee,
-        "discount_total": _money(o.get("total_discounts"), cur),
-        "tax_total": _money(o.get("total_tax"), cur),
-        "paid_total": _money(o["total_price"], cur),
+        "discount_total": money[get("total_discounts")],
+        "tax_total": money[get("total_tax")],
+        "paid_total": money[o["total_price"]],
         "buyer": _buyer(o),
-        "receiver": _receiver(o.get("shipping_address")),
+        "receiver": _receiver(get("shipping_address")),
         "lines": lines,
         "shipments": shipments,
         "version": 0,
@@ -165,8 +215,11 @@ def _status(financial: str, fulfillment: str | None, cancelled: bool, closed_at,
 
 
 def _shipments(o: dict) -> tuple[list[dict], int | None, int | None]:
+    fulfillments = o.get("fulfillments")
+    if not fulfillments:
+        return [], None, None
     shipments, delivered, delivered_at = [], True, None
-    for f in o.get("fulfillments") or ():
+    for f in fulfillments:
         if f.get("status") in _DEAD_FULFILLMENTS:
             continue
         shipments.append(
@@ -186,21 +239,22 @@ def _shipments(o: dict) -> tuple[list[dict], int | None, int | None]:
     return shipments, (min(times) if times else None), (delivered_at if shipments and delivered else None)
 
 
-def _line(li: dict, cur: str, refunded_qty: dict[str, int]) -> dict:
+def _line(li: dict, money: _MinorUnits | _OddCurrency, refunded_qty: dict[str, int]) -> dict:
+    get = li.get
     line_id = str(li["id"])
     quantity = int(li["quantity"])
-    unit_price = _money(li["price"], cur)
-    discount = _money(li.get("total_discount"), cur)
-    allocations = li.get("discount_allocations")
+    unit_price = money[li["price"]]
+    discount = money[get("total_discount")]
+    allocations = get("discount_allocations")
     if allocations:
-        discount = max(discount, sum(_money(a.get("amount"), cur) for a in allocations))
-    refunded = refunded_qty.get(line_id, 0)
-    variant = li.get("variant_id")
+        discount = max(discount, sum([money[a.get("amount")] for a in allocations]))
+    refunded = refunded_qty.get(line_id, 0) if refunded_qty else 0
+    variant = get("variant_id")
     return {
         "line_id": line_id,
         "sku_id": str(variant) if variant is not None else None,
-        "merchant_sku": li.get("sku") or None,
-        "title": li.get("name") or li.get("title") or "",
+        "merchant_sku": get("sku") or None,
+        "title": get("name") or get("title") or "",
         "quantity": quantity,
         "unit_price": unit_price,
         "total": quantity * unit_price - discount,
@@ -246,21 +300,23 @@ def _receiver(addr: dict | None) -> dict:
             "phone_valid": None,
             "address_vague": None,
         }
-    name = addr.get("name") or f"{addr.get('first_name') or ''} {addr.get('last_name') or ''}".strip()
-    street, extra = addr.get("address1") or "", addr.get("address2")
+    get = addr.get
+    name = get("name") or f"{get('first_name') or ''} {get('last_name') or ''}".strip()
+    street, extra = get("address1") or "", get("address2")
     if extra:
         street = f"{street} {extra}".strip()
+    phone, country = get("phone"), get("country_code")
     return {
         "name_masked": mask_name(name),
-        "phone_masked": mask_phone(addr.get("phone")),
-        "country": addr.get("country_code") or None,
-        "province": addr.get("province_code") or addr.get("province") or None,
-        "city": addr.get("city") or None,
+        "phone_masked": mask_phone(phone),
+        "country": country or None,
+        "province": get("province_code") or get("province") or None,
+        "city": get("city") or None,
         "district": None,
         "address_masked": mask_street(street),
-        "postal_code": addr.get("zip") or None,
+        "postal_code": get("zip") or None,
         "secure_token": None,
         # judged here, while the plain number and street are in hand; only the verdicts travel on
-        "phone_valid": phone_verdict(addr.get("phone"), addr.get("country_code")),
-        "address_vague": street_vague(street, addr.get("country_code")),
+        "phone_valid": phone_verdict(phone, country),
+        "address_vague": street_vague(street, country),
     }
