@@ -84,6 +84,30 @@ async def settle_refusal(client, platform: str, shop_id: str, request: ShipReque
     raise ShipRefused(kind, f"{refused} — {said}", code=refused.code)
 
 
+async def check_whole_order(client, platform: str, shop_id: str, request: ShipRequest) -> None:
+    """For a platform whose ship API sends a whole order (no line list): a request naming lines passes only
+    when they are every line still to ship (or lines the platform may already show shipped: its own
+    answer settles those). Reads the order through the folder's `client.fetch_order` only when lines are
+    named; raises ShipRefused `not_found`, `unknown_lines`, or `rejected` for a part of the order."""
+    if not request.line_ids:
+        return
+    page = await client.fetch_order(request.external_id)
+    found = platforms.map_payload(platform, page.body, page.content_type, shop_id)
+    if not found:
+        raise ShipRefused("not_found", f"{platform}: order {request.external_id} not found")
+    order, wanted = found[0], set(request.line_ids)
+    lines = {line["line_id"]: line for line in order["lines"]}
+    if wanted - set(lines):
+        raise ShipRefused("unknown_lines", f"{platform}: line {min(wanted - set(lines))} is not part of the order")
+    if order["status"] not in ("PAID", "PARTIALLY_SHIPPED"):
+        return  # shipped, closed or unpaid: the platform's refusal says which
+    shipped = {x for s in order.get("shipments") or () for x in s.get("line_ids") or ()}
+    left = {x for x, line in lines.items() if x not in shipped and line["refund_status"] != "REFUNDED"}
+    if not left <= wanted:
+        raise ShipRefused("rejected", f"{platforms.label(platform)} 只能整单发货 ships whole orders only: "
+                                      f"lines {', '.join(sorted(left - wanted))} would leave too")
+
+
 _SAID = {"cancelled": "the order is cancelled", "unpaid": "the order is not paid",
          "refunded": "the lines were refunded", "already_shipped": "already shipped with ",
          "unknown_lines": "a line is not part of the order"}

@@ -8,8 +8,10 @@
   `sortType` 1 = newest first, `dateType` 0 modified / 1 created, `order_state` a comma list (default:
   every listed state — unpaid orders are left out), and return only the `optional_fields` asked for
   (none: nearly empty orders); business failures are `code "0"` with `apiResult.success` false;
-- order.get/enGet give one order; order.shipment ships a waiting order (WAIT_SELLER_STOCK_OUT →
-  WAIT_GOODS_RECEIVE_CONFIRM with its waybill and logisticsId);
+- order.get/enGet give one order; order.shipment ships a waiting order as a whole (WAIT_SELLER_STOCK_OUT →
+  WAIT_GOODS_RECEIVE_CONFIRM with its waybill and logisticsId) through World.ship, and refuses in the
+  words of api.toml's [shipment_refusals] (no such order, cancelled, unpaid, refunded, already out,
+  locked by a refund, unknown carrier, a malformed waybill number);
 - `/oauth2/refresh_token` issues a new access token for a shop's refresh token (`oauth_base` "/" in the
   shop's credentials: served on this host);
 - `POST /_sim/tokens/expire {shop_id}` makes a shop's access token expire now (code 19 from then on);
@@ -19,6 +21,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections import deque
 from datetime import datetime
@@ -29,7 +32,7 @@ from aiohttp import web
 from connectors.platforms.manifest import folder_manifest
 from connectors.simkit.faults import over_qps
 from connectors.simkit.server import WORLD, form_params, new_sim_app, now_ms, take_fault
-from connectors.simkit.world import World
+from connectors.simkit.world import ShipRefusal, World
 from schemas.canonical import BEIJING
 
 from . import api, render
@@ -156,29 +159,39 @@ def _get(world: World, shop_id: str, params: dict, method: str) -> dict:
                                 method)
 
 
+_REFUSED = {  # simkit refusal -> JD's words (api.toml [shipment_refusals]: what the Shipper reads)
+    "closed": ("订单已取消", "the order is cancelled"), "unpaid": ("订单未付款", "the order is not paid"),
+    "refunded": ("订单已退款", "the order was refunded"), "already_shipped": ("订单已出库", "the order has left the warehouse"),
+}
+_WAYBILL = re.compile(r"[A-Za-z0-9]{6,32}")  # one carrier's waybill number (rule unverified)
+
+
+def _refused(zh: str, en: str) -> dict:
+    return {"success": False, "chineseErrCode": zh, "englishErrCode": en}
+
+
 def _shipment(world: World, shop_id: str, params: dict, method: str) -> dict:
+    """`jingdong.pop.order.shipment` (出库): the whole order leaves with `logiCoprId` and `logiNo` (several
+    packages' numbers joined by api.toml's separator); WAIT_SELLER_STOCK_OUT → WAIT_GOODS_RECEIVE_CONFIRM."""
     number, carrier, tracking = (str(params.get(k) or "") for k in ("order_id", "logiCoprId", "logiNo"))
     if not (number and carrier and tracking):
         raise JosError("invalid_param", "order_id, logiCoprId and logiNo are required")
     order = world.orders.get(number)
-    result = {"success": True, "chineseErrCode": "成功", "englishErrCode": "success"}
+    numbers = tracking.split(render.WAYBILLS)
     if order is None or order.shop_id != shop_id:
-        result = {"success": False, "chineseErrCode": "订单不存在", "englishErrCode": "order not found"}
-    elif render.order_state(order) != "WAIT_SELLER_STOCK_OUT":
-        result = {"success": False, "chineseErrCode": "订单状态不允许出库", "englishErrCode": "order cannot ship in its state"}
+        result = _refused("订单不存在", "order not found")
+    elif carrier not in _MANIFEST.carriers:
+        result = _refused("物流公司不存在", f"unknown logiCoprId {carrier}")
+    elif not all(_WAYBILL.fullmatch(n) for n in numbers):
+        result = _refused("运单号不合法", f"logiNo {tracking!r} is not a waybill number")
+    elif render.order_state(order) == "LOCKED":
+        result = _refused("订单已锁定，退款处理中，不能出库", "the order is locked by a refund in progress")
     else:
-        numbers = [n for n in tracking.split(render.WAYBILLS) if n]
-        name = _MANIFEST.carriers.get(carrier, carrier)
-        now = max(now_ms(), order.updated_at + 1000)
-        with world._lock:
-            pending = [line for line in order.lines if line.shipped_at is None and line.refund_status != "REFUNDED"]
-            for n, line in enumerate(pending):  # more packages than lines: the last line's number lists the rest
-                line.shipped_at, line.carrier, line.carrier_name = now, carrier, name
-                rest = n == len(pending) - 1 and n < len(numbers)
-                line.tracking_no = render.WAYBILLS.join(numbers[n:]) if rest else numbers[n % len(numbers)]
-            order.status, order.updated_at = "SHIPPED", now
-            order.shipped_at = order.shipped_at or now
-            world.changes += 1
+        try:
+            world.ship(order, [], carrier, _MANIFEST.carriers[carrier], tracking, now_ms())
+            result = {"success": True, "chineseErrCode": "成功", "englishErrCode": "success"}
+        except ShipRefusal as exc:
+            result = _refused(*_REFUSED[exc.kind])
     return {wrapper(method): {"code": "0", "sopjosshipment_result": result}}
 
 
