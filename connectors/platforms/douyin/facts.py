@@ -44,6 +44,7 @@ class Facts(_Strict):
     errors: Errors
     push: Push
     ciphertext: Ciphertext
+    ship_refusals: dict[str, str]
     unverified: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -141,6 +141,12 @@ def _sku(order: SimOrder, line: SimLine, parent: int, extra_discount: int) -> di
     }
 
 
+def _delivery_id(tracking_no: str) -> str:
+    """The package's id: 19 digits, stable per tracking number (which may hold letters)."""
+    digest = int(hashlib.md5(tracking_no.encode()).hexdigest()[:15], 16)
+    return str(7_345_600_000_000_000_000 + (int(tracking_no) if tracking_no.isdigit() else digest) % 10**17)
+
+
 def _packages(order: SimOrder) -> list[dict]:
     packages: dict[str, dict] = {}
     for line in order.lines:
@@ -152,7 +158,7 @@ def _packages(order: SimOrder) -> list[dict]:
             pack = packages[line.tracking_no] = {
                 "tracking_no": line.tracking_no, "company": code,
                 "company_name": _MANIFEST.carriers.get(code, line.carrier_name or ""),
-                "ship_time": seconds(line.shipped_at), "delivery_id": str(7_345_600_000_000_000_000 + int(line.tracking_no)),
+                "ship_time": seconds(line.shipped_at), "delivery_id": _delivery_id(line.tracking_no),
                 "product_info": []}
         pack["product_info"].append({"sku_order_id": line.line_id, "product_count": line.quantity,
                                      "product_name": line.title, "outer_sku_id": line.merchant_sku})

@@ -7,7 +7,10 @@ fault alternates a 502 with code 20000). Modelled: hmac-sha256/md5 signatures, t
 tokens that `token.refresh` replaces (the old one works for a short grace) and that expire on demand
 (`POST /_sim/tokens/expire {"shop_id"}`), `token.create` for self-use apps, `order.searchList` (page from
 0, size ≤ 100, update/create time filters, `combine_status`, `total`, the page × size depth cap),
-`order.orderDetail`, `order.batchDecrypt` (≤ 50 ciphertexts, a per-shop daily quota), the QPS limit
+`order.orderDetail`, `order.batchDecrypt` (≤ 50 ciphertexts, a per-shop daily quota), the ship APIs
+`order.logisticsAdd` (the whole order) and `order.logisticsAddMultiPack` (packages of some sku orders) on
+World.ship, refusing as code 50002 `isv.business-failed:<n>` (facts.toml [ship_refusals]) and pushing
+102 on success, the QPS limit
 (code 60000) and the simkit faults. Pushes: see delivery.py.
 
 Knobs (tests set them in `app[STATE]`): `qps_limit` (calls per second over all shops, None = off),
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 import uuid
 from collections import deque
@@ -25,10 +29,11 @@ from collections import deque
 import orjson
 from aiohttp import web
 
+from connectors.platforms.manifest import folder_manifest
 from connectors.simkit.faults import over_qps
 from connectors.simkit.pushes import PushHub
-from connectors.simkit.server import WORLD, new_sim_app, now_ms, take_fault
-from connectors.simkit.world import World
+from connectors.simkit.server import WORLD, new_sim_app, notify, now_ms, take_fault
+from connectors.simkit.world import ShipRefusal, SimOrder, World
 
 from .delivery import DouyinPushes
 from .facts import FACTS
@@ -46,9 +51,11 @@ from .signing import SIGN_METHODS, VERSION, sign
 
 DEMO_APP_KEY = "7300000000000000001"
 DEMO_SECRET = "dd_demo_secret_ab12"
+_MANIFEST = folder_manifest(__file__)
 STATE = web.AppKey("douyin_state", dict)
 HUB = web.AppKey("douyin_push", PushHub)
 TOKEN_METHODS = ("token.create", "token.refresh")
+SHIP_METHODS = ("order.logisticsAdd", "order.logisticsAddMultiPack")
 
 
 class DouyinError(Exception):
@@ -234,7 +241,90 @@ def _token_refresh(app: web.Application, params: dict) -> dict:
     return _token_data(shop)
 
 
-METHODS = {"order.searchList": _search_list, "order.orderDetail": _detail, "order.batchDecrypt": _decrypt}
+_SHIP_REFUSAL = {  # simkit refusal -> (facts.toml [ship_refusals] number, the platform's words)
+    "closed": ("10101", "订单已取消，不能发货"), "unpaid": ("10102", "订单未支付，不能发货"),
+    "refunded": ("10103", "商品已退款，不能发货"), "already_shipped": ("10104", "订单已发货，不能重复发货"),
+    "unknown_line": ("10105", "子订单不属于该订单"),
+}
+_TRACKING = re.compile(r"[A-Za-z0-9]{6,32}")  # a waybill number as carriers issue them (rule unverified)
+
+
+def _failed(number: str, words: str) -> DouyinError:
+    return DouyinError(50002, "业务处理失败", f"isv.business-failed:{number}", words)
+
+
+def _pack(params: dict, where: str = "") -> tuple[str, str]:
+    """(company_code, logistics_code) of a shipment or pack, checked."""
+    company, number = params.get("company_code"), params.get("logistics_code")
+    for name, value in (("company_code", company), ("logistics_code", number)):
+        if not isinstance(value, str) or not value:
+            raise _missing(where + name)
+    if company not in _MANIFEST.carriers:
+        raise _failed("10106", f"物流公司编码不存在: {company}")
+    if not _TRACKING.fullmatch(number):
+        raise _business(f"运单号格式不正确: {number}")
+    return company, number
+
+
+def _ship(app: web.Application, shop_id: str, order_id, lines: list[str], company: str, number: str) -> SimOrder:
+    order = app[WORLD].orders.get(str(order_id))
+    if order is None or order.shop_id != shop_id:
+        raise _failed("10003", "订单不存在")
+    try:
+        app[WORLD].ship(order, lines, company, _MANIFEST.carriers[company], number, now_ms())
+    except ShipRefusal as exc:
+        raise _failed(*_SHIP_REFUSAL[exc.kind]) from None
+    return order
+
+
+def _logistics_add(app: web.Application, shop_id: str, params: dict) -> dict:
+    """`order.logisticsAdd`: every sku order of the shop order not shipped or refunded yet leaves in one
+    package; the order shows 已发货 (3) on its next read."""
+    if not params.get("order_id"):
+        raise _missing("order_id")
+    company, number = _pack(params)
+    _ship(app, shop_id, params["order_id"], [], company, number)
+    return {}
+
+
+def _logistics_add_multi_pack(app: web.Application, shop_id: str, params: dict) -> dict:
+    """`order.logisticsAddMultiPack`: packages of some sku orders each (`pack_list[{shipped_order_info:
+    [{shipped_order_id, shipped_num}], company_code, logistics_code}]`); the order shows 部分发货 (101) until
+    every sku order has left. A sku leaves whole: `shipped_num` is its `item_num`."""
+    if not params.get("order_id"):
+        raise _missing("order_id")
+    packs = params.get("pack_list")
+    if not isinstance(packs, list) or not packs:
+        raise _missing("pack_list")
+    order = app[WORLD].orders.get(str(params["order_id"]))
+    if order is None or order.shop_id != shop_id:
+        raise _failed("10003", "订单不存在")
+    planned = []
+    for pack in packs:
+        if not isinstance(pack, dict):
+            raise _bad_param("isv.parameter-format-invalid", "pack_list 的元素必须是对象")
+        company, number = _pack(pack, "pack_list.")
+        info = pack.get("shipped_order_info")
+        if not isinstance(info, list) or not info:
+            raise _missing("pack_list.shipped_order_info")
+        lines = {line.line_id: line for line in order.lines}
+        ids = []
+        for item in info:
+            sku = str((item or {}).get("shipped_order_id") or "") if isinstance(item, dict) else ""
+            if not sku:
+                raise _missing("shipped_order_info.shipped_order_id")
+            if sku in lines and _int(item, "shipped_num") != lines[sku].quantity:
+                raise _business(f"shipped_num 须等于子订单 {sku} 的商品数量 {lines[sku].quantity}")
+            ids.append(sku)
+        planned.append((ids, company, number))
+    for ids, company, number in planned:
+        _ship(app, shop_id, order.external_id, ids, company, number)
+    return {"pack_list": [{"pack_id": f"{number}-1", "shipped_order_info": [{"shipped_order_id": x} for x in ids]}
+                          for ids, _company, number in planned]}
+
+
+METHODS = {"order.searchList": _search_list, "order.orderDetail": _detail, "order.batchDecrypt": _decrypt,
+           "order.logisticsAdd": _logistics_add, "order.logisticsAddMultiPack": _logistics_add_multi_pack}
 
 
 def _error(exc: DouyinError) -> web.Response:
@@ -292,7 +382,10 @@ async def _gateway(request: web.Request) -> web.Response:
             token = request.query.get("access_token")
             if not token:
                 raise _missing("access_token")
-            data = METHODS[method](app, _shop_of_token(app[WORLD], token), params)
+            shop_id = _shop_of_token(app[WORLD], token)
+            data = METHODS[method](app, shop_id, params)
+            if method in SHIP_METHODS:  # the platform pushes 102 (shipped) to the shop's subscriber
+                await notify(app, shop_id, [app[WORLD].orders[str(params["order_id"])]])
         else:
             raise _bad_param("isv.method-invalid", f"API {method} 不存在")
     except DouyinError as exc:
