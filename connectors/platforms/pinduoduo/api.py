@@ -19,3 +19,6 @@ BUSY_FIRST, BUSY_LAST = ERRORS["system_busy"]
 def is_busy(code: int) -> bool:
     """A system-busy code (retry later)."""
     return BUSY_FIRST <= code <= BUSY_LAST
+SHIP_RESPONSE: str = _DATA["shipping"]["response"]
+SHIP_REFUSED_CODE: int = _DATA["shipping"]["refused_code"]
+SHIP_REFUSALS: dict[str, str] = _DATA["ship_refusals"]

@@ -4,12 +4,14 @@ Every answer is HTTP 200 JSON: `{"<api>_response": {...}}` or `{"error_response"
 error_msg, sub_code, sub_msg, request_id}}` with the codes of api.toml (unverified numbers). Checked on
 every call, in this order: `type`, `client_id`, `sign` (md5, §2), `timestamp` (Unix seconds; a
 millisecond timestamp is refused), `data_type` (JSON), the API, then the shop's `access_token` (expired
-or unknown: 10019). Unpaid orders are invisible, as on the platform. Test knobs: `app[STATE]["qps_limit"]`,
+or unknown: 10019). Unpaid orders are invisible, as on the platform. `pdd.logistics.online.send` ships the
+whole order on World.ship and refuses with api.toml's `refused_code` and a `sub_code` of [ship_refusals]. Test knobs: `app[STATE]["qps_limit"]`,
 `expire_token(app, shop_id)` (also `POST /_sim/expire_token {"shop_id"}`), and the shared `/_sim/faults`.
 """
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections import deque
 from datetime import datetime
@@ -20,7 +22,7 @@ from aiohttp import web
 from connectors.platforms.manifest import folder_manifest
 from connectors.simkit.faults import over_qps
 from connectors.simkit.server import WORLD, ensure_shop, new_sim_app, now_ms, take_fault
-from connectors.simkit.world import SimOrder, World
+from connectors.simkit.world import ShipRefusal, SimOrder, World
 from schemas.canonical import BEIJING
 
 from . import api
@@ -29,6 +31,7 @@ from .signing import sign
 
 STATE = web.AppKey("pinduoduo_state", dict)
 _LIMITS = folder_manifest(__file__).limits
+_CARRIERS = folder_manifest(__file__).carriers  # logistics_id -> company
 WINDOW_S, LIST_WINDOW_S = _LIMITS.window_max_s, 86_400  # increment ≤ 30 min; pdd.order.list.get ≤ 24 h
 LOOKBACK_S = (_LIMITS.lookback_days or 90) * 86_400
 CLIENT_ID, CLIENT_SECRET = "a1b2c3d4e5f6a7b8", "pdd_demo_secret_c0ffee"  # the fact sheet's demo keys
@@ -243,11 +246,49 @@ def _token_refresh(app: web.Application, params: dict) -> dict:
     raise PddError(E["invalid_parameter"], "参数错误", "refresh_token 无效或已过期")
 
 
+_SHIP_REFUSAL = {  # simkit refusal -> (api.toml [ship_refusals] sub_code, the platform's words)
+    "closed": ("logistics.order-cancelled", "订单已取消，不能发货"), "unpaid": ("logistics.order-unpaid", "订单未支付，不能发货"),
+    "refunded": ("logistics.order-refunded", "订单已退款成功，不能发货"),
+    "already_shipped": ("logistics.order-shipped", "订单已发货，不能重复发货"),
+}
+_TRACKING = re.compile(r"[A-Za-z0-9]{6,32}")  # a waybill number as carriers issue them (rule unverified)
+
+
+class ShipError(PddError):
+    """A refused shipment: `refused_code` with a sub_code saying why."""
+
+    def __init__(self, sub_code: str, sub_msg: str):
+        super().__init__(api.SHIP_REFUSED_CODE, "业务处理失败", sub_msg)
+        self.sub_code = sub_code
+
+
+def _online_send(world: World, shop_id: str, params: dict) -> dict:
+    """`pdd.logistics.online.send`: the whole order leaves with `logistics_id` and `tracking_number`; its next
+    read shows 已发货 (order_status 2) with them and `shipping_time`."""
+    for name in ("order_sn", "logistics_id", "tracking_number"):
+        if not params.get(name):
+            raise PddError(E["invalid_parameter"], "参数错误", f"{name} 不能为空")
+    sn, company, number = params["order_sn"], params["logistics_id"], params["tracking_number"]
+    order = world.orders.get(sn)
+    if order is None or order.shop_id != shop_id:
+        raise ShipError("logistics.order-not-exist", f"订单 {sn} 不存在")
+    if company not in _CARRIERS:
+        raise ShipError("logistics.company-invalid", f"快递公司 {company} 不存在")
+    if not _TRACKING.fullmatch(number):
+        raise ShipError("logistics.tracking-invalid", "运单号不符合规则")
+    try:
+        world.ship(order, [], company, _CARRIERS[company], number, now_ms())
+    except ShipRefusal as exc:
+        raise ShipError(*_SHIP_REFUSAL[exc.kind]) from None
+    return {"is_success": True, "request_id": request_id()}
+
+
 SHOP_APIS = {
     "pdd.order.number.list.increment.get": (_increment, "order_sn_increment_get_response"),
     "pdd.order.list.get": (_list, "order_list_get_response"),
     "pdd.order.information.get": (_information, "order_info_get_response"),
     "pdd.open.decrypt.batch": (_decrypt_batch, "open_decrypt_batch_response"),
+    "pdd.logistics.online.send": (_online_send, api.SHIP_RESPONSE),
 }
 TOKEN_APIS = {"pdd.pop.auth.token.refresh": "pop_auth_token_refresh_response"}
 
@@ -255,7 +296,8 @@ TOKEN_APIS = {"pdd.pop.auth.token.refresh": "pop_auth_token_refresh_response"}
 # ---- the router ----
 
 def _error(exc: PddError) -> web.Response:
-    body = {"error_response": {"error_code": exc.code, "error_msg": exc.msg, "sub_code": str(exc.code),
+    body = {"error_response": {"error_code": exc.code, "error_msg": exc.msg,
+                               "sub_code": getattr(exc, "sub_code", str(exc.code)),
                                "sub_msg": exc.sub_msg, "request_id": request_id()}}
     return web.Response(body=orjson.dumps(body), content_type="application/json", charset="utf-8")
 
