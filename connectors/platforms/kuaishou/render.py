@@ -96,6 +96,11 @@ def _packages(order: SimOrder) -> list[tuple[str, str]]:
     return list(out.items())
 
 
+def _logistics_id(tracking: str) -> int:
+    """A package's logisticsId, stable per tracking number (which may hold letters)."""
+    return int(tracking) // 7 if tracking.isdigit() else int(hashlib.md5(tracking.encode()).hexdigest()[:13], 16)
+
+
 def _delivery(order: SimOrder, sent: int, open_address_id: str) -> dict:
     if order.status == "PARTIALLY_SHIPPED":
         state = {"deliveryStatus": 1, "splitDeliveryOrder": True, "packageNum": sent, "totalPackageNum": sent + 1}
@@ -167,7 +172,7 @@ def order_dict(order: SimOrder, plaintext: bool = False) -> dict:
             "district": order.district, "districtCode": DISTRICT_CODES.get(order.district, 0),
             "town": order.town, "townCode": DISTRICT_CODES.get(order.district, 0) * 1000 + 1 if order.town else 0,
         },
-        "orderLogisticsInfo": [{"logisticsId": int(tracking) // 7, "expressNo": tracking,
+        "orderLogisticsInfo": [{"logisticsId": _logistics_id(tracking), "expressNo": tracking,
                                 "expressCode": _CARRIER_CODE.get(name, 0)} for tracking, name in sent],
         "orderRefundList": refunds,
         "orderDeliveryInfo": _delivery(order, len(sent), address_id),

@@ -12,6 +12,8 @@ Real API, as the sheet describes it:
   cursor paging over (time, oid), the last page's cursor is "nomore"; both time bounds inclusive.
 - `open.order.detail` (`{"oid"}`) and the batch-decrypt stub `open.security.order.decrypt.batch`
   (`{"batchDecryptList": [{"bizId", "encryptedData"}]}`, ≤ 100 per call).
+- `open.seller.order.goods.deliver` (`{"orderId", "expressNo", "expressCode"}`, a form POST) ships the
+  order's item on World.ship; refusals are 2001 with the reason in error_msg (shipping.REFUSAL_WORDS).
 - OAuth `/oauth2/refresh_token` (app_id, app_secret, refresh_token, grant_type=refresh_token): a new
   access token (48 h) and refresh token; the old access token stops working.
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import secrets
 import time
 from collections import deque
@@ -37,8 +40,8 @@ from aiohttp import web
 from connectors.platforms.manifest import folder_manifest
 from connectors.simkit.faults import over_qps
 from connectors.simkit.pushes import PushHub
-from connectors.simkit.server import WORLD, form_params, new_sim_app, now_ms, take_fault
-from connectors.simkit.world import SimOrder, World
+from connectors.simkit.server import WORLD, form_params, new_sim_app, notify, now_ms, take_fault
+from connectors.simkit.world import ShipRefusal, SimOrder, World
 
 from .delivery import KuaishouPushes
 from .render import answer, decrypt, list_data, order_dict, status_code
@@ -52,6 +55,7 @@ TOKEN_TTL_S, REFRESH_TTL_S = 172_800, 180 * 86_400
 WINDOW_MS = folder_manifest(__file__).limits.window_max_s * 1000
 PAGE_SIZE_MAX = folder_manifest(__file__).limits.page_size_max
 VIEW_STATUS = {1: None, 2: {10}, 3: {30}, 4: {40}, 5: {50}, 6: {70}, 7: {80}}  # orderViewStatus -> status codes
+_CARRIERS = folder_manifest(__file__).carriers  # expressCode -> carrier
 STATE = web.AppKey("kuaishou_state", dict)
 HUB = web.AppKey("kuaishou_push", PushHub)
 
@@ -184,10 +188,38 @@ def _decrypt_batch(world: World, shop_id: str, param: dict) -> dict:
     return {"batchDecryptList": out}
 
 
+_SHIP_REFUSAL = {  # simkit refusal -> the platform's words (shipping.REFUSAL_WORDS says what each means)
+    "closed": "订单已关闭，不能发货", "unpaid": "订单未付款，不能发货", "refunded": "订单已退款，不能发货",
+    "already_shipped": "订单已发货，不能重复发货",
+}
+_EXPRESS_NO = re.compile(r"[A-Za-z0-9]{6,32}")  # a waybill number as carriers issue them (rule unverified)
+
+
+def _deliver(world: World, shop_id: str, param: dict) -> dict:
+    """`open.seller.order.goods.deliver`: the order's item leaves with `expressNo` and `expressCode`; the order
+    shows 已发货 (40) with it in `orderLogisticsInfo` on its next read."""
+    oid, number, code = param.get("orderId"), param.get("expressNo"), param.get("expressCode")
+    if oid in (None, "") or not number or code in (None, ""):
+        raise ApiError(PARAMS_INVALID, "orderId、expressNo、expressCode不能为空")
+    order = world.orders.get(str(oid))
+    if order is None or order.shop_id != shop_id:
+        raise ApiError(PARAMS_INVALID, "订单不存在")
+    if str(code) not in _CARRIERS:
+        raise ApiError(PARAMS_INVALID, f"快递公司编码无效: {code}")
+    if not isinstance(number, str) or not _EXPRESS_NO.fullmatch(number):
+        raise ApiError(PARAMS_INVALID, f"快递单号无效: {number}")
+    try:
+        world.ship(order, [], str(code), _CARRIERS[str(code)], number, now_ms())
+    except ShipRefusal as exc:
+        raise ApiError(PARAMS_INVALID, _SHIP_REFUSAL[exc.kind]) from None
+    return {}
+
+
 METHODS = {
     "open.order.cursor.list": _cursor_list,
     "open.order.detail": _detail,
     "open.security.order.decrypt.batch": _decrypt_batch,
+    "open.seller.order.goods.deliver": _deliver,
 }
 
 
@@ -243,6 +275,8 @@ async def _api(request: web.Request) -> web.Response:
     try:
         shop_id, param = _check(request.app, "open." + request.match_info["path"].replace("/", "."), params)
         data = METHODS[params["method"]](request.app[WORLD], shop_id, param)
+        if params["method"] == "open.seller.order.goods.deliver":  # kwaishop_order_deliverySuccess
+            await notify(request.app, shop_id, [request.app[WORLD].orders[str(param["orderId"])]])
     except ApiError as exc:
         return _json(_error_body(exc))
     if cfg["summaries"] and "orderList" in data:  # a listing that names orders only: details needed
