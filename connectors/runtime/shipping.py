@@ -84,6 +84,19 @@ async def settle_refusal(client, platform: str, shop_id: str, request: ShipReque
     raise ShipRefused(kind, f"{refused} — {said}", code=refused.code)
 
 
+async def upload(caller, client, creds, request: ShipRequest, endpoint: str, make, classify) -> str:
+    """One ship call through `caller` (`make` builds the request, `classify` reads the answer): "accepted",
+    or, when the platform says the order left already, what `settle_refusal` finds on it ("already", or
+    the refusal with the reason the order shows)."""
+    try:
+        await caller.request(endpoint, make, classify)
+    except ShipRefused as refused:
+        if refused.kind != "already_shipped":
+            raise
+        return await settle_refusal(client, creds.platform, creds.shop_id, request, refused)
+    return "accepted"
+
+
 async def check_whole_order(client, platform: str, shop_id: str, request: ShipRequest) -> None:
     """For a platform whose ship API sends a whole order (no line list): a request naming lines passes only
     when they are every line still to ship (or lines the platform may already show shipped: its own

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from connectors.runtime.base import Caller, Response, ShopCredentials
 from connectors.runtime.errors import TransientError, json_answer, raise_for_http
-from connectors.runtime.shipping import ShipRefused, ShipRequest, check_whole_order, settle_refusal
+from connectors.runtime.shipping import ShipRefused, ShipRequest, check_whole_order, upload
 from schemas.canonical import MappingError
 
 from .answer import SHIPMENT_METHOD, read, wrapper
@@ -58,10 +58,4 @@ class Shipper:
         """"accepted", or "already" when the order shows it left with this waybill before."""
         await check_whole_order(self.client, self.creds.platform, self.creds.shop_id, request)
         business = {"order_id": request.external_id, "logiCoprId": request.carrier_code, "logiNo": request.tracking_no}
-        try:
-            await self.caller.request(ENDPOINT, self.client.build(ENDPOINT, business), classify)
-        except ShipRefused as refused:
-            if refused.kind != "already_shipped":
-                raise
-            return await settle_refusal(self.client, self.creds.platform, self.creds.shop_id, request, refused)
-        return "accepted"
+        return await upload(self.caller, self.client, self.creds, request, ENDPOINT, self.client.build(ENDPOINT, business), classify)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from connectors.runtime.base import Caller, RequestSpec, Response, ShopCredentials
 from connectors.runtime.errors import TransientError
-from connectors.runtime.shipping import ShipRefused, ShipRequest, check_whole_order, settle_refusal
+from connectors.runtime.shipping import ShipRefused, ShipRequest, check_whole_order, upload
 
 from .client import PARAMS_INVALID, KuaishouClient, raise_for_error
 
@@ -61,10 +61,4 @@ class Shipper:
             raise ShipRefused("not_found", f"kuaishou: {request.external_id!r} is no order id (oid is a number)")
         business = {"orderId": int(request.external_id), "expressNo": request.tracking_no,
                     "expressCode": int(request.carrier_code)}
-        try:
-            await self.caller.request(ENDPOINT, self._spec(business), classify)
-        except ShipRefused as refused:
-            if refused.kind != "already_shipped":
-                raise
-            return await settle_refusal(self.client, self.creds.platform, self.creds.shop_id, request, refused)
-        return "accepted"
+        return await upload(self.caller, self.client, self.creds, request, ENDPOINT, self._spec(business), classify)

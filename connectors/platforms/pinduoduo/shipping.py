@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from connectors.runtime.base import Caller, Response, ShopCredentials
 from connectors.runtime.errors import TransientError, json_answer, raise_for_http
-from connectors.runtime.shipping import ShipRefused, ShipRequest, check_whole_order, settle_refusal
+from connectors.runtime.shipping import ShipRefused, ShipRequest, check_whole_order, upload
 
 from . import api
 from .client import PinduoduoClient
@@ -52,10 +52,4 @@ class Shipper:
         await check_whole_order(self.client, self.creds.platform, self.creds.shop_id, request)
         business = {"order_sn": request.external_id, "logistics_id": request.carrier_code,
                     "tracking_number": request.tracking_no}
-        try:
-            await self.caller.request(ENDPOINT, self.client.build(ENDPOINT, business), classify)
-        except ShipRefused as refused:
-            if refused.kind != "already_shipped":
-                raise
-            return await settle_refusal(self.client, self.creds.platform, self.creds.shop_id, request, refused)
-        return "accepted"
+        return await upload(self.caller, self.client, self.creds, request, ENDPOINT, self.client.build(ENDPOINT, business), classify)

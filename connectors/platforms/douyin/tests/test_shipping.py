@@ -6,14 +6,11 @@ import pytest
 
 from connectors.runtime.errors import PermanentError
 from connectors.runtime.shipping import REFUSALS, ShipRefused, ShipRequest
-from connectors.simkit.server import ensure_shop
-from connectors.simkit.world import World
-from tests.platform_helpers import serve_sim
 
 from ..facts import FACTS
 from ..shipping import Shipper, refusal
-from ..simulator import _SHIP_REFUSAL, create_app, douyin_order_id
-from .test_client import SHOP, Sim
+from ..simulator import _SHIP_REFUSAL
+from .test_client import SHOP, sim  # noqa: F401 (the fixture of a served simulator)
 
 
 def test_business_failures_become_refusal_kinds_with_the_platforms_words():
@@ -29,15 +26,7 @@ def test_every_refusal_the_simulator_answers_is_in_the_table():
     assert {number for number, _words in _SHIP_REFUSAL.values()} <= set(FACTS.ship_refusals)
 
 
-@pytest.fixture
-async def sim():
-    app = create_app(World(seed=5, id_factory=douyin_order_id))
-    ensure_shop(app, SHOP)
-    async with serve_sim(Sim, app) as sim:
-        yield sim
-
-
-async def test_a_pack_must_name_whole_skus_and_known_carriers(sim):
+async def test_a_pack_must_name_whole_skus_and_known_carriers(sim):  # noqa: F811 (the fixture)
     order = next(o for o in sim.world.create_orders(SHOP, 20, int(time.time() * 1000)) if len(o.lines) > 1)
     client = await sim.client()
     line = order.lines[0]
