@@ -147,8 +147,9 @@ class WeChatChannelsClient:
 
     # ---- calls ----
 
-    async def _call(self, path: str, body: dict, check=None) -> tuple[Response, dict]:
-        """POST `body` to `path` with the current token; a refused token is renewed and the call repeated once."""
+    async def _call(self, path: str, body: dict, check=None, parse=None) -> tuple[Response, dict]:
+        """POST `body` to `path` with the current token; a refused token is renewed and the call repeated once.
+        `parse(response)` reads the answer in place of `_parse` (the shipper's refusals)."""
         got: dict = {}
 
         def build() -> RequestSpec:
@@ -156,7 +157,7 @@ class WeChatChannelsClient:
                                data=orjson.dumps(body), headers={"Content-Type": "application/json"})
 
         def classify(response: Response) -> int:
-            doc = self._parse(response)
+            doc = (parse or self._parse)(response)
             records = check(doc) if check else 0
             got["doc"] = doc
             return records

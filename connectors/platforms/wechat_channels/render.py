@@ -79,7 +79,8 @@ def _address(order: SimOrder, plaintext: bool) -> dict:
     return address
 
 
-def _product_id(line: SimLine) -> str:
+def product_id(line: SimLine) -> str:
+    """The simulated product id of a line's sku."""
     return str(10_000_000_000_000 + int(line.sku_id) % 10**12)
 
 
@@ -89,7 +90,7 @@ def _products(order: SimOrder) -> list[dict]:
     for line in order.lines:
         state = line.refund_status
         out.append({
-            "product_id": _product_id(line), "sku_id": line.line_id, "sku_code": line.merchant_sku,
+            "product_id": product_id(line), "sku_id": line.line_id, "sku_code": line.merchant_sku,
             "thumb_img": f"https://store.mp.video.tencent-cloud.com/demo/{line.merchant_sku.lower()}.jpg",
             "sku_cnt": line.quantity, "sale_price": line.unit_price, "market_price": line.unit_price,
             # the paid price per unit, as the recorded answers give it (per line when it does not divide)
@@ -128,7 +129,7 @@ def _packages(order: SimOrder) -> list[dict]:
             "waybill_id": line.tracking_no, "delivery_id": code,
             "delivery_name": _MANIFEST.carriers.get(code, line.carrier_name or code),
             "delivery_time": _seconds(line.shipped_at), "deliver_type": 1, "product_infos": []})
-        package["product_infos"].append({"product_id": _product_id(line), "sku_id": line.line_id,
+        package["product_infos"].append({"product_id": product_id(line), "sku_id": line.line_id,
                                          "product_cnt": line.quantity})
     return list(packages.values())
 

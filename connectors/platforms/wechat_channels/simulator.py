@@ -10,8 +10,8 @@ Real API (wechat_channels.md §1-§9), every answer HTTP 200 with `errcode`/`err
   `next_key` (opaque, counts positions, "" first); newest update first; ids only.
 - `POST /channels/ec/order/get {order_id}`: the order (render.py); unknown order 10020001.
 - `POST /channels/ec/order/sensitiveinfo/decode {order_id}`: the receiver in clear, within a daily quota.
-- `POST /channels/ec/order/delivery/send {order_id, delivery_list}`: ships the listed lines
-  (20 → 21 → 30), partial shipments by listing a subset.
+- `POST /channels/ec/order/delivery/send {order_id, delivery_list}`: ships the listed products through
+  World.ship (20 → 21 → 30), partial shipments by listing a subset; refusals with the codes of shipping.py.
 - Token errors: missing 41001, unknown 40001, expired 42001. Quotas: `minute_quota` calls per shop and
   minute → 45011; `daily_quota` per API, shop and day → 45009; simkit faults: rate_limit → 45011,
   error_5xx → HTTP 502 and errcode -1 in turn, slow, malformed (a truncated body), duplicate_page (the
@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import secrets
 import time
 from collections import defaultdict
@@ -33,12 +34,14 @@ from collections import defaultdict
 import orjson
 from aiohttp import web
 
+from connectors.platforms.manifest import folder_manifest
 from connectors.simkit.pushes import PushHub
 from connectors.simkit.server import WORLD, ensure_shop, new_sim_app, notify, now_ms, take_fault
-from connectors.simkit.world import World
+from connectors.simkit.world import ShipRefusal, World
 
+from . import shipping
 from .pushes import WeChatPushes
-from .render import detail_answer, order_status
+from .render import detail_answer, order_status, product_id
 
 TOKEN_TTL_S, OVERLAP_S = 7200, 300
 WINDOW_MAX_S = 7 * 86_400
@@ -46,7 +49,7 @@ INVALID_APPID, INVALID_SECRET = 40013, 40125
 INVALID_CREDENTIAL, MISSING_TOKEN, TOKEN_EXPIRED = 40001, 41001, 42001
 DATA_FORMAT, INVALID_ARGS = 47001, 40097
 DAILY_QUOTA, MINUTE_QUOTA, SYSTEM_BUSY = 45009, 45011, -1
-ORDER_NOT_FOUND, ORDER_STATE = 10020001, 10020002  # unverified business codes
+ORDER_NOT_FOUND = 10020001  # unverified business code (the ship refusals: shipping.py)
 STATE = web.AppKey("wechat_channels_state", dict)
 HUB = web.AppKey("wechat_channels_pushes", PushHub)
 
@@ -231,32 +234,59 @@ def _decode(app: web.Application, shop_id: str, body: dict) -> dict:
     return {"address_info": address["address_info"]}
 
 
+_WAYBILL = re.compile(r"^[A-Za-z0-9]{6,32}$")  # a waybill number as carriers issue them (rule unverified)
+_REFUSAL = {  # simkit refusal -> (errcode, errmsg); the numbers are unverified
+    "closed": (shipping.ORDER_STATE, "order status not allow deliver"),
+    "unpaid": (shipping.ORDER_STATE, "order status not allow deliver"),
+    "refunded": (shipping.SKU_REFUNDED, "sku aftersale finished, not allow deliver"),
+    "already_shipped": (shipping.SKU_DELIVERED, "sku already delivered"),
+    "unknown_line": (shipping.SKU_NOT_IN_ORDER, "sku not in order"),
+}
+
+
+def _package(order, package, carriers: dict) -> tuple[str, str, list[str]]:
+    """(delivery_id, waybill_id, sku ids) of one `delivery_list` entry, checked as WeChat checks it."""
+    if not isinstance(package, dict):
+        raise ApiError(INVALID_ARGS, "invalid args hint: [delivery_list item must be an object]")
+    delivery_id, waybill = str(package.get("delivery_id") or ""), str(package.get("waybill_id") or "")
+    items = package.get("product_infos")
+    if not delivery_id or not waybill or not isinstance(items, list) or not items:
+        raise ApiError(INVALID_ARGS, "invalid args hint: [delivery_id, waybill_id and product_infos are required]")
+    if package.get("deliver_type", 1) != 1:
+        raise ApiError(INVALID_ARGS, "invalid args hint: [deliver_type must be 1 (express)]")
+    if delivery_id not in carriers:
+        raise ApiError(shipping.INVALID_DELIVERY_ID, f"invalid delivery_id {delivery_id}")
+    if not _WAYBILL.match(waybill):
+        raise ApiError(shipping.INVALID_WAYBILL, "invalid waybill_id")
+    lines = {line.line_id: line for line in order.lines}
+    skus = []
+    for item in items:
+        line = lines.get(str(item.get("sku_id"))) if isinstance(item, dict) else None
+        if line is None:
+            raise ApiError(shipping.SKU_NOT_IN_ORDER, f"sku not in order: {item}")
+        if str(item.get("product_id")) != product_id(line) or item.get("product_cnt") != line.quantity:
+            raise ApiError(INVALID_ARGS, f"invalid args hint: [product_id/product_cnt of sku {line.line_id}]")
+        skus.append(line.line_id)
+    return delivery_id, waybill, skus
+
+
 async def _deliver(app: web.Application, shop_id: str, body: dict) -> dict:
+    """`order/delivery/send`: each package of `delivery_list` leaves with its waybill (World.ship); listing
+    some of the products is a partial shipment (20 → 21 → 30). The next order/get shows the packages and
+    a push says the order was delivered."""
     order = _order(app, shop_id, body)
     packages = body.get("delivery_list")
     if not isinstance(packages, list) or not packages:
         raise ApiError(INVALID_ARGS, "invalid args hint: [delivery_list is required]")
-    if order.status not in ("PAID", "PARTIALLY_SHIPPED"):
-        raise ApiError(ORDER_STATE, "order status not allow deliver")
-    lines = {line.line_id: line for line in order.lines}
-    world, now = app[WORLD], now_ms()
-    with world._lock:
-        for package in packages:
-            items = package.get("product_infos") if isinstance(package, dict) else None
-            if not items or not package.get("waybill_id") or not package.get("delivery_id"):
-                raise ApiError(INVALID_ARGS, "invalid args hint: [waybill_id, delivery_id and product_infos]")
-            for item in items:
-                line = lines.get(str(item.get("sku_id")))
-                if line is None or line.shipped_at is not None:
-                    raise ApiError(INVALID_ARGS, f"invalid args hint: [sku_id {item.get('sku_id')} not deliverable]")
-                code = str(package["delivery_id"])
-                line.shipped_at, line.carrier, line.tracking_no = now, code, str(package["waybill_id"])
-                line.carrier_name = None
-        pending = [line for line in order.lines if line.shipped_at is None and line.refund_status != "REFUNDED"]
-        order.updated_at = max(now, order.updated_at + 1000)
-        order.shipped_at = order.shipped_at or now
-        order.status = "PARTIALLY_SHIPPED" if pending else "SHIPPED"
-        world.changes += 1
+    if order.status not in ("PAID", "PARTIALLY_SHIPPED"):  # 20 待发货 and 21 部分发货 only
+        raise ApiError(shipping.ORDER_STATE, "order status not allow deliver")
+    carriers = folder_manifest(__file__).carriers
+    checked = [_package(order, package, carriers) for package in packages]
+    for delivery_id, waybill, skus in checked:
+        try:
+            app[WORLD].ship(order, skus, delivery_id, carriers[delivery_id], waybill, now_ms())
+        except ShipRefusal as exc:
+            raise ApiError(*_REFUSAL[exc.kind]) from None
     await notify(app, shop_id, [order])
     return {}
 

@@ -22,6 +22,14 @@ PARAM_ERROR = 100001         # business errors (code/msg envelope)
 WINDOW_TOO_WIDE = 100002
 ORDER_NOT_FOUND = 100003
 NO_PERMISSION = 100004
+# order.orderDeliver refusals (numbers unverified; the words are what the seller backend shows)
+DELIVER_CANCELLED = 100101    # 订单已取消，不能发货
+DELIVER_UNPAID = 100102       # 订单未支付，不能发货
+DELIVER_REFUNDED = 100103     # 商品已退款，不能发货
+DELIVER_DONE = 100104         # 订单已发货，不能重复发货
+DELIVER_SKU = 100105          # skuId不属于该订单
+DELIVER_EXPRESS = 100106      # 物流公司编码不存在
+DELIVER_EXPRESS_NO = 100107   # 运单号不符合规则
 
 RATE_LIMIT, TOKEN, WINDOW, NOT_FOUND, TRANSIENT, PERMANENT = (
     "rate_limit", "token_expired", "window_too_wide", "not_found", "transient", "permanent")

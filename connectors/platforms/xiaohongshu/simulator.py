@@ -6,13 +6,16 @@ method/appId/timestamp/version + secret and the timestamp's freshness (the body 
 answers summaries only, newest update first, with `total` and `maxPageNo`; the detail has lines and
 amounts but no receiver, which `order.getOrderReceiverInfo` gives as ciphertexts; `data.batchDesensitise`
 masks them and `data.batchDecrypt` opens them (a quarter of the mobiles are shown as privacy numbers
-with an extension). Errors are HTTP 200
+with an extension); `order.orderDeliver` ships the order or some of its skus (World.ship), refusing in
+the seller backend's words. Errors are HTTP 200
 with `success: false` in the platform's two envelopes (errors.py). Knobs: `qps_limit`, the window and
 page limits, token lifetimes; the shared `/_sim` faults; pushes through delivery.py.
 """
 from __future__ import annotations
 
 import hashlib
+import inspect
+import re
 import secrets
 import time
 from collections import deque
@@ -23,8 +26,8 @@ from aiohttp import web
 from connectors.platforms.manifest import folder_manifest
 from connectors.simkit.faults import over_qps
 from connectors.simkit.pushes import PushHub
-from connectors.simkit.server import WORLD, ensure_shop, new_sim_app, now_ms, take_fault
-from connectors.simkit.world import SimOrder, World
+from connectors.simkit.server import WORLD, ensure_shop, new_sim_app, notify, now_ms, take_fault
+from connectors.simkit.world import ShipRefusal, SimOrder, World
 
 from . import errors
 from .delivery import XiaohongshuPushes
@@ -205,10 +208,49 @@ def _batch_desensitise(app: web.Application, shop_id: str, params: dict) -> dict
     return {"desensitiseInfoList": out}
 
 
+_EXPRESS_NO = re.compile(r"^[A-Za-z0-9]{6,32}$")  # a waybill number as carriers issue them (rule unverified)
+_REFUSAL = {  # simkit refusal -> (code, the seller backend's words)
+    "closed": (errors.DELIVER_CANCELLED, "订单已取消，不能发货"),
+    "unpaid": (errors.DELIVER_UNPAID, "订单未支付，不能发货"),
+    "refunded": (errors.DELIVER_REFUNDED, "商品已退款，不能发货"),
+    "already_shipped": (errors.DELIVER_DONE, "订单已发货，不能重复发货"),
+    "unknown_line": (errors.DELIVER_SKU, "skuId不属于该订单"),
+}
+
+
+async def _order_deliver(app: web.Application, shop_id: str, params: dict) -> dict:
+    """`order.orderDeliver`: the order (or, with `unpack`, the skus of `skuIdList`) leaves with the waybill;
+    the next detail shows its package and 部分发货 / 待收货, and a push says the fulfilment changed."""
+    order_id, express_no, company = (str(params.get(n) or "").strip()
+                                     for n in ("orderId", "expressNo", "expressCompanyCode"))
+    for name, value in (("orderId", order_id), ("expressNo", express_no), ("expressCompanyCode", company)):
+        if not value:
+            raise _param(f"{name} 不能为空")
+    carriers = folder_manifest(__file__).carriers
+    if company not in carriers:
+        raise XhsError(errors.DELIVER_EXPRESS, f"物流公司编码不存在：{company}", legacy=False)
+    order = _mine(app, shop_id, order_id)
+    if order is None:
+        raise XhsError(errors.ORDER_NOT_FOUND, "订单不存在", legacy=False)
+    if not _EXPRESS_NO.match(express_no):
+        raise XhsError(errors.DELIVER_EXPRESS_NO, "运单号不符合规则", legacy=False)
+    skus = params.get("skuIdList") or []
+    if not isinstance(skus, list) or not all(isinstance(s, str) and s for s in skus):
+        raise _param("skuIdList 为 skuId 字符串列表")
+    if bool(skus) != (params.get("unpack") is True):
+        raise _param("拆包发货须同时传 unpack=true 和 skuIdList")
+    try:
+        app[WORLD].ship(order, list(dict.fromkeys(skus)), company, carriers[company], express_no, now_ms())
+    except ShipRefusal as exc:
+        raise XhsError(*_REFUSAL[exc.kind], legacy=False) from None
+    await notify(app, shop_id, [order])
+    return {}
+
+
 OAUTH = {"oauth.getAccessToken": _get_access_token, "oauth.refreshToken": _refresh_token}
 METHODS = {**OAUTH, "order.getOrderList": _order_list, "order.getOrderDetail": _order_detail,
            "order.getOrderReceiverInfo": _receiver_info, "data.batchDecrypt": _batch_decrypt,
-           "data.batchDesensitise": _batch_desensitise}
+           "data.batchDesensitise": _batch_desensitise, "order.orderDeliver": _order_deliver}
 
 
 # ---- the gateway ----
@@ -281,6 +323,8 @@ async def _gateway(request: web.Request) -> web.Response:
     try:
         shop_id = _check(request.app, params)
         data = METHODS[params["method"]](request.app, shop_id, params)
+        if inspect.isawaitable(data):
+            data = await data
     except XhsError as exc:
         return _fail(exc)
     body = answer(data)

@@ -160,20 +160,21 @@ class YouzanClient:
 
     # ---- calls ----
 
-    async def _call(self, name: str, params: dict) -> tuple[Response, dict]:
-        """One API call with a valid token (renewed once if the gateway refuses it)."""
+    async def _call(self, name: str, params: dict, decode=None) -> tuple[Response, dict]:
+        """One API call with a valid token (renewed once if the gateway refuses it); `decode(response)`
+        reads an API of another envelope (the 3.x ones) in place of the 4.x `_decode`."""
         for attempt in (1, 2):
             if not self._token_fresh():
                 await self._renew_token()
             try:
-                return await self._call_once(name, params)
+                return await self._call_once(name, params, decode or _decode)
             except TokenRejected:
                 if attempt == 2:
                     raise
                 self._token = None  # expired or revoked: renew and call once more
         raise AssertionError("unreachable")
 
-    async def _call_once(self, name: str, params: dict) -> tuple[Response, dict]:
+    async def _call_once(self, name: str, params: dict, decode) -> tuple[Response, dict]:
         seen: dict = {}
 
         def build() -> RequestSpec:
@@ -181,14 +182,14 @@ class YouzanClient:
                                params={"access_token": self._token}, data=orjson.dumps(params), headers=_JSON)
 
         def classify(response: Response) -> int:
-            doc = _decode(response)
+            doc = decode(response)
             trace = doc.get("trace_id")
             if trace is not None and trace in self._trace_ids:
                 raise TransientError(f"youzan: answer {trace} given twice", code="duplicate_page")
             if trace is not None:
                 self._trace_ids.append(trace)
             seen["doc"] = doc
-            rows = doc["data"].get("full_order_info_list")
+            rows = (doc.get("data") or {}).get("full_order_info_list")
             return len(rows) if isinstance(rows, list) else 1
 
         return await self.caller.request(name, build, classify), seen["doc"]

@@ -157,6 +157,12 @@ def full_order_info(order: SimOrder, plaintext: bool = False) -> dict:
     }
 
 
+def _express_id(carrier: str | None) -> int:
+    """The express id of a line's carrier: the world's code, or the id an upload named."""
+    carrier = carrier or ""
+    return EXPRESS_IDS.get(carrier) or (int(carrier) if carrier.isdigit() else 0)
+
+
 def delivery_order(order: SimOrder) -> list[dict]:
     """One package per tracking number, with the oids it holds."""
     packages: dict[str, dict] = {}
@@ -169,7 +175,7 @@ def delivery_order(order: SimOrder) -> list[dict]:
                 "pk_id": 300_000_000 + _digits(line.tracking_no, 8), "express_state": 1, "express_type": 0,
                 "oids": [],
                 "dists": [{"dist_id": f"{_digits(line.tracking_no, 12):012d}",
-                           "express_info": {"express_id": EXPRESS_IDS.get(line.carrier or "", 0),
+                           "express_info": {"express_id": _express_id(line.carrier),
                                             "express_no": line.tracking_no}}]}
         package["oids"].append({"oid": line.line_id})
     return list(packages.values())

@@ -5,7 +5,9 @@
   platform's business error. Youzan does not sign requests: the token is the credential.
 - `POST /api/{api}/{version}?access_token=…` with a JSON body: `youzan.trades.sold.get/4.0.4` (time ranges
   on created/update/success, `page_no` from 1, `page_size` ≤ 100, `total_results`, newest created first, a
-  range over `max_window_s` refused, pages deeper than `deep_page_cap` refused) and `youzan.trade.get/4.0.2`.
+  range over `max_window_s` refused, pages deeper than `deep_page_cap` refused), `youzan.trade.get/4.0.2`
+  and `youzan.logistics.online.confirm/3.0.0` (ships the trade or its `oids` through World.ship; a 3.x API,
+  answering `{"response"}` / `{"error_response": {"code", "msg"}}` in the seller backend's words).
 - Failures as the gateway gives them, HTTP 200 unless said: `gw_err_resp` 4201 (no or unknown token),
   4202 (expired token), 4203 (over `qps_limit` calls per second per token, or the `rate_limit` fault),
   HTTP 404 with `gw_err_resp` for an unknown API or version; business errors `{"success": false, ...}`.
@@ -18,6 +20,8 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
+import re
 import secrets
 import time
 from collections import deque
@@ -29,8 +33,8 @@ from aiohttp import web
 from connectors.platforms.manifest import folder_manifest
 from connectors.simkit.faults import over_qps
 from connectors.simkit.pushes import PushHub
-from connectors.simkit.server import WORLD, new_sim_app, now_ms, take_fault
-from connectors.simkit.world import World
+from connectors.simkit.server import WORLD, new_sim_app, notify, now_ms, take_fault
+from connectors.simkit.world import ShipRefusal, World
 from schemas.canonical import BEIJING
 
 from . import api
@@ -128,7 +132,45 @@ def _trade(app: web.Application, shop_id: str, params: dict) -> dict:
     return detail_data(order, app[STATE]["plaintext"])
 
 
-APIS = {api.SOLD_GET: _sold, api.TRADE_GET: _trade}
+_OUT_SID = re.compile(r"^[A-Za-z0-9]{6,32}$")  # a waybill number as carriers issue them (rule unverified)
+_REFUSAL = {  # simkit refusal -> (code, the seller backend's words)
+    "closed": (api.SHIP_CLOSED, "订单已关闭，不能发货"),
+    "unpaid": (api.SHIP_UNPAID, "订单未付款，不能发货"),
+    "refunded": (api.SHIP_REFUNDED, "商品已退款，不能发货"),
+    "already_shipped": (api.SHIP_DONE, "商品已发货，请勿重复发货"),
+    "unknown_line": (api.SHIP_OID, "子订单 oid 不属于该订单"),
+}
+
+
+async def _ship(app: web.Application, shop_id: str, params: dict) -> dict:
+    """`youzan.logistics.online.confirm`: the trade (or its `oids`) leaves with the waybill; the next detail
+    shows the package in delivery_order, and a push says the seller shipped."""
+    tid, out_sid = (str(params.get(n) or "").strip() for n in ("tid", "out_sid"))
+    stype = str(params.get("out_stype") or "").strip()
+    for name, value in (("tid", tid), ("out_stype", stype), ("out_sid", out_sid)):
+        if not value:
+            raise YouzanError(api.BAD_PARAMETER, f"参数 {name} 不能为空")
+    if str(params.get("is_no_express", 0)) not in ("0", "1"):
+        raise YouzanError(api.BAD_PARAMETER, "参数 is_no_express 只能是 0 或 1")
+    carriers = folder_manifest(__file__).carriers
+    if stype not in carriers:
+        raise YouzanError(api.SHIP_EXPRESS, f"快递公司不存在 out_stype={stype}")
+    order = app[WORLD].orders.get(tid)
+    if order is None or order.shop_id != shop_id:
+        raise YouzanError(api.ORDER_NOT_FOUND, "订单不存在")
+    if not _OUT_SID.match(out_sid):
+        raise YouzanError(api.SHIP_OUT_SID, "运单号格式不正确")
+    oids = [x.strip() for x in str(params.get("oids") or "").split(",") if x.strip()]
+    try:
+        app[WORLD].ship(order, list(dict.fromkeys(oids)), stype, carriers[stype], out_sid, now_ms())
+    except ShipRefusal as exc:
+        raise YouzanError(*_REFUSAL[exc.kind]) from None
+    await notify(app, shop_id, [order])
+    return {"is_success": True}
+
+
+APIS = {api.SOLD_GET: _sold, api.TRADE_GET: _trade, api.SHIP: _ship}
+LEGACY = {api.SHIP}  # 3.x APIs: {"response": …} / {"error_response": {"code", "msg"}}
 
 
 def _shop_of_token(app: web.Application, token: str | None) -> str | web.Response:
@@ -162,10 +204,15 @@ async def _api(request: web.Request) -> web.Response:
         params = orjson.loads(await request.read() or b"{}")
         if not isinstance(params, dict):
             raise YouzanError(api.BAD_PARAMETER, "请求体必须是 JSON 对象")
-        body = envelope(APIS[name](request.app, shop_id, params))
+        data = APIS[name](request.app, shop_id, params)
+        if inspect.isawaitable(data):
+            data = await data
+        body = orjson.dumps({"response": data}) if name in LEGACY else envelope(data)
     except orjson.JSONDecodeError:
         return _business(YouzanError(api.BAD_PARAMETER, "请求体不是合法的 JSON"))
     except YouzanError as exc:
+        if name in LEGACY:
+            return _json({"error_response": {"code": exc.code, "msg": exc.message}})
         return _business(exc)
     cfg["last"] = body
     if kind == "malformed":

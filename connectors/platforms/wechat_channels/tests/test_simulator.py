@@ -13,6 +13,8 @@ from tests.platform_helpers import SimHarness, serve_sim
 
 from ..client import DETAIL, LIST, TOKEN, WeChatChannelsClient, _seconds_to_beijing_midnight
 from ..mapping import map_payload
+from ..render import product_id
+from ..shipping import ORDER_STATE, SKU_DELIVERED
 from ..simulator import STATE, create_app
 
 SHOP = "tonglu-wechat_channels-home"
@@ -231,7 +233,7 @@ async def test_partial_shipments_through_delivery_send(sim):
     async def ship(lines, waybill):
         return await sim.post("/channels/ec/order/delivery/send", {"order_id": order.external_id, "delivery_list": [
             {"delivery_id": "YD", "waybill_id": waybill, "deliver_type": 1,
-             "product_infos": [{"product_id": "1", "sku_id": line.line_id, "product_cnt": line.quantity}
+             "product_infos": [{"product_id": product_id(line), "sku_id": line.line_id, "product_cnt": line.quantity}
                                for line in lines]}]}, access_token=token)
 
     async def state():
@@ -244,11 +246,11 @@ async def test_partial_shipments_through_delivery_send(sim):
     assert (status, mapped["status"]) == (21, "PARTIALLY_SHIPPED")
     assert mapped["shipments"] == [{"carrier": "韵达快递", "tracking_no": "YD4300000000001",
                                     "shipped_at": mapped["shipped_at"], "line_ids": [first.line_id]}]
-    assert (await ship([first], "YD4300000000009"))["errcode"] == 40097  # already shipped
+    assert (await ship([first], "YD4300000000009"))["errcode"] == SKU_DELIVERED
     assert (await ship(rest, "YD4300000000002"))["errcode"] == 0
     status, mapped = await state()
     assert (status, mapped["status"], len(mapped["shipments"])) == (30, "SHIPPED", 2)
-    assert (await ship(rest, "YD4300000000003"))["errcode"] == 10020002  # nothing left to ship
+    assert (await ship(rest, "YD4300000000003"))["errcode"] == ORDER_STATE  # 30: nothing left to ship
 
 
 async def test_sensitive_info_decode_is_plaintext_within_a_daily_quota(sim):
