@@ -9,8 +9,10 @@ the simulator's app passes `now` (epoch seconds).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
+
+import orjson
 
 from connectors.tracking import kuaidi100
 from schemas.canonical import BEIJING
@@ -61,6 +63,9 @@ class Parcel:
                                "data": list(self.steps)}}
 
 
+FORMAT = 1  # of a saved file
+
+
 class SubscriptionError(ValueError):
     """A refused subscription: `code` is Kuaidi100's returnCode."""
 
@@ -83,6 +88,7 @@ class Parcels:
         self.key, self.demo, self.demo_pace, self.pace = key, demo, demo_pace, pace
         self.parcels: dict[str, Parcel] = {}
         self._rng = random.Random(seed)
+        self.changes = 0  # counts changes, so a saver knows when there is something to save
 
     def subscribe(self, param: dict, now: float, order_shop: tuple[str, str] | None) -> Parcel:
         """Register a parcel from a subscription's `param`; SubscriptionError(returnCode) if refused."""
@@ -106,6 +112,7 @@ class Parcels:
                         now + pace * rng.uniform(0.6, 1.0), origin, dest, rng.choice(_SURNAMES),
                         f"1{rng.randrange(3, 9)}{rng.randrange(10 ** 8, 10 ** 9)}")
         self.parcels[number] = parcel
+        self.changes += 1
         return parcel
 
     def _step(self, parcel: Parcel, code: str, word: str, text: str, now: float) -> None:
@@ -116,6 +123,26 @@ class Parcels:
                                 "areaCode": "", "areaName": parcel.dest, "location": ""})
         parcel.state = code
         parcel.done = code in ("3", "6", "14")
+        self.changes += 1
+
+    def snapshot(self) -> bytes:
+        """Every parcel (its steps so far, when its next one is due) and the random generator, as JSON."""
+        return orjson.dumps({"format": FORMAT, "parcels": [asdict(p) for p in self.parcels.values()],
+                             "rng": self._rng.getstate()})
+
+    def restore(self, data: bytes) -> None:
+        """Replace the parcels and the random state with a `snapshot` (unknown fields are ignored, so a file
+        of a newer simulator loads; ValueError, KeyError or TypeError for a damaged one, changing nothing)."""
+        saved = orjson.loads(data)
+        known = {f.name for f in fields(Parcel)}
+        restored = {}
+        for row in saved["parcels"]:
+            parcel = Parcel(**{k: v for k, v in row.items() if k in known})
+            restored[parcel.number] = parcel
+        version, internal, gauss = saved["rng"]
+        self._rng.setstate((version, tuple(internal), gauss))
+        self.parcels = restored
+        self.changes += 1
 
     def tick(self, now: float) -> list[Parcel]:
         """Move every parcel whose next step is due; the parcels that have something new to push."""
@@ -140,3 +167,4 @@ class Parcels:
         if turn == "exception":
             parcel.due = now + parcel.pace  # the carrier sorts it out and the parcel moves on
         return parcel
+

@@ -194,3 +194,41 @@ async def test_the_simulator_answers_subscriptions_and_pushes_until_acknowledged
             await task
         updates.close()
         await sim_runner.cleanup()
+
+
+async def test_a_restarted_simulator_keeps_its_parcels_and_their_next_steps(tmp_path):
+    """The parcels are saved under the data dir (on a clean stop here); a simulator started again on the
+    same file has each parcel where it was, and moves it on with its next step of life."""
+    saved = tmp_path / "simulators" / "tracking.json"
+    demo = frozenset({("taobao", "s1")})
+    callback = kuaidi100.callback_url(f"http://127.0.0.1:{free_port()}{PATH}", "taobao:s1:5")  # nobody listens
+
+    async def parcel(url, session) -> dict:
+        async with session.get(f"{url}/_sim/parcels", params={"tracking_no": "ZT5550001112"}) as resp:
+            (found,) = (await resp.json())["parcels"]
+        return found
+
+    runner, url = await serve_app(create_app(key="k", demo_shops=demo, demo_pace=0.4, path=saved))
+    async with aiohttp.ClientSession() as session:
+        form = kuaidi100.subscribe_form("zhongtong", "ZT5550001112", "k", callback, "salt")
+        async with session.post(f"{url}/poll", data=form) as resp:
+            assert (await resp.json())["returnCode"] == "200"
+        deadline = time.time() + 10
+        while len((before := await parcel(url, session))["steps"]) < 2 and time.time() < deadline:
+            await asyncio.sleep(0.1)
+        await runner.cleanup()
+        assert saved.exists() and len(before["steps"]) == 2
+
+        runner, url = await serve_app(create_app(key="k", demo_shops=demo, demo_pace=0.4, path=saved))
+        try:
+            after = await parcel(url, session)
+            assert {k: after[k] for k in ("state", "steps", "done")} == {k: before[k] for k in ("state", "steps", "done")}
+            async with session.post(f"{url}/poll", data=form) as resp:
+                assert (await resp.json())["returnCode"] == "501"  # still tracked: the subscription was kept
+            deadline = time.time() + 10
+            while len((moved := await parcel(url, session))["steps"]) < 3 and time.time() < deadline:
+                await asyncio.sleep(0.1)
+            assert [s["status"] for s in reversed(moved["steps"])] == ["揽收", "在途", "在途"]  # the third of its life
+            assert moved["steps"][1:] == before["steps"]
+        finally:
+            await runner.cleanup()
