@@ -52,6 +52,7 @@ class Parcel:
     state: str | None = None  # Kuaidi100 state code of the newest step
     stage: int = 0  # the next step of LIFE
     done: bool = False  # signed for, returned or refused: no more steps of its own
+    acked: int = 0  # steps its callback has acknowledged (a push of fewer is due, e.g. after a restart)
 
     def push(self) -> dict:
         """The push body (before form encoding) of the parcel as it stands."""
@@ -143,6 +144,16 @@ class Parcels:
         self._rng.setstate((version, tuple(internal), gauss))
         self.parcels = restored
         self.changes += 1
+
+    def acknowledged(self, parcel: Parcel, steps: int) -> None:
+        """The callback took a push of the parcel's first `steps` steps."""
+        if steps > parcel.acked:
+            parcel.acked = steps
+            self.changes += 1
+
+    def unacknowledged(self) -> list[Parcel]:
+        """Parcels with steps their callback has not acknowledged (a restarted simulator pushes them)."""
+        return [p for p in self.parcels.values() if len(p.steps) > p.acked]
 
     def tick(self, now: float) -> list[Parcel]:
         """Move every parcel whose next step is due; the parcels that have something new to push."""

@@ -129,6 +129,7 @@ def _push_soon(app: web.Application, parcel: Parcel) -> None:
 async def _deliver(app: web.Application, parcel: Parcel, form: dict, generation: int, lock: asyncio.Lock) -> None:
     state = app[STATE]
     attempts = state["pushes"].setdefault(parcel.number, [])
+    steps = len(parcel.steps)
     delay = 1.0
     try:
         for _attempt in range(state["retries"] + 1):
@@ -136,6 +137,7 @@ async def _deliver(app: web.Application, parcel: Parcel, form: dict, generation:
                 return  # a newer step's push carries this one's trace too
             async with lock:
                 if await _post(app, parcel, form, attempts):
+                    app[PARCELS].acknowledged(parcel, steps)
                     return
             await asyncio.sleep(delay)
             delay *= 2
@@ -161,6 +163,8 @@ async def _post(app: web.Application, parcel: Parcel, form: dict, attempts: list
 async def _mover(app: web.Application):
     """Moves the parcels and pushes their steps while the app runs."""
     app[SESSION] = aiohttp.ClientSession()
+    for parcel in app[PARCELS].unacknowledged():  # steps taken before a restart whose push did not land
+        _push_soon(app, parcel)
 
     async def move():
         while True:
