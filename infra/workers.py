@@ -98,8 +98,8 @@ async def _tracking_simulator(settings: Settings, demo: bool):
     from connectors.tracking.simulator import create_app
 
     shops = frozenset((code, shop) for code, p in platforms.registry().items() for shop in p.manifest.demo_shops)
-    runner = web.AppRunner(create_app(key=settings.kuaidi100_key, demo_shops=shops if demo else frozenset()),
-                           access_log=None)
+    runner = web.AppRunner(create_app(key=settings.kuaidi100_key, demo_shops=shops if demo else frozenset(),
+                                      path=settings.data_dir / "simulators" / "tracking.json"), access_log=None)
     await runner.setup()
     host, port = settings.tracking_sim_host_port
     await web.TCPSite(runner, host, port).start()

@@ -71,19 +71,31 @@ def _day_iso(day: int) -> str:
 def ms_to_iso(ms: int | None) -> str | None:
     """UTC epoch milliseconds -> ISO-8601 with Z (the JSON form of canonical times).
 
-    Integer arithmetic: exact at every millisecond and about ten times faster than datetime.
+    Integer arithmetic, exact at every millisecond; the seconds part is kept for the seconds seen lately
+    (the times of a busy stream share them), so most calls format only the milliseconds.
     """
     if ms is None:
         return None
-    day, rem = divmod(ms, 86_400_000)
-    sec, milli = divmod(rem, 1000)
-    hour, sec = divmod(sec, 3600)
-    minute, sec = divmod(sec, 60)
-    return f"{_day_iso(day)}T{hour:02d}:{minute:02d}:{sec:02d}.{milli:03d}Z"
+    sec, milli = divmod(ms, 1000)
+    return f"{_second_iso(sec)}.{milli:03d}Z"
+
+
+@lru_cache(maxsize=8192)
+def _second_iso(sec: int) -> str:
+    day, rem = divmod(sec, 86_400)
+    hour, rem = divmod(rem, 3600)
+    minute, rem = divmod(rem, 60)
+    return f"{_day_iso(day)}T{hour:02d}:{minute:02d}:{rem:02d}"
 
 
 def ms_to_beijing(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+    return _beijing_second(ms // 1000)
+
+
+@lru_cache(maxsize=1024)
+def _beijing_second(second: int) -> str:
+    # signed API calls stamp "now" thousands of times a second: formatted once per second
+    return datetime.fromtimestamp(second, tz=BEIJING).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def mask_phone(phone: str | None) -> str | None:

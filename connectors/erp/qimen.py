@@ -1,10 +1,16 @@
-"""Qimen (奇门) `taobao.qimen.deliveryorder.create` for WMSs that take orders this way (pure functions).
+"""Qimen (奇门) `taobao.qimen.deliveryorder.create` and `taobao.qimen.order.cancel` for WMSs that take
+orders this way (pure functions).
 
 The request is a POST to the WMS's router URL: system parameters in the query string (`method`,
 `app_key`, `customerId`, `timestamp` in Beijing time, `format=xml`, `v=2.0`, `sign_method=md5`, `sign`)
 and the XML `<request><deliveryOrder>…</deliveryOrder><orderLines>…</orderLines></request>` as the body
 (erp_and_messaging.md §1). `deliveryOrderCode` is the canonical order id: a WMS answers a repeated code
 with the delivery order it already has, so a retried or replayed event creates nothing twice.
+
+An order cancelled, or refunded in full, after it was paid and before anything shipped becomes
+`order.cancel` (单据取消) of that delivery order: `<request>` with `warehouseCode`, `ownerCode`, `orderCode`
+(the deliveryOrderCode), `orderType`, `cancelReason`, signed like every Qimen call. After shipping there
+is nothing for the WMS to cancel (the parcel is on its way): such an event is not sent (`method_for`).
 
 The receiver travels as Tonglu holds it: masked name, phone and street, plus the platform's token for
 an authorised decrypt channel (`extendProps/secureToken`); the plain text never leaves the platform.
@@ -20,6 +26,9 @@ from connectors.erp.signing import qimen_sign
 from schemas.canonical import from_minor, ms_to_beijing
 
 METHOD = "taobao.qimen.deliveryorder.create"
+CANCEL_METHOD = "taobao.qimen.order.cancel"
+CANCELLING = {"OrderCancelled": "订单已取消 order cancelled", "OrderRefunded": "订单已全额退款 order refunded in full"}
+_SHIPPED = ("SHIPPED", "PARTIALLY_SHIPPED", "DELIVERED", "COMPLETED")
 CONTENT_TYPE = "text/xml;charset=utf-8"
 
 
@@ -91,9 +100,31 @@ def deliveryorder_xml(event: dict, party: QimenParty, source_code: str, source_n
     return xml.encode("utf-8")
 
 
-def request_query(party: QimenParty, secret: str, body: bytes, now_ms: int) -> str:
+def method_for(event_type: str, order: dict) -> str | None:
+    """The Qimen method an order event becomes: `order.cancel` for a cancellation or full refund of a paid
+    order that has not shipped, `deliveryorder.create` for any other event, None when a cancellation
+    needs no call (never paid: the WMS never had it; shipped: nothing left to stop)."""
+    if event_type not in CANCELLING:
+        return METHOD
+    if order.get("paid_at") is None or order.get("shipments") or order.get("status") in _SHIPPED:
+        return None
+    return CANCEL_METHOD
+
+
+def ordercancel_xml(event: dict, party: QimenParty) -> bytes:
+    """The XML body of `order.cancel` for the order an `OrderCancelled`/`OrderRefunded` event carries."""
+    order = event["order"]
+    reason = CANCELLING.get(event["event_type"], event["event_type"])
+    body = "".join([
+        _el("warehouseCode", party.warehouse_code), _el("ownerCode", party.owner_code),
+        _el("orderCode", order["order_id"]), _el("orderType", party.order_type), _el("cancelReason", reason),
+        "<extendProps>", _el("tongluEventId", event["event_id"]), "</extendProps>"])
+    return f'<?xml version="1.0" encoding="utf-8"?><request>{body}</request>'.encode()
+
+
+def request_query(party: QimenParty, secret: str, body: bytes, now_ms: int, method: str = METHOD) -> str:
     """The signed query string (without `?`) of one attempt at `now_ms`."""
-    params = {"method": METHOD, "app_key": party.app_key, "customerId": party.customer_id,
+    params = {"method": method, "app_key": party.app_key, "customerId": party.customer_id,
               "timestamp": ms_to_beijing(now_ms), "format": "xml", "v": "2.0", "sign_method": "md5"}
     params["sign"] = qimen_sign(secret, params, body)
     return urlencode(params)

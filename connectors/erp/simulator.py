@@ -7,7 +7,8 @@ What an ERP and a WMS would do with Tonglu's deliveries:
 - a `POST` whose query names `method=taobao.qimen.*` (e.g. `/router/qimen`): a Qimen request, signed with
   `TONGLU_QIMEN_SECRET` (demo default `qimen_demo_secret`); answered in Qimen XML (`<flag>success</flag>`
   with a `deliveryOrderId` that stays the same for a repeated `deliveryOrderCode`, or failure
-  `sign-check-failure`).
+  `sign-check-failure`). `taobao.qimen.order.cancel` cancels a delivery order created before (again:
+  success; an `orderCode` never created: failure `order-not-exist`).
 
 Control API (not part of any real service):
 - `GET /_sim/received[?order_id=][&format=qimen]` → `{"received": [{"headers": {…}, "body": {…},
@@ -43,6 +44,7 @@ DEMO_SECRET = "whsec_tonglu_demo"
 QIMEN_DEMO_SECRET = "qimen_demo_secret"
 FAULT_KINDS = ("down", "error_5xx", "slow")
 _OK = orjson.dumps({"ok": True})
+CANCEL = "taobao.qimen.order.cancel"
 
 
 @dataclass
@@ -115,6 +117,7 @@ class ErpSim:
     faults: FaultPlan = field(default_factory=FaultPlan)
     tally: Tally = field(default_factory=Tally)
     delivery_orders: dict = field(default_factory=dict)
+    cancelled: set = field(default_factory=set)  # deliveryOrderCodes cancelled through order.cancel
 
     def __post_init__(self):
         self.received = deque(maxlen=self.keep)
@@ -215,14 +218,26 @@ def _qimen(request: web.Request, sim: ErpSim, raw: bytes) -> web.Response:
         sim.tally.counts["qimen_rejected"] += 1
         return _qimen_answer("failure", "sign-check-failure", "Illegal request: sign check failure")
     text = raw.decode("utf-8", "replace")
-    code = _between(text, "deliveryOrderCode") or ""
-    known = sim.delivery_orders.setdefault(code, f"WMS-DO-{len(sim.delivery_orders) + 1:08d}")
-    body = {"deliveryOrderCode": code, "tongluEventId": _between(text, "tongluEventId"), "method": params.get("method")}
+    method = params.get("method")
+    if method == CANCEL:
+        code = _between(text, "orderCode") or ""
+        known = sim.delivery_orders.get(code)
+        if known is None:
+            return _qimen_answer("failure", "order-not-exist", f"单据不存在 no delivery order {code}")
+        sim.cancelled.add(code)
+        answer = _qimen_answer("success", "0", "取消成功")
+        body = {"deliveryOrderCode": code, "deliveryOrderId": known, "cancelReason": _between(text, "cancelReason")}
+    else:
+        code = _between(text, "deliveryOrderCode") or ""
+        known = sim.delivery_orders.setdefault(code, f"WMS-DO-{len(sim.delivery_orders) + 1:08d}")
+        answer = _qimen_answer("success", "0", "创建成功", createTime=time.strftime("%Y-%m-%d %H:%M:%S"),
+                               deliveryOrderId=known)
+        body = {"deliveryOrderCode": code}
+    body.update(tongluEventId=_between(text, "tongluEventId"), method=method)
     headers = {str(k): v for k, v in request.headers.items()}
     sim.qimen.append(({**headers, "_query": params}, raw, body, int(time.time() * 1000)))
     sim.tally.counts["qimen_received"] += 1
-    return _qimen_answer("success", "0", "创建成功", createTime=time.strftime("%Y-%m-%d %H:%M:%S"),
-                         deliveryOrderId=known)
+    return answer
 
 
 def _between(text: str, tag: str) -> str | None:

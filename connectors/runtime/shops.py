@@ -57,4 +57,8 @@ class ShopDirectory:
         return hit
 
     def _find(self, platforms: tuple[str, ...], shop_id: str) -> ShopCredentials | None:
-        return next((self._known[(p, shop_id)] for p in platforms if (p, shop_id) in self._known), None)
+        for platform in platforms:  # a loop, not a generator: asked once per call, thousands a second
+            hit = self._known.get((platform, shop_id))
+            if hit is not None:
+                return hit
+        return None

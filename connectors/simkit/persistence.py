@@ -2,12 +2,14 @@
 
 `keep_world_on_disk(app, path)` loads a simulator's world saved before (shops, orders, and the random
 generator, so new order ids continue the sequence) and saves it every few seconds when it changed and
-on a clean stop, atomically. Every platform simulator built on `new_sim_app` gets it for free.
+on a clean stop, atomically. Every platform simulator built on `new_sim_app` gets it for free; another
+simulator keeps its own state the same way with `keep_on_disk` and `load_saved`.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import fields
 from functools import partial
 from pathlib import Path
@@ -52,22 +54,40 @@ def restore_world(world: World, data: bytes) -> None:
     world.restore(saved["shops"], orders, (version, tuple(internal), gauss))
 
 
-def load_world(world: World, path: Path) -> bool:
-    """Load `path` into `world` if it exists; a damaged file is logged and left aside, never fatal."""
+def load_saved(path: Path, restore: Callable[[bytes], None], what: str) -> bool:
+    """Give the bytes saved at `path` to `restore` if the file exists; a damaged file (restore raising
+    ValueError, KeyError or TypeError) is logged and moved aside, never fatal. `what` names it in the log."""
     path = Path(path)
     if not path.exists():
         return False
     try:
-        restore_world(world, path.read_bytes())
+        restore(path.read_bytes())
     except (ValueError, KeyError, TypeError) as exc:
         aside = path.with_name(path.name + ".damaged")
         path.replace(aside)
-        log.warning("模拟平台存档损坏，从空白开始 simulated world %s unreadable (%s): moved to %s, starting empty",
-                    path, exc, aside.name)
+        log.warning("模拟器存档损坏，从空白开始 %s %s unreadable (%s): moved to %s, starting empty",
+                    what, path, exc, aside.name)
+        return False
+    return True
+
+
+def load_world(world: World, path: Path) -> bool:
+    """Load `path` into `world` if it exists; a damaged file is logged and left aside, never fatal."""
+    if not load_saved(path, partial(restore_world, world), "simulated world"):
         return False
     log.info("模拟平台已恢复 simulated world restored from %s: %d shops, %d orders", path, len(world.shops),
              len(world.orders))
     return True
+
+
+def keep_on_disk(app: web.Application, path: Path, snapshot: Callable[[], bytes], changes: Callable[[], int],
+                 every: float = SAVE_EVERY) -> None:
+    """While the app runs, save `snapshot()` to `path` atomically every `every` seconds when `changes()`
+    (a counter of the simulator's changes) moved, and once more on a clean stop. Call before the app starts.
+
+    The snapshot is taken on the event loop, where the simulator changes, so it is consistent; the write
+    happens in a thread."""
+    app.cleanup_ctx.append(partial(_saving, path=Path(path), snapshot=snapshot, changes=changes, every=every))
 
 
 def keep_world_on_disk(app: web.Application, path: Path, every: float = SAVE_EVERY) -> bool:
@@ -75,25 +95,25 @@ def keep_world_on_disk(app: web.Application, path: Path, every: float = SAVE_EVE
 
     Call before the app starts.
     """
-    loaded = load_world(app[WORLD], path)
-    app.cleanup_ctx.append(partial(_saving, path=Path(path), every=every))
+    world = app[WORLD]
+    loaded = load_world(world, path)
+    keep_on_disk(app, path, partial(world_bytes, world), lambda: world.changes, every)
     return loaded
 
 
-async def _saving(app: web.Application, path: Path, every: float):
-    world = app[WORLD]
-    saved = world.changes
+async def _saving(app: web.Application, path: Path, snapshot: Callable[[], bytes], changes: Callable[[], int],
+                  every: float):
+    saved = changes()
 
     async def save_when_changed() -> None:
         nonlocal saved
         while True:
             await asyncio.sleep(every)
-            if world.changes != saved:
-                saved = world.changes
-                data = world_bytes(world)  # on the loop, where the world changes: a consistent snapshot
-                await asyncio.to_thread(write_atomically, path, data)
+            if changes() != saved:
+                saved = changes()
+                await asyncio.to_thread(write_atomically, path, snapshot())
 
     task = asyncio.create_task(save_when_changed())
     yield
     await cancel(task)
-    write_atomically(path, world_bytes(world))
+    write_atomically(path, snapshot())

@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from urllib.parse import parse_qsl
 
+import orjson
 from aiohttp import web
 
 from connectors.simkit.faults import FaultPlan
@@ -81,9 +83,13 @@ async def take_fault(app: web.Application) -> tuple[str | None, float]:
 
 async def form_params(request: web.Request) -> dict[str, str]:
     """The query parameters of a gateway call, with those of a POSTed form over them."""
-    params = dict(request.query)
+    params = dict(request.query) if request.query_string else {}
     if request.method == "POST":
-        params.update({k: str(v) for k, v in (await request.post()).items()})
+        if request.content_type == "application/x-www-form-urlencoded":
+            # parsed here: aiohttp's multipart-capable form reader costs more than the call it serves
+            params.update(parse_qsl((await request.read()).decode(request.charset or "utf-8"), keep_blank_values=True))
+        else:
+            params.update({k: str(v) for k, v in (await request.post()).items()})
     return params
 
 
@@ -122,7 +128,7 @@ async def _shipments(request: web.Request) -> web.Response:
     q = request.query
     uploads = [u for u in request.app[WORLD].uploads
                if q.get("shop_id") in (None, u["shop_id"]) and q.get("external_id") in (None, u["external_id"])]
-    return web.json_response({"uploads": uploads})
+    return web.Response(body=orjson.dumps({"uploads": uploads}), content_type="application/json")
 
 
 async def _advance(request: web.Request) -> web.Response:

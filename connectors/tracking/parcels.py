@@ -9,8 +9,10 @@ the simulator's app passes `now` (epoch seconds).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
+
+import orjson
 
 from connectors.tracking import kuaidi100
 from schemas.canonical import BEIJING
@@ -50,6 +52,7 @@ class Parcel:
     state: str | None = None  # Kuaidi100 state code of the newest step
     stage: int = 0  # the next step of LIFE
     done: bool = False  # signed for, returned or refused: no more steps of its own
+    acked: int = 0  # steps its callback has acknowledged (a push of fewer is due, e.g. after a restart)
 
     def push(self) -> dict:
         """The push body (before form encoding) of the parcel as it stands."""
@@ -59,6 +62,9 @@ class Parcel:
                 "lastResult": {"message": "ok", "nu": self.number, "ischeck": "1" if final else "0",
                                "com": self.company, "status": "200", "condition": "F00", "state": self.state,
                                "data": list(self.steps)}}
+
+
+FORMAT = 1  # of a saved file
 
 
 class SubscriptionError(ValueError):
@@ -83,6 +89,7 @@ class Parcels:
         self.key, self.demo, self.demo_pace, self.pace = key, demo, demo_pace, pace
         self.parcels: dict[str, Parcel] = {}
         self._rng = random.Random(seed)
+        self.changes = 0  # counts changes, so a saver knows when there is something to save
 
     def subscribe(self, param: dict, now: float, order_shop: tuple[str, str] | None) -> Parcel:
         """Register a parcel from a subscription's `param`; SubscriptionError(returnCode) if refused."""
@@ -106,6 +113,7 @@ class Parcels:
                         now + pace * rng.uniform(0.6, 1.0), origin, dest, rng.choice(_SURNAMES),
                         f"1{rng.randrange(3, 9)}{rng.randrange(10 ** 8, 10 ** 9)}")
         self.parcels[number] = parcel
+        self.changes += 1
         return parcel
 
     def _step(self, parcel: Parcel, code: str, word: str, text: str, now: float) -> None:
@@ -116,6 +124,36 @@ class Parcels:
                                 "areaCode": "", "areaName": parcel.dest, "location": ""})
         parcel.state = code
         parcel.done = code in ("3", "6", "14")
+        self.changes += 1
+
+    def snapshot(self) -> bytes:
+        """Every parcel (its steps so far, when its next one is due) and the random generator, as JSON."""
+        return orjson.dumps({"format": FORMAT, "parcels": [asdict(p) for p in self.parcels.values()],
+                             "rng": self._rng.getstate()})
+
+    def restore(self, data: bytes) -> None:
+        """Replace the parcels and the random state with a `snapshot` (unknown fields are ignored, so a file
+        of a newer simulator loads; ValueError, KeyError or TypeError for a damaged one, changing nothing)."""
+        saved = orjson.loads(data)
+        known = {f.name for f in fields(Parcel)}
+        restored = {}
+        for row in saved["parcels"]:
+            parcel = Parcel(**{k: v for k, v in row.items() if k in known})
+            restored[parcel.number] = parcel
+        version, internal, gauss = saved["rng"]
+        self._rng.setstate((version, tuple(internal), gauss))
+        self.parcels = restored
+        self.changes += 1
+
+    def acknowledged(self, parcel: Parcel, steps: int) -> None:
+        """The callback took a push of the parcel's first `steps` steps."""
+        if steps > parcel.acked:
+            parcel.acked = steps
+            self.changes += 1
+
+    def unacknowledged(self) -> list[Parcel]:
+        """Parcels with steps their callback has not acknowledged (a restarted simulator pushes them)."""
+        return [p for p in self.parcels.values() if len(p.steps) > p.acked]
 
     def tick(self, now: float) -> list[Parcel]:
         """Move every parcel whose next step is due; the parcels that have something new to push."""
@@ -140,3 +178,4 @@ class Parcels:
         if turn == "exception":
             parcel.due = now + parcel.pace  # the carrier sorts it out and the parcel moves on
         return parcel
+

@@ -21,11 +21,13 @@ import contextlib
 import json
 import logging
 import time
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 from aiohttp import web
 
+from connectors.simkit.persistence import keep_on_disk, load_saved
 from connectors.tracking import kuaidi100
 from connectors.tracking.parcels import Parcel, Parcels, SubscriptionError
 
@@ -38,11 +40,17 @@ TICK = 0.2
 
 
 def create_app(key: str = DEMO_KEY, demo_shops: frozenset[tuple[str, str]] = frozenset(), demo_pace: float = 3.0,
-               pace: float = 4 * 3600.0, retries: int = 6) -> web.Application:
+               pace: float = 4 * 3600.0, retries: int = 6, path: Path | None = None) -> web.Application:
     """The simulator: `key` authorises subscribers; parcels of `demo_shops` ((platform, shop_id), read
-    from the callback URL's order_id) take a step every `demo_pace` seconds, the others every `pace`."""
+    from the callback URL's order_id) take a step every `demo_pace` seconds, the others every `pace`.
+    With `path`, the parcels saved there before are loaded and kept there (every few seconds when they
+    changed and on a clean stop, atomically), as the platform simulators keep their worlds."""
     app = web.Application()
-    app[PARCELS] = Parcels(key, demo_shops, demo_pace, pace)
+    parcels = app[PARCELS] = Parcels(key, demo_shops, demo_pace, pace)
+    if path is not None:
+        if load_saved(path, parcels.restore, "tracking simulator parcels"):
+            log.info("快递跟踪模拟器已恢复 tracking simulator restored from %s: %d parcels", path, len(parcels.parcels))
+        keep_on_disk(app, path, parcels.snapshot, lambda: parcels.changes)
     app[STATE] = {"retries": retries, "pushes": {}, "tasks": {}, "generations": {}, "locks": {}}
     app.router.add_post("/poll", subscribe)
     app.router.add_post("/_sim/advance", advance)
@@ -121,6 +129,7 @@ def _push_soon(app: web.Application, parcel: Parcel) -> None:
 async def _deliver(app: web.Application, parcel: Parcel, form: dict, generation: int, lock: asyncio.Lock) -> None:
     state = app[STATE]
     attempts = state["pushes"].setdefault(parcel.number, [])
+    steps = len(parcel.steps)
     delay = 1.0
     try:
         for _attempt in range(state["retries"] + 1):
@@ -128,6 +137,7 @@ async def _deliver(app: web.Application, parcel: Parcel, form: dict, generation:
                 return  # a newer step's push carries this one's trace too
             async with lock:
                 if await _post(app, parcel, form, attempts):
+                    app[PARCELS].acknowledged(parcel, steps)
                     return
             await asyncio.sleep(delay)
             delay *= 2
@@ -153,6 +163,8 @@ async def _post(app: web.Application, parcel: Parcel, form: dict, attempts: list
 async def _mover(app: web.Application):
     """Moves the parcels and pushes their steps while the app runs."""
     app[SESSION] = aiohttp.ClientSession()
+    for parcel in app[PARCELS].unacknowledged():  # steps taken before a restart whose push did not land
+        _push_soon(app, parcel)
 
     async def move():
         while True:

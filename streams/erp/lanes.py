@@ -23,7 +23,8 @@ class Delivery:
     event: dict | None = None  # the event without its order (None: undecodable, dead-lettered at once)
     order_at: int | None = None  # where the order snapshot starts in `value`
     order: dict | None = None  # the order snapshot once decoded (until the body is rendered)
-    body: bytes = b""
+    body: bytes = b""  # rendered; stays empty when the endpoint has nothing to do with the event
+    method: str | None = None  # the Qimen method of the body
     failed_attempts: int = 0
     first_attempt_at: float | None = None
     done: bool = False

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from connectors import platforms
 from connectors.erp import payloads, qimen
-from connectors.erp.http1 import Http1Client, Response, TransportError
+from connectors.runtime.http1 import Http1Client, Response, TransportError
 from schemas.codec import AvroCodec
 from streams.erp.config import Endpoint
 from streams.erp.lanes import Delivery
@@ -65,8 +65,12 @@ class Sender:
         if self.endpoint.format == "json":
             delivery.body = payloads.webhook_body(event, order)
         else:
-            code, name = qimen_source(order["platform"])
-            delivery.body = qimen.deliveryorder_xml({**event, "order": order}, self.endpoint.qimen, code, name)
+            delivery.method = qimen.method_for(event["event_type"], order)
+            if delivery.method == qimen.CANCEL_METHOD:
+                delivery.body = qimen.ordercancel_xml({**event, "order": order}, self.endpoint.qimen)
+            elif delivery.method is not None:
+                code, name = qimen_source(order["platform"])
+                delivery.body = qimen.deliveryorder_xml({**event, "order": order}, self.endpoint.qimen, code, name)
         delivery.order = None
 
     def request(self, delivery: Delivery, now: float) -> bytes:
@@ -76,7 +80,7 @@ class Sender:
             headers = payloads.webhook_headers(event["event_id"], event["event_type"], delivery.body, self.secret,
                                                int(now), os.urandom(16).hex())
             return self.client.prepare(headers, delivery.body)
-        query = qimen.request_query(self.endpoint.qimen, self.secret, delivery.body, int(now * 1000))
+        query = qimen.request_query(self.endpoint.qimen, self.secret, delivery.body, int(now * 1000), delivery.method)
         headers = [("Content-Type", qimen.CONTENT_TYPE), ("X-Tonglu-Event-Id", event["event_id"])]
         return self.client.prepare(headers, delivery.body, query=query)
 
@@ -87,6 +91,9 @@ class Sender:
         if delivery.first_attempt_at is None:
             delivery.first_attempt_at = now
         self.render(delivery)
+        if not delivery.body:  # e.g. a cancellation of an order the WMS never had: done, nothing sent
+            asyncio.get_running_loop().call_soon(done, Outcome(True, "nothing to send"))
+            return
         self.client.submit(self.request(delivery, now), delivery.partition, lambda answer: done(self.judge(answer)))
 
     def judge(self, answer: Response | TransportError) -> Outcome:

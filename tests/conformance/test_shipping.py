@@ -9,12 +9,12 @@ of it before any call, instead of the split.
 """
 import time
 
-import aiohttp
 import pytest
 
 from connectors import platforms
 from connectors.runtime.base import ShopCredentials
 from connectors.runtime.caller import HttpCaller
+from connectors.runtime.http1 import Http1Pool
 from connectors.runtime.shipping import ShipRefused, ShipRequest
 from connectors.simkit.server import WORLD, ensure_shop
 from streams.derive import derive_events
@@ -75,8 +75,9 @@ async def live(request):
     platform = request.param
     app = platforms.module(platform, "simulator").create_app()
     runner, url = await serve_app(app)
-    async with aiohttp.ClientSession() as session:
-        yield Platform(platform, app, url, session)
+    pool = Http1Pool(connections=4)  # the shipper's way of calling platforms
+    yield Platform(platform, app, url, pool)
+    await pool.close()
     await runner.cleanup()
 
 

@@ -17,6 +17,7 @@ from connectors.erp.simulator import FaultPlan
 from schemas.codec import AvroCodec
 from tests.integration.erp_helpers import SECRET, SimServer, event_messages, routing_file, wait_until
 from tests.integration.helpers import TopicReader, publish, start_worker, stop_worker, worker_env
+from tests.samples import sample_event
 
 pytestmark = pytest.mark.integration
 QIMEN_SECRET = "qimen_demo_secret"  # the simulator's default
@@ -212,3 +213,50 @@ async def test_an_undecodable_record_is_dead_lettered_with_the_reason_and_the_re
     assert letter["reason"].startswith("undecodable order event") and letter["event"] == garbage[2]
     assert letter["event_id"] == "" and letter["version"] == -1 and letter["attempts"] == 0
     assert server.counts["received"] == len(good) and server.counts["out_of_order"] == 0
+
+
+def _turned(event: dict, event_type: str, **order) -> dict:
+    """`event` as the next version of its order, of another type, with these order fields."""
+    version = event["version"] + 1
+    return {**event, "event_id": f"{event['order_id']}|{version}|{event_type}", "event_type": event_type,
+            "version": version, "order": {**event["order"], **order, "version": version}}
+
+
+async def test_a_paid_order_cancelled_or_refunded_before_shipping_is_cancelled_at_the_qimen_wms(
+        kafka_bootstrap, topics, tmp_path):
+    """OrderCancelled / OrderRefunded of a paid, unshipped order -> a signed `order.cancel` of its delivery
+    order (after its deliveryorder.create); of a shipped or never-paid order nothing is sent."""
+    server = await SimServer().start()
+    routing = routing_file(tmp_path, [
+        {"name": "wms", "url": f"{server.url}/router/qimen", "format": "qimen", "secret_env": "TONGLU_QIMEN_SECRET",
+         "events": ["OrderPaid", "OrderCancelled", "OrderRefunded"],
+         "qimen": {"app_key": "k", "customer_id": "C1", "warehouse_code": "W1", "owner_code": "O1"}}])
+    codec = AvroCodec("OrderEvent")
+    paid = {name: sample_event(shop_id="erp-test", external_id=name, version=2) for name in ("c", "r", "s")}
+    unpaid = sample_event(shop_id="erp-test", external_id="u", version=1)
+    shipped = sample_event(shop_id="erp-test", external_id="s", version=3)
+    events = [*paid.values(), unpaid,
+              _turned(paid["c"], "OrderCancelled", status="CANCELLED"),
+              _turned(paid["r"], "OrderRefunded", refund_status="REFUNDED"),
+              _turned(shipped, "OrderRefunded", refund_status="REFUNDED"),
+              _turned(unpaid, "OrderCancelled", status="CANCELLED")]
+    publish(kafka_bootstrap, [(topics.order_events, e["order_id"].encode(), codec.encode(e)) for e in events])
+    worker = start_worker("erp", _env(kafka_bootstrap, topics, routing), tmp_path / "erp.log")
+    try:
+        await wait_until(lambda: server.counts["qimen_received"] >= 5, 60, "three creates and two cancels")
+        await asyncio.sleep(1.0)  # whatever else would be sent arrives meanwhile (the counts below say not)
+    finally:
+        stop_worker(worker)
+        await server.stop()
+    assert server.counts["qimen_rejected"] == 0  # each signature verified
+    got = [(body["method"].rsplit(".", 2)[-2], body["deliveryOrderCode"].rsplit(":", 1)[1])
+           for _, _, body, _ in server.sim.qimen]
+    assert sorted(got) == [("deliveryorder", "c"), ("deliveryorder", "r"), ("deliveryorder", "s"),
+                           ("order", "c"), ("order", "r")], got
+    assert got.index(("order", "c")) > got.index(("deliveryorder", "c"))
+    cancels = {body["deliveryOrderCode"].rsplit(":", 1)[1]: (headers, raw, body)
+               for headers, raw, body, _ in server.sim.qimen if body["method"] == "taobao.qimen.order.cancel"}
+    headers, raw, body = cancels["c"]
+    assert headers["_query"]["method"] == "taobao.qimen.order.cancel" and body["tongluEventId"].endswith("OrderCancelled")
+    assert b"<warehouseCode>W1</warehouseCode>" in raw and b"<cancelReason>" in raw
+    assert server.sim.cancelled == {paid["c"]["order_id"], paid["r"]["order_id"]}

@@ -194,3 +194,89 @@ async def test_the_simulator_answers_subscriptions_and_pushes_until_acknowledged
             await task
         updates.close()
         await sim_runner.cleanup()
+
+
+async def test_a_restarted_simulator_keeps_its_parcels_and_their_next_steps(tmp_path):
+    """The parcels are saved under the data dir (on a clean stop here); a simulator started again on the
+    same file has each parcel where it was, and moves it on with its next step of life."""
+    saved = tmp_path / "simulators" / "tracking.json"
+    demo = frozenset({("taobao", "s1")})
+    callback = kuaidi100.callback_url(f"http://127.0.0.1:{free_port()}{PATH}", "taobao:s1:5")  # nobody listens
+
+    async def parcel(url, session) -> dict:
+        async with session.get(f"{url}/_sim/parcels", params={"tracking_no": "ZT5550001112"}) as resp:
+            (found,) = (await resp.json())["parcels"]
+        return found
+
+    runner, url = await serve_app(create_app(key="k", demo_shops=demo, demo_pace=0.4, path=saved))
+    async with aiohttp.ClientSession() as session:
+        form = kuaidi100.subscribe_form("zhongtong", "ZT5550001112", "k", callback, "salt")
+        async with session.post(f"{url}/poll", data=form) as resp:
+            assert (await resp.json())["returnCode"] == "200"
+        deadline = time.time() + 10
+        while len((before := await parcel(url, session))["steps"]) < 2 and time.time() < deadline:
+            await asyncio.sleep(0.1)
+        await runner.cleanup()
+        assert saved.exists() and len(before["steps"]) == 2
+
+        runner, url = await serve_app(create_app(key="k", demo_shops=demo, demo_pace=0.4, path=saved))
+        try:
+            after = await parcel(url, session)
+            assert {k: after[k] for k in ("state", "steps", "done")} == {k: before[k] for k in ("state", "steps", "done")}
+            async with session.post(f"{url}/poll", data=form) as resp:
+                assert (await resp.json())["returnCode"] == "501"  # still tracked: the subscription was kept
+            deadline = time.time() + 10
+            while len((moved := await parcel(url, session))["steps"]) < 3 and time.time() < deadline:
+                await asyncio.sleep(0.1)
+            assert [s["status"] for s in reversed(moved["steps"])] == ["揽收", "在途", "在途"]  # the third of its life
+            assert moved["steps"][1:] == before["steps"]
+        finally:
+            await runner.cleanup()
+
+
+async def test_a_step_whose_push_did_not_land_before_a_restart_is_pushed_by_the_restarted_simulator(tmp_path):
+    """A parcel signed for while its callback refused the push, then the simulator stops: the simulator
+    started again pushes that step at once (a final step has no later push to carry it) and, once it is
+    acknowledged, saves that it was."""
+    from aiohttp import web
+
+    from connectors.tracking.parcels import Parcels
+
+    saved = tmp_path / "simulators" / "tracking.json"
+    got, accept = [], {"now": False}
+
+    async def callback(request):
+        got.append(json.loads((await request.post())["param"])["lastResult"]["state"])
+        return web.json_response({"result": accept["now"], "returnCode": "200", "message": "ok"})
+
+    receiver = web.Application()
+    receiver.router.add_post(PATH, callback)
+    receiver_runner, receiver_url = await serve_app(receiver)
+    form = kuaidi100.subscribe_form("zhongtong", "ZT5550002223", "k",
+                                    kuaidi100.callback_url(f"{receiver_url}{PATH}", "taobao:s2:6"), "salt")
+    runner, url = await serve_app(create_app(key="k", pace=3600.0, path=saved))
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{url}/poll", data=form) as resp:
+                assert (await resp.json())["returnCode"] == "200"
+            async with session.post(f"{url}/_sim/advance", json={"tracking_no": "ZT5550002223",
+                                                                 "state": "delivered"}) as resp:
+                assert resp.status == 200
+            deadline = time.time() + 10
+            while not got and time.time() < deadline:
+                await asyncio.sleep(0.05)
+            assert got == ["3"]  # pushed and refused
+            await runner.cleanup()
+            accept["now"] = True
+            runner, url = await serve_app(create_app(key="k", pace=3600.0, path=saved))
+            deadline = time.time() + 10
+            while len(got) < 2 and time.time() < deadline:
+                await asyncio.sleep(0.05)
+            assert got == ["3", "3"]  # pushed again by the restarted simulator, and taken
+        await runner.cleanup()
+        parcels = Parcels("k")
+        parcels.restore(saved.read_bytes())
+        assert parcels.unacknowledged() == [] and parcels.parcels["ZT5550002223"].acked == 1
+    finally:
+        await runner.cleanup()
+        await receiver_runner.cleanup()

@@ -98,6 +98,35 @@ def test_qimen_query_is_signed_over_the_body():
     assert params["sign"] == qimen_sign("qimen_demo_secret", params, body)
 
 
+def test_a_cancellation_or_full_refund_before_shipping_is_a_qimen_order_cancel():
+    paid = sample_event(version=2)["order"]
+    shipped = sample_event(version=3)["order"]
+    unpaid = sample_event(version=1)["order"]
+    assert qimen.method_for("OrderPaid", paid) == qimen.METHOD
+    assert qimen.method_for("OrderCancelled", {**paid, "status": "CANCELLED"}) == qimen.CANCEL_METHOD
+    assert qimen.method_for("OrderRefunded", paid) == qimen.CANCEL_METHOD
+    assert qimen.method_for("OrderRefunded", shipped) is None  # on its way: nothing for the WMS to stop
+    assert qimen.method_for("OrderCancelled", {**paid, "shipments": [{"tracking_no": "SF1"}]}) is None
+    assert qimen.method_for("OrderCancelled", unpaid) is None  # the WMS never had it
+
+    event = {**sample_event(version=2), "event_type": "OrderCancelled"}
+    root = ET.fromstring(qimen.ordercancel_xml(event, PARTY))
+    assert root.tag == "request" and root.findtext("orderCode") == event["order_id"]
+    assert root.findtext("warehouseCode") == "HZ-WH-01" and root.findtext("ownerCode") == PARTY.owner_code
+    assert root.findtext("orderType") == "JYCK" and "取消" in root.findtext("cancelReason")
+    assert root.find("extendProps").findtext("tongluEventId") == event["event_id"]
+
+
+def test_a_qimen_cancel_is_signed_with_its_own_method():
+    from urllib.parse import parse_qsl
+
+    from connectors.erp.signing import qimen_sign
+
+    body = b"<request/>"
+    params = dict(parse_qsl(qimen.request_query(PARTY, "s", body, 1716948900000, qimen.CANCEL_METHOD)))
+    assert params["method"] == "taobao.qimen.order.cancel" and params["sign"] == qimen_sign("s", params, body)
+
+
 def test_qimen_responses():
     samples = Path(__file__).parents[2] / "connectors" / "erp" / "samples"
     assert qimen.response_error((samples / "qimen_deliveryorder_create_response.xml").read_bytes()) is None

@@ -68,3 +68,19 @@ def test_advancing_an_unknown_parcel_or_to_an_unknown_state_is_refused():
     parcels.subscribe(param(), T0, None)
     with pytest.raises(ValueError):
         parcels.advance("ZT100200300", "lost", T0)
+
+
+def test_saved_parcels_load_back_identical_and_a_damaged_file_changes_nothing():
+    parcels = Parcels("k", demo=frozenset({("taobao", "demo")}), demo_pace=2.0)
+    parcels.subscribe(param("ZT1001"), T0, ("taobao", "demo"))
+    parcels.subscribe(param("ZT2002"), T0, None)
+    parcels.tick(T0 + 5)
+    parcels.advance("ZT2002", "exception", T0 + 6)
+    copy = Parcels("k", demo=frozenset({("taobao", "demo")}), demo_pace=2.0)
+    copy.restore(parcels.snapshot())
+    assert copy.parcels == parcels.parcels and copy.changes > 0
+    # the random generator continues too: the next parcel is the one the original would have made
+    assert copy.subscribe(param("ZT3003"), T0 + 7, None) == parcels.subscribe(param("ZT3003"), T0 + 7, None)
+    with pytest.raises(ValueError):
+        copy.restore(parcels.snapshot()[:40])
+    assert copy.parcels == parcels.parcels

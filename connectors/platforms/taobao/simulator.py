@@ -18,6 +18,7 @@ import secrets
 import time
 from collections import deque
 from datetime import datetime
+from functools import lru_cache
 
 import orjson
 from aiohttp import web
@@ -58,10 +59,16 @@ def _parse_time(text: str | None, name: str) -> int:
     if not text:
         raise TopError(MISSING_ARGUMENTS, "Missing Required Arguments", "isv.missing-parameter", name)
     try:
-        return int(datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING).timestamp() * 1000)
+        return _beijing_ms(text)
     except ValueError:
         raise TopError(INVALID_ARGUMENTS, "Invalid Arguments", "isv.invalid-parameter",
                        f"{name} must be yyyy-MM-dd HH:mm:ss") from None
+
+
+@lru_cache(maxsize=256)
+def _beijing_ms(text: str) -> int:
+    """Epoch ms of a TOP timestamp (calls stamped within the same second are many: strptime once)."""
+    return int(datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING).timestamp() * 1000)
 
 
 def _int_arg(params: dict, name: str, default: int, low: int, high: int) -> int:
