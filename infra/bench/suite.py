@@ -9,7 +9,7 @@
    projector paused (as if it ran on other cores) and how long it takes to write that backlog after;
 6. carrier push -> OrderDelivered on order.events while 2,000 orders/s flow (`tracking_bench`);
 7. ship-back: shipment request -> accepted by the platform simulator at 500 and at 2,000 requests/s,
-   with as many new orders per second flowing through the stack beside it (`shipback.py`);
+   with 2,000 new orders per second flowing through the stack beside it (`shipback.py`);
 8. peak RSS of every process;
 9. every registered platform: its mapping's CPU per order on its recorded list pages (vs Taobao's), and
    Tonglu end to end (as 3.) on a mixed workload of all of them, on a fresh pipeline, vs the Taobao-only
@@ -302,7 +302,7 @@ def run(quick: bool = False) -> int:
             tracking_bench.say_figures(tracking, _say)
             ships, ship_rss = shipback.phase(bootstrap, workdir, min(steady_s, 10), pipe.topics.raw_orders)
             for ship in ships:
-                _say(shipback.line(ship, flowing=True))
+                _say(shipback.line(ship))
         finally:
             rss = pipe.stop()
             if side is not None:
