@@ -1,6 +1,8 @@
 """The benchmark's per-platform parts: mapping cost rows against Taobao's, and the mixed workload's pages."""
 from collections import Counter
 
+import pytest
+
 from connectors import platforms
 from infra.bench import platforms_bench, workload
 from schemas.codec import AvroCodec
@@ -18,6 +20,23 @@ def test_every_platform_gets_a_mapping_cost_with_its_ratio_to_taobao():
     table = platforms_bench.mapping_table([*costs, slow])
     assert len(table) == len(costs) + 2 and "⚠ above 1.5x" in table[-1] and "⚠" not in table[1 + costs.index(
         next(c for c in costs if c.platform == "taobao"))]
+
+
+def test_each_page_counts_with_the_least_of_its_rounds_taken_platform_after_platform():
+    calls = []
+
+    def timing(platform, body, content_type, orders, seconds):
+        calls.append(platform)
+        # load elsewhere in the first and last rounds: only the least timing may count
+        return (2e-5 if len(pages) < len(calls) <= 2 * len(pages) else 9e-5) / (1 + (platform != "taobao"))
+
+    pages = [(code, page) for code in platforms.codes() for page in platforms_bench._recorded_pages(code)[0]]
+    costs = platforms_bench.mapping_costs(seconds_per_sample=0.3, rounds=3, timing=timing)
+    assert len(calls) == 3 * len(pages)
+    assert calls[:len(pages)] == calls[len(pages):2 * len(pages)] == [code for code, _ in pages]  # round after round
+    for cost in costs:
+        assert cost.us_per_order == pytest.approx(20.0 if cost.platform == "taobao" else 10.0)
+        assert cost.ratio == pytest.approx(1.0 if cost.platform == "taobao" else 0.5)
 
 
 def test_the_mixed_workload_spreads_orders_over_every_platform_as_their_list_answers():

@@ -128,48 +128,99 @@ def map_order(order: dict, shop_id: str, platform: str = "shopify") -> dict:
     """One Shopify order resource (already parsed) -> one canonical order dict."""
     if not isinstance(order, dict):
         raise MappingError("shopify: order is not a JSON object")
-    for name in _REQUIRED:
-        if order.get(name) is None:
-            raise MappingError(f"shopify order {order.get('id')}: missing required field {name!r}")
+    get = order.get
+    if (get("id") is None or get("created_at") is None or get("updated_at") is None or get("currency") is None
+            or get("financial_status") is None or get("line_items") is None or get("total_price") is None):
+        missing = next(name for name in _REQUIRED if get(name) is None)
+        raise MappingError(f"shopify order {get('id')}: missing required field {missing!r}")
     try:
         return _map(order, shop_id, platform)
     except MappingError as exc:
-        raise MappingError(f"shopify order {order.get('id')}: {exc}") from None
+        raise MappingError(f"shopify order {get('id')}: {exc}") from None
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise MappingError(
-            f"shopify order {order.get('id')}: bad field ({exc.__class__.__name__}: {exc})"
+            f"shopify order {get('id')}: bad field ({exc.__class__.__name__}: {exc})"
         ) from None
 
 
 def _map(o: dict, shop_id: str, platform: str) -> dict:
+    # one flat function with the line, buyer and time look-ups written in place: an order makes few calls
+    # (each Python call costs about as much as a dozen field reads); the steps keep their order, so a payload
+    # with several bad fields is refused for the same one as before
     get = o.get
     ext = str(o["id"])
     cur = o["currency"]
     financial, fulfillment = o["financial_status"], get("fulfillment_status")
     cancelled = bool(get("cancelled_at"))
-    shipments, shipped_at, delivered_at = _shipments(o)
+    fulfillments = get("fulfillments")
+    shipments, shipped_at, delivered_at = _shipments(fulfillments, o) if fulfillments else ([], None, None)
     status = _status(financial, fulfillment, cancelled, get("closed_at"), delivered_at is not None)
     money = _units(cur)
     refunded_qty: dict[str, int] = {}
     refunded_total = 0
-    for refund in get("refunds") or ():
-        for item in refund.get("refund_line_items") or ():
-            key = str(item["line_item_id"])
-            refunded_qty[key] = refunded_qty.get(key, 0) + int(item.get("quantity") or 0)
-        for tx in refund.get("transactions") or ():
-            if tx.get("kind") == "refund" and tx.get("status") == "success":
-                refunded_total += money[tx.get("amount")]
+    refunds = get("refunds")
+    if refunds:
+        for refund in refunds:
+            for item in refund.get("refund_line_items") or ():
+                key = str(item["line_item_id"])
+                refunded_qty[key] = refunded_qty.get(key, 0) + int(item.get("quantity") or 0)
+            for tx in refund.get("transactions") or ():
+                if tx.get("kind") == "refund" and tx.get("status") == "success":
+                    refunded_total += money[tx.get("amount")]
     lines, items_total = [], 0
     for li in o["line_items"]:
-        line = _line(li, money, refunded_qty)
-        lines.append(line)
-        items_total += line["quantity"] * line["unit_price"]
+        line_get = li.get
+        line_id = str(li["id"])
+        quantity = int(li["quantity"])
+        unit_price = money[li["price"]]
+        discount = money[line_get("total_discount")]
+        allocations = line_get("discount_allocations")
+        if allocations:
+            allocated = 0
+            for allocation in allocations:
+                allocated += money[allocation.get("amount")]
+            discount = max(discount, allocated)
+        refunded = refunded_qty.get(line_id, 0) if refunded_qty else 0
+        variant = line_get("variant_id")
+        lines.append({
+            "line_id": line_id,
+            "sku_id": str(variant) if variant is not None else None,
+            "merchant_sku": line_get("sku") or None,
+            "title": line_get("name") or line_get("title") or "",
+            "quantity": quantity,
+            "unit_price": unit_price,
+            "total": quantity * unit_price - discount,
+            "discount": discount,
+            "refund_status": "NONE" if not refunded
+            else ("REFUNDED" if refunded >= quantity > 0 else "PARTIALLY_REFUNDED"),
+        })
+        items_total += quantity * unit_price
     shipping_lines = get("shipping_lines")
     if shipping_lines is not None:
-        shipping_fee = sum([money[s.get("price")] for s in shipping_lines])
+        shipping_fee = 0
+        for shipping in shipping_lines:
+            shipping_fee += money[shipping.get("price")]
     else:
         shipping_fee = money[((get("total_shipping_price_set") or {}).get("shop_money") or {}).get("amount")]
     platform_status = f"{financial}/{fulfillment or 'unfulfilled'}{'/cancelled' if cancelled else ''}"
+    text = o["created_at"]
+    created_at = _MS_CACHE.get(text) if text.__class__ is str else None
+    if created_at is None:
+        created_at = _time(text)
+    paid_at = _time(get("processed_at")) if financial in _PAID_AT else None
+    text = o["updated_at"]
+    updated_at = _MS_CACHE.get(text) if text.__class__ is str else None
+    if updated_at is None:
+        updated_at = _time(text)
+    discount_total, tax_total, paid_total = money[get("total_discounts")], money[get("total_tax")], money[o["total_price"]]
+    customer = get("customer") or {}
+    email = get("email") or customer.get("email")
+    if email:
+        nick = _mask_email(email)
+    else:
+        nick = mask_name(" ".join(p for p in (customer.get("first_name"), customer.get("last_name")) if p))
+    cid = customer.get("id")
+    note = get("note")
     return {
         "order_id": order_id(platform, shop_id, ext),
         "platform": platform,
@@ -178,18 +229,22 @@ def _map(o: dict, shop_id: str, platform: str) -> dict:
         "status": status,
         "refund_status": _REFUND_STATUS.get(financial, "NONE"),
         "platform_status": platform_status,
-        "created_at": _time(o["created_at"]),
-        "paid_at": _time(get("processed_at")) if financial in _PAID_AT else None,
-        "updated_at": _time(o["updated_at"]),
+        "created_at": created_at,
+        "paid_at": paid_at,
+        "updated_at": updated_at,
         "shipped_at": shipped_at,
         "delivered_at": delivered_at,
         "currency": cur,
         "items_total": items_total,
         "shipping_fee": shipping_fee,
-        "discount_total": money[get("total_discounts")],
-        "tax_total": money[get("total_tax")],
-        "paid_total": money[o["total_price"]],
-        "buyer": _buyer(o),
+        "discount_total": discount_total,
+        "tax_total": tax_total,
+        "paid_total": paid_total,
+        "buyer": {
+            "id": str(cid) if cid is not None else None,
+            "nick_masked": nick,
+            "message": (mask_free_text(note) or None) if note else None,
+        },
         "receiver": _receiver(get("shipping_address")),
         "lines": lines,
         "shipments": shipments,
@@ -214,75 +269,31 @@ def _status(financial: str, fulfillment: str | None, cancelled: bool, closed_at,
     return "UNKNOWN"
 
 
-def _shipments(o: dict) -> tuple[list[dict], int | None, int | None]:
-    fulfillments = o.get("fulfillments")
-    if not fulfillments:
-        return [], None, None
-    shipments, delivered, delivered_at = [], True, None
+def _shipments(fulfillments, o: dict) -> tuple[list[dict], int | None, int | None]:
+    """(shipments, first shipped_at, delivered_at) of an order's non-empty `fulfillments`."""
+    shipments, delivered, delivered_at, shipped_at = [], True, None, None
     for f in fulfillments:
-        if f.get("status") in _DEAD_FULFILLMENTS:
+        get = f.get
+        if get("status") in _DEAD_FULFILLMENTS:
             continue
-        shipments.append(
-            {
-                "carrier": f.get("tracking_company") or None,
-                "tracking_no": f.get("tracking_number") or None,
-                "shipped_at": _time(f.get("created_at")),
-                "line_ids": [str(li["id"]) for li in f.get("line_items") or ()],
-            }
-        )
-        if f.get("shipment_status") == "delivered":
-            at = _time(f.get("updated_at") or o["updated_at"])
+        carrier, tracking = get("tracking_company") or None, get("tracking_number") or None
+        at = _time(get("created_at"))
+        items = get("line_items")
+        shipments.append({"carrier": carrier, "tracking_no": tracking, "shipped_at": at,
+                          "line_ids": [str(li["id"]) for li in items] if items else []})
+        if at is not None and (shipped_at is None or at < shipped_at):
+            shipped_at = at
+        if get("shipment_status") == "delivered":
+            at = _time(get("updated_at") or o["updated_at"])
             delivered_at = at if delivered_at is None else max(delivered_at, at)
         else:
             delivered = False
-    times = [s["shipped_at"] for s in shipments if s["shipped_at"] is not None]
-    return shipments, (min(times) if times else None), (delivered_at if shipments and delivered else None)
-
-
-def _line(li: dict, money: _MinorUnits | _OddCurrency, refunded_qty: dict[str, int]) -> dict:
-    get = li.get
-    line_id = str(li["id"])
-    quantity = int(li["quantity"])
-    unit_price = money[li["price"]]
-    discount = money[get("total_discount")]
-    allocations = get("discount_allocations")
-    if allocations:
-        discount = max(discount, sum([money[a.get("amount")] for a in allocations]))
-    refunded = refunded_qty.get(line_id, 0) if refunded_qty else 0
-    variant = get("variant_id")
-    return {
-        "line_id": line_id,
-        "sku_id": str(variant) if variant is not None else None,
-        "merchant_sku": get("sku") or None,
-        "title": get("name") or get("title") or "",
-        "quantity": quantity,
-        "unit_price": unit_price,
-        "total": quantity * unit_price - discount,
-        "discount": discount,
-        "refund_status": "REFUNDED"
-        if refunded >= quantity > 0
-        else ("PARTIALLY_REFUNDED" if refunded else "NONE"),
-    }
+    return shipments, shipped_at, (delivered_at if shipments and delivered else None)
 
 
 def _mask_email(email: str) -> str:
     local, _, domain = email.partition("@")
     return f"{(local or '*')[0]}***@{domain}" if domain else (mask_name(local) or "***")
-
-
-def _buyer(o: dict) -> dict:
-    customer = o.get("customer") or {}
-    email = o.get("email") or customer.get("email")
-    if email:
-        nick = _mask_email(email)
-    else:
-        nick = mask_name(" ".join(p for p in (customer.get("first_name"), customer.get("last_name")) if p))
-    cid = customer.get("id")
-    return {
-        "id": str(cid) if cid is not None else None,
-        "nick_masked": nick,
-        "message": mask_free_text(o.get("note")) or None,
-    }
 
 
 def _receiver(addr: dict | None) -> dict:
