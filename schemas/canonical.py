@@ -104,6 +104,9 @@ def mask_phone(phone: str | None) -> str | None:
         return None
     if isinstance(phone, str) and phone.isascii() and (phone[1:] if phone[:1] == "+" else phone).isdigit():
         digits = phone[3:] if phone.startswith("+86") else phone.removeprefix("+")  # plain: nothing to drop
+    elif phone.__class__ is str and len(phone) == 11 and phone[3:7] == "****" and phone[:3].isdigit() \
+            and phone[7:].isdigit() and phone.isascii():
+        return phone  # a platform's own mask (138****5678) is already the canonical one
     else:
         digits = "".join([ch for ch in phone if ch.isdigit() or ch == "*"])
         if phone.replace(" ", "").startswith("+86"):

@@ -138,12 +138,9 @@ def _split_extension(phone: str | None) -> tuple[str | None, str | None]:
     return (match.group(1), match.group(2)) if match else (phone, None)
 
 
-def _mask_tel(phone: str | None, number: str | None, extension: str | None) -> str | None:
+def _mask_tel(number: str | None, extension: str | None) -> str | None:
     """A mobile masked as 138****5678; a virtual number's extension hidden too (170****5678-****).
-    `number` and `extension` are `phone` split by _split_extension."""
-    if phone.__class__ is str and len(phone) == 11 and phone[3:7] == "****" and phone[:3].isdigit() \
-            and phone[7:].isdigit():
-        return phone  # Douyin's own mask is already the canonical one
+    `number` and `extension` are the phone split by _split_extension."""
     masked = mask_phone(number)
     return f"{masked}-{'*' * len(extension)}" if extension else masked
 
@@ -168,7 +165,7 @@ def _receiver(order: dict) -> dict:
     phone = get("post_tel") or get("mask_post_tel")
     number, extension = _split_extension(phone)  # once for the mask and the verdict
     return {"name_masked": mask_name(get("post_receiver") or get("mask_post_receiver")),
-            "phone_masked": _mask_tel(phone, number, extension), "country": "CN",
+            "phone_masked": _mask_tel(number, extension), "country": "CN",
             "province": _area(shown.get("province")), "city": _area(shown.get("city")),
             "district": _area(shown.get("town")), "address_masked": mask_street(street) if street else None,
             "postal_code": None,
