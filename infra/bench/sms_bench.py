@@ -78,6 +78,8 @@ class SmsStack:
         env = {**os.environ, "TONGLU_KAFKA_BOOTSTRAP": self.bootstrap, "TONGLU_TOPIC_PREFIX": self.topics.prefix,
                "TONGLU_SIMULATORS": "none", "TONGLU_ALERT_SIM_HTTP": f"http://127.0.0.1:{free_port()}",
                "TONGLU_ALERT_SMTP_PORT": str(free_port()), "TONGLU_SMS_SIM_HTTP": self.sim,
+               "TONGLU_ERP_SIM_HTTP": f"http://127.0.0.1:{free_port()}",
+               "TONGLU_TRACKING_SIM_HTTP": f"http://127.0.0.1:{free_port()}",
                "TONGLU_SMS_CALLBACK_HTTP": self.callback, HASH_KEY_ENV: uuid.uuid4().hex * 2,
                CALLBACK_TOKEN_ENV: uuid.uuid4().hex, KEYS_ENV: self.raw_keys, "TONGLU_DATA_DIR": str(workdir),
                "TONGLU_SMS_MARKETING_HOURS": "00:00-23:59", "TONGLU_SMS_CONFIG": str(config_path),

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from connectors import platforms
 from connectors.erp import payloads, qimen
-from connectors.erp.http1 import Http1Client, Response, TransportError
+from connectors.runtime.http1 import Http1Client, Response, TransportError
 from schemas.codec import AvroCodec
 from streams.erp.config import Endpoint
 from streams.erp.lanes import Delivery

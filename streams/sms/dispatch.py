@@ -6,10 +6,9 @@ import asyncio
 import time
 from collections.abc import Mapping
 
-import aiohttp
-
 from connectors.sms.channels import PlatformChannel
 from connectors.sms.gateways import AliyunGateway, Outgoing, Result, TencentGateway, batch_out_id
+from connectors.sms.transport import Endpoints
 from streams.sms.failover import Health, try_order
 from streams.sms.templates import SmsConfig
 
@@ -105,7 +104,7 @@ class Batcher:
 
 
 class Dispatcher:
-    def __init__(self, config: SmsConfig, session: aiohttp.ClientSession, gateway_secrets: Mapping[str, str],
+    def __init__(self, config: SmsConfig, http: Endpoints, gateway_secrets: Mapping[str, str],
                  channel_secrets: Mapping[str, dict]):
         self.config = config
         self.health = {name: Health(spec.down_after, int(spec.down_for_s * 1000))
@@ -114,12 +113,12 @@ class Dispatcher:
         for name, spec in config.gateways.items():
             if spec.type == "aliyun":
                 self.gateways[name] = AliyunGateway(name, spec.url, spec.access_key_id, gateway_secrets[name],
-                                                    session, spec.timeout_s, spec.region or "cn-hangzhou")
+                                                    http, spec.timeout_s, spec.region or "cn-hangzhou")
             else:
                 self.gateways[name] = TencentGateway(name, spec.url, spec.access_key_id, gateway_secrets[name],
-                                                     spec.app_id or "", session, spec.timeout_s,
+                                                     spec.app_id or "", http, spec.timeout_s,
                                                      spec.region or "ap-guangzhou")
-        self.channels = {name: PlatformChannel(name, spec, session, channel_secrets[name])
+        self.channels = {name: PlatformChannel(name, spec, http, channel_secrets[name])
                          for name, spec in config.channels.items()}
         self.limits = {name: asyncio.Semaphore(spec.concurrency)
                        for name, spec in [*config.gateways.items(), *config.channels.items()]}

@@ -140,7 +140,7 @@ class NotifierService:
         last_birthday = last_report = 0.0
         try:
             while not stop.is_set():
-                messages = usable(events.consume(2000, 0.05))
+                messages = usable(events.consume(2000, 0.02))
                 now = time.time()
                 found = self.compose([m.value() for m in messages if m.topic() == self.topics.order_events],
                                      int(now * 1000)) if messages else []

@@ -37,8 +37,9 @@ class Outbox:
                 continue
             records = [r for rs, _ in batch for r in rs]
             try:
-                await self.publisher.publish_async([(self.topic, r["key"].encode(), self.codec.encode(r))
-                                                    for r in records])
+                values = self.codec.encode_many(records)
+                await self.publisher.publish_async([(self.topic, r["key"].encode(), v)
+                                                    for r, v in zip(records, values, strict=True)])
             except Exception as exc:  # noqa: BLE001 - every writer learns of it; nothing is noted
                 for _, done in batch:
                     if not done.done():

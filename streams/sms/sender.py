@@ -10,13 +10,16 @@ asked, so such a message is recorded `failed` (`interrupted`) rather than risk a
 The number is resolved here only (`contacts`), used for the provider call and the keyed hash, and dropped; a
 message waiting for its window keeps no number and resolves it again when it leaves. The rules
 (`rules.decide`: opt-out, consent, quiet hours, expiry, caps, budget) run here because they need that hash.
-Each message is its own task, so a slow lookup or provider holds up no other; their receipts are written together
-(`Outbox`). The sender reads sms.requests from the beginning on every start without a consumer group (like the
+Per poll, the requests are decided together and their claims stored in one write; then each message's provider
+call runs on its own (a slow provider holds up no other), up to `WINDOW` messages in flight before the sender reads
+more; their outcomes are written together again (`Outbox`). The sender reads sms.requests from the beginning on every start without a consumer group (like the
 detector): its state is its own receipts, so one sender owns every partition.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import time
 from collections.abc import Mapping
@@ -28,10 +31,12 @@ import aiohttp
 from connectors.runtime.errors import ConnectorError
 from connectors.runtime.records import connector_call
 from connectors.sms.contacts import OrderContacts, open_contact
+from connectors.sms.transport import Endpoints, TransportError
 from schemas.codec import AvroCodec, DecodeError
 from schemas.kafka import Publisher, consumer_from_start, read_to_end, usable
 from schemas.sealing import Opener, SealError
 from schemas.topics import Topics
+from streams.anomaly_agent import GC_THRESHOLDS
 from streams.sms.dispatch import Dispatcher
 from streams.sms.identity import mask_phone, phone_hash, recipient_of, token_hash
 from streams.sms.ledger import Ledger, evolve, receipt
@@ -43,7 +48,8 @@ log = logging.getLogger(__name__)
 RETRY_BASE_MS, RETRY_MAX_MS, GIVE_UP_MS = 1000, 60_000, 3_600_000
 RESOLVE_RETRY_MS = 5000
 SETTLE_SLACK_S = 3.0
-MAX_IN_FLIGHT = 4096
+WINDOW = 4096  # messages decided but not finished before the sender stops reading more
+POLL_S = 0.02  # a poll returns when full or after this long: every message waits for it once
 
 
 class SenderConfigError(ValueError):
@@ -142,15 +148,18 @@ class SenderService:
             self.ledger.opt_out(record["phone_hash"], record["opted_out"])
 
     async def run(self, stop: asyncio.Event) -> None:
+        # the ledger is a large long-lived heap of acyclic dicts: rarer collections, and none of what was read back
+        gc.set_threshold(*GC_THRESHOLDS)
         await asyncio.to_thread(self.restore)
+        gc.freeze()
         consumer = await asyncio.to_thread(
             consumer_from_start, self.s.kafka_config, [self.topics.sms_requests, self.topics.sms_optouts],
             f"{self.topics.prefix}tonglu-sms-sender", **{"fetch.wait.max.ms": 20})
         self.outbox = Outbox(self.publisher, self.topics.sms_receipts, self._note)
-        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
-        connector = aiohttp.TCPConnector(limit=512, limit_per_host=256)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            self.dispatch = Dispatcher(self.config, session, self._gateway_secrets, self._channel_secrets)
+        self._room = asyncio.Event()
+        self.http = Endpoints()
+        async with aiohttp.ClientSession() as session:  # platform order look-ups only
+            self.dispatch = Dispatcher(self.config, self.http, self._gateway_secrets, self._channel_secrets)
             self.contacts = OrderContacts(session, self.s.shops_file, self.s.simulators, self._record_call)
             writer = asyncio.create_task(self.outbox.run())
             flusher = asyncio.create_task(self._flush_calls(stop))
@@ -158,7 +167,14 @@ class SenderService:
             try:
                 last_prune = time.time()
                 while not stop.is_set():
-                    messages = usable(await asyncio.to_thread(consumer.consume, self.s.batch, 0.05))
+                    room = WINDOW - len(self.in_flight)
+                    if room <= 0:  # the window is full: wait for messages to finish before reading more
+                        self._room.clear()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._room.wait(), 0.05)
+                        await self.release_due()
+                        continue
+                    messages = usable(await asyncio.to_thread(consumer.consume, min(self.s.batch, room), POLL_S))
                     requests = []
                     for msg in messages:
                         if msg.topic() == self.topics.sms_optouts:
@@ -181,25 +197,38 @@ class SenderService:
                 await writer
                 await asyncio.to_thread(consumer.close)
                 await flusher
+                await self.http.close()
                 self.publisher.close()
 
-    async def _spawn(self, key: str, work) -> None:
-        """Run `work` as the task of message `key` (at most MAX_IN_FLIGHT at once)."""
-        await self._slots.acquire()
-        self.in_flight.add(key)
+    def _start(self, keys: list[str], work) -> None:
+        """Run `work`, the task of messages `keys`, which are in flight until each is finished (`_finish`)."""
+        self.in_flight.update(keys)
+        job = asyncio.create_task(work)
+        self._tasks.add(job)
+        job.add_done_callback(lambda done: self._ended(done, keys))
 
-        async def task():
+    def _start_one(self, key: str, work) -> None:
+        """`_start` for the task of one message, finished when the task ends."""
+        async def one():
             try:
                 await work
-            except Exception:  # a bug in one message must not stop the others; its claim stays for a restart
-                log.exception("短信 %s: processing failed", key)
             finally:
-                self.in_flight.discard(key)
-                self._slots.release()
+                self._finish(key)
 
-        job = asyncio.create_task(task())
-        self._tasks.add(job)
-        job.add_done_callback(self._tasks.discard)
+        self._start([key], one())
+
+    def _ended(self, job: asyncio.Task, keys: list[str]) -> None:
+        self._tasks.discard(job)
+        if not job.cancelled() and job.exception() is not None:
+            # a bug must not stop the sender; claims already stored stay for a restart to check
+            log.error("短信 %s: processing failed", ", ".join(keys[:3]), exc_info=job.exception())
+            for key in keys:
+                self._finish(key)
+
+    def _finish(self, key: str) -> None:
+        self.in_flight.discard(key)
+        if len(self.in_flight) < WINDOW and hasattr(self, "_room"):
+            self._room.set()
 
     def _record_call(self, record: dict) -> None:
         self._calls.append((self.topics.connector_calls, f"{record['platform']}:{record['shop_id']}".encode(),
@@ -214,24 +243,27 @@ class SenderService:
 
     # -- requests --------------------------------------------------------------------------------------------
     async def handle(self, requests: list[dict]) -> None:
-        """Start a task for every request whose key is free; restore waiting and unfinished ones; skip the rest."""
+        """Start one task for the requests whose key is free; restore waiting and unfinished ones; skip the rest."""
+        fresh: dict[str, dict] = {}
         for request in requests:
             self.counts["requests"] += 1
             key, status = request["key"], self.ledger.status(request["key"])
-            if key in self.in_flight or key in self.waiting:
+            if key in self.in_flight or key in self.waiting or key in fresh:
                 self.counts["duplicates"] += 1
             elif status is None:
-                await self._spawn(key, self._process(request))
+                fresh[key] = request
             elif status == "queued":  # waiting for its window when the sender stopped
                 self.waiting[key] = Pending(self.ledger.latest[key].get("release_at") or 0, request)
             elif status == "sending":  # claimed by an earlier run, no outcome written
-                await self._spawn(key, self._reconcile(request))
+                self._start_one(key, self._reconcile(request))
             else:
                 self.counts["duplicates"] += 1
+        if fresh:
+            self._start(list(fresh), self._process(list(fresh.values())))
 
-    async def _resolve(self, request: dict) -> tuple[str | None, str | None, str | None]:
+    def _recipient(self, request: dict, phone: str | None = None) -> tuple[str | None, str | None, str | None]:
         """(where to send: a phone or token, the recipient's keyed hash, masked number) — the number only in
-        memory. Raises LookupError/ConnectorError/SealError when it cannot be had now."""
+        memory; `phone` is the order's number looked up. Raises SealError when a sealed number cannot be opened."""
         key = self.s.hash_key
         if request["channel"] == "platform":
             return request["token"], token_hash(request["platform"], request["token"], key), request["to_masked"]
@@ -239,46 +271,83 @@ class SenderService:
             return None, None, request["to_masked"]
         if request.get("contact") is not None:
             phone = open_contact(self.s.opener, request["contact"], request["shop_id"], request["member_id"])
-        else:
-            phone = await self.contacts.phone(request["order_id"])
         found = recipient_of(request["platform"], None, phone, request["to_masked"], key)
         if found.channel != "gateway":
             return None, None, request["to_masked"]
         return phone, found.phone_hash, found.to_masked
 
-    async def _process(self, request: dict) -> None:
-        """Decide one message and carry the decision out: hold it back, or claim it and send it."""
-        key = request["key"]
-        try:
-            to, recipient, masked = await self._resolve(request)
-        except (LookupError, ConnectorError, SealError) as exc:
-            log.warning("短信 %s: 无法获取收件人 cannot resolve the recipient now (%s); retrying in %ds", key, exc,
-                        RESOLVE_RETRY_MS // 1000)
-            self.waiting[key] = Pending(_now() + RESOLVE_RETRY_MS, request)
-            return
-        now = _now()
-        rules = self.config.rules(request["shop_id"])
-        candidate = Candidate(request["kind"], to is not None, request["created_at"], request["segments"],
-                              request.get("consent"))
-        decision = decide(candidate, now, self.ledger.history(recipient, now), rules,
-                          self.ledger.spent_today(request["shop_id"], now, rules.timezone))
-        base = {"phone_hash": recipient, "to_masked": masked}
-        if decision.action != "send":
+    @staticmethod
+    def _looked_up(request: dict) -> bool:
+        """Whether the number must be asked from the order's platform (a plain-phone order)."""
+        return request["channel"] == "gateway" and request.get("contact") is None
+
+    async def _resolve(self, request: dict) -> tuple[str | None, str | None, str | None]:
+        """`_recipient` of one request, its number looked up first where needed. Raises LookupError/ConnectorError/
+        SealError when it cannot be had now."""
+        phone = await self.contacts.phone(request["order_id"]) if self._looked_up(request) else None
+        return self._recipient(request, phone)
+
+    async def _resolve_all(self, requests: list[dict]) -> list[tuple | None]:
+        """`_recipient` of each request (lookups concurrently); None for one that cannot be had now (it waits)."""
+        found: list[tuple | None] = [None] * len(requests)
+        lookups = [i for i, r in enumerate(requests) if self._looked_up(r)]
+        phones = dict(zip(lookups, await asyncio.gather(
+            *(self.contacts.phone(requests[i]["order_id"]) for i in lookups), return_exceptions=True), strict=True))
+        for i, request in enumerate(requests):
+            try:
+                phone = phones.get(i)
+                if isinstance(phone, BaseException):
+                    raise phone
+                found[i] = self._recipient(request, phone)
+            except (LookupError, ConnectorError, SealError) as exc:
+                log.warning("短信 %s: 无法获取收件人 cannot resolve the recipient now (%s); retrying in %ds",
+                            request["key"], exc, RESOLVE_RETRY_MS // 1000)
+                self.waiting[request["key"]] = Pending(_now() + RESOLVE_RETRY_MS, request)
+        return found
+
+    async def _process(self, requests: list[dict]) -> None:
+        """Decide messages and carry the decisions out: the held-back ones recorded and every claim stored, in one
+        write, before any provider hears of them; then each message is sent on its own."""
+        records, sends, now = [], [], _now()
+        for request, found in zip(requests, await self._resolve_all(requests), strict=True):
+            if found is None:
+                continue
+            to, recipient, masked = found
+            rules = self.config.rules(request["shop_id"])
+            candidate = Candidate(request["kind"], to is not None, request["created_at"], request["segments"],
+                                  request.get("consent"))
+            decision = decide(candidate, now, self.ledger.history(recipient, now), rules,
+                              self.ledger.spent_today(request["shop_id"], now, rules.timezone))
+            base = {"phone_hash": recipient, "to_masked": masked}
+            if decision.action == "send":
+                claim = receipt(request, "sending", now, **base)
+                self.ledger.apply(claim, rules.timezone)  # counted at once: a later message of this batch sees it
+                records.append(claim)
+                sends.append((request, to, claim))
+                continue
             self.counts["held"] += 1
             if decision.action == "queue":
-                self.waiting[key] = Pending(decision.release_at, request)
-                await self.outbox.write([receipt(request, "queued", now, reason=decision.reason,
-                                                 release_at=decision.release_at, **base)])
+                self.waiting[request["key"]] = Pending(decision.release_at, request)
+                records.append(receipt(request, "queued", now, reason=decision.reason,
+                                       release_at=decision.release_at, **base))
             else:
                 status = "unreachable" if decision.action == "unreachable" else "suppressed"
-                await self.outbox.write([receipt(request, status, now, reason=decision.reason, **base)])
-            return
-        claim = receipt(request, "sending", now, **base)
-        await self.outbox.write([claim])  # stored before any provider hears of it
-        await self._send(request, to, claim)
+                records.append(receipt(request, status, now, reason=decision.reason, **base))
+        await self.outbox.write(records)  # every claim stored before any provider hears of it
+        sending = {request["key"] for request, _, _ in sends}
+        for request in requests:
+            if request["key"] not in sending:
+                self._finish(request["key"])
+        await asyncio.gather(*(self._send(request, to, claim) for request, to, claim in sends))
 
     async def _send(self, request: dict, to: str, claim: dict, attempts: int = 0) -> None:
         """Call the providers and write the outcome; when every one failed for now, wait and try again."""
+        try:
+            await self._call(request, to, claim, attempts)
+        finally:
+            self._finish(request["key"])
+
+    async def _call(self, request: dict, to: str, claim: dict, attempts: int) -> None:
         result, provider, tried, out_id = await self.dispatch.send(request, to)
         now = _now()
         history = list(claim.get("attempts") or []) + tried
@@ -308,15 +377,17 @@ class SenderService:
 
     async def release_due(self) -> None:
         """Messages whose window opened, or whose retry or check is due, go again."""
-        now = _now()
+        now, again = _now(), []
         for key in [k for k, p in self.waiting.items() if p.due <= now]:
             pending = self.waiting.pop(key)
             if pending.reconcile:
-                await self._spawn(key, self._reconcile(pending.request))
+                self._start_one(key, self._reconcile(pending.request))
             elif self.ledger.status(key) == "sending":
-                await self._spawn(key, self._retry(pending))
+                self._start_one(key, self._retry(pending))
             else:
-                await self._spawn(key, self._process(pending.request))
+                again.append(pending.request)
+        if again:
+            self._start([r["key"] for r in again], self._process(again))
 
     # -- claimed before a restart, no outcome -------------------------------------------------------------------
     def _settle_ms(self) -> int:
@@ -338,7 +409,8 @@ class SenderService:
         try:
             to, _, _ = await self._resolve(request)
             found = await self.dispatch.find(to, key, claim["at"], request["text"])
-        except (LookupError, ConnectorError, SealError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (LookupError, ConnectorError, SealError, aiohttp.ClientError, TimeoutError, OSError,
+                TransportError) as exc:
             log.warning("短信 %s: 无法核对 cannot check the interrupted send now (%s); retrying", key, exc)
             self.waiting[key] = Pending(now + RESOLVE_RETRY_MS, request, reconcile=True)
             return

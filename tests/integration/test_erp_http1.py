@@ -6,7 +6,7 @@ import asyncio
 import pytest
 from aiohttp import web
 
-from connectors.erp.http1 import Http1Client, TransportError
+from connectors.runtime.http1 import Http1Client, TransportError
 from infra.broker import free_port
 from tests.integration.helpers import serve_app
 

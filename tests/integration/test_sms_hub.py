@@ -7,7 +7,6 @@ import urllib.error
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import aiohttp
 import pytest
 
 from connectors.sms.channels import PlatformChannel
@@ -15,6 +14,7 @@ from connectors.sms.channels import channel_module as sms_channel_of
 from connectors.sms.contacts import seal_contact
 from connectors.sms.gateways import Outgoing
 from connectors.sms.simulator import create_app as sms_sim_app
+from connectors.sms.transport import Endpoints
 from infra.bench.sms_bench import with_gateway_batches
 from infra.sms_local import simulator_state
 from schemas.codec import AvroCodec
@@ -200,12 +200,13 @@ async def test_platform_channels_take_the_token_as_it_came(tmp_path):
     state = simulator_state(config, "http://127.0.0.1:1", None)
     runner, base = await serve_app(sms_sim_app(state))
     try:
-        async with aiohttp.ClientSession() as session:
+        http = Endpoints()
+        try:
             def channel(platform, secret=None, session_token=None):
                 spec = config.channels[platform]
                 spec = spec.model_copy(update={name: getattr(spec, name).replace("http://127.0.0.1:8086", base)
                                                for name in ("url", "batch_url") if getattr(spec, name)})
-                return PlatformChannel(platform, spec, session, {"secret": secret, "session": session_token})
+                return PlatformChannel(platform, spec, http, {"secret": secret, "session": session_token})
 
             message = Outgoing("k-taobao", "1ZqX8mLp0vQ3rT7uW2yA5bC9dE4fG6hJ8kN1sV3xZ5aB7cD9eF", "【通路好物】",
                                "SMS_480002", (("order_no", "3950112233445566771"), ("carrier", "中通快递"),
@@ -224,6 +225,8 @@ async def test_platform_channels_take_the_token_as_it_came(tmp_path):
                                f"taobao:tb:{i}") for i in range(3)]
             results = await channel("taobao", taobao.DEMO_SECRET, taobao.DEMO_SESSION).send_many(listed)
             assert [r.ok for r in results] == [True] * 3
+        finally:
+            await http.close()
         received = {m["provider"]: m for m in state.listed()}
         assert received["douyin"]["text"] == "【通路好物】您的订单3950112233445566771已由中通快递发出，运单号78912345678901，请留意查收。"
         assert [(m["to"], m["out_id"]) for m in state.listed(provider="taobao")] == [
