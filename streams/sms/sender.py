@@ -12,8 +12,17 @@ message waiting for its window keeps no number and resolves it again when it lea
 (`rules.decide`: opt-out, consent, quiet hours, expiry, caps, budget) run here because they need that hash.
 Per poll, the requests are decided together and their claims stored in one write; then each message's provider
 call runs on its own (a slow provider holds up no other), up to `WINDOW` messages in flight before the sender reads
-more; their outcomes are written together again (`Outbox`). The sender reads sms.requests from the beginning on every start without a consumer group (like the
-detector): its state is its own receipts, so one sender owns every partition.
+more; their outcomes are written together again (`Outbox`).
+
+Several senders share the work: a consumer group over sms.requests (partitioned by the key, so a message always
+belongs to one partition). Every sender tails all of sms.receipts and sms.optouts, so its ledger knows every
+message, cap and budget whichever sender wrote them (caps of one number hit by two senders in the same
+moment are checked against what each has read, tens of milliseconds behind). A partition that arrives is read
+from its beginning, its requests held back until the tail has reached the end sms.receipts had at that moment:
+the previous owner's claims are in the ledger before any of its keys is looked at. A partition that leaves takes
+no new claim or provider call from then on; the move waits until the calls already at a provider have finished
+and every claim and outcome is on the broker. A sender killed mid-call leaves claims without outcomes: the new
+owner checks them with the gateways as a restart does.
 """
 from __future__ import annotations
 
@@ -27,13 +36,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from connectors.runtime.errors import ConnectorError
 from connectors.runtime.records import connector_call
 from connectors.sms.contacts import OrderContacts, open_contact
 from connectors.sms.transport import Endpoints, TransportError
 from schemas.codec import AvroCodec, DecodeError
-from schemas.kafka import Publisher, consumer_from_start, read_to_end, usable
+from schemas.kafka import CatchUp, Publisher, consumer_config, consumer_from_start, usable
 from schemas.sealing import Opener, SealError
 from schemas.topics import Topics
 from streams.anomaly_agent import GC_THRESHOLDS
@@ -50,6 +60,8 @@ RESOLVE_RETRY_MS = 5000
 SETTLE_SLACK_S = 3.0
 WINDOW = 4096  # messages decided but not finished before the sender stops reading more
 POLL_S = 0.02  # a poll returns when full or after this long: every message waits for it once
+HANDOVER_S = 15.0  # how long a partition that leaves may wait for its messages' provider calls to end
+GROUP = {"fetch.wait.max.ms": 20, "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
 
 
 class SenderConfigError(ValueError):
@@ -111,6 +123,9 @@ class SenderService:
         self.optout_codec = AvroCodec("SmsOptOut")
         self.waiting: dict[str, Pending] = {}
         self.in_flight: set[str] = set()
+        self.partition_of: dict[str, int] = {}  # sms.requests partition of each message in flight or waiting
+        self.owned: frozenset[int] = frozenset()
+        self._catching_up: tuple[list, dict] | None = None  # partitions held back until the tail reaches marks
         self._tasks: set[asyncio.Task] = set()
         self._calls: list[tuple[str, bytes, bytes]] = []
         self.counts = {"requests": 0, "duplicates": 0, "sent": 0, "failed": 0, "held": 0, "reports": 0,
@@ -124,19 +139,100 @@ class SenderService:
     def _note(self, record: dict) -> None:
         self.ledger.apply(record, self._tz(record["shop_id"]))
 
-    def restore(self) -> None:
-        """The ledger from every receipt written so far, and the opt-outs."""
-        group = f"{self.topics.prefix}tonglu-sms-sender"
-        for batch in read_to_end(self.s.kafka_config, [self.topics.sms_receipts], group=group, timeout=300):
-            for msg in batch:
-                try:
-                    self._note(self.receipt_codec.decode(msg.value()))
-                except (DecodeError, TypeError) as exc:
-                    log.error("undecodable receipt skipped: %s", exc)
-        for batch in read_to_end(self.s.kafka_config, [self.topics.sms_optouts], group=group, timeout=300):
-            self._optouts(batch)
+    def restore(self, timeout: float = 300.0) -> None:
+        """The ledger from every receipt written so far, and the opt-outs: the tail (every partition of
+        sms.receipts and sms.optouts from the first offset) read until caught up; it is read on from there."""
+        self.tail = consumer_from_start(self.s.kafka_config, [self.topics.sms_receipts, self.topics.sms_optouts],
+                                        f"{self.topics.prefix}tonglu-sms-sender-tail", **{"fetch.wait.max.ms": 20})
+        marks = {(tp.topic, tp.partition): self.tail.get_watermark_offsets(tp, timeout=10)
+                 for tp in self.tail.assignment()}
+        progress, deadline = CatchUp(marks, 0.5, time.monotonic()), time.monotonic() + timeout
+        while not progress.done(time.monotonic()):
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"reading {self.topics.sms_receipts} back: not caught up within {timeout:.0f}s")
+            messages = usable(self.tail.consume(10_000, 0.2))
+            if messages:
+                self._tailed(messages)
+                progress.seen([(m.topic(), m.partition(), m.offset()) for m in messages], time.monotonic())
         log.info("短信发送 sender: %d messages known, %d numbers opted out, %d claimed without an outcome",
                  len(self.ledger.latest), len(self.ledger.optouts), len(self.ledger.unfinished()))
+
+    def _tailed(self, messages) -> None:
+        """Receipts and opt-outs read from the tail (this sender's own come back too; folding one in twice is
+        harmless)."""
+        for msg in messages:
+            if msg.topic() == self.topics.sms_optouts:
+                self._optouts([msg])
+                continue
+            try:
+                self._note(self.receipt_codec.decode(msg.value()))
+            except (DecodeError, TypeError) as exc:
+                log.error("undecodable receipt skipped: %s", exc)
+
+    # -- the partitions of sms.requests (runs in the consumer's thread, where its callbacks run) -----------------
+    def _group_consumer(self) -> Consumer:
+        consumer = Consumer(consumer_config(self.s.kafka_config, f"{self.topics.prefix}tonglu-sms-sender", **GROUP))
+        consumer.subscribe([self.topics.sms_requests], on_assign=self._assigned, on_revoke=self._revoked,
+                           on_lost=self._revoked)
+        return consumer
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Read arriving partitions from the beginning (the ledger says which keys are taken), held back until
+        the tail has every receipt written so far."""
+        for tp in partitions:
+            tp.offset = OFFSET_BEGINNING
+        consumer.assign(partitions)
+        consumer.pause(partitions)
+        marks = {tp.partition: self.tail.get_watermark_offsets(tp, timeout=10)
+                 for tp in self.tail.assignment() if tp.topic == self.topics.sms_receipts}
+        self._catching_up = (partitions, marks)
+        self.owned = frozenset(tp.partition for tp in partitions)
+        log.info("短信发送 sender: partitions %s of %s are ours", sorted(self.owned), self.topics.sms_requests)
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        parts = {tp.partition for tp in partitions}
+        self._catching_up = None
+        try:
+            asyncio.run_coroutine_threadsafe(self._let_go(parts), self._loop).result(HANDOVER_S + 10)
+        except Exception as exc:  # noqa: BLE001 - the move goes on; the new owner checks unfinished claims
+            log.warning("短信发送 handing over partitions %s: %s", sorted(parts), exc)
+
+    def _resume_caught_up(self, consumer: Consumer) -> None:
+        if self._catching_up is None:
+            return
+        partitions, marks = self._catching_up
+        at = {tp.partition: tp.offset for tp in self.tail.position(
+            [TopicPartition(self.topics.sms_receipts, p) for p in marks])}
+        if all(high <= low or at.get(p, -1) >= high for p, (low, high) in marks.items()):
+            consumer.resume(partitions)
+            self._catching_up = None
+
+    def _poll(self, consumer: Consumer, room: int) -> tuple[list, list]:
+        """(requests, receipts and opt-outs of the tail) of one poll."""
+        requests = usable(consumer.consume(room, POLL_S))
+        tailed = usable(self.tail.consume(10_000, 0))
+        self._resume_caught_up(consumer)
+        return requests, tailed
+
+    async def _let_go(self, parts: set[int]) -> None:
+        """Partitions moving to another sender: no new claim or provider call for their messages from now on;
+        those already at a provider finish, and every claim and outcome is on the broker, before the move."""
+        self.owned = self.owned - parts
+        for key in [k for k in self.waiting if self.partition_of.get(k) in parts]:
+            del self.waiting[key]
+            self.partition_of.pop(key, None)
+        deadline = time.monotonic() + HANDOVER_S
+        while any(self.partition_of.get(k) in parts for k in self.in_flight):
+            if time.monotonic() > deadline:
+                log.warning("短信发送 partitions %s leave with provider calls still open", sorted(parts))
+                break
+            await asyncio.sleep(0.01)
+        if not self.outbox.closed:
+            await self.outbox.flushed()
+
+    def _owns(self, key: str) -> bool:
+        partition = self.partition_of.get(key)
+        return partition is None or partition in self.owned
 
     def _optouts(self, messages) -> None:
         for msg in messages:
@@ -150,11 +246,10 @@ class SenderService:
     async def run(self, stop: asyncio.Event) -> None:
         # the ledger is a large long-lived heap of acyclic dicts: rarer collections, and none of what was read back
         gc.set_threshold(*GC_THRESHOLDS)
+        self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self.restore)
         gc.freeze()
-        consumer = await asyncio.to_thread(
-            consumer_from_start, self.s.kafka_config, [self.topics.sms_requests, self.topics.sms_optouts],
-            f"{self.topics.prefix}tonglu-sms-sender", **{"fetch.wait.max.ms": 20})
+        consumer = await asyncio.to_thread(self._group_consumer)
         self.outbox = Outbox(self.publisher, self.topics.sms_receipts, self._note)
         self._room = asyncio.Event()
         self.http = Endpoints()
@@ -174,16 +269,17 @@ class SenderService:
                             await asyncio.wait_for(self._room.wait(), 0.05)
                         await self.release_due()
                         continue
-                    messages = usable(await asyncio.to_thread(consumer.consume, min(self.s.batch, room), POLL_S))
+                    messages, tailed = await asyncio.to_thread(self._poll, consumer, min(self.s.batch, room))
+                    self._tailed(tailed)
                     requests = []
                     for msg in messages:
-                        if msg.topic() == self.topics.sms_optouts:
-                            self._optouts([msg])
-                            continue
                         try:
-                            requests.append(self.request_codec.decode(msg.value()))
+                            request = self.request_codec.decode(msg.value())
                         except (DecodeError, TypeError) as exc:
                             log.error("undecodable SMS request skipped: %s", exc)
+                            continue
+                        self.partition_of[request["key"]] = msg.partition()
+                        requests.append(request)
                     await self.handle(requests)
                     await self.release_due()
                     if time.time() - last_prune > 600:
@@ -193,9 +289,10 @@ class SenderService:
                 self.ready = False
                 if self._tasks:
                     await asyncio.wait(self._tasks, timeout=10)
+                await asyncio.to_thread(consumer.close)  # hands the partitions over while the outbox still writes
                 self.outbox.close()
                 await writer
-                await asyncio.to_thread(consumer.close)
+                await asyncio.to_thread(self.tail.close)
                 await flusher
                 await self.http.close()
                 self.publisher.close()
@@ -227,6 +324,8 @@ class SenderService:
 
     def _finish(self, key: str) -> None:
         self.in_flight.discard(key)
+        if key not in self.waiting:
+            self.partition_of.pop(key, None)
         if len(self.in_flight) < WINDOW and hasattr(self, "_room"):
             self._room.set()
 
@@ -310,7 +409,7 @@ class SenderService:
         write, before any provider hears of them; then each message is sent on its own."""
         records, sends, now = [], [], _now()
         for request, found in zip(requests, await self._resolve_all(requests), strict=True):
-            if found is None:
+            if found is None or not self._owns(request["key"]):  # waiting, or its partition left meanwhile
                 continue
             to, recipient, masked = found
             rules = self.config.rules(request["shop_id"])
@@ -348,6 +447,8 @@ class SenderService:
             self._finish(request["key"])
 
     async def _call(self, request: dict, to: str, claim: dict, attempts: int) -> None:
+        if not self._owns(request["key"]):  # its partition left: the new owner checks the claim with the gateways
+            return
         result, provider, tried, out_id = await self.dispatch.send(request, to)
         now = _now()
         history = list(claim.get("attempts") or []) + tried
@@ -356,7 +457,7 @@ class SenderService:
             await self.outbox.write([evolve(claim, "sent", now, provider=provider, code=result.code,
                                             provider_id=result.provider_id, attempts=history, sent_at=now,
                                             out_id=None if out_id == request["key"] else out_id)])
-        elif result.elsewhere and now - request["created_at"] < GIVE_UP_MS:
+        elif result.elsewhere and now - request["created_at"] < GIVE_UP_MS and self._owns(request["key"]):
             delay = min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** attempts)
             self.waiting[request["key"]] = Pending(now + delay, request, attempts + 1)
             log.warning("短信 %s: 所有通道暂不可用 every provider failed for now (%s); retrying in %.0fs",
@@ -399,6 +500,8 @@ class SenderService:
         """A claim without an outcome: ask the gateways whether they took the out id; send only if none did."""
         key = request["key"]
         claim = self.ledger.latest[key]
+        if claim["status"] != "sending" or not self._owns(key):  # its outcome came in meanwhile, or it moved
+            return
         now, settle = _now(), self._settle_ms()
         if now - claim["at"] < settle:  # the provider may still be working on a call its client gave up on
             self.waiting[key] = Pending(claim["at"] + settle, request, reconcile=True)
@@ -458,4 +561,5 @@ class SenderService:
 
     def stats(self) -> dict:
         return {**self.counts, "ready": self.ready, "waiting": len(self.waiting), "in_flight": len(self.in_flight),
+                "partitions": sorted(self.owned),
                 "health": self.dispatch.stats(_now()) if hasattr(self, "dispatch") else {}}
