@@ -94,7 +94,12 @@ def simulator_state(config: SmsConfig, callback_http: str, token: str | None,
         for spec in config.gateways.values():
             callbacks[spec.type] = {"report": callback_http.rstrip("/") + report_path(spec.type, token),
                                     "uplink": callback_http.rstrip("/") + uplink_path(spec.type, token)}
-    return SimState(approved_templates(config), callbacks, receipt_delay_s)
+        for platform, channel in config.channels.items():
+            if channel.reports:
+                callbacks[platform] = {"report": callback_http.rstrip("/") + report_path(platform, token)}
+    state = SimState(approved_templates(config), callbacks, receipt_delay_s)
+    state.report_fields = {platform: dict(channel.report_fields) for platform, channel in config.channels.items()}
+    return state
 
 
 def command_keys(data_dir: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:

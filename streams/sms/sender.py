@@ -530,12 +530,20 @@ class SenderService:
         """Record delivery reports that match a message we sent to that number: (matched, unmatched)."""
         records, unmatched, now = [], 0, _now()
         for report in reports:
-            recipient = phone_hash(report.phone, self.s.hash_key)
-            key = self.ledger.key_of(report.out_id, report.provider_id, recipient)
-            held = self.ledger.latest.get(key) if key else None
-            if held is None or held.get("phone_hash") != recipient:
-                unmatched += 1
-                continue
+            if report.provider in self.config.channels:  # a platform's: by our key, and its token where echoed
+                recipient = (token_hash(report.provider, report.token, self.s.hash_key) if report.token else None)
+                held = self.ledger.latest.get(report.out_id or "")
+                if held is None or (held.get("channel"), held.get("platform")) != ("platform", report.provider) or (
+                        recipient is not None and held.get("phone_hash") != recipient):
+                    unmatched += 1
+                    continue
+            else:
+                recipient = phone_hash(report.phone, self.s.hash_key)
+                key = self.ledger.key_of(report.out_id, report.provider_id, recipient)
+                held = self.ledger.latest.get(key) if key else None
+                if held is None or held.get("phone_hash") != recipient:
+                    unmatched += 1
+                    continue
             if held.get("reported_at") is not None:
                 continue  # a report pushed again
             status = "delivered" if report.delivered else "failed"

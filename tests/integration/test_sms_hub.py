@@ -63,10 +63,11 @@ async def test_orders_reach_buyers_through_the_right_channel_once(kafka_bootstra
         assert sorted(m["to"] for m in platform) == sorted(o["receiver"]["secure_token"] for o in taobao)
         gateway = await hub.wait_messages(3, provider="aliyun")
         assert all(m["to"].startswith(("1", "+")) and m["text"].startswith("【通路好物】") for m in gateway)
-        latest = await _until(receipts, lambda r: sum(x["status"] == "delivered" for x in r.values()) == 3
-                              and sum(x["status"] == "sent" for x in r.values()) == 3)
+        # both the gateway's and the platform channel's reports come back (Taobao's with our key in `extend`)
+        latest = await _until(receipts, lambda r: sum(x["status"] == "delivered" for x in r.values()) == 6)
         assert {r["provider"] for r in latest.values()} == {"taobao", "aliyun"}
         assert {m["out_id"] for m in platform + gateway} == set(latest)
+        assert {r["code"] for r in latest.values() if r["provider"] == "taobao"} == {"DELIVERED"}
 
         # pushes are verified: the callback URL's secret, then a message we sent to that very number
         forged = [{"phone_number": "13900000000", "success": False, "err_code": "MK:0001",
@@ -77,8 +78,14 @@ async def test_orders_reach_buyers_through_the_right_channel_once(kafka_bootstra
         ack = await asyncio.get_running_loop().run_in_executor(None, lambda: http_json(
             f"{hub.callback}/sms/aliyun/report/{TOKEN}", forged))
         assert ack == {"code": 0, "msg": "成功"}
+        elsewhere = [{"extend": platform[0]["out_id"], "token": "not-the-buyers-oaid", "status": "FAILED"},
+                     {"extend": "0" * 32, "status": "FAILED"},  # no message of ours
+                     {"extend": gateway[1]["out_id"], "status": "FAILED"}]  # ours, but not sent through taobao
+        ack = await asyncio.get_running_loop().run_in_executor(None, lambda: http_json(
+            f"{hub.callback}/sms/taobao/report/{TOKEN}", elsewhere))
+        assert ack == {"code": 0, "msg": "ok"}
         stats = await sender_stats(hub)
-        assert (stats["reports"], stats["reports_unmatched"]) == (3, 1)
+        assert (stats["reports"], stats["reports_unmatched"]) == (6, 4)
         await asyncio.get_running_loop().run_in_executor(None, receipts.poll, 1.0)
         assert _latest(receipts)[gateway[0]["out_id"]]["status"] == "delivered"
 

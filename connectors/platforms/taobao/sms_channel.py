@@ -141,7 +141,7 @@ def sim_routes(state) -> list[web.RouteDef]:
             return None, (f"isv.{problem[0]}", problem[1])
         module = f"{business['order_id']}^{random.randrange(10)}"
         state.record("taobao", business["oaid"], business["sms_free_sign_name"], business["template_code"],
-                     business.get("params") or {}, business.get("extend"), module)
+                     business.get("params") or {}, business.get("extend"), module, report=True)
         return module, None
 
     async def handle(request: web.Request) -> web.Response:
