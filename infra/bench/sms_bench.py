@@ -95,7 +95,8 @@ class SmsStack:
         deadline = time.time() + timeout
         while time.time() < deadline:
             try:
-                if _get(f"{self.callback}/sms/stats").get("ready") and _get(f"{self.sim}/_sim/messages?out_id=-"):
+                stats = _get(f"{self.callback}/sms/stats")  # ready, and its group gave it the partitions
+                if stats.get("ready") and stats.get("partitions") and _get(f"{self.sim}/_sim/messages?out_id=-"):
                     return
             except OSError:
                 pass
