@@ -12,6 +12,10 @@ from connectors.sms.transport import Endpoints
 from streams.sms.failover import Health, try_order
 from streams.sms.templates import SmsConfig
 
+# One text to many numbers is a campaign, read over several polls (one per partition's fetch): a gateway's list
+# waits this long for them, a platform channel's lists (each message its own text, on the order path) 5 ms.
+GATEWAY_WINDOW_S = 0.05
+
 
 def outgoing(request: Mapping, to: str, provider: str) -> Outgoing:
     """What `provider` is asked to send for `request` (its template code there)."""
@@ -134,7 +138,7 @@ class Dispatcher:
         async def one(message: Outgoing) -> Result:
             return (await gateway.send([message], message.key))[0]
 
-        return Batcher(one, gateway.send, max_batch, self.limits[name], shared_out_id=True)
+        return Batcher(one, gateway.send, max_batch, self.limits[name], shared_out_id=True, window_s=GATEWAY_WINDOW_S)
 
     async def send(self, request: Mapping, to: str) -> tuple[Result, str | None, list[dict], str]:
         """(the last result, the provider that gave it, every attempt, the out id it received) for one message."""
