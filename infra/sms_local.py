@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from connectors.alerts.sim_store import SMS_DEMO_SECRET
@@ -94,7 +94,12 @@ def simulator_state(config: SmsConfig, callback_http: str, token: str | None,
         for spec in config.gateways.values():
             callbacks[spec.type] = {"report": callback_http.rstrip("/") + report_path(spec.type, token),
                                     "uplink": callback_http.rstrip("/") + uplink_path(spec.type, token)}
-    return SimState(approved_templates(config), callbacks, receipt_delay_s)
+        for platform, channel in config.channels.items():
+            if channel.reports:
+                callbacks[platform] = {"report": callback_http.rstrip("/") + report_path(platform, token)}
+    state = SimState(approved_templates(config), callbacks, receipt_delay_s)
+    state.report_fields = {platform: dict(channel.report_fields) for platform, channel in config.channels.items()}
+    return state
 
 
 def command_keys(data_dir: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -116,17 +121,19 @@ def command_keys(data_dir: Path, environ: Mapping[str, str] | None = None) -> di
     return out
 
 
-def import_members(kafka_config: dict, topic: str, text: str, environ: Mapping[str, str]) -> tuple[int, list[str]]:
-    """Publish the good rows of a members CSV to sms.members (phones sealed, hashed, masked): (imported, errors)."""
+def import_members(kafka_config: dict, topic: str, members: str | list, environ: Mapping[str, str]
+                   ) -> tuple[int, list[str]]:
+    """Publish the good rows of a members CSV (text) or of JSON rows (a list of objects) to sms.members (phones
+    sealed, hashed, masked): (imported, one error per bad line or row). The CLI's and the API's import."""
     import time
 
     from connectors.sms.contacts import seal_contact
     from schemas.codec import AvroCodec
     from schemas.kafka import Publisher
     from schemas.sealing import Sealer, provider_from_env
-    from streams.sms.members import member_record, parse_members_csv
+    from streams.sms.members import member_record, parse_members_csv, parse_members_rows
 
-    rows, errors = parse_members_csv(text)
+    rows, errors = parse_members_csv(members) if isinstance(members, str) else parse_members_rows(members)
     provider = provider_from_env(environ)
     sealer = Sealer(provider) if provider is not None else None
     key = hash_key(environ)
@@ -139,3 +146,15 @@ def import_members(kafka_config: dict, topic: str, text: str, environ: Mapping[s
         publisher.publish([(topic, f"{r['shop_id']}:{r['member_id']}".encode(), codec.encode(r)) for r in records])
         publisher.close()
     return len(records), errors
+
+
+def member_importer(kafka_config: dict, topic: str, data_dir: Path) -> Callable[[str | list], tuple[int, list[str]]]:
+    """`import_members` with this process's keys (else those the local stack keeps in `data_dir`), for the API."""
+    def run(members: str | list) -> tuple[int, list[str]]:
+        environ = {**os.environ, **command_keys(data_dir)}
+        try:
+            return import_members(kafka_config, topic, members, environ)
+        except SystemExit as exc:  # a missing key: the request fails, the API goes on
+            raise ValueError(str(exc)) from None
+
+    return run

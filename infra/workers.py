@@ -198,6 +198,7 @@ def normalizer(settings: Settings) -> None:
 
 def projector(settings: Settings) -> None:
     from connectors import platforms
+    from infra.sms_local import member_importer
     from projections.api_auth import AuthConfig
     from projections.clickhouse.backends import open_backend
     from projections.health import HealthMonitor
@@ -227,7 +228,8 @@ def projector(settings: Settings) -> None:
             heartbeat=lambda projector: HeartbeatSender(
                 settings.kafka(), topics.heartbeats, "projector", settings.heartbeat_seconds, alive=projector.alive,
                 progress=lambda: projector.counters()["total_events"]),
-            platforms=platforms.catalogue())
+            platforms=platforms.catalogue(),
+            member_import=member_importer(settings.kafka(), topics.sms_members, settings.data_dir))
 
     _run(serve)
 

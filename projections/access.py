@@ -60,6 +60,7 @@ ROUTES: dict[tuple[str, str], RouteRule] = {
     ("GET", "/api/alerts"): RouteRule(Role.VIEWER),
     ("GET", "/api/sms"): RouteRule(Role.VIEWER),
     ("GET", "/api/sms/stats"): RouteRule(Role.VIEWER),
+    ("POST", "/api/sms/members"): RouteRule(Role.OPERATOR),
     ("POST", "/api/orders/{order_id}/release"): RouteRule(Role.OPERATOR),
     ("POST", "/api/orders/{order_id}/shipments"): RouteRule(Role.OPERATOR, ("carrier",)),
     ("POST", "/api/sql"): RouteRule(Role.ADMIN, sql_field="sql"),

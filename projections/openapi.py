@@ -71,6 +71,12 @@ _ORDER_ID = {"name": "order_id", "in": "path", "required": True, "schema": {"typ
              "description": "`{platform}:{shop_id}:{external_id}` (URL-encode the colons or not)"}
 _LIMIT = _query("limit", "how many (the route's default and maximum apply)", {"type": "integer", "minimum": 1})
 _LIST = {"type": "array", "items": {"type": "object"}}
+_MEMBER = {"type": "object", "required": ["member_id", "shop_id"], "properties": {
+    **{name: {"type": "string"} for name in ("member_id", "shop_id", "phone", "platform", "token", "name")},
+    "birthday": {"type": "string", "description": "MM-DD or YYYY-MM-DD"}, "points": {"type": "integer"},
+    "consent": {"type": "boolean"}}}
+_IMPORTED = {"type": "object", "properties": {"imported": {"type": "integer"}, "refused": {
+    "type": "array", "items": {"type": "string"}, "description": "`line N: reason` (CSV) or `row N: reason` (JSON)"}}}
 
 # (method, route) -> the operation, without its role (taken from access.ROUTES)
 OPERATIONS: dict[tuple[str, str], dict] = {
@@ -134,6 +140,18 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ("GET", "/api/sms/stats"): {"summary": "SMS figures per shop and template (sent, delivered, failed, suppressed, "
                                            "queued, unreachable) and failures by provider, shop and code",
                                 "responses": {"200": _json({"type": "object"})}},
+    ("POST", "/api/sms/members"): {
+        "summary": "Import members for birthday greetings and points notices (as `tonglu sms members FILE.csv`); good "
+                   "rows are imported, bad ones refused with their CSV line or JSON row number",
+        "requestBody": {"required": True, "content": {
+            "text/csv": {"schema": {"type": "string", "description": "header member_id,shop_id and any of phone, "
+                                                                      "platform, token, name, birthday, points, consent"}},
+            "application/json": {"schema": {"oneOf": [
+                {"type": "array", "items": _MEMBER},
+                {"type": "object", "required": ["members"], "properties": {"members": {"type": "array",
+                                                                                       "items": _MEMBER}}}]}}}},
+        "responses": {"200": _json(_IMPORTED), "422": _json(_IMPORTED, "some rows refused"), "400": _ERROR,
+                      "503": _ERROR}},
     ("POST", "/api/sql"): {"summary": "Read-only analyst SQL over the tonglu tables, under limits",
                            "requestBody": {"required": True, "content": {"application/json": {"schema": {
                                "type": "object", "required": ["sql"], "properties": {"sql": {"type": "string"}}}}}},

@@ -239,6 +239,7 @@ async def run_projector(
     health: HealthMonitor | None = None,
     heartbeat: Callable[[Projector], object] | None = None,
     platforms: list[dict] = (),
+    member_import: Callable[[str | list], tuple[int, list[str]]] | None = None,
 ) -> None:
     """Create the schema, run the projector threads and the HTTP API (guarded by `auth`, an
     `api_auth.AuthConfig`) until `stop` is set.
@@ -247,7 +248,10 @@ async def run_projector(
     process's own heartbeat sender (anything with start() and stop()).
 
     `platforms`: the platform catalogue (code, names, capabilities) the API shows, given by whoever
-    runs the projector (the platform registry lives with the connectors)."""
+    runs the projector (the platform registry lives with the connectors).
+
+    `member_import(csv text or JSON rows)` -> (imported, refused): the SMS members import behind
+    `POST /api/sms/members`, given by whoever runs the projector (it seals and hashes with the SMS keys)."""
     from aiohttp import web
 
     from projections.api import create_api
@@ -261,6 +265,7 @@ async def run_projector(
         group_id=group_id,
         database=database,
     )
+    projector.member_import = member_import
     projector.start()
     helpers = [h for h in (health, heartbeat(projector) if heartbeat else None) if h is not None]
     for helper in helpers:

@@ -55,8 +55,14 @@ def aliyun_signature(params: dict, secret: str, method: str = "POST") -> str:
     return _sign(aliyun_canonical_query(params), secret, method)
 
 
+def _percent_query(canonical: str) -> str:
+    """`percent` of a canonical query, whose characters are unreserved ones, `%`, `=` and `&` only: three
+    replacements instead of quoting byte by byte (a tenth of the cost of signing a long SendSms)."""
+    return canonical.replace("%", "%25").replace("=", "%3D").replace("&", "%26")
+
+
 def _sign(canonical: str, secret: str, method: str) -> str:
-    to_sign = f"{method.upper()}&{percent('/')}&{percent(canonical)}"
+    to_sign = f"{method.upper()}&%2F&{_percent_query(canonical)}"
     digest = hmac.new((secret + "&").encode("utf-8"), to_sign.encode("utf-8"), hashlib.sha1).digest()
     return base64.b64encode(digest).decode("ascii")
 

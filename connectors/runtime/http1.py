@@ -1,5 +1,5 @@
 """A lean HTTP/1.1 client: keep-alive connections with pipelined requests, for the calls made thousands of
-times a second (events to ERP endpoints, shipments to platforms).
+times a second (events to ERP endpoints, shipments to platforms, messages to SMS providers).
 
 Why not aiohttp's client: it costs ~140 µs of CPU per request here, which alone caps a deliverer at a
 few thousand events/s on a shared core; this one writes prepared bytes and parses answers with

@@ -5,6 +5,9 @@
 - Tencent status callback: an array of `{user_receive_time, nationcode, mobile, report_status, errmsg, description,
   sid, ext: {context}}` (`ext.context` is our SessionContext; the sheet marks it unverified, so `sid`, the
   SerialNo, matches too), answered `{"result": 0, "errmsg": "OK"}`.
+- Platforms' official channels (no sheet describes their reports: unverified, the shape is data): a JSON array of
+  `{out_id, message_id, token, status: DELIVERED | FAILED, code, report_time}`, each name renamed by the channel's
+  `report_fields`, answered `{"code": 0, "msg": "ok"}`; `out_id` is our key, `token` the OAID or ciphertext sent.
 - Replies (上行): Aliyun SmsUp, an array of `{phone_number, send_time, content, sign_name, dest_code,
   sequence_id}`; Tencent's reply callback, one object `{extend, mobile, nationcode, sign, text, time}`.
 
@@ -20,6 +23,8 @@ from zoneinfo import ZoneInfo
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 ACKS = {"aliyun": {"code": 0, "msg": "成功"}, "tencent": {"result": 0, "errmsg": "OK"}}
+PLATFORM_ACK = {"code": 0, "msg": "ok"}
+PLATFORM_REPORT_FIELDS = ("out_id", "message_id", "token", "status", "code", "report_time")
 
 
 class CallbackError(ValueError):
@@ -35,6 +40,7 @@ class Report:
     delivered: bool
     code: str
     reported_at: int | None
+    token: str | None = None  # a platform report: the recipient's token as the platform echoed it, if it does
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,20 @@ def tencent_reports(body) -> list[Report]:
         out.append(Report("tencent", context or None, item.get("sid") or None, phone,
                           item["report_status"] == "SUCCESS", str(item.get("errmsg") or ""),
                           beijing_ms(item.get("user_receive_time"))))
+    return out
+
+
+def platform_reports(body, platform: str, fields: dict[str, str] | None = None) -> list[Report]:
+    """A platform channel's report push, its field names renamed by `fields` (ours -> the platform's)."""
+    name = {ours: (fields or {}).get(ours, ours) for ours in PLATFORM_REPORT_FIELDS}
+    out = []
+    for item in _items(body, platform):
+        status = str(item.get(name["status"]) or "").upper()
+        if not item.get(name["out_id"]) or status not in ("DELIVERED", "FAILED"):
+            raise CallbackError(f"{platform}: a report needs {name['out_id']} and {name['status']} DELIVERED or FAILED")
+        out.append(Report(platform, str(item[name["out_id"]]), str(item.get(name["message_id"]) or "") or None, "",
+                          status == "DELIVERED", str(item.get(name["code"]) or status),
+                          beijing_ms(item.get(name["report_time"])), str(item.get(name["token"]) or "") or None))
     return out
 
 

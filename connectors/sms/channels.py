@@ -2,7 +2,7 @@
 ciphertext) goes to the platform as it came and the platform sends; Tonglu never decrypts it.
 
 A platform folder may hold `sms_channel.py` speaking its platform's API (`request(spec, secrets, message,
-external_id, now)` -> aiohttp keyword arguments, `result(status, body, started)` -> Result, optionally
+external_id, now)` -> the POST's `data` (a form as a dict, or bytes) and `headers`, `result(status, body, started)` -> Result, optionally
 `batch_request`/`batch_result` for an API taking lists, and the simulator's `sim_routes(state)`); every other
 platform uses the generic channel below, whose method and field names come from
 its `[channels.<platform>]` section (erp_and_messaging.md §4 names no API for them: the shape is data).
@@ -15,12 +15,12 @@ import hmac
 import time
 from types import ModuleType
 
-import aiohttp
 import orjson
 
 from connectors import platforms
 from connectors.sms.config import ChannelSpec
-from connectors.sms.gateways import Outgoing, Result, Unanswered, json_answer, post
+from connectors.sms.gateways import UNANSWERED, Outgoing, Result, Unanswered, json_answer
+from connectors.sms.transport import Endpoints
 
 GENERIC_FIELDS = ("order_id", "token", "sign", "template_code", "params", "out_id")
 
@@ -65,9 +65,9 @@ class PlatformChannel:
 
     kind = "platform"
 
-    def __init__(self, platform: str, spec: ChannelSpec, session: aiohttp.ClientSession,
-                 secrets: dict[str, str | None], clock=time.time):
-        self.name, self.spec, self.session, self.secrets, self.clock = platform, spec, session, secrets, clock
+    def __init__(self, platform: str, spec: ChannelSpec, http: Endpoints, secrets: dict[str, str | None],
+                 clock=time.time):
+        self.name, self.spec, self.http, self.secrets, self.clock = platform, spec, http, secrets, clock
         self.module = channel_module(platform)
 
     async def send_many(self, messages: list[Outgoing]) -> list[Result]:
@@ -79,8 +79,8 @@ class PlatformChannel:
         items = [(m, (m.order_id or "").split(":", 2)[-1]) for m in messages]
         try:
             kwargs = self.module.batch_request(self.spec, self.secrets, items, self.clock())
-            status, body = await post(self.session, self.spec.batch_url, self.spec.timeout_s, **kwargs)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            status, body = await self.http.post(self.spec.batch_url, self.spec.timeout_s, **kwargs)
+        except UNANSWERED as exc:
             failed = Result(False, "network", f"{exc.__class__.__name__}: {exc}"[:200], elsewhere=True,
                             unhealthy=True, latency_ms=(time.monotonic() - started) * 1000)
             return [failed] * len(messages)
@@ -92,15 +92,14 @@ class PlatformChannel:
         try:
             if self.module is not None:
                 kwargs = self.module.request(self.spec, self.secrets, message, external_id, self.clock())
-                status, body = await post(self.session, self.spec.url, self.spec.timeout_s, **kwargs)
+                status, body = await self.http.post(self.spec.url, self.spec.timeout_s, **kwargs)
                 return self.module.result(status, body, started)
             payload = orjson.dumps(generic_body(self.spec, message, external_id, int(self.clock() * 1000)))
             headers = {"Content-Type": "application/json"}
             if self.secrets.get("secret"):
                 headers["X-Sign"] = generic_sign(self.secrets["secret"], payload)
-            status, body = await post(self.session, self.spec.url, self.spec.timeout_s, data=payload,
-                                      headers=headers)
+            status, body = await self.http.post(self.spec.url, self.spec.timeout_s, data=payload, headers=headers)
             return generic_result(status, body, started)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except UNANSWERED as exc:
             return Result(False, "network", f"{exc.__class__.__name__}: {exc}"[:200], elsewhere=True,
                           unhealthy=True, latency_ms=(time.monotonic() - started) * 1000)

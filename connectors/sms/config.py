@@ -54,6 +54,11 @@ class ChannelSpec(BaseModel):
     concurrency: int = 64
     batch_url: str | None = None  # where lists of messages go, when the folder's channel speaks such an API
     max_batch: int = 1  # messages per request there
+    # Delivery reports pushed by the platform to /sms/<platform>/report/<token> as JSON arrays. No platform sheet
+    # says how these come back (unverified): the shape is data, our names (out_id, message_id, token, status,
+    # code, report_time) renamed by `report_fields`; `reports = false` for a platform that sends none.
+    reports: bool = True
+    report_fields: dict[str, str] = Field(default_factory=dict)
 
 
 def _fill(value, sim: str):

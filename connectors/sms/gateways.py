@@ -10,8 +10,8 @@ lives only in the request; nothing here logs it. Each request carries the messag
 from __future__ import annotations
 
 import hashlib
+import os
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +24,9 @@ import orjson
 from connectors.alerts.signing import aliyun_signature, aliyun_signed_form
 from connectors.sms.signing import CONTENT_TYPE, tc3_authorization
 from connectors.sms.text import normalize_phone
+from connectors.sms.transport import Endpoints, TransportError
+
+UNANSWERED = (TimeoutError, aiohttp.ClientError, OSError, TransportError)  # a call that got no HTTP answer
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -76,12 +79,6 @@ class Result:
 def _transport(exc: BaseException, started: float) -> Result:
     return Result(False, "network", f"{exc.__class__.__name__}: {exc}"[:200], elsewhere=True, unhealthy=True,
                   latency_ms=(time.monotonic() - started) * 1000)
-
-
-async def post(session: aiohttp.ClientSession, url: str, timeout: float, **kwargs) -> tuple[int, bytes]:
-    """POST and read the whole answer (raises aiohttp.ClientError / TimeoutError)."""
-    async with session.post(url, timeout=aiohttp.ClientTimeout(total=timeout), **kwargs) as resp:
-        return resp.status, await resp.read()
 
 
 def e164(phone: str) -> str:
@@ -146,15 +143,15 @@ class AliyunGateway:
 
     kind = "aliyun"
 
-    def __init__(self, name: str, url: str, access_key_id: str, secret: str, session: aiohttp.ClientSession,
+    def __init__(self, name: str, url: str, access_key_id: str, secret: str, http: Endpoints,
                  timeout: float = 2.0, region: str = "cn-hangzhou", clock: Callable[[], float] = time.time):
         self.name, self.url, self.access_key_id, self.secret = name, url, access_key_id, secret
-        self.session, self.timeout, self.region, self.clock = session, timeout, region or "cn-hangzhou", clock
+        self.http, self.timeout, self.region, self.clock = http, timeout, region or "cn-hangzhou", clock
 
     def unsigned(self, action: str, nonce: str | None = None, **business) -> dict:
         """The parameters of one RPC call before signing (a fresh `SignatureNonce` unless given)."""
         return {"AccessKeyId": self.access_key_id, "Action": action, "Format": "JSON", "RegionId": self.region,
-                "SignatureMethod": "HMAC-SHA1", "SignatureNonce": nonce or uuid.uuid4().hex,
+                "SignatureMethod": "HMAC-SHA1", "SignatureNonce": nonce or os.urandom(16).hex(),
                 "SignatureVersion": "1.0",
                 "Timestamp": datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "Version": "2017-05-25", **{k: str(v) for k, v in business.items() if v is not None}}
@@ -167,8 +164,8 @@ class AliyunGateway:
 
     async def _post_signed(self, params: dict) -> tuple[int, bytes]:
         # the body is the canonical query plus the signature: encoded once, not again by a form encoder
-        return await post(self.session, self.url, self.timeout, data=aliyun_signed_form(params, self.secret).encode(),
-                          headers=FORM)
+        return await self.http.post(self.url, self.timeout, data=aliyun_signed_form(params, self.secret).encode(),
+                                    headers=FORM)
 
     def send_params(self, batch: Sequence[Outgoing], out_id: str, nonce: str | None = None,
                     sign: bool = True) -> dict:
@@ -183,7 +180,7 @@ class AliyunGateway:
         started = time.monotonic()
         try:
             status, body = await self._post_signed(self.send_params(batch, out_id or batch[0].key, sign=False))
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except UNANSWERED as exc:
             return [_transport(exc, started)] * len(batch)
         return [aliyun_result(status, body, started)] * len(batch)
 
@@ -255,10 +252,10 @@ class TencentGateway:
     service, version = "sms", "2021-01-11"
 
     def __init__(self, name: str, url: str, secret_id: str, secret_key: str, app_id: str,
-                 session: aiohttp.ClientSession, timeout: float = 2.0, region: str = "ap-guangzhou",
+                 http: Endpoints, timeout: float = 2.0, region: str = "ap-guangzhou",
                  clock: Callable[[], float] = time.time):
         self.name, self.url, self.secret_id, self.secret_key, self.app_id = name, url, secret_id, secret_key, app_id
-        self.session, self.timeout, self.region, self.clock = session, timeout, region or "ap-guangzhou", clock
+        self.http, self.timeout, self.region, self.clock = http, timeout, region or "ap-guangzhou", clock
         self.host = urlsplit(url).netloc
 
     def headers(self, action: str, payload: bytes) -> dict:
@@ -271,7 +268,7 @@ class TencentGateway:
 
     async def _call(self, action: str, body: dict) -> tuple[int, bytes]:
         payload = orjson.dumps(body)
-        return await post(self.session, self.url, self.timeout, data=payload, headers=self.headers(action, payload))
+        return await self.http.post(self.url, self.timeout, data=payload, headers=self.headers(action, payload))
 
     async def send(self, batch: Sequence[Outgoing], out_id: str | None = None) -> list[Result]:
         first = batch[0]
@@ -282,7 +279,7 @@ class TencentGateway:
         started = time.monotonic()
         try:
             status, raw = await self._call("SendSms", body)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except UNANSWERED as exc:
             return [_transport(exc, started)] * len(batch)
         return tencent_results(status, raw, batch, started)
 

@@ -56,6 +56,7 @@ class SimState:
         self._faults: dict[str, deque[tuple[str, float]]] = {}
         self._failing_receipts: dict[str, int] = {}
         self.pending_reports: deque[tuple[float, str, dict, int]] = deque()  # (due, provider, message, tries)
+        self.report_fields: dict[str, dict[str, str]] = {}  # platform -> its report's names for ours
         self.pushed = self.push_failures = 0
 
     # -- accounts (the alert simulator's RPC checks read `robot`, `clock` and `nonce_fresh`) -------------------

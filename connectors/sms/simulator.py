@@ -11,7 +11,8 @@ Real-looking APIs (erp_and_messaging.md §4 and the fixtures in shared/fixtures/
 - platform channels: a folder's own (`sms_channel.sim_routes`, e.g. Taobao's TOP `/router/rest`), and
   `POST /platform/{platform}/sms/send` (the generic channel) for the others.
 - Delivery reports pushed after `receipt_delay_s` to each provider's report URL, merged into JSON arrays as
-  Aliyun's SmsReport HTTP batch push and Tencent's status callback do, re-pushed up to 3 times on failure.
+  Aliyun's SmsReport HTTP batch push and Tencent's status callback do, re-pushed up to 3 times on failure; the
+  platform channels push theirs the same way in the configurable shape of `platform_report` (unverified).
 
 Control (not part of any real service):
 - `GET /_sim/messages[?provider=&out_id=]` → {"messages":[{provider, to, sign, template, params, text, out_id,
@@ -248,7 +249,7 @@ async def generic_channel(request: web.Request) -> web.Response:
         return web.json_response({"ok": False, "code": f"{problem[0]}_not_approved", "message": problem[1]})
     message_id = f"{platform[:2].upper()}{random.randrange(10 ** 15)}"
     state.record(platform, str(body["token"]), str(body["sign"]), str(body["template_code"]), body.get("params") or {},
-                 body.get("out_id"), message_id)
+                 body.get("out_id"), message_id, report=True)
     return web.json_response({"ok": True, "message_id": message_id})
 
 
@@ -278,7 +279,21 @@ def tencent_report(message: dict, failed: bool, now: float) -> dict:
             "ext": {"context": message["out_id"] or ""}}
 
 
+def platform_report(message: dict, failed: bool, now: float, fields: dict[str, str] | None = None) -> dict:
+    """One entry of a platform channel's report push: our names, renamed by the channel's `report_fields` (no sheet
+    describes these pushes; connectors/sms/callbacks.py)."""
+    ours = {"out_id": message["out_id"], "message_id": message["message_id"], "token": message["to"],
+            "status": "FAILED" if failed else "DELIVERED", "code": "MK:0001" if failed else "DELIVERED",
+            "report_time": _beijing(now)}
+    return {(fields or {}).get(k, k): v for k, v in ours.items()}
+
+
 REPORTS = {"aliyun": aliyun_report, "tencent": tencent_report}
+
+
+def _report_of(state: SimState, provider: str):
+    return REPORTS.get(provider) or (lambda m, failed, now: platform_report(m, failed, now,
+                                                                           state.report_fields.get(provider)))
 
 
 async def _push(session: aiohttp.ClientSession, url: str, body) -> bool:
@@ -300,11 +315,11 @@ async def push_due_reports(state: SimState, session: aiohttp.ClientSession) -> i
         due.setdefault(provider, []).append((message, tries))
     pushed = 0
     for provider, items in due.items():
-        body = []
+        body, report = [], _report_of(state, provider)
         for message, _ in items:
             failed = state.report_fails(provider)
             message["status"] = "failed" if failed else "delivered"
-            body.append(REPORTS[provider](message, failed, now))
+            body.append(report(message, failed, now))
         for start in range(0, len(body), 1000):
             chunk = items[start:start + 1000]
             if await _push(session, state.callbacks[provider]["report"], body[start:start + 1000]):

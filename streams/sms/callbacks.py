@@ -1,7 +1,7 @@
 """The sender's callback receiver: providers push delivery reports and buyers' replies here.
 
-`POST /sms/{provider}/report/{token}` and `POST /sms/{provider}/uplink/{token}` (provider aliyun or tencent; the
-token is `TONGLU_SMS_CALLBACK_TOKEN`, put into the URL given to the provider's console, since neither provider
+`POST /sms/{provider}/report/{token}` and `POST /sms/{provider}/uplink/{token}` (provider aliyun or tencent, and
+for reports also a platform whose official channel pushes them, e.g. taobao; the token is `TONGLU_SMS_CALLBACK_TOKEN`, put into the URL given to the provider's console, since neither provider
 signs its pushes). A wrong token is 401 and nothing is recorded; a push that is not the provider's shape is 400.
 Accepted pushes are answered as each provider expects, after they are on the broker.
 """
@@ -12,7 +12,15 @@ import logging
 import orjson
 from aiohttp import web
 
-from connectors.sms.callbacks import ACKS, REPLY_PARSERS, REPORT_PARSERS, CallbackError, token_ok
+from connectors.sms.callbacks import (
+    ACKS,
+    PLATFORM_ACK,
+    REPLY_PARSERS,
+    REPORT_PARSERS,
+    CallbackError,
+    platform_reports,
+    token_ok,
+)
 from streams.sms.identity import is_opt_out
 
 log = logging.getLogger(__name__)
@@ -38,6 +46,13 @@ def create_app(sender, token: str) -> web.Application:
     return app
 
 
+def _report_parsers(sender) -> dict:
+    """The gateways' report parsers and those of the platform channels that push reports."""
+    channels = {name: (lambda body, name=name, spec=spec: platform_reports(body, name, spec.report_fields))
+                for name, spec in sender.config.channels.items() if spec.reports}
+    return {**channels, **REPORT_PARSERS}
+
+
 async def _body(request: web.Request, parsers: dict):
     provider = request.match_info["provider"]
     if provider not in parsers:
@@ -52,12 +67,12 @@ async def _body(request: web.Request, parsers: dict):
 
 
 async def _report(request: web.Request) -> web.Response:
-    provider, reports = await _body(request, REPORT_PARSERS)
+    provider, reports = await _body(request, _report_parsers(request.app[SENDER]))
     _, unmatched = await request.app[SENDER].reports(reports)
     if unmatched:
         log.warning("短信回执 %d of %d %s reports match no message we sent to that number", unmatched,
                     len(reports), provider)
-    return web.json_response(ACKS[provider])
+    return web.json_response(ACKS.get(provider, PLATFORM_ACK))
 
 
 async def _uplink(request: web.Request) -> web.Response:

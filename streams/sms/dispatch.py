@@ -6,12 +6,15 @@ import asyncio
 import time
 from collections.abc import Mapping
 
-import aiohttp
-
 from connectors.sms.channels import PlatformChannel
 from connectors.sms.gateways import AliyunGateway, Outgoing, Result, TencentGateway, batch_out_id
+from connectors.sms.transport import Endpoints
 from streams.sms.failover import Health, try_order
 from streams.sms.templates import SmsConfig
+
+# One text to many numbers is a campaign, read over several polls (one per partition's fetch): a gateway's list
+# waits this long for them, a platform channel's lists (each message its own text, on the order path) 5 ms.
+GATEWAY_WINDOW_S = 0.05
 
 
 def outgoing(request: Mapping, to: str, provider: str) -> Outgoing:
@@ -105,7 +108,7 @@ class Batcher:
 
 
 class Dispatcher:
-    def __init__(self, config: SmsConfig, session: aiohttp.ClientSession, gateway_secrets: Mapping[str, str],
+    def __init__(self, config: SmsConfig, http: Endpoints, gateway_secrets: Mapping[str, str],
                  channel_secrets: Mapping[str, dict]):
         self.config = config
         self.health = {name: Health(spec.down_after, int(spec.down_for_s * 1000))
@@ -114,12 +117,12 @@ class Dispatcher:
         for name, spec in config.gateways.items():
             if spec.type == "aliyun":
                 self.gateways[name] = AliyunGateway(name, spec.url, spec.access_key_id, gateway_secrets[name],
-                                                    session, spec.timeout_s, spec.region or "cn-hangzhou")
+                                                    http, spec.timeout_s, spec.region or "cn-hangzhou")
             else:
                 self.gateways[name] = TencentGateway(name, spec.url, spec.access_key_id, gateway_secrets[name],
-                                                     spec.app_id or "", session, spec.timeout_s,
+                                                     spec.app_id or "", http, spec.timeout_s,
                                                      spec.region or "ap-guangzhou")
-        self.channels = {name: PlatformChannel(name, spec, session, channel_secrets[name])
+        self.channels = {name: PlatformChannel(name, spec, http, channel_secrets[name])
                          for name, spec in config.channels.items()}
         self.limits = {name: asyncio.Semaphore(spec.concurrency)
                        for name, spec in [*config.gateways.items(), *config.channels.items()]}
@@ -135,7 +138,7 @@ class Dispatcher:
         async def one(message: Outgoing) -> Result:
             return (await gateway.send([message], message.key))[0]
 
-        return Batcher(one, gateway.send, max_batch, self.limits[name], shared_out_id=True)
+        return Batcher(one, gateway.send, max_batch, self.limits[name], shared_out_id=True, window_s=GATEWAY_WINDOW_S)
 
     async def send(self, request: Mapping, to: str) -> tuple[Result, str | None, list[dict], str]:
         """(the last result, the provider that gave it, every attempt, the out id it received) for one message."""

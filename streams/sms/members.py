@@ -102,6 +102,26 @@ def parse_members_csv(text: str) -> tuple[list[MemberRow], list[str]]:
     return rows, errors
 
 
+def parse_members_rows(items: list) -> tuple[list[MemberRow], list[str]]:
+    """`parse_members_csv` for JSON rows (objects with the CSV's columns as keys): (good rows, one error per bad
+    row: `row N: reason`, N counting from 1)."""
+    rows, errors = [], []
+    for number, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            errors.append(f"row {number}: not an object with the columns {', '.join(KNOWN)}")
+            continue
+        unknown = [k for k in item if k not in KNOWN]
+        if unknown:
+            errors.append(f"row {number}: unknown field(s) {', '.join(map(str, unknown))} (fields: {', '.join(KNOWN)})")
+            continue
+        fields = {k: "" if v is None else str(v).lower() if isinstance(v, bool) else str(v) for k, v in item.items()}
+        try:
+            rows.append(_row(fields))
+        except ValueError as exc:
+            errors.append(f"row {number}: {exc}")
+    return rows, errors
+
+
 def member_record(row: MemberRow, now_ms: int, hash_key: bytes, seal: Callable[[str], dict] | None) -> dict:
     """The `SmsMember` of a row: the phone sealed by `seal(phone)`, hashed and masked; never kept in clear."""
     record = {"shop_id": row.shop_id, "member_id": row.member_id, "platform": row.platform, "token": row.token,

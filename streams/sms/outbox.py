@@ -18,6 +18,17 @@ class Outbox:
         self._wake = asyncio.Event()
         self._closed = False
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def flushed(self) -> None:
+        """Return once everything written before this call is on the broker."""
+        done = asyncio.get_running_loop().create_future()
+        self._queue.append(([], done))
+        self._wake.set()
+        await done
+
     async def write(self, records: list[dict]) -> None:
         """Return once `records` are on the broker and noted."""
         if not records:
@@ -36,14 +47,16 @@ class Outbox:
             if not batch:
                 continue
             records = [r for rs, _ in batch for r in rs]
-            try:
-                await self.publisher.publish_async([(self.topic, r["key"].encode(), self.codec.encode(r))
-                                                    for r in records])
-            except Exception as exc:  # noqa: BLE001 - every writer learns of it; nothing is noted
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                continue
+            if records:  # else only `flushed` callers: everything before them is already acknowledged
+                try:
+                    values = self.codec.encode_many(records)
+                    await self.publisher.publish_async([(self.topic, r["key"].encode(), v)
+                                                        for r, v in zip(records, values, strict=True)])
+                except Exception as exc:  # noqa: BLE001 - every writer learns of it; nothing is noted
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
             for r in records:
                 self.noted(r)
             for _, done in batch:

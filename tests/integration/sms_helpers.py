@@ -62,8 +62,9 @@ class SmsHub:
                               **demo_secrets(config), **env)
         return self
 
-    def run(self, name: str, tag: str = "") -> None:
-        self.workers[name] = start_worker(name, self.env, self.logs / f"{name}{tag}.log")
+    def run(self, name: str, tag: str = "", key: str | None = None, **env) -> None:
+        """Start worker `name`, logging to `name` + `tag`, kept as `key` (default `name`), with `env` on top."""
+        self.workers[key or name] = start_worker(name, {**self.env, **env}, self.logs / f"{name}{tag}.log")
 
     def stop(self, name: str) -> int:
         return stop_worker(self.workers.pop(name))

@@ -7,7 +7,6 @@ import urllib.error
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import aiohttp
 import pytest
 
 from connectors.sms.channels import PlatformChannel
@@ -15,7 +14,9 @@ from connectors.sms.channels import channel_module as sms_channel_of
 from connectors.sms.contacts import seal_contact
 from connectors.sms.gateways import Outgoing
 from connectors.sms.simulator import create_app as sms_sim_app
+from connectors.sms.transport import Endpoints
 from infra.bench.sms_bench import with_gateway_batches
+from infra.broker import free_port
 from infra.sms_local import simulator_state
 from schemas.codec import AvroCodec
 from schemas.sealing import EnvKeyProvider, Sealer
@@ -62,10 +63,11 @@ async def test_orders_reach_buyers_through_the_right_channel_once(kafka_bootstra
         assert sorted(m["to"] for m in platform) == sorted(o["receiver"]["secure_token"] for o in taobao)
         gateway = await hub.wait_messages(3, provider="aliyun")
         assert all(m["to"].startswith(("1", "+")) and m["text"].startswith("【通路好物】") for m in gateway)
-        latest = await _until(receipts, lambda r: sum(x["status"] == "delivered" for x in r.values()) == 3
-                              and sum(x["status"] == "sent" for x in r.values()) == 3)
+        # both the gateway's and the platform channel's reports come back (Taobao's with our key in `extend`)
+        latest = await _until(receipts, lambda r: sum(x["status"] == "delivered" for x in r.values()) == 6)
         assert {r["provider"] for r in latest.values()} == {"taobao", "aliyun"}
         assert {m["out_id"] for m in platform + gateway} == set(latest)
+        assert {r["code"] for r in latest.values() if r["provider"] == "taobao"} == {"DELIVERED"}
 
         # pushes are verified: the callback URL's secret, then a message we sent to that very number
         forged = [{"phone_number": "13900000000", "success": False, "err_code": "MK:0001",
@@ -76,8 +78,14 @@ async def test_orders_reach_buyers_through_the_right_channel_once(kafka_bootstra
         ack = await asyncio.get_running_loop().run_in_executor(None, lambda: http_json(
             f"{hub.callback}/sms/aliyun/report/{TOKEN}", forged))
         assert ack == {"code": 0, "msg": "成功"}
+        elsewhere = [{"extend": platform[0]["out_id"], "token": "not-the-buyers-oaid", "status": "FAILED"},
+                     {"extend": "0" * 32, "status": "FAILED"},  # no message of ours
+                     {"extend": gateway[1]["out_id"], "status": "FAILED"}]  # ours, but not sent through taobao
+        ack = await asyncio.get_running_loop().run_in_executor(None, lambda: http_json(
+            f"{hub.callback}/sms/taobao/report/{TOKEN}", elsewhere))
+        assert ack == {"code": 0, "msg": "ok"}
         stats = await sender_stats(hub)
-        assert (stats["reports"], stats["reports_unmatched"]) == (3, 1)
+        assert (stats["reports"], stats["reports_unmatched"]) == (6, 4)
         await asyncio.get_running_loop().run_in_executor(None, receipts.poll, 1.0)
         assert _latest(receipts)[gateway[0]["out_id"]]["status"] == "delivered"
 
@@ -123,9 +131,10 @@ async def test_replays_and_re_sent_updates_never_text_twice(kafka_bootstrap, top
 
 async def test_a_sender_killed_mid_batch_never_sends_twice(kafka_bootstrap, topics, tmp_path):
     """Killed while the gateway was still answering (found there by the out id afterwards), and killed after
-    claiming while every gateway was down (sent once after the restart)."""
+    claiming while every gateway was down (sent once after the restart). No delivery report comes meanwhile, so
+    only the check with the gateways can find what the killed sender had sent."""
     now = int(time.time() * 1000)
-    async with hub_running(kafka_bootstrap, topics, tmp_path) as (hub, receipts):
+    async with hub_running(kafka_bootstrap, topics, tmp_path, receipt_delay_s=600) as (hub, receipts):
         await hub.control("/_sim/faults", {"provider": "aliyun", "kind": "slow", "count": 5, "seconds": 1.5})
         hub.publish_events(hub.shopify_orders("sp-kill", 5, now), now)
         await _until(receipts, lambda r: sum(x["status"] == "sending" for x in r.values()) >= 3)
@@ -147,6 +156,57 @@ async def test_a_sender_killed_mid_batch_never_sends_twice(kafka_bootstrap, topi
         assert sorted(m["out_id"] for m in sent) == sorted(latest)  # every message exactly once
         assert (tmp_path / "sender3.log").read_text().count("found sent by") + \
             (tmp_path / "sender2.log").read_text().count("found sent by") >= 3
+
+
+async def _stats_of(url: str) -> dict:
+    try:
+        return await asyncio.get_running_loop().run_in_executor(None, lambda: http_json(f"{url}/sms/stats"))
+    except OSError:
+        return {}
+
+
+async def test_two_senders_share_the_partitions_and_one_killed_loses_nothing_and_sends_nothing_twice(
+        kafka_bootstrap, topics, tmp_path):
+    """Sender a alone, then b joins while a works (the partitions move), then a is killed with calls open at a slow
+    gateway: b takes every partition, checks a's unfinished claims with the gateways, and every message reaches the
+    gateway exactly once."""
+    config, now = load_sms_config(CONFIG_PATH, {}), int(time.time() * 1000)
+    sealer, codec = Sealer(EnvKeyProvider(RAW_KEYS)), AvroCodec("SmsRequest")
+    requests = [build_request(
+        key=message_key(f"member:club:m{i}", "PointsChanged:1/points_changed"), template_name="points_changed",
+        template=config.templates["points_changed"],
+        variables={"points": "+10", "points_balance": str(100 + i)},
+        platform="member", shop_id="club", trigger="PointsChanged", detail="1", channel="gateway",
+        occurred_at=now, now_ms=now, member_id=f"m{i}", contact=seal_contact(sealer, f"1391111{i:04d}", "club",
+                                                                              f"m{i}"),
+        to_masked=f"139****{i:04d}", consent=True, providers=config.providers) for i in range(60)]
+    b_callback = f"http://127.0.0.1:{free_port()}"
+
+    def publish_part(part):
+        publish(kafka_bootstrap, [(topics.sms_requests, r["key"].encode(), codec.encode(r)) for r in part])
+
+    async with hub_running(kafka_bootstrap, topics, tmp_path, workers=("sender",), receipt_delay_s=600) as (
+            hub, receipts):
+        publish_part(requests[:20])
+        await hub.wait_messages(20, provider="aliyun")
+        await hub.control("/_sim/faults", {"provider": "aliyun", "kind": "slow", "count": 40, "seconds": 1.0})
+        publish_part(requests[20:40])
+        hub.run("sender", "-b", key="sender-b", TONGLU_SMS_CALLBACK_HTTP=b_callback)
+        deadline = time.time() + 60
+        while time.time() < deadline:  # the group shares the four partitions out
+            a, b = await _stats_of(hub.callback), await _stats_of(b_callback)
+            if a.get("partitions") and b.get("partitions"):
+                break
+            await asyncio.sleep(0.3)
+        assert sorted(a["partitions"] + b["partitions"]) == [0, 1, 2, 3], (a, b)
+        publish_part(requests[40:])
+        await _until(receipts, lambda r: sum(x["status"] == "sending" for x in r.values()) >= 2)
+        hub.kill("sender")  # kill -9 of a, its calls at the slow gateway still open
+        latest = await _until(receipts, lambda r: len(r) == 60 and all(
+            x["status"] == "sent" for x in r.values()), timeout=120)
+        assert (await _stats_of(b_callback))["partitions"] == [0, 1, 2, 3]
+        sent = await hub.messages(provider="aliyun") + await hub.messages(provider="tencent")
+        assert sorted(m["out_id"] for m in sent) == sorted(latest) == sorted(r["key"] for r in requests)
 
 
 def _delivered(order: dict, at: int) -> dict:
@@ -200,12 +260,13 @@ async def test_platform_channels_take_the_token_as_it_came(tmp_path):
     state = simulator_state(config, "http://127.0.0.1:1", None)
     runner, base = await serve_app(sms_sim_app(state))
     try:
-        async with aiohttp.ClientSession() as session:
+        http = Endpoints()
+        try:
             def channel(platform, secret=None, session_token=None):
                 spec = config.channels[platform]
                 spec = spec.model_copy(update={name: getattr(spec, name).replace("http://127.0.0.1:8086", base)
                                                for name in ("url", "batch_url") if getattr(spec, name)})
-                return PlatformChannel(platform, spec, session, {"secret": secret, "session": session_token})
+                return PlatformChannel(platform, spec, http, {"secret": secret, "session": session_token})
 
             message = Outgoing("k-taobao", "1ZqX8mLp0vQ3rT7uW2yA5bC9dE4fG6hJ8kN1sV3xZ5aB7cD9eF", "【通路好物】",
                                "SMS_480002", (("order_no", "3950112233445566771"), ("carrier", "中通快递"),
@@ -224,6 +285,8 @@ async def test_platform_channels_take_the_token_as_it_came(tmp_path):
                                f"taobao:tb:{i}") for i in range(3)]
             results = await channel("taobao", taobao.DEMO_SECRET, taobao.DEMO_SESSION).send_many(listed)
             assert [r.ok for r in results] == [True] * 3
+        finally:
+            await http.close()
         received = {m["provider"]: m for m in state.listed()}
         assert received["douyin"]["text"] == "【通路好物】您的订单3950112233445566771已由中通快递发出，运单号78912345678901，请留意查收。"
         assert [(m["to"], m["out_id"]) for m in state.listed(provider="taobao")] == [

@@ -12,12 +12,14 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
+from infra.sms_local import HASH_KEY_ENV, member_importer
 from projections.access import Role
 from projections.clickhouse import ChdbBackend
 from projections.tokens import TokenStore
 from schemas.kafka import read_to_end
+from schemas.sealing import KEYS_ENV
 from tests.integration.projector_helpers import bearer, running_projector, wait_for
-from tests.integration.sms_helpers import SmsHub
+from tests.integration.sms_helpers import HASH_KEY, RAW_KEYS, SmsHub
 
 pytestmark = pytest.mark.integration
 API_FIELDS = ["key", "order_id", "shop_id", "trigger", "template", "kind", "channel", "provider", "status", "reason",
@@ -86,11 +88,11 @@ async def test_messages_are_projected_served_masked_and_no_plain_phone_leaks(kaf
                 out_ids = {m["out_id"] for m in await hub.messages(provider="aliyun")}
                 assert one["key"] in out_ids  # the key is the out id the provider received
 
-                async def platform_sent():
+                async def platform_delivered():
                     listed = (await get("/api/sms?shop=tb-scan"))["messages"]
-                    return len(listed) == 2 and all(m["status"] == "sent" for m in listed) and listed
+                    return len(listed) == 2 and all(m["status"] == "delivered" for m in listed) and listed
 
-                assert {m["provider"] for m in await wait_for(platform_sent, 60)} == {"taobao"}
+                assert {m["provider"] for m in await wait_for(platform_delivered, 60)} == {"taobao"}
 
                 async def member_care():
                     listed = (await get("/api/sms?shop=club"))["messages"]
@@ -102,7 +104,7 @@ async def test_messages_are_projected_served_masked_and_no_plain_phone_leaks(kaf
                 stats = await get("/api/sms/stats")
                 rows = {(r["shop_id"], r["template"]): r for r in stats["by_template"]}
                 assert rows[("sp-scan", "order_confirmed")]["delivered"] == 4
-                assert rows[("tb-scan", "order_confirmed")]["sent"] == 2
+                assert rows[("tb-scan", "order_confirmed")]["delivered"] == 2  # the platform's reports
                 with pytest.raises(AssertionError):
                     await get("/api/sms?status=sending")  # not an API status
     finally:
@@ -134,3 +136,49 @@ async def test_messages_are_projected_served_masked_and_no_plain_phone_leaks(kaf
         sources[f"log {log.name}"] = log.read_bytes()
     leaks = {where: sorted(f for f in forms if f.encode() in blob) for where, blob in sources.items()}
     assert not {where: found for where, found in leaks.items() if found}, "plain phone numbers leaked"
+
+
+async def test_members_import_over_the_api_refuses_bad_rows_by_number(kafka_bootstrap, topics, tmp_path, monkeypatch):
+    """POST /api/sms/members: the CLI's import behind an operator route; CSV errors name the line, JSON the row."""
+    monkeypatch.setenv(KEYS_ENV, RAW_KEYS)
+    monkeypatch.setenv(HASH_KEY_ENV, HASH_KEY)
+    names = {"raw_orders": topics.raw_orders, "raw_orders_dlq": topics.raw_orders_dlq,
+             "order_events": topics.order_events, "connector_calls": topics.connector_calls}
+    store = TokenStore(tmp_path / "tokens.json")
+    kafka = {"bootstrap.servers": kafka_bootstrap}
+    async with running_projector(kafka_bootstrap, names, str(tmp_path / "chdb"), f"n-{uuid.uuid4().hex[:6]}", store,
+                                 expect_healthy=False,
+                                 member_import=member_importer(kafka, topics.sms_members, tmp_path)) as base:
+        csv_text = ("member_id,shop_id,phone,name,birthday,points,consent\n"
+                    "m1,club,13912345678,王小明,1990-05-01,120,1\n"
+                    "m2,club,1391234,,,,1\n"
+                    "m3,club,13987654321,李雷,01-01,80,no\n")
+        rows = {"members": [{"member_id": "m4", "shop_id": "club", "platform": "taobao", "token": "oaid-m4",
+                             "points": 10, "consent": True},
+                            {"member_id": "m5", "phone": "13911112222"},
+                            {"member_id": "m6", "shop_id": "club", "phone": "13911113333", "birthday": "13-40"}]}
+        async with aiohttp.ClientSession(headers=bearer(store, Role.OPERATOR)) as http:
+            async with http.post(f"{base}/api/sms/members", data=csv_text.encode(),
+                                 headers={"Content-Type": "text/csv"}) as resp:
+                assert resp.status == 422
+                answer = await resp.json()
+            assert answer["imported"] == 2 and len(answer["refused"]) == 1
+            assert answer["refused"][0].startswith("line 3: phone")
+            async with http.post(f"{base}/api/sms/members", json=rows) as resp:
+                assert resp.status == 422
+                answer = await resp.json()
+            assert answer["imported"] == 1 and [r.split(":")[0] for r in answer["refused"]] == ["row 2", "row 3"]
+            async with http.post(f"{base}/api/sms/members", json=rows["members"][:1]) as resp:
+                assert (resp.status, await resp.json()) == (200, {"imported": 1, "refused": []})
+            async with http.post(f"{base}/api/sms/members", data=b"m1,club", headers={
+                    "Content-Type": "application/xml"}) as resp:
+                assert resp.status == 400
+            async with http.get(f"{base}/api/openapi.json") as resp:
+                assert "post" in (await resp.json())["paths"]["/api/sms/members"]
+        async with aiohttp.ClientSession(headers=bearer(store, Role.VIEWER)) as http, http.post(
+                f"{base}/api/sms/members", data=csv_text.encode(), headers={"Content-Type": "text/csv"}) as resp:
+            assert resp.status == 403
+    records = [msg for batch in await asyncio.to_thread(lambda: list(read_to_end(kafka, [topics.sms_members])))
+               for msg in batch]
+    assert sorted(m.key() for m in records) == [b"club:m1", b"club:m3", b"club:m4", b"club:m4"]
+    assert not any(b"13912345678" in m.value() or b"13987654321" in m.value() for m in records)  # sealed, hashed

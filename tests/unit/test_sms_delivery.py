@@ -13,11 +13,13 @@ from connectors.sms.callbacks import (
     CallbackError,
     aliyun_replies,
     aliyun_reports,
+    platform_reports,
     tencent_replies,
     tencent_reports,
 )
 from connectors.sms.gateways import AliyunGateway, Outgoing, aliyun_result, tencent_results
 from connectors.sms.signing import tc3_authorization, tc3_signature, tc3_string_to_sign
+from connectors.sms.simulator import platform_report
 from projections.clickhouse.ddl import TABLE_COLUMNS
 from projections.clickhouse.rows import sms_message_row
 from streams.derive import derive_events
@@ -103,6 +105,20 @@ def test_delivery_reports_of_both_providers():
         "TL-SMS-000125", "2028:5207717000021456789", True, "13800138000")
     with pytest.raises(CallbackError, match="aliyun"):
         aliyun_reports([{"out_id": "x"}])
+
+
+def test_platform_reports_in_the_configured_shape():
+    pushed = [platform_report({"out_id": "k1", "message_id": "39501^0", "to": "oaid-1"}, False, 1_800_000_000.0,
+                              {"out_id": "extend"}),
+              platform_report({"out_id": "k2", "message_id": "39502^0", "to": "oaid-2"}, True, 1_800_000_000.0,
+                              {"out_id": "extend"})]
+    assert "extend" in pushed[0] and "out_id" not in pushed[0]
+    first, second = platform_reports(pushed, "taobao", {"out_id": "extend"})
+    assert (first.provider, first.out_id, first.provider_id, first.token, first.delivered, first.code) == (
+        "taobao", "k1", "39501^0", "oaid-1", True, "DELIVERED")
+    assert (second.delivered, second.code) == (False, "MK:0001") and second.reported_at == 1_800_000_000_000
+    with pytest.raises(CallbackError, match="needs out_id"):
+        platform_reports(pushed, "taobao")  # read with our own names, the key is missing
 
 
 def test_replies_of_both_providers():

@@ -47,7 +47,7 @@ def _signed(params: dict, secrets: dict) -> dict:
 
 
 def request(spec: ChannelSpec, secrets: dict, message: Outgoing, external_id: str, now: float) -> dict:
-    """aiohttp keyword arguments of one signed TOP call."""
+    """The POST keyword arguments (`data`: the form) of one signed TOP call."""
     return _signed({"method": METHOD, "app_key": spec.app_key, "session": secrets.get("session") or "",
                     "timestamp": datetime.fromtimestamp(now, BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
                     "format": "json", "v": "2.0", "sign_method": "md5",
@@ -55,7 +55,8 @@ def request(spec: ChannelSpec, secrets: dict, message: Outgoing, external_id: st
 
 
 def batch_request(spec: ChannelSpec, secrets: dict, items: list[tuple[Outgoing, str]], now: float) -> dict:
-    """aiohttp keyword arguments of one signed list of up to 100 messages (the integrator's gateway)."""
+    """The POST keyword arguments (`data`: the form) of one signed list of up to 100 messages (the integrator's
+    gateway)."""
     return _signed({"app_key": spec.app_key, "session": secrets.get("session") or "",
                     "timestamp": datetime.fromtimestamp(now, BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
                     "sign_method": "md5",
@@ -140,7 +141,7 @@ def sim_routes(state) -> list[web.RouteDef]:
             return None, (f"isv.{problem[0]}", problem[1])
         module = f"{business['order_id']}^{random.randrange(10)}"
         state.record("taobao", business["oaid"], business["sms_free_sign_name"], business["template_code"],
-                     business.get("params") or {}, business.get("extend"), module)
+                     business.get("params") or {}, business.get("extend"), module, report=True)
         return module, None
 
     async def handle(request: web.Request) -> web.Response:
