@@ -10,12 +10,14 @@ is logged with its reason and counted, and the next result goes on.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 
 import aiohttp
 from confluent_kafka import Consumer
 
+from connectors import platforms
 from connectors.tracking import kuaidi100
 from schemas.codec import AvroCodec, DecodeError
 from schemas.kafka import consumer_config, usable
@@ -38,18 +40,36 @@ class TrackingAccount:
     callback: str
 
 
-def subscription(result: dict, account: TrackingAccount) -> dict[str, str] | None:
+def subscription(result: dict, account: TrackingAccount,
+                 carriers: dict[str, str] | None = None) -> dict[str, str] | None:
     """The subscribe form for a ShipmentResult, None when it is not an upload the platform accepted;
-    Unsubscribable when the carrier is unknown to the tracking service."""
+    Unsubscribable when the carrier is unknown to the tracking service. `carriers` is the platform's
+    manifest table (its own carrier code -> name): a result carries the platform's code, which for
+    many platforms is a number ("4" is 中通快递 on Kuaishou, "3" on Youzan)."""
     if result.get("status") != "UPLOADED":
         return None
-    company = kuaidi100.company_code(result.get("carrier_code"))
+    code = result.get("carrier_code")
+    named = (carriers or {}).get(code)
+    company = (kuaidi100.company_code(named) if named else None) or kuaidi100.company_code(code)
     if company is None:
         raise Unsubscribable(f"shipment {result.get('shipment_id')} of {result.get('order_id')}: carrier "
                              f"{result.get('carrier_code')!r} is unknown to the tracking service")
     order_id, number = result["order_id"], result["tracking_no"]
     return kuaidi100.subscribe_form(company, number, account.key, kuaidi100.callback_url(account.callback, order_id),
                                     kuaidi100.subscription_salt(account.secret, order_id, number))
+
+
+@functools.lru_cache(maxsize=64)
+def _platform_carriers(platform: str) -> dict[str, str]:
+    try:
+        return dict(platforms.manifest(platform).carriers)
+    except platforms.UnknownPlatform:  # a platform this deployment does not know: its codes are taken as they are
+        return {}
+
+
+def _carriers(order_id: str | None) -> dict[str, str]:
+    """The carrier table of the order's platform (order ids are `platform:shop:external id`)."""
+    return _platform_carriers((order_id or "").partition(":")[0])
 
 
 class Subscriber:
@@ -78,7 +98,7 @@ class Subscriber:
     async def _handle(self, session: aiohttp.ClientSession, value: bytes, stop: asyncio.Event) -> None:
         try:
             result = self.codec.decode(value)
-            form = subscription(result, self.account)
+            form = subscription(result, self.account, _carriers(result.get("order_id")))
         except (DecodeError, Unsubscribable) as exc:
             self.refused += 1
             log.error("未订阅物流跟踪 not subscribed for tracking: %s", exc)
