@@ -18,12 +18,14 @@ from connectors.runtime.ratelimit import TokenBucket
 
 def wire_bytes(pool: Http1Pool, spec: RequestSpec) -> tuple:
     """(the origin's client, the bytes of `spec` for it): `params` join the URL's query, a dict `data` is
-    sent as a urlencoded form."""
+    sent as a urlencoded form; a Host header is dropped, since the client writes its own."""
     parts = urlsplit(spec.url)
     query = parts.query
     if spec.params:
         query = f"{query}&{urlencode(spec.params)}" if query else urlencode(spec.params)
     headers = spec.headers
+    if any(name.lower() == "host" for name in headers):
+        headers = {k: v for k, v in headers.items() if k.lower() != "host"}
     data = spec.data
     if isinstance(data, dict):
         data = urlencode(data).encode()

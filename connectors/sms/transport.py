@@ -7,8 +7,8 @@ about a third of its CPU per message; this one a few percent.
 """
 from __future__ import annotations
 
-from urllib.parse import urlencode, urlsplit
-
+from connectors.runtime.base import RequestSpec
+from connectors.runtime.caller import wire_bytes
 from connectors.runtime.http1 import Http1Pool, TransportError
 
 __all__ = ["Endpoints", "TransportError"]
@@ -31,15 +31,9 @@ class Endpoints:
     async def post(self, url: str, timeout: float, data: bytes | dict = b"",
                    headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         """POST `data` (bytes as they are, a dict as a form) and read the whole answer: (status, body)."""
-        client = self._pool(timeout).client(url)
-        headers = {k: v for k, v in (headers or {}).items() if k.lower() != "host"}  # the client writes Host
-        if isinstance(data, dict):
-            data = urlencode(data).encode()
-            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
-        parts = urlsplit(url)
+        client, request = wire_bytes(self._pool(timeout), RequestSpec("POST", url, data=data, headers=headers or {}))
         # lane None: the idlest connection, so one slow answer holds up no message that could go elsewhere
-        response = await client.send(client.prepare(list(headers.items()), data, query=parts.query or None,
-                                                     path=parts.path or "/"), None)
+        response = await client.send(request, None)
         return response.status, response.body
 
     async def close(self) -> None:
