@@ -12,7 +12,7 @@ from urllib.parse import quote_plus
 
 from connectors.runtime.base import Caller, RequestSpec, Response, ShopCredentials
 from connectors.runtime.errors import TransientError, raise_for_http
-from connectors.runtime.shipping import ShipRefused, ShipRequest, settle_refusal
+from connectors.runtime.shipping import ShipRefused, ShipRequest, upload
 
 from .client import TaobaoClient, _decode, _get
 
@@ -78,10 +78,4 @@ class Shipper:
         business = {"tid": request.external_id, "out_sid": request.tracking_no, "company_code": request.carrier_code}
         if request.line_ids:
             business.update(is_split="1", sub_tid=",".join(request.line_ids))
-        try:
-            await self.caller.request(ENDPOINT, self._form(business), classify)
-        except ShipRefused as refused:
-            if refused.kind != "already_shipped":
-                raise
-            return await settle_refusal(self.client, self.creds.platform, self.creds.shop_id, request, refused)
-        return "accepted"
+        return await upload(self.caller, self.client, self.creds, request, ENDPOINT, self._form(business), classify)
