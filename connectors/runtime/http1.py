@@ -15,7 +15,8 @@ events of one order) is simply not sent concurrently. Requests beyond the pipeli
 Any transport trouble — refused connection, reset, a timeout, a parser error, the server closing — fails
 every request in flight on that connection with `TransportError`; the connection is opened again for
 the next request. A request the server had already handled may so be sent again: receivers dedup by
-the event id (the ERP), or the caller settles it (a platform answering "shipped already").
+the event id (the ERP), or the caller settles it (a platform answering "shipped already"); a caller that
+cannot (an SMS gateway) tells a request that never left (`TransportError.sent` False) from one in doubt.
 
 `Http1Pool` keeps one client per origin (scheme, host, port) for callers whose URLs vary.
 """
@@ -32,7 +33,13 @@ import httptools
 
 
 class TransportError(Exception):
-    """No HTTP answer: the connection failed, closed or timed out (the message says which)."""
+    """No HTTP answer: the connection failed, closed or timed out (the message says which). `sent`: the request
+    was handed to an open connection, so the server may have received and handled it (in doubt); False when no
+    connection could be opened (it never left)."""
+
+    def __init__(self, reason: str, sent: bool = True):
+        super().__init__(reason)
+        self.sent = sent
 
 
 @dataclass
@@ -221,7 +228,8 @@ class Http1Client:
                 server_hostname=self.host if self.tls else None), self.connect_timeout)
         except (TimeoutError, OSError) as exc:
             self._opening[slot] = None
-            error = TransportError(f"cannot connect to {self.host}:{self.port}: {exc.__class__.__name__} {exc}")
+            error = TransportError(f"cannot connect to {self.host}:{self.port}: {exc.__class__.__name__} {exc}",
+                                   sent=False)
             failed, self._queued[slot] = self._queued[slot], collections.deque()
             for _, done in failed:
                 done(error)

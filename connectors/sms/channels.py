@@ -19,7 +19,7 @@ import orjson
 
 from connectors import platforms
 from connectors.sms.config import ChannelSpec
-from connectors.sms.gateways import UNANSWERED, Outgoing, Result, Unanswered, json_answer
+from connectors.sms.gateways import UNANSWERED, Outgoing, Result, Unanswered, json_answer, unanswered
 from connectors.sms.transport import Endpoints
 
 GENERIC_FIELDS = ("order_id", "token", "sign", "template_code", "params", "out_id")
@@ -81,9 +81,7 @@ class PlatformChannel:
             kwargs = self.module.batch_request(self.spec, self.secrets, items, self.clock())
             status, body = await self.http.post(self.spec.batch_url, self.spec.timeout_s, **kwargs)
         except UNANSWERED as exc:
-            failed = Result(False, "network", f"{exc.__class__.__name__}: {exc}"[:200], elsewhere=True,
-                            unhealthy=True, latency_ms=(time.monotonic() - started) * 1000)
-            return [failed] * len(messages)
+            return [unanswered(exc, started)] * len(messages)
         return self.module.batch_result(status, body, started, [m.key for m in messages])
 
     async def send(self, message: Outgoing) -> Result:
@@ -101,5 +99,4 @@ class PlatformChannel:
             status, body = await self.http.post(self.spec.url, self.spec.timeout_s, data=payload, headers=headers)
             return generic_result(status, body, started)
         except UNANSWERED as exc:
-            return Result(False, "network", f"{exc.__class__.__name__}: {exc}"[:200], elsewhere=True,
-                          unhealthy=True, latency_ms=(time.monotonic() - started) * 1000)
+            return unanswered(exc, started)

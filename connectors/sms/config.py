@@ -29,7 +29,7 @@ class GatewaySpec(BaseModel):
     secret_env: str  # the variable holding the AccessKeySecret / SecretKey
     app_id: str | None = None  # Tencent SmsSdkAppId
     region: str | None = None
-    timeout_s: float = 2.0  # a slower answer counts as a failure and the message fails over
+    timeout_s: float = 2.0  # no answer by then: the message is in doubt, checked with the gateways, not failed over
     max_batch: int = 1  # numbers per request for messages of one template and the same parameters
     concurrency: int = 64  # requests in flight
     down_after: int = 3  # failures in a row that mark the gateway down ...

@@ -2,8 +2,9 @@
 SMS (SendSms 2021-01-11, TC3-HMAC-SHA256), erp_and_messaging.md §4.
 
 A gateway never raises for a refused message: it answers a `Result` per number saying whether another gateway may
-take it (`elsewhere`: flow control, the gateway down, a sign or template this gateway does not know) and whether
-the failure counts against the gateway's health (`unhealthy`: it did not answer, or answered 5xx). The number
+take it (`elsewhere`: flow control, the gateway down, a sign or template this gateway does not know), whether
+the failure counts against the gateway's health (`unhealthy`: it did not answer, or answered 5xx) and whether the
+gateway may have taken it all the same (`in_doubt`: the request left and no answer came). The number
 lives only in the request; nothing here logs it. Each request carries the message's idempotency key as
 `OutId` / `SessionContext`.
 """
@@ -72,13 +73,18 @@ class Result:
     provider_id: str | None = None  # Aliyun BizId, Tencent SerialNo, a platform's message id
     elsewhere: bool = False  # another provider may take this message
     unhealthy: bool = False  # the provider itself is in trouble (counts towards marking it down)
+    in_doubt: bool = False  # the request left and no answer came: the provider may have taken the message
     latency_ms: float = 0.0
     extra: dict = field(default_factory=dict)
 
 
-def _transport(exc: BaseException, started: float) -> Result:
-    return Result(False, "network", f"{exc.__class__.__name__}: {exc}"[:200], elsewhere=True, unhealthy=True,
-                  latency_ms=(time.monotonic() - started) * 1000)
+def unanswered(exc: BaseException, started: float) -> Result:
+    """A call that got no HTTP answer. Whether it may be tried elsewhere depends on whether the request left: one
+    that never did (no connection) may; one that did is in doubt (the provider may be sending it) and must be
+    checked with the provider before anything is sent again."""
+    sent = getattr(exc, "sent", True)
+    return Result(False, "network", f"{exc.__class__.__name__}: {exc}"[:200], elsewhere=not sent, unhealthy=True,
+                  in_doubt=sent, latency_ms=(time.monotonic() - started) * 1000)
 
 
 def e164(phone: str) -> str:
@@ -100,6 +106,8 @@ def json_answer(status: int, body: bytes, started: float, expect: str | None = N
     """A provider's JSON object answer and the call's latency in ms; raises `Unanswered` (holding the Result) for
     a 5xx or 429, or a body that is not a JSON object (with the key `expect`)."""
     latency = (time.monotonic() - started) * 1000
+    if status == 504:  # a proxy gave up waiting for the provider, which may still take the message
+        raise Unanswered(Result(False, "http_504", "HTTP 504", unhealthy=True, in_doubt=True, latency_ms=latency))
     if status >= 500 or status == 429:
         raise Unanswered(Result(False, f"http_{status}", f"HTTP {status}", elsewhere=True, unhealthy=True,
                                 latency_ms=latency))
@@ -181,7 +189,7 @@ class AliyunGateway:
         try:
             status, body = await self._post_signed(self.send_params(batch, out_id or batch[0].key, sign=False))
         except UNANSWERED as exc:
-            return [_transport(exc, started)] * len(batch)
+            return [unanswered(exc, started)] * len(batch)
         return [aliyun_result(status, body, started)] * len(batch)
 
     async def find(self, phone: str, out_id: str, at_ms: int, text: str | None = None) -> Result | None:
@@ -280,7 +288,7 @@ class TencentGateway:
         try:
             status, raw = await self._call("SendSms", body)
         except UNANSWERED as exc:
-            return [_transport(exc, started)] * len(batch)
+            return [unanswered(exc, started)] * len(batch)
         return tencent_results(status, raw, batch, started)
 
     async def find(self, phone: str, out_id: str, at_ms: int, text: str | None = None) -> Result | None:

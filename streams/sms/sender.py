@@ -5,7 +5,10 @@ message is claimed — a `sending` receipt acknowledged by the broker — before
 request, a replayed topic or a restart after kill -9 finds the key taken; a claim without an outcome (the process
 died during the call) is checked with the gateways (`QuerySendDetails`, `PullSmsSendStatusByPhoneNumber` by the
 out id) once it is older than their timeout, and sent only if no gateway has it. A platform channel cannot be
-asked, so such a message is recorded `failed` (`interrupted`) rather than risk a second text.
+asked, so such a message is recorded `failed` (`interrupted`) rather than risk a second text. A call whose
+request left but got no answer (a timeout, a dropped connection, a 504) is the same case without a restart: it
+is never tried again nor failed over, but checked the same way once the gateways' timeout has passed; only a
+call that never left (no connection) goes to the next gateway or is retried.
 
 The number is resolved here only (`contacts`), used for the provider call and the keyed hash, and dropped; a
 message waiting for its window keeps no number and resolves it again when it leaves. The rules
@@ -84,7 +87,8 @@ class SenderSettings:
 @dataclass
 class Pending:
     """A request waiting: for its window (no number kept), to be tried again after every provider failed, or
-    (`reconcile`) a claim of an earlier run to be checked with the gateways first."""
+    (`reconcile`) a claim without an outcome (an earlier run's, or a call that got no answer) to be checked with
+    the gateways first."""
 
     due: int
     request: dict
@@ -457,6 +461,12 @@ class SenderService:
             await self.outbox.write([evolve(claim, "sent", now, provider=provider, code=result.code,
                                             provider_id=result.provider_id, attempts=history, sent_at=now,
                                             out_id=None if out_id == request["key"] else out_id)])
+        elif result.in_doubt:  # the provider may be sending it: ask it first, as after a restart, never call again
+            await self.outbox.write([evolve(claim, "sending", now, provider=provider, code=result.code,
+                                            reason=f"in doubt: {result.error}", attempts=history)])
+            self.waiting[request["key"]] = Pending(now + self._settle_ms(), request, attempts, reconcile=True)
+            log.warning("短信 %s: %s 未应答，核对前不重发 no answer from %s; checked with it before anything is sent "
+                        "again", request["key"], provider, provider)
         elif result.elsewhere and now - request["created_at"] < GIVE_UP_MS and self._owns(request["key"]):
             delay = min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** attempts)
             self.waiting[request["key"]] = Pending(now + delay, request, attempts + 1)
@@ -507,7 +517,8 @@ class SenderService:
             self.waiting[key] = Pending(claim["at"] + settle, request, reconcile=True)
             return
         if request["channel"] != "gateway":  # a platform channel cannot be asked: never risk a second text
-            await self.outbox.write([evolve(claim, "failed", now, reason="interrupted", code="interrupted")])
+            await self.outbox.write([evolve(claim, "failed", now, code="interrupted",
+                                            reason=f"{claim.get('reason') or 'interrupted'}; not sent again")])
             return
         try:
             to, _, _ = await self._resolve(request)

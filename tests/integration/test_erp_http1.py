@@ -66,14 +66,16 @@ async def test_no_answer_in_time_fails_what_was_in_flight(server):
     behind = client.send(client.prepare([], b"behind"))
     results = await asyncio.gather(slow, behind, return_exceptions=True)
     assert all(isinstance(r, TransportError) and "no answer within 0.3s" in str(r) for r in results)
+    assert all(r.sent for r in results)  # they left: the server may have handled them
     assert (await client.send(client.prepare([], b"later"))).body == b"later"
     await client.close()
 
 
 async def test_a_closed_port_is_a_transport_error():
     client = Http1Client(f"http://127.0.0.1:{free_port()}/x", connect_timeout=2)
-    with pytest.raises(TransportError, match="cannot connect"):
+    with pytest.raises(TransportError, match="cannot connect") as raised:
         await client.send(client.prepare([], b"x"))
+    assert not raised.value.sent  # it never left
     await client.close()
 
 

@@ -158,6 +158,31 @@ async def test_a_sender_killed_mid_batch_never_sends_twice(kafka_bootstrap, topi
             (tmp_path / "sender2.log").read_text().count("found sent by") >= 3
 
 
+async def test_a_call_that_got_no_answer_is_checked_and_never_sent_again(kafka_bootstrap, topics, tmp_path):
+    """The gateway and the platform channel answer after the sender's timeout, having taken the messages all the
+    same. No message is failed over or retried: the gateway's are found there by their out id, and the platform's
+    (a channel that cannot be asked) are recorded failed rather than risk a second text."""
+    now = int(time.time() * 1000)
+    async with hub_running(kafka_bootstrap, topics, tmp_path, receipt_delay_s=600) as (hub, receipts):
+        await hub.control("/_sim/faults", {"provider": "aliyun", "kind": "slow", "count": 3, "seconds": 2.6})
+        await hub.control("/_sim/faults", {"provider": "taobao", "kind": "slow", "count": 1, "seconds": 2.6})
+        hub.publish_events(hub.shopify_orders("sp-slow", 3, now) + hub.taobao_orders("tb-slow", 2, now), now)
+        latest = await _until(receipts, lambda r: len(r) == 5 and all(
+            x["status"] in ("sent", "failed") for x in r.values()), timeout=90)
+        await asyncio.sleep(3.0)  # time for any second call to arrive
+        sent = await hub.messages()
+        assert sorted(m["out_id"] for m in sent) == sorted(latest)  # every message received exactly once
+        assert {m["provider"] for m in sent} == {"aliyun", "taobao"}  # none failed over to the second gateway
+        gateway = [r for r in latest.values() if r["channel"] == "gateway"]
+        assert [(r["status"], r["provider"]) for r in gateway] == [("sent", "aliyun")] * 3
+        assert all(r["reason"].startswith("in doubt: TransportError: no answer within 2s") for r in gateway)
+        assert (tmp_path / "sender.log").read_text().count("found sent by aliyun") == 3
+        platform = [r for r in latest.values() if r["channel"] == "platform"]
+        doubted = [r for r in platform if r["status"] == "failed"]
+        assert doubted and all(r["code"] == "interrupted" and r["reason"].endswith("not sent again") for r in doubted)
+        assert all(r["status"] == "sent" for r in platform if r not in doubted)
+
+
 async def _stats_of(url: str) -> dict:
     try:
         return await asyncio.get_running_loop().run_in_executor(None, lambda: http_json(f"{url}/sms/stats"))

@@ -17,9 +17,10 @@ from connectors.sms.callbacks import (
     tencent_replies,
     tencent_reports,
 )
-from connectors.sms.gateways import AliyunGateway, Outgoing, aliyun_result, tencent_results
+from connectors.sms.gateways import AliyunGateway, Outgoing, aliyun_result, tencent_results, unanswered
 from connectors.sms.signing import tc3_authorization, tc3_signature, tc3_string_to_sign
 from connectors.sms.simulator import platform_report
+from connectors.sms.transport import TransportError
 from projections.clickhouse.ddl import TABLE_COLUMNS
 from projections.clickhouse.rows import sms_message_row
 from streams.derive import derive_events
@@ -79,6 +80,15 @@ def test_aliyun_answers_say_who_may_take_the_message():
     assert (bad.code, bad.elsewhere) == ("isv.MOBILE_NUMBER_ILLEGAL", False)  # no gateway takes a bad number
     down = aliyun_result(503, b"503 Service Temporarily Unavailable", 0)
     assert down.elsewhere and down.unhealthy
+    proxy = aliyun_result(504, b"504 Gateway Time-out", 0)  # the gateway behind may still take it
+    assert (proxy.elsewhere, proxy.in_doubt) == (False, True)
+
+
+def test_a_call_without_an_answer_goes_elsewhere_only_when_it_never_left():
+    never_left = unanswered(TransportError("cannot connect to 127.0.0.1:1", sent=False), 0)
+    assert (never_left.elsewhere, never_left.in_doubt, never_left.unhealthy) == (True, False, True)
+    timed_out = unanswered(TransportError("no answer within 2s"), 0)
+    assert (timed_out.elsewhere, timed_out.in_doubt, timed_out.unhealthy) == (False, True, True)
 
 
 def test_tencent_answers_per_number():
