@@ -114,10 +114,10 @@ def _sub(pattern: re.Pattern, mask, folded: str, text: str) -> tuple[str, str]:
     return "".join(out_folded), "".join(out_text)
 
 
-# (digits a match holds at least, text one of them needs or () for none, pattern, mask): an ID card 17 and a
+# (digits a match holds at least, text one of them needs or None, pattern, mask): an ID card 17 and a
 # check character, a mobile 11; every landline holds a 0 (its area code, or 0086) or writes +86
-_NUMBER_RULES = ((17, (), _ID_CARD, _mask_id_card), (11, (), _MOBILE, _mask_mobile),
-                 (10, ("0", "+86"), _LANDLINE, _mask_landline))
+_NUMBER_RULES = ((17, None, _ID_CARD, _mask_id_card), (11, None, _MOBILE, _mask_mobile),
+                 (10, re.compile(r"0|\+86"), _LANDLINE, _mask_landline))
 _HOUSE_MARKER = re.compile("[号栋幢单元室层楼弄]")  # one C scan; the house-number rule needs one of these
 
 
@@ -136,7 +136,7 @@ def mask_free_text(text: str | None) -> str | None:
         folded, text = _sub(_EMAIL, _mask_email, folded, text)
     if digits >= 10:  # every phone and ID card this recognises has at least 10 digits
         for least, needs, pattern, mask in _NUMBER_RULES:
-            if digits >= least and (not needs or any(hint in folded for hint in needs)):
+            if digits >= least and (needs is None or needs.search(folded) is not None):
                 folded, text = _sub(pattern, mask, folded, text)
     if _HOUSE_MARKER.search(folded) is not None:
         folded, text = _sub(_HOUSE_NUMBER, _star_digits, folded, text)
