@@ -50,7 +50,8 @@ class Platform:
 
 def discover(directories) -> dict[str, Platform]:
     """The platform folders in `directories` (the first of a code wins), checked: a bad manifest, a code
-    or alias two folders claim, or a simulator port two folders want raises ManifestError."""
+    or alias two folders claim, a simulator port two folders want, or a hand-made sample that is not in
+    samples/ raises ManifestError."""
     found: dict[str, Platform] = {}
     for info in pkgutil.iter_modules([str(d) for d in directories]):
         folder = Path(info.module_finder.path) / info.name
@@ -61,6 +62,9 @@ def discover(directories) -> dict[str, Platform]:
     ports: dict[int, str] = {}
     for code, platform in sorted(found.items()):
         where = platform.folder / "manifest.toml"
+        for name in platform.manifest.hand_made_samples:
+            if not (platform.folder / "samples" / name).is_file():
+                raise ManifestError(f"{where}: hand_made_samples names {name!r}, which is not in samples/")
         for name in (code, *platform.manifest.aliases):
             if name in owner:
                 raise ManifestError(f"{where}: platform code {name!r} is already taken by {owner[name]}")

@@ -86,6 +86,10 @@ class Manifest(_Strict):
     qimen_source_code: str = Field("OTHER", pattern=r"^[A-Z][A-Z0-9_]*$",
                                    description="sourcePlatformCode of Qimen (奇门) delivery orders: TB, JD, ...")
     unverified: list[str] = Field(default_factory=list, description="dotted keys of facts not confirmed")
+    hand_made_samples: list[str] = Field(
+        default_factory=list, description="files in samples/ written by hand to cover edge cases rather than "
+                                          "recorded from the API: tested like the others, but the mapping "
+                                          "bench's figure is taken on recorded pages")
     amount_identity_exception: str | None = Field(
         None, pattern=r"^[^\n]*\S[^\n]*$",
         description="why items_total + shipping_fee - discount_total + tax_total may differ from paid_total "

@@ -168,7 +168,8 @@ def every_platform(bootstrap: str, broker_pid: int | None, workdir: Path, orders
     workload of all of them, on a fresh normalizer and projector. Returns the mixed figures and a summary
     of both for the last line."""
     costs = platforms_bench.mapping_costs()
-    _say("mapping cost per order  one core, each platform's recorded list pages mapped over and over:")
+    _say("mapping cost per order  one core, each platform's recorded list pages mapped over and over (beside it, "
+         "with its hand-made edge-case pages counted too):")
     for line in platforms_bench.mapping_table(costs):
         _say(line)
     worst = max(costs, key=lambda c: c.ratio or 0.0)

@@ -94,6 +94,15 @@ def test_two_folders_claiming_one_alias_or_port_are_refused(tmp_path):
         platforms.discover([ROOT, tmp_path])
 
 
+def test_hand_made_samples_must_be_in_the_folders_samples(tmp_path):
+    _copy(tmp_path, "taobaocopy", edit=lambda t: _without_alias_and_port(t).replace(
+        "trades_sold_increment_get.xml", "trades_sold_increment_got.xml"))
+    with pytest.raises(ManifestError, match="hand_made_samples names 'trades_sold_increment_got.xml', which is "
+                                            "not in samples/"):
+        platforms.discover([tmp_path])
+    assert "trades_sold_increment_get.xml" in platforms.manifest("taobao").hand_made_samples
+
+
 def test_local_simulators_default_to_the_manifests_ports(monkeypatch):
     assert default_simulators() == {code: f"http://127.0.0.1:{p.manifest.sim_port}"
                                     for code, p in platforms.registry().items()}
