@@ -105,6 +105,12 @@ def _secret(environ: Mapping[str, str], name: str | None, what: str) -> str | No
     return value
 
 
+def _call_started(record: Mapping) -> int:
+    """When the last provider call of a message started (the report of an in-doubt call has no sent time)."""
+    attempts = record.get("attempts") or []
+    return attempts[-1]["started_at"] if attempts else record["at"]
+
+
 def _now() -> int:
     return int(time.time() * 1000)
 
@@ -559,7 +565,8 @@ class SenderService:
                 continue  # a report pushed again
             status = "delivered" if report.delivered else "failed"
             records.append(evolve(held, status, now, code=report.code, reported_at=report.reported_at or now,
-                                  reason=None if report.delivered else f"report {report.code}"))
+                                  reason=None if report.delivered else f"report {report.code}",
+                                  sent_at=held.get("sent_at") or _call_started(held)))
         await self.outbox.write(records)
         self.counts["reports"] += len(records)
         self.counts["reports_unmatched"] += unmatched

@@ -183,6 +183,22 @@ async def test_a_call_that_got_no_answer_is_checked_and_never_sent_again(kafka_b
         assert all(r["status"] == "sent" for r in platform if r not in doubted)
 
 
+async def test_a_report_settles_a_call_in_doubt_before_the_check(kafka_bootstrap, topics, tmp_path):
+    """The gateway answers late but reports the delivery within a second: the report settles the message (sent
+    when its call started), and no check or second call follows."""
+    now = int(time.time() * 1000)
+    async with hub_running(kafka_bootstrap, topics, tmp_path, receipt_delay_s=0.5) as (hub, receipts):
+        await hub.control("/_sim/faults", {"provider": "aliyun", "kind": "slow", "count": 2, "seconds": 2.6})
+        hub.publish_events(hub.shopify_orders("sp-late", 2, now), now)
+        latest = await _until(receipts, lambda r: len(r) == 2 and all(
+            x["status"] == "delivered" for x in r.values()), timeout=60)
+        await asyncio.sleep(8.0)  # past the gateways' timeout and the slack: when a check would have run
+        assert sorted(m["out_id"] for m in await hub.messages()) == sorted(latest)
+        for record in latest.values():
+            assert record["provider"] == "aliyun" and record["attempts"][-1]["started_at"] == record["sent_at"]
+        assert "found sent by" not in (tmp_path / "sender.log").read_text()
+
+
 async def _stats_of(url: str) -> dict:
     try:
         return await asyncio.get_running_loop().run_in_executor(None, lambda: http_json(f"{url}/sms/stats"))
