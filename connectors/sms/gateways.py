@@ -246,7 +246,8 @@ def tencent_results(status: int, body: bytes, batch: Sequence[Outgoing], started
     for i, message in enumerate(batch):
         item = by_phone.get(e164(message.to)) or (statuses[i] if i < len(statuses) else None)
         if item is None:
-            out.append(Result(False, "missing", "no SendStatus for this number", elsewhere=True, latency_ms=latency))
+            # answered without a word on this number: it may have been taken, so it is in doubt, not sent again
+            out.append(Result(False, "missing", "no SendStatus for this number", in_doubt=True, latency_ms=latency))
         else:
             out.append(tencent_code_result(str(item.get("Code")), str(item.get("Message", "")), latency,
                                            item.get("SerialNo")))

@@ -102,7 +102,7 @@ class Batcher:
             self.requests += 1
             results = await self.send_many(messages, out_id)
         first = results[0]
-        if not first.ok and not first.unhealthy and all(r == first for r in results):
+        if not first.ok and not first.unhealthy and not first.in_doubt and all(r == first for r in results):
             return list(await asyncio.gather(*(self._one(m) for m in messages)))
         return [(r, out_id or m.key) for r, m in zip(results, messages, strict=True)]
 

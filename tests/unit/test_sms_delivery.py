@@ -102,6 +102,10 @@ def test_tencent_answers_per_number():
     auth = {"Response": {"Error": {"Code": "AuthFailure.SignatureFailure", "Message": "x"}}}
     (result,) = tencent_results(200, orjson.dumps(auth), [message], 0)
     assert result.elsewhere and result.unhealthy
+    other = Outgoing("TL-SMS-000126", "13900139000", "【通路商城】", "2187654", ())
+    answered = {"Response": {"SendStatusSet": [{"PhoneNumber": "+8613800138000", "Code": "Ok", "SerialNo": "s1"}]}}
+    found, unmentioned = tencent_results(200, orjson.dumps(answered), [message, other], 0)
+    assert found.ok and (unmentioned.in_doubt, unmentioned.elsewhere) == (True, False)  # it may have gone out
 
 
 # -- pushes -------------------------------------------------------------------------------------------------------

@@ -75,7 +75,8 @@ def batch_result(status: int, body: bytes, started: float, keys: list[str]) -> l
     for key in keys:
         item = by_key.get(key)
         if item is None:
-            out.append(Result(False, "missing", "no result for this message", elsewhere=True, latency_ms=latency))
+            # answered without a word on this message: it may have been taken, so it is in doubt, not sent again
+            out.append(Result(False, "missing", "no result for this message", in_doubt=True, latency_ms=latency))
         elif item.get("success"):
             out.append(Result(True, "OK", provider_id=item.get("module"), latency_ms=latency))
         else:
