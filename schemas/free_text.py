@@ -27,7 +27,7 @@ import re
 
 # full-width digits and signs -> ASCII, one character for one, so that match positions stay valid
 _FOLD = str.maketrans("０１２３４５６７８９＋－（）ＸｘＥＸＴ", "0123456789+-()XxEXT")
-_FOLDED = frozenset("０１２３４５６７８９＋－（）ＸｘＥＸＴ")
+_FOLDABLE = re.compile("[０１２３４５６７８９＋－（）ＸｘＥＸＴ]")  # a C scan: a third of a set's per-character test
 _SEP = "[ \u3000\u00a0\\-\u2010\u2011\u2012\u2013\u2014\u2015.]"  # at most one between two digits
 _D = "[0-9]"
 
@@ -41,13 +41,15 @@ def _digits(count: str) -> str:
 
 _NO_DIGIT_BEFORE = "(?<![0-9])"
 _NO_DIGIT_AFTER = "(?![0-9])"
+# each number pattern starts with a lookahead for the characters it can begin with, so that the engine skips
+# every other position at one test instead of trying each optional prefix there (a third of a mobile's search)
 _MOBILE = re.compile(
-    _NO_DIGIT_BEFORE
+    "(?=[(+081])" + _NO_DIGIT_BEFORE
     + rf"(?:(?:\(\+?86\)|\+86|0086|86){_SEP}?)?"
     + rf"(?P<national>1{_SEP}?[3-9](?:{_SEP}?{_D}){{9}})"
     + _NO_DIGIT_AFTER)
 _LANDLINE = re.compile(
-    _NO_DIGIT_BEFORE
+    "(?=[+0(])" + _NO_DIGIT_BEFORE
     + rf"(?:(?:\+86|0086){_SEP}?(?P<area_intl>[1-9]{_D}{{1,2}})|(?P<area>\(0[1-9]{_D}{{1,2}}\)|0[1-9]{_D}{{1,2}}))"
     + rf"{_SEP}?(?P<local>{_D}(?:{_SEP}?{_D}){{6,7}})"
     + rf"(?:{_SEP}?(?:转|ext\.?|EXT\.?|-){_SEP}?{_D}{{1,5}})?"
@@ -59,7 +61,9 @@ _ID_CARD = re.compile(
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+")
 _HOUSE_NUMBER = re.compile(
     rf"(?:(?<=[路街巷弄村])|(?<=大道|胡同))\s?{_D}+(?:-{_D}+)?(?=\s?号)"
-    rf"|{_D}+(?:-{_D}+)?(?=\s?(?:号楼|号院|栋|幢|单元|室|层|楼|弄))")
+    # from the start of a digit run only: a later start finds nothing the run's start does not, and trying each
+    # one made a long number (an order id beside 订单's 单) cost its length squared
+    rf"|(?<![0-9]){_D}+(?:-{_D}+)?(?=\s?(?:号楼|号院|栋|幢|单元|室|层|楼|弄))")
 
 
 def _only_digits(text: str) -> str:
@@ -131,7 +135,7 @@ def mask_free_text(text: str | None) -> str | None:
     has_at = "@" in text
     if not digits and not has_at:
         return text  # the common case costs one pass over the text
-    folded = text if plain and _FOLDED.isdisjoint(text) else text.translate(_FOLD)
+    folded = text if plain and _FOLDABLE.search(text) is None else text.translate(_FOLD)
     if has_at:
         folded, text = _sub(_EMAIL, _mask_email, folded, text)
     if digits >= 10:  # every phone and ID card this recognises has at least 10 digits
