@@ -138,12 +138,12 @@ class Projector:
                 for where, why in self.sink.take_rejected():  # order events found undecodable in the sink
                     self._reject(where, why)
                     taken[self._events_topic] -= 1
-                self._count(taken)
                 try:
                     consumer.commit(asynchronous=False)
                     self.commits += 1
                 except KafkaException as exc:  # e.g. partitions revoked meanwhile; the replay is harmless
                     log.warning("offset commit failed, batch will be replayed: %s", exc)
+                self._count(taken)  # after the commit: whoever sees the count sees the batch settled
         except Exception:
             log.exception("projector consumer thread crashed")
         finally:
