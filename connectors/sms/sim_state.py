@@ -8,6 +8,8 @@ approved. Buyers' numbers are kept in memory only — the simulator stands for t
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable
@@ -55,7 +57,9 @@ class SimState:
         self._nonce_times: deque[tuple[float, str]] = deque()
         self._faults: dict[str, deque[tuple[str, float]]] = {}
         self._failing_receipts: dict[str, int] = {}
-        self.pending_reports: deque[tuple[float, str, dict, int]] = deque()  # (due, provider, message, tries)
+        # (due, order of arrival, provider, message, tries): a heap, as a retry may be due after later reports
+        self.pending_reports: list[tuple[float, int, str, dict, int]] = []
+        self._arrival = itertools.count()
         self.report_fields: dict[str, dict[str, str]] = {}  # platform -> its report's names for ours
         self.pushed = self.push_failures = 0
 
@@ -121,7 +125,7 @@ class SimState:
             self._by_out_id.setdefault(out_id, []).append(message)
         self._by_phone.setdefault(to[-11:], deque(maxlen=200)).append(message)
         if report and self.callbacks.get(provider, {}).get("report"):
-            self.pending_reports.append((now + self.receipt_delay_s, provider, message, 0))
+            self.report_at(now + self.receipt_delay_s, provider, message)
         return message
 
     def listed(self, provider: str | None = None, out_id: str | None = None) -> list[dict]:
@@ -167,6 +171,18 @@ class SimState:
         queue = self._faults.setdefault(provider, deque())
         queue.extend([(kind, seconds)] * count)
         return len(queue)
+
+    def report_at(self, due: float, provider: str, message: dict, tries: int = 0) -> None:
+        """Push the report of `message` at `due` (`tries`: the pushes that failed so far)."""
+        heapq.heappush(self.pending_reports, (due, next(self._arrival), provider, message, tries))
+
+    def due_reports(self, now: float) -> list[tuple[str, dict, int]]:
+        """(provider, message, tries) of the reports due by `now`, taken off the queue in due order."""
+        due = []
+        while self.pending_reports and self.pending_reports[0][0] <= now:
+            _, _, provider, message, tries = heapq.heappop(self.pending_reports)
+            due.append((provider, message, tries))
+        return due
 
     def clear_faults(self) -> None:
         self._faults.clear()

@@ -11,8 +11,9 @@ Real-looking APIs (erp_and_messaging.md §4 and the fixtures in shared/fixtures/
 - platform channels: a folder's own (`sms_channel.sim_routes`, e.g. Taobao's TOP `/router/rest`), and
   `POST /platform/{platform}/sms/send` (the generic channel) for the others.
 - Delivery reports pushed after `receipt_delay_s` to each provider's report URL, merged into JSON arrays as
-  Aliyun's SmsReport HTTP batch push and Tencent's status callback do, re-pushed up to 3 times on failure; the
-  platform channels push theirs the same way in the configurable shape of `platform_report` (unverified).
+  Aliyun's SmsReport HTTP batch push and Tencent's status callback do, pushed again on failure (5 tries in all,
+  after the receiver's Retry-After when it gives one); the platform channels push theirs the same way in the
+  configurable shape of `platform_report` (unverified).
 
 Control (not part of any real service):
 - `GET /_sim/messages[?provider=&out_id=]` → {"messages":[{provider, to, sign, template, params, text, out_id,
@@ -289,6 +290,7 @@ def platform_report(message: dict, failed: bool, now: float, fields: dict[str, s
 
 
 REPORTS = {"aliyun": aliyun_report, "tencent": tencent_report}
+REPORT_TRIES = 5  # pushes of one report in all (the providers' own retry policy is not documented)
 
 
 def _report_of(state: SimState, provider: str):
@@ -296,22 +298,26 @@ def _report_of(state: SimState, provider: str):
                                                                            state.report_fields.get(provider)))
 
 
-async def _push(session: aiohttp.ClientSession, url: str, body) -> bool:
+async def _push(session: aiohttp.ClientSession, url: str, body) -> tuple[bool, float]:
+    """(acknowledged, seconds before pushing again: the receiver's Retry-After, else 1)."""
     try:
         async with session.post(url, json=body, timeout=aiohttp.ClientTimeout(total=3)) as resp:
+            again = float(resp.headers["Retry-After"]) if resp.headers.get("Retry-After", "").isdigit() else 1.0
+            if resp.status != 200:
+                return False, again
             answer_body = await resp.json(content_type=None)
-            return resp.status == 200 and isinstance(answer_body, dict) and (
-                answer_body.get("code") == 0 or answer_body.get("result") == 0)
+            return isinstance(answer_body, dict) and (
+                answer_body.get("code") == 0 or answer_body.get("result") == 0), again
     except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
-        return False
+        return False, 1.0
 
 
 async def push_due_reports(state: SimState, session: aiohttp.ClientSession) -> int:
-    """Push every report that is due, one JSON array per provider; failed pushes are retried (3 tries)."""
+    """Push every report that is due, one JSON array per provider; failed pushes are retried (`REPORT_TRIES` in
+    all), after the receiver's Retry-After when it gives one."""
     now = state.clock()
     due: dict[str, list[tuple[dict, int]]] = {}
-    while state.pending_reports and state.pending_reports[0][0] <= now:
-        _, provider, message, tries = state.pending_reports.popleft()
+    for provider, message, tries in state.due_reports(now):
         due.setdefault(provider, []).append((message, tries))
     pushed = 0
     for provider, items in due.items():
@@ -322,11 +328,14 @@ async def push_due_reports(state: SimState, session: aiohttp.ClientSession) -> i
             body.append(report(message, failed, now))
         for start in range(0, len(body), 1000):
             chunk = items[start:start + 1000]
-            if await _push(session, state.callbacks[provider]["report"], body[start:start + 1000]):
+            ok, again = await _push(session, state.callbacks[provider]["report"], body[start:start + 1000])
+            if ok:
                 pushed += len(chunk)
             else:
                 state.push_failures += 1
-                state.pending_reports.extend((now + 1.0, provider, m, t + 1) for m, t in chunk if t < 2)
+                for message, tries in chunk:
+                    if tries < REPORT_TRIES - 1:
+                        state.report_at(now + again, provider, message, tries + 1)
     state.pushed += pushed
     return pushed
 
@@ -387,7 +396,7 @@ async def _uplink(request: web.Request) -> web.Response:
     if not url:
         return web.json_response({"ok": False, "error": f"no uplink URL configured for {provider}"}, status=409)
     async with aiohttp.ClientSession() as session:
-        ok = await _push(session, url, uplink_body(provider, phone, text, state.clock()))
+        ok, _ = await _push(session, url, uplink_body(provider, phone, text, state.clock()))
     return web.json_response({"ok": ok})
 
 

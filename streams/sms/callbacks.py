@@ -2,8 +2,10 @@
 
 `POST /sms/{provider}/report/{token}` and `POST /sms/{provider}/uplink/{token}` (provider aliyun or tencent, and
 for reports also a platform whose official channel pushes them, e.g. taobao; the token is `TONGLU_SMS_CALLBACK_TOKEN`, put into the URL given to the provider's console, since neither provider
-signs its pushes). A wrong token is 401 and nothing is recorded; a push that is not the provider's shape is 400.
-Accepted pushes are answered as each provider expects, after they are on the broker.
+signs its pushes). A wrong token is 401 and nothing is recorded; a push that is not the provider's shape is 400;
+a push that comes while the sender is not running (still reading its ledger back after a start, or stopping) is
+503 with Retry-After, so the provider pushes it again rather than it be matched against half a ledger. Accepted
+pushes are answered as each provider expects, after they are on the broker.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from streams.sms.identity import is_opt_out
 log = logging.getLogger(__name__)
 SENDER = web.AppKey("sms_sender", object)
 TOKEN = web.AppKey("sms_callback_token", str)
+RETRY_AFTER_S = 5
 
 
 def report_path(provider: str, token: str) -> str:
@@ -37,7 +40,7 @@ def uplink_path(provider: str, token: str) -> str:
 
 
 def create_app(sender, token: str) -> web.Application:
-    """The receiver for `sender` (a SenderService: `reports`, `opt_out`, `stats`)."""
+    """The receiver for `sender` (a SenderService: `ready`, `reports`, `opt_out`, `stats`)."""
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app[SENDER], app[TOKEN] = sender, token
     app.router.add_post("/sms/{provider}/report/{token}", _report)
@@ -61,9 +64,13 @@ async def _body(request: web.Request, parsers: dict):
         log.warning("短信回调被拒 refused a %s push to %s: wrong callback token", provider, request.path.split("/")[3])
         raise web.HTTPUnauthorized(text="wrong callback token")
     try:
-        return provider, parsers[provider](orjson.loads(await request.read()))
+        parsed = parsers[provider](orjson.loads(await request.read()))
     except (orjson.JSONDecodeError, CallbackError) as exc:
         raise web.HTTPBadRequest(text=str(exc)[:200]) from None
+    if not request.app[SENDER].ready:
+        raise web.HTTPServiceUnavailable(text="sender starting or stopping: push again later",
+                                         headers={"Retry-After": str(RETRY_AFTER_S)})
+    return provider, parsed
 
 
 async def _report(request: web.Request) -> web.Response:

@@ -7,25 +7,31 @@ import urllib.error
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import pytest
 
 from connectors.sms.channels import PlatformChannel
 from connectors.sms.channels import channel_module as sms_channel_of
 from connectors.sms.contacts import seal_contact
 from connectors.sms.gateways import Outgoing
+from connectors.sms.sim_state import SimState
 from connectors.sms.simulator import create_app as sms_sim_app
+from connectors.sms.simulator import push_due_reports, uplink_body
 from connectors.sms.transport import Endpoints
 from infra.bench.sms_bench import with_gateway_batches
 from infra.broker import free_port
-from infra.sms_local import simulator_state
+from infra.sms_local import approved_templates, demo_secrets, simulator_state
 from schemas.codec import AvroCodec
-from schemas.sealing import EnvKeyProvider, Sealer
+from schemas.sealing import EnvKeyProvider, Opener, Sealer
+from streams.sms.callbacks import create_app as sender_callbacks
 from streams.sms.compose import build_request
 from streams.sms.identity import message_key
+from streams.sms.sender import SenderService, SenderSettings
 from streams.sms.templates import load_sms_config
 from tests.integration.helpers import TopicReader, publish, serve_app
 from tests.integration.sms_helpers import (
     CONFIG_PATH,
+    HASH_KEY,
     RAW_KEYS,
     TOKEN,
     http_json,
@@ -197,6 +203,33 @@ async def test_a_report_settles_a_call_in_doubt_before_the_check(kafka_bootstrap
         for record in latest.values():
             assert record["provider"] == "aliyun" and record["attempts"][-1]["started_at"] == record["sent_at"]
         assert "found sent by" not in (tmp_path / "sender.log").read_text()
+
+
+async def test_pushes_wait_while_the_sender_is_not_running(kafka_bootstrap, topics):
+    """A sender still reading its ledger back (or stopping) answers the providers' pushes 503 with Retry-After and
+    records nothing; the simulated gateway pushes the report again after that many seconds, as a provider would."""
+    config = load_sms_config(CONFIG_PATH, {})
+    service = SenderService(SenderSettings(
+        kafka_config={"bootstrap.servers": kafka_bootstrap}, topics=topics, config=config,
+        hash_key=HASH_KEY.encode(), environ=demo_secrets(config), opener=Opener(None)))
+    runner, base = await serve_app(sender_callbacks(service, TOKEN))
+    clock = [time.time()]
+    state = SimState(approved_templates(config), {"aliyun": {"report": f"{base}/sms/aliyun/report/{TOKEN}"}},
+                     receipt_delay_s=0.5, clock=lambda: clock[0])
+    try:
+        state.record("aliyun", "13800138000", "【通路好物】", "SMS_480001",
+                     {"shop_name": "通路好物", "order_no": "1", "amount": "9.90"}, "0" * 32, "1^0", report=True)
+        clock[0] += 1.0
+        async with aiohttp.ClientSession() as session:
+            assert await push_due_reports(state, session) == 0
+            assert state.push_failures == 1 and [due for due, *_ in state.pending_reports] == [clock[0] + 5]
+            reply = {"provider": "aliyun", "phone": "13800138000", "text": "TD"}
+            async with session.post(f"{base}/sms/aliyun/uplink/{TOKEN}", json=uplink_body(
+                    "aliyun", reply["phone"], reply["text"], clock[0])) as answer:
+                assert (answer.status, answer.headers["Retry-After"]) == (503, "5")
+        assert (service.counts["reports"], service.counts["opt_outs"]) == (0, 0)
+    finally:
+        await runner.cleanup()
 
 
 async def _stats_of(url: str) -> dict:
