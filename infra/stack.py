@@ -253,4 +253,8 @@ def up(settings: Settings, own_broker: bool, demo_rate: float) -> None:
     except KeyboardInterrupt:
         _say("stopping…")
     finally:
+        # a second Ctrl-C or SIGTERM (a terminal, make, a supervisor passing it on) must not cut the stop short
+        # and leave the workers running: stop() itself kills whoever does not stop within its grace
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
